@@ -1,0 +1,369 @@
+//! What every workload file shares: the command line, batch timing, statistics, the JSON line
+//! format of `shared/bench/WORKLOADS.md`, a counting allocator and the "other processes" check.
+//!
+//! Batch counts follow the anchors (`shared/anchors/go`, `shared/anchors/rust-peers`) so lines
+//! compare directly: micro benchmarks are calibrated to ~50 ms batches (10 ms with `--quick`),
+//! 11 batches (7); 100k/10k tree workloads 9 batches (7).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+// ===== command line =====
+
+/// What to run.
+#[derive(Debug)]
+pub(crate) struct Cfg {
+    /// `--quick`: about 15 s in all, smaller batches.
+    pub(crate) quick: bool,
+    /// `--only PREFIX` (repeatable, or comma-separated): workloads whose name starts with one.
+    pub(crate) only: Vec<String>,
+}
+
+impl Cfg {
+    pub(crate) fn from_args() -> Result<Cfg, String> {
+        let mut cfg = Cfg {
+            quick: false,
+            only: Vec::new(),
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--quick" | "-quick" => cfg.quick = true,
+                "--only" | "-only" => {
+                    let prefixes = args.next().ok_or("--only needs a PREFIX")?;
+                    cfg.only.extend(prefixes.split(',').filter(|p| !p.is_empty()).map(String::from));
+                }
+                "--help" | "-h" => {
+                    return Err("usage: ctxkit-bench [--quick] [--only PREFIX[,PREFIX...]]...".into())
+                }
+                other => return Err(format!("unknown argument {other:?}; try --help")),
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Whether any of `workloads` is selected.
+    pub(crate) fn want(&self, workloads: &[&str]) -> bool {
+        self.only.is_empty() || workloads.iter().any(|w| self.only.iter().any(|p| w.starts_with(p.as_str())))
+    }
+
+    /// `full` normally, `quick` with `--quick`.
+    pub(crate) fn pick<T>(&self, full: T, quick: T) -> T {
+        if self.quick {
+            quick
+        } else {
+            full
+        }
+    }
+
+    /// Runs in a micro benchmark.
+    pub(crate) fn micro_runs(&self) -> usize {
+        self.pick(11, 7)
+    }
+
+    /// Target length of one micro batch.
+    pub(crate) fn micro_target(&self) -> Duration {
+        Duration::from_millis(self.pick(50, 10))
+    }
+
+    /// Runs of a 100k/10k tree workload.
+    pub(crate) fn heavy_runs(&self) -> usize {
+        self.pick(9, 7)
+    }
+}
+
+// ===== statistics =====
+
+/// The figures of one JSON line.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stats {
+    pub(crate) value: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+    pub(crate) runs: usize,
+}
+
+/// Median, min and max of batch figures.
+pub(crate) fn stats(samples: &[f64]) -> Stats {
+    assert!(!samples.is_empty(), "no samples");
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let value = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
+    Stats {
+        value,
+        min: sorted[0],
+        max: sorted[n - 1],
+        runs: n,
+    }
+}
+
+/// Nearest-rank percentile (`p` in 0..=100) of unsorted samples.
+pub(crate) fn percentile(samples: &[f64], p: f64) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+// ===== output =====
+
+fn number(x: f64) -> String {
+    if !x.is_finite() {
+        "null".into()
+    } else if x.abs() >= 1.0 || x == 0.0 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.5}")
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Prints one JSON line on stdout. `stats: None` prints `"value":null` (with a note saying why).
+pub(crate) fn emit(workload: &str, implementation: &str, metric: &str, stats: Option<Stats>, note: &str) {
+    let mut line = format!(
+        "{{\"workload\":{},\"impl\":{},\"metric\":{},",
+        json_string(workload),
+        json_string(implementation),
+        json_string(metric)
+    );
+    match stats {
+        Some(s) => line.push_str(&format!(
+            "\"value\":{},\"min\":{},\"max\":{},\"runs\":{}",
+            number(s.value),
+            number(s.min),
+            number(s.max),
+            s.runs
+        )),
+        None => line.push_str("\"value\":null,\"min\":null,\"max\":null,\"runs\":0"),
+    }
+    if !note.is_empty() {
+        line.push_str(&format!(",\"note\":{}", json_string(note)));
+    }
+    line.push('}');
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Progress on stderr.
+pub(crate) fn progress(message: &str) {
+    eprintln!("[ctxkit-bench] {message}");
+}
+
+// ===== timing =====
+
+/// Runs `f` once as a warm-up, then `runs` times; returns each run's figure.
+pub(crate) fn batches(runs: usize, mut f: impl FnMut() -> f64) -> Vec<f64> {
+    black_box(f());
+    (0..runs).map(|_| f()).collect()
+}
+
+/// Calibrates `n` so that `op(n)` takes about `target`, warms up, then times `runs` batches;
+/// returns ns per op for each batch.
+pub(crate) fn ns_per_op(target: Duration, runs: usize, mut op: impl FnMut(usize)) -> Vec<f64> {
+    let mut n = 100usize;
+    loop {
+        let start = Instant::now();
+        op(n);
+        let took = start.elapsed();
+        if took >= target / 20 || n >= 1 << 30 {
+            n = ((n as f64) * target.as_secs_f64() / took.as_secs_f64().max(1e-9)) as usize;
+            break;
+        }
+        n *= 10;
+    }
+    let n = n.max(1);
+    op(n);
+    (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            op(n);
+            start.elapsed().as_nanos() as f64 / n as f64
+        })
+        .collect()
+}
+
+/// Two threads run `op` until `duration` has passed; returns (operations, seconds).
+pub(crate) fn contended_2(duration: Duration, op: impl Fn() + Sync) -> (u64, f64) {
+    let stop = AtomicBool::new(false);
+    let barrier = Barrier::new(3);
+    let total = AtomicU64::new(0);
+    let mut start = None;
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                barrier.wait();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..256 {
+                        op();
+                    }
+                    n += 256;
+                }
+                total.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+        barrier.wait();
+        start = Some(Instant::now());
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+    });
+    let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    (total.into_inner(), seconds)
+}
+
+/// Keeps the CPU busy for `duration`.
+pub(crate) fn spin(duration: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        std::hint::spin_loop();
+    }
+}
+
+/// A 2-worker multi-thread tokio runtime (what `#[tokio::main]` gives on this machine).
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+// ===== heap accounting =====
+
+/// Counts live heap bytes while `COUNTING` is on (timed code pays one relaxed load).
+pub(crate) struct CountingAlloc;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static ALLOCATIONS: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counters
+// are plain atomics and never affect the pointers returned.
+#[allow(unsafe_code, reason = "a GlobalAlloc impl is unsafe by definition; the bench binary only")]
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged; the caller upholds `dealloc`'s contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Runs `f` with heap counting on; returns its result, the net bytes it left allocated and the
+/// number of allocations it made. Keep other threads quiet meanwhile.
+pub(crate) fn count_heap<T>(f: impl FnOnce() -> T) -> (T, isize, isize) {
+    COUNTING.store(true, Ordering::SeqCst);
+    let bytes_before = LIVE_BYTES.load(Ordering::SeqCst);
+    let allocations_before = ALLOCATIONS.load(Ordering::SeqCst);
+    let out = f();
+    let bytes = LIVE_BYTES.load(Ordering::SeqCst) - bytes_before;
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst) - allocations_before;
+    COUNTING.store(false, Ordering::SeqCst);
+    (out, bytes, allocations)
+}
+
+// ===== other processes' CPU use =====
+
+fn system_ticks() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let mut fields = stat.lines().next()?.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let (mut busy, mut total) = (0.0, 0.0);
+    for (i, field) in fields.enumerate() {
+        let v: f64 = field.parse().ok()?;
+        total += v;
+        if i != 3 && i != 4 {
+            busy += v;
+        }
+    }
+    Some((busy, total))
+}
+
+fn own_ticks() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+}
+
+/// Measures the share of CPU time other processes used since `start`.
+#[derive(Debug)]
+pub(crate) struct OthersLoad(Option<(f64, f64, f64)>);
+
+impl OthersLoad {
+    pub(crate) fn start() -> OthersLoad {
+        OthersLoad(system_ticks().zip(own_ticks()).map(|((b, t), o)| (b, t, o)))
+    }
+
+    /// Prints the share on stderr, with a warning above 5 %.
+    pub(crate) fn report(&self, when: &str) {
+        let Some((b0, t0, o0)) = self.0 else { return };
+        let (Some((b1, t1)), Some(o1)) = (system_ticks(), own_ticks()) else {
+            return;
+        };
+        if t1 <= t0 {
+            return;
+        }
+        let share = (((b1 - b0) - (o1 - o0)).max(0.0)) / (t1 - t0);
+        eprintln!("# {when}: other processes used {:.0}% of the CPUs", share * 100.0);
+        if share > 0.05 {
+            eprintln!("# WARNING ({when}): timings are perturbed; rerun on a quiet machine");
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Why a context is done: the [`Error`] kind and its [`Cause`].
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+/// Why a context is done: it was canceled, or its deadline passed.
+///
+/// The texts are Go's, to the letter: `context canceled` and `context deadline exceeded`.
+/// `Error` is `Copy`, so it is cheap to return from hot loops (`ctx.check()?`); the reason a
+/// caller gave, if any, is the context's [`Cause`].
+///
+/// # Coming from Go
+///
+/// Mirrors `context.Canceled` and `context.DeadlineExceeded`. Where Go code writes
+/// `errors.Is(err, context.DeadlineExceeded)`, match on the variant or call
+/// [`is_deadline_exceeded`](Error::is_deadline_exceeded).
+///
+/// # Examples
+///
+/// ```
+/// use ctxkit::{Context, Error};
+///
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// cancel.cancel();
+/// let err = ctx.err().unwrap();
+/// assert_eq!(err, Error::Canceled);
+/// assert!(err.is_canceled());
+/// assert_eq!(err.to_string(), "context canceled");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Error {
+    /// The context (or an ancestor) was canceled: `context canceled`.
+    Canceled,
+    /// The context's deadline (or an ancestor's) passed: `context deadline exceeded`.
+    DeadlineExceeded,
+}
+
+impl Error {
+    /// True for [`Error::Canceled`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(ctxkit::Error::Canceled.is_canceled());
+    /// assert!(!ctxkit::Error::DeadlineExceeded.is_canceled());
+    /// ```
+    pub fn is_canceled(self) -> bool {
+        self == Error::Canceled
+    }
+
+    /// True for [`Error::DeadlineExceeded`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(ctxkit::Error::DeadlineExceeded.is_deadline_exceeded());
+    /// ```
+    pub fn is_deadline_exceeded(self) -> bool {
+        self == Error::DeadlineExceeded
+    }
+
+    /// True for [`Error::DeadlineExceeded`], as Go's `Timeout()` method on that error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(ctxkit::Error::DeadlineExceeded.is_timeout());
+    /// assert!(!ctxkit::Error::Canceled.is_timeout());
+    /// ```
+    pub fn is_timeout(self) -> bool {
+        self.is_deadline_exceeded()
+    }
+
+    /// Go's text for this error.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Error::Canceled => "context canceled",
+            Error::DeadlineExceeded => "context deadline exceeded",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl StdError for Error {}
+
+/// The shared, type-erased error a caller gave as the reason for a cancellation.
+pub(crate) type Reason = Arc<dyn StdError + Send + Sync + 'static>;
+
+/// Why a context is done, with the reason a caller gave: one value that answers both
+/// "canceled or deadline?" ([`error`](Cause::error)) and "why?" ([`reason`](Cause::reason)).
+///
+/// A `Cause` displays as the reason given (by [`CancelHandle::cancel_with`] or the `_cause`
+/// constructors), else as the [`Error`] itself, as Go's `context.Cause` returns the cause, else
+/// `ctx.Err()`. Its [`source`](StdError::source) is the reason's own source, so a reporter that
+/// walks the chain prints each text once.
+///
+/// Cloning is cheap (one reference count).
+///
+/// [`CancelHandle::cancel_with`]: crate::CancelHandle::cancel_with
+///
+/// # Examples
+///
+/// ```
+/// use ctxkit::Context;
+///
+/// let (ctx, cancel) = Context::background().with_cancel_cause();
+/// cancel.cancel_with("upstream closed the connection");
+///
+/// let cause = ctx.cause().unwrap();
+/// assert!(cause.is_canceled());
+/// assert_eq!(cause.to_string(), "upstream closed the connection");
+/// assert_eq!(ctx.err().unwrap().to_string(), "context canceled");
+/// ```
+#[derive(Clone)]
+pub struct Cause {
+    error: Error,
+    reason: Option<Reason>,
+}
+
+impl Cause {
+    pub(crate) fn new(error: Error, reason: Option<Reason>) -> Self {
+        Cause { error, reason }
+    }
+
+    pub(crate) fn reason_arc(&self) -> Option<&Reason> {
+        self.reason.as_ref()
+    }
+
+    /// Whether the context was canceled or its deadline passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ctxkit::{Context, Error};
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// drop(cancel);
+    /// assert_eq!(ctx.cause().unwrap().error(), Error::Canceled);
+    /// ```
+    pub fn error(&self) -> Error {
+        self.error
+    }
+
+    /// True if the context was canceled.
+    pub fn is_canceled(&self) -> bool {
+        self.error.is_canceled()
+    }
+
+    /// True if the context's deadline passed.
+    pub fn is_deadline_exceeded(&self) -> bool {
+        self.error.is_deadline_exceeded()
+    }
+
+    /// The reason a caller gave, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ctxkit::Context;
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// cancel.cancel();
+    /// assert!(ctx.cause().unwrap().reason().is_none());
+    /// ```
+    pub fn reason(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
+        self.reason.as_deref()
+    }
+
+    /// The reason, if one was given and it is an `E`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::Context;
+    ///
+    /// #[derive(Debug)]
+    /// struct Shutdown;
+    /// impl std::fmt::Display for Shutdown {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         f.write_str("server shutting down")
+    ///     }
+    /// }
+    /// impl std::error::Error for Shutdown {}
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel_cause();
+    /// cancel.cancel_with(Shutdown);
+    /// assert!(ctx.cause().unwrap().downcast_ref::<Shutdown>().is_some());
+    /// ```
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
+        self.reason.as_deref()?.downcast_ref::<E>()
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cause")
+            .field("error", &self.error)
+            .field("reason", &self.reason)
+            .finish()
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.reason {
+            Some(reason) => fmt::Display::fmt(reason, f),
+            None => fmt::Display::fmt(&self.error, f),
+        }
+    }
+}
+
+impl StdError for Cause {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.reason.as_deref()?.source()
+    }
+}
+
+impl From<Cause> for Error {
+    fn from(cause: Cause) -> Error {
+        cause.error
+    }
+}
+
+impl PartialEq<Error> for Cause {
+    fn eq(&self, other: &Error) -> bool {
+        self.error == *other
+    }
+}

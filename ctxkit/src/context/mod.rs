@@ -1,0 +1,750 @@
+//! [`Context`]: cancellation, deadlines and request-scoped values that propagate down a tree
+//! of work, for threads and async code alike.
+//!
+//! # Implementation details
+//!
+//! A `Context` is two pointers: its nearest cancelable node (`tree.rs`, where every lock and
+//! atomic lives) and its innermost value layer (`values.rs`, immutable). `with_cancel` and the
+//! deadline constructors add a node; `with_value` adds a layer; `without_cancel` drops the node
+//! pointer and keeps the layers. Waiting (`wait.rs`) registers in the node; deadlines are lazy
+//! and, when somebody must be woken at one, watched by the one `ctxkit-timer` thread
+//! (`timer.rs`). `after_func.rs` runs callbacks on their own threads.
+
+mod after_func;
+pub(crate) mod clock;
+mod error;
+mod handle;
+pub(crate) mod timer;
+pub(crate) mod tree;
+mod values;
+mod wait;
+mod waiters;
+
+#[cfg(all(test, loom))]
+mod tests;
+
+use std::any::Any;
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::{pin, Pin};
+use std::sync::OnceLock;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+pub use after_func::AfterFunc;
+pub use error::{Cause, Error};
+pub use handle::CancelHandle;
+pub use wait::Done;
+
+use crate::sync::Arc;
+use clock::NO_DEADLINE;
+use error::Reason;
+use tree::{NewNode, Node};
+use values::ValueNode;
+
+/// Carries cancellation, a deadline and request-scoped values across API boundaries, threads
+/// and tasks.
+///
+/// Contexts form a tree. [`background`](Context::background) is a root that is never done;
+/// [`with_cancel`](Context::with_cancel), [`with_deadline`](Context::with_deadline) and
+/// [`with_timeout`](Context::with_timeout) derive a child together with a [`CancelHandle`];
+/// [`with_value`](Context::with_value) derives a child carrying one more value. A child is done
+/// when its parent is, never the other way round, and once done it stays done with the same
+/// [`Error`] and [`Cause`].
+///
+/// The same context is polled in loops ([`is_done`](Context::is_done),
+/// [`check`](Context::check)), awaited in async code ([`done`](Context::done),
+/// [`run`](Context::run), [`sleep`](Context::sleep)) and blocked on from plain threads
+/// ([`wait`](Context::wait), [`wait_timeout`](Context::wait_timeout)). No async runtime is
+/// needed for any of it.
+///
+/// `Context` is `Clone + Send + Sync + 'static`; a clone copies two pointers. Pass it by
+/// reference as the first parameter (`ctx: &Context`), as Go passes `ctx context.Context`.
+///
+/// # Coming from Go
+///
+/// | Go | ctxkit |
+/// |---|---|
+/// | `context.Background()`, `context.TODO()` | [`Context::background`], [`Context::todo`] |
+/// | `ctx, cancel := context.WithCancel(parent)` | `let (ctx, cancel) = parent.with_cancel();` |
+/// | `WithDeadline`, `WithTimeout` | [`with_deadline`](Context::with_deadline), [`with_timeout`](Context::with_timeout) |
+/// | `WithCancelCause`, `WithDeadlineCause`, `WithTimeoutCause` | [`with_cancel_cause`](Context::with_cancel_cause), [`with_deadline_cause`](Context::with_deadline_cause), [`with_timeout_cause`](Context::with_timeout_cause) |
+/// | `defer cancel()` | nothing: dropping the [`CancelHandle`] cancels |
+/// | `WithValue(ctx, key, v)`, `ctx.Value(key)` | [`with_value(v)`](Context::with_value), [`value::<T>()`](Context::value) |
+/// | `ctx.Done()` | [`done()`](Context::done) (a future), [`wait()`](Context::wait) (blocking), [`is_done()`](Context::is_done) (a poll) |
+/// | `ctx.Err()`, `context.Cause(ctx)` | [`err()`](Context::err), [`cause()`](Context::cause) |
+/// | `ctx.Deadline()` | [`deadline()`](Context::deadline) |
+/// | `context.AfterFunc(ctx, f)` | [`after_func(f)`](Context::after_func) |
+/// | `context.WithoutCancel(ctx)` | [`without_cancel()`](Context::without_cancel) |
+///
+/// Differences on purpose: values are keyed by their Rust type, so a private type is a private
+/// key and string keys cannot collide; a cancel handle cancels when dropped; a deadline arms no
+/// timer until somebody waits for it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use ctxkit::{Context, Error};
+///
+/// #[derive(Debug, PartialEq)]
+/// struct RequestId(&'static str);
+///
+/// let ctx = Context::background().with_value(RequestId("req-2026"));
+/// let (ctx, _cancel) = ctx.with_timeout(Duration::from_millis(20));
+///
+/// assert_eq!(ctx.value::<RequestId>(), Some(&RequestId("req-2026")));
+/// assert_eq!(ctx.wait(), Error::DeadlineExceeded);
+/// assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    /// The nearest cancelable node; `None` for a context that is never done.
+    node: Option<Arc<Node>>,
+    /// The innermost value layer.
+    values: Option<Arc<ValueNode>>,
+}
+
+/// The marker layer that tells `todo()` apart from `background()`.
+struct TodoMarker;
+
+fn todo_layer() -> &'static Arc<ValueNode> {
+    static TODO: OnceLock<Arc<ValueNode>> = OnceLock::new();
+    TODO.get_or_init(|| Arc::new(ValueNode::new(None, TodoMarker)))
+}
+
+fn to_reason<E>(reason: E) -> Reason
+where
+    E: Into<Box<dyn StdError + Send + Sync + 'static>>,
+{
+    Arc::from(reason.into())
+}
+
+impl Context {
+    // ===== roots =====
+
+    /// The root of every context tree: never done, no deadline, no values.
+    ///
+    /// Use it in `main`, at the top of servers and in tests. It costs nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ctx = ctxkit::Context::background();
+    /// assert!(!ctx.is_done());
+    /// assert_eq!(ctx.deadline(), None);
+    /// ```
+    pub fn background() -> Context {
+        Context {
+            node: None,
+            values: None,
+        }
+    }
+
+    /// Like [`background`](Context::background), but says "a real context should be passed
+    /// here; I have not plumbed it yet". Its `Debug` output says `todo`, so it is easy to find.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ctx = ctxkit::Context::todo();
+    /// assert!(!ctx.is_done());
+    /// assert_eq!(format!("{ctx:?}"), "Context::todo()");
+    /// ```
+    pub fn todo() -> Context {
+        Context {
+            node: None,
+            values: Some(todo_layer().clone()),
+        }
+    }
+
+    // ===== derived contexts =====
+
+    fn child(&self, new: NewNode) -> (Context, CancelHandle) {
+        let node = tree::new_child(self.node.as_ref(), new);
+        let ctx = Context {
+            node: Some(node.clone()),
+            values: self.values.clone(),
+        };
+        (ctx, CancelHandle::new(node))
+    }
+
+    /// A child that is canceled when the handle is canceled or dropped, or when `self` is done.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::Context;
+    ///
+    /// let (parent, cancel_parent) = Context::background().with_cancel();
+    /// let (child, _cancel_child) = parent.with_cancel();
+    /// cancel_parent.cancel();
+    /// assert!(child.is_done());
+    /// ```
+    #[must_use = "dropping the CancelHandle cancels the context at once"]
+    pub fn with_cancel(&self) -> (Context, CancelHandle) {
+        self.child(NewNode {
+            deadline: NO_DEADLINE,
+            deadline_cause: None,
+            now: None,
+        })
+    }
+
+    /// The same as [`with_cancel`](Context::with_cancel), named after Go's `WithCancelCause`:
+    /// cancel it with a reason through [`CancelHandle::cancel_with`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::Context;
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel_cause();
+    /// cancel.cancel_with("shutting down");
+    /// assert_eq!(ctx.err().unwrap().to_string(), "context canceled");
+    /// assert_eq!(ctx.cause().unwrap().to_string(), "shutting down");
+    /// ```
+    #[must_use = "dropping the CancelHandle cancels the context at once"]
+    pub fn with_cancel_cause(&self) -> (Context, CancelHandle) {
+        self.with_cancel()
+    }
+
+    /// A child that is done at `deadline` with [`Error::DeadlineExceeded`], or earlier if
+    /// canceled or if `self` is done.
+    ///
+    /// The child's deadline is the earlier of `deadline` and the parent's. A deadline already
+    /// past is not an error: the child is born done. No timer is armed until somebody waits
+    /// for the child asynchronously or registers an after-function.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ctxkit::{Context, Error};
+    ///
+    /// let (ctx, _cancel) = Context::background().with_deadline(Instant::now() - Duration::from_secs(1));
+    /// assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+    /// ```
+    #[must_use = "dropping the CancelHandle cancels the context at once"]
+    pub fn with_deadline(&self, deadline: Instant) -> (Context, CancelHandle) {
+        self.with_deadline_reason(deadline, None)
+    }
+
+    /// Like [`with_deadline`](Context::with_deadline); when the deadline passes, the context's
+    /// [`Cause`] carries `reason`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ctxkit::Context;
+    ///
+    /// let (ctx, _cancel) = Context::background().with_deadline_cause(Instant::now(), "quota window closed");
+    /// let cause = ctx.cause().unwrap();
+    /// assert!(cause.is_deadline_exceeded());
+    /// assert_eq!(cause.to_string(), "quota window closed");
+    /// ```
+    #[must_use = "dropping the CancelHandle cancels the context at once"]
+    pub fn with_deadline_cause<E>(&self, deadline: Instant, reason: E) -> (Context, CancelHandle)
+    where
+        E: Into<Box<dyn StdError + Send + Sync + 'static>>,
+    {
+        self.with_deadline_reason(deadline, Some(to_reason(reason)))
+    }
+
+    fn with_deadline_reason(&self, deadline: Instant, reason: Option<Reason>) -> (Context, CancelHandle) {
+        self.child(NewNode {
+            deadline: clock::encode(deadline).unwrap_or(NO_DEADLINE),
+            deadline_cause: reason,
+            now: None,
+        })
+    }
+
+    /// A child whose deadline is `timeout` from now (see [`with_deadline`](Context::with_deadline)).
+    ///
+    /// A timeout too large to represent (`Duration::MAX`) means no deadline; it never
+    /// overflows or panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctxkit::Context;
+    ///
+    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(30));
+    /// assert!(ctx.deadline().is_some());
+    /// let (forever, _cancel) = Context::background().with_timeout(Duration::MAX);
+    /// assert_eq!(forever.deadline(), None);
+    /// ```
+    #[must_use = "dropping the CancelHandle cancels the context at once"]
+    pub fn with_timeout(&self, timeout: Duration) -> (Context, CancelHandle) {
+        self.with_timeout_reason(timeout, None)
+    }
+
+    /// Like [`with_timeout`](Context::with_timeout); when the time is up, the context's
+    /// [`Cause`] carries `reason`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctxkit::Context;
+    ///
+    /// let (ctx, _cancel) = Context::background().with_timeout_cause(Duration::ZERO, "lookup took too long");
+    /// assert_eq!(ctx.cause().unwrap().to_string(), "lookup took too long");
+    /// ```
+    #[must_use = "dropping the CancelHandle cancels the context at once"]
+    pub fn with_timeout_cause<E>(&self, timeout: Duration, reason: E) -> (Context, CancelHandle)
+    where
+        E: Into<Box<dyn StdError + Send + Sync + 'static>>,
+    {
+        self.with_timeout_reason(timeout, Some(to_reason(reason)))
+    }
+
+    fn with_timeout_reason(&self, timeout: Duration, reason: Option<Reason>) -> (Context, CancelHandle) {
+        let now = Instant::now();
+        let deadline = now.checked_add(timeout).and_then(clock::encode);
+        self.child(NewNode {
+            deadline: deadline.unwrap_or(NO_DEADLINE),
+            deadline_cause: reason,
+            now: clock::encode(now),
+        })
+    }
+
+    /// A child carrying `value`, found by [`value::<T>()`](Context::value) on it and on every
+    /// context derived from it. A value of a type already present shadows the outer one.
+    ///
+    /// Values are keyed by their type: define a small type per kind of value (a newtype like
+    /// `struct TraceId(String)`), and keep it private to keep the key private. Use values for
+    /// request-scoped data (trace ids, the authenticated user), not for optional parameters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::Context;
+    ///
+    /// struct User(&'static str);
+    ///
+    /// let ctx = Context::background().with_value(User("ana"));
+    /// let inner = ctx.with_value(User("beto"));
+    /// assert_eq!(inner.value::<User>().unwrap().0, "beto");
+    /// assert_eq!(ctx.value::<User>().unwrap().0, "ana");
+    /// ```
+    #[must_use = "with_value returns a new context and leaves self unchanged"]
+    pub fn with_value<T: Any + Send + Sync>(&self, value: T) -> Context {
+        Context {
+            node: self.node.clone(),
+            values: Some(Arc::new(ValueNode::new(self.values.clone(), value))),
+        }
+    }
+
+    /// A child that keeps `self`'s values but is never done and has no deadline, whatever
+    /// happens to `self`: for work that must finish even when the request that started it is
+    /// canceled (writing an audit log, say).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::Context;
+    ///
+    /// struct TraceId(u64);
+    ///
+    /// let (ctx, cancel) = Context::background().with_value(TraceId(7)).with_cancel();
+    /// let detached = ctx.without_cancel();
+    /// cancel.cancel();
+    /// assert!(ctx.is_done());
+    /// assert!(!detached.is_done());
+    /// assert_eq!(detached.value::<TraceId>().unwrap().0, 7);
+    /// ```
+    #[must_use = "without_cancel returns a new context and leaves self unchanged"]
+    pub fn without_cancel(&self) -> Context {
+        Context {
+            node: None,
+            values: self.values.clone(),
+        }
+    }
+
+    // ===== reading =====
+
+    /// The innermost value of type `T`, if any layer holds one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::Context;
+    ///
+    /// struct TraceId(&'static str);
+    /// struct Other;
+    ///
+    /// let ctx = Context::background().with_value(TraceId("abc-123"));
+    /// assert_eq!(ctx.value::<TraceId>().map(|t| t.0), Some("abc-123"));
+    /// assert!(ctx.value::<Other>().is_none());
+    /// ```
+    pub fn value<T: Any + Send + Sync>(&self) -> Option<&T> {
+        ValueNode::lookup::<T>(self.values.as_deref())
+    }
+
+    /// The deadline, if the context or an ancestor has one: the earliest of them. Successive
+    /// calls return the same value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ctxkit::Context;
+    ///
+    /// let at = Instant::now() + Duration::from_secs(60);
+    /// let (ctx, _cancel) = Context::background().with_deadline(at);
+    /// let (child, _cancel_child) = ctx.with_timeout(Duration::from_secs(3600));
+    /// assert_eq!(child.deadline(), Some(at));
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        let node = self.node.as_deref()?;
+        (node.deadline() != NO_DEADLINE).then(|| clock::decode(node.deadline()))
+    }
+
+    /// Why the context is done, or `None` while it is not. Once `Some`, always the same.
+    ///
+    /// Takes no lock: one atomic load (plus, for a context with a deadline, one load per
+    /// ancestor up to the one that set it and a clock read while no timer watches it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::{Context, Error};
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// assert_eq!(ctx.err(), None);
+    /// cancel.cancel();
+    /// assert_eq!(ctx.err(), Some(Error::Canceled));
+    /// ```
+    pub fn err(&self) -> Option<Error> {
+        self.node.as_deref().and_then(tree::err)
+    }
+
+    /// Why the context is done, with the reason given: the reason passed to
+    /// [`CancelHandle::cancel_with`] or a `_cause` constructor, else the error itself. `None`
+    /// while the context is not done. Once `Some`, always the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::{Context, Error};
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// cancel.cancel();
+    /// let cause = ctx.cause().unwrap();
+    /// assert_eq!(cause.error(), Error::Canceled);
+    /// assert_eq!(cause.to_string(), "context canceled");
+    /// ```
+    pub fn cause(&self) -> Option<Cause> {
+        self.node.as_deref().and_then(tree::cause)
+    }
+
+    /// Whether the context is done. Never blocks and takes no lock (see [`err`](Context::err)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (ctx, cancel) = ctxkit::Context::background().with_cancel();
+    /// assert!(!ctx.is_done());
+    /// drop(cancel);
+    /// assert!(ctx.is_done());
+    /// ```
+    pub fn is_done(&self) -> bool {
+        self.node.as_deref().is_some_and(tree::is_done)
+    }
+
+    /// `Err` with the context's error once it is done, for `?` inside loops.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Canceled`] or [`Error::DeadlineExceeded`] once the context is done.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::{Context, Error};
+    ///
+    /// fn process(ctx: &Context, items: &[u32]) -> Result<u32, Error> {
+    ///     let mut sum = 0;
+    ///     for item in items {
+    ///         ctx.check()?;
+    ///         sum += item;
+    ///     }
+    ///     Ok(sum)
+    /// }
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// assert_eq!(process(&ctx, &[1, 2, 3]), Ok(6));
+    /// cancel.cancel();
+    /// assert_eq!(process(&ctx, &[1, 2, 3]), Err(Error::Canceled));
+    /// ```
+    pub fn check(&self) -> Result<(), Error> {
+        match self.err() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    // ===== waiting =====
+
+    /// A future that completes with the context's error once it is done.
+    ///
+    /// The future owns a reference to the context, so it can be moved into a spawned task.
+    /// On a context that can never be done it never completes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// use std::time::Duration;
+    /// use ctxkit::{Context, Error};
+    ///
+    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
+    /// assert_eq!(ctx.done().await, Error::DeadlineExceeded);
+    /// # });
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: see [`Done`].
+    pub fn done(&self) -> Done {
+        Done::new(self.node.clone())
+    }
+
+    /// Blocks the current thread until the context is done; returns its error.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the thread. A context that can never be done (`background`, `without_cancel`)
+    /// blocks forever, as `<-ctx.Done()` does in Go. Do not call it inside async code; await
+    /// [`done`](Context::done) there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::{Context, Error};
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let worker = std::thread::spawn(move || ctx.wait());
+    /// cancel.cancel();
+    /// assert_eq!(worker.join().unwrap(), Error::Canceled);
+    /// ```
+    pub fn wait(&self) -> Error {
+        loop {
+            if let Some(error) = wait::block_until(self.node.as_ref(), None) {
+                return error;
+            }
+        }
+    }
+
+    /// Blocks the current thread until the context is done or `timeout` has passed; returns the
+    /// context's error, or `None` on timeout.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the thread for at most about `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctxkit::Context;
+    ///
+    /// let (ctx, _cancel) = Context::background().with_cancel();
+    /// assert_eq!(ctx.wait_timeout(Duration::from_millis(5)), None);
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<Error> {
+        let limit = Instant::now().checked_add(timeout);
+        match limit {
+            Some(limit) => wait::block_until(self.node.as_ref(), Some(limit)),
+            None => Some(self.wait()),
+        }
+    }
+
+    /// Runs `work` until it finishes or the context is done, whichever comes first.
+    ///
+    /// If the context is done first, `work` is dropped and its error returned. If both are
+    /// ready at the same poll, the context wins: no work is reported done after the context.
+    ///
+    /// # Errors
+    ///
+    /// The context's [`Error`] if it is done before `work` finishes.
+    ///
+    /// # Cancel safety
+    ///
+    /// As cancel safe as `work` is: dropping the returned future drops `work`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// use std::time::Duration;
+    /// use ctxkit::{Context, Error};
+    ///
+    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
+    /// let slow = ctx.without_cancel().sleep(Duration::from_secs(3600));
+    /// assert_eq!(ctx.run(slow).await, Err(Error::DeadlineExceeded));
+    /// assert_eq!(ctx.without_cancel().run(async { 42 }).await, Ok(42));
+    /// # });
+    /// ```
+    pub async fn run<F: IntoFuture>(&self, work: F) -> Result<F::Output, Error> {
+        let mut done = self.done();
+        let mut work = pin!(work.into_future());
+        std::future::poll_fn(move |cx| {
+            if let Poll::Ready(error) = Pin::new(&mut done).poll(cx) {
+                return Poll::Ready(Err(error));
+            }
+            work.as_mut().poll(cx).map(Ok)
+        })
+        .await
+    }
+
+    /// Sleeps for `duration`, or until the context is done, whichever comes first.
+    ///
+    /// Needs no async runtime: the wake-up comes from the `ctxkit-timer` thread.
+    ///
+    /// # Errors
+    ///
+    /// The context's [`Error`] if it is done before `duration` has passed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// use std::time::Duration;
+    /// use ctxkit::{Context, Error};
+    ///
+    /// let root = Context::background();
+    /// assert_eq!(root.sleep(Duration::from_millis(1)).await, Ok(()));
+    /// let (ctx, cancel) = root.with_cancel();
+    /// cancel.cancel();
+    /// assert_eq!(ctx.sleep(Duration::from_secs(3600)).await, Err(Error::Canceled));
+    /// # });
+    /// ```
+    pub async fn sleep(&self, duration: Duration) -> Result<(), Error> {
+        let (timer, _cancel) = self.with_timeout(duration);
+        timer.done().await;
+        self.check()
+    }
+
+    /// Blocks the current thread for `duration`, or until the context is done, whichever comes
+    /// first.
+    ///
+    /// # Errors
+    ///
+    /// The context's [`Error`] if it is done before `duration` has passed.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the thread for at most about `duration`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctxkit::{Context, Error};
+    ///
+    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(5));
+    /// assert_eq!(ctx.blocking_sleep(Duration::from_secs(3600)), Err(Error::DeadlineExceeded));
+    /// ```
+    pub fn blocking_sleep(&self, duration: Duration) -> Result<(), Error> {
+        match self.wait_timeout(duration) {
+            Some(error) => Err(error),
+            None => self.check(),
+        }
+    }
+
+    /// Runs `f` on a thread of its own once the context is done (at once, if it already is).
+    ///
+    /// `f` runs at most once. [`AfterFunc::stop`] unregisters it. A context that can never be
+    /// done never runs it. `f` never runs on the thread that canceled the context, so a slow or
+    /// blocking `f` cannot hold up a cancel.
+    ///
+    /// # Panics
+    ///
+    /// Never for bad input. If the OS refuses to start a thread when the context is done, `f`
+    /// runs on the completing thread instead, after a message on standard error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use ctxkit::Context;
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let (tx, rx) = mpsc::channel();
+    /// let after = ctx.after_func(move || tx.send(std::thread::current().name().map(String::from)).unwrap());
+    /// drop(cancel);
+    /// assert_eq!(rx.recv().unwrap().as_deref(), Some("ctxkit-after-func"));
+    /// assert!(!after.stop(), "already started");
+    /// ```
+    pub fn after_func<F>(&self, f: F) -> AfterFunc
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        AfterFunc::register(self.node.as_ref(), Box::new(f))
+    }
+
+    // ===== introspection for tests =====
+
+    /// Number of cancelable children linked under this context's node (tests only).
+    #[doc(hidden)]
+    pub fn __child_count(&self) -> usize {
+        self.node.as_deref().map_or(0, tree::child_count)
+    }
+
+    /// Number of waiters registered on this context's node (tests only).
+    #[doc(hidden)]
+    pub fn __waiter_count(&self) -> usize {
+        self.node.as_deref().map_or(0, tree::waiter_count)
+    }
+}
+
+impl Default for Context {
+    /// [`Context::background`].
+    fn default() -> Context {
+        Context::background()
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let is_todo = self.values.as_ref().is_some_and(|v| Arc::ptr_eq(v, todo_layer()));
+        match (&self.node, &self.values) {
+            (None, None) => f.write_str("Context::background()"),
+            (None, Some(_)) if is_todo => f.write_str("Context::todo()"),
+            _ => {
+                let mut names = ValueNode::type_names(self.values.as_deref());
+                if names.last() == Some(&std::any::type_name::<TodoMarker>()) {
+                    names.pop();
+                }
+                f.debug_struct("Context")
+                    .field("err", &self.err())
+                    .field("deadline", &self.deadline())
+                    .field("values", &names)
+                    .finish()
+            }
+        }
+    }
+}
+
+/// Number of cancelable nodes alive in the process, in debug builds (`None` in release).
+///
+/// For tests of the "nothing is pinned" promise; run such a test in its own process, since
+/// other tests create nodes too.
+#[doc(hidden)]
+pub fn __live_nodes() -> Option<usize> {
+    tree::live_nodes()
+}
+
+/// Number of deadlines the timer thread watches (tests only).
+#[doc(hidden)]
+pub fn __armed_timers() -> usize {
+    timer::armed_count()
+}

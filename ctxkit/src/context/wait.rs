@@ -1,0 +1,158 @@
+//! Waiting for a context: the [`Done`] future for async code and the blocking waits for threads.
+//!
+//! Both register a waiter in the node (`waiters.rs`) under its lock and re-check the state after
+//! registering, so a cancel that races with the registration is never missed: either the
+//! registration sees the done bits, or the completion sees the waiter (`tree.rs`, invariant 5).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
+
+use crate::context::clock::{self, NO_DEADLINE};
+use crate::context::error::Error;
+use crate::context::tree::{self, Node, Registered};
+use crate::context::waiters::Waiter;
+use crate::sync::{self, Arc};
+
+/// A future that completes with the context's [`Error`] once the context is done.
+///
+/// Made by [`Context::done`](crate::Context::done). It owns a reference to the context, so it is
+/// `'static` and can be moved into spawned tasks. On a context that can never be done
+/// (`background`, `todo`, `without_cancel`) it never completes.
+///
+/// # Cancel safety
+///
+/// Dropping a pending `Done` removes its waiter; nothing is lost, and a new `done()` can be
+/// awaited later. It is safe to use in `select!` loops.
+///
+/// # Examples
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use ctxkit::{Context, Error};
+///
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// let waiter = std::thread::spawn({
+///     let ctx = ctx.clone();
+///     move || futures::executor::block_on(ctx.done())
+/// });
+/// cancel.cancel();
+/// assert_eq!(waiter.join().unwrap(), Error::Canceled);
+/// # });
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct Done {
+    node: Option<Arc<Node>>,
+    /// Our entry in the node's waiter list, once registered.
+    key: Option<u32>,
+}
+
+impl Done {
+    pub(crate) fn new(node: Option<Arc<Node>>) -> Done {
+        Done { node, key: None }
+    }
+}
+
+impl Future for Done {
+    type Output = Error;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
+        let this = self.get_mut();
+        let Some(node) = &this.node else {
+            return Poll::Pending;
+        };
+        loop {
+            if let Some(error) = tree::err(node) {
+                return Poll::Ready(error);
+            }
+            match this.key {
+                Some(key) => {
+                    if tree::refresh_waker(node, key, cx.waker()) {
+                        return Poll::Pending;
+                    }
+                    // Our entry is gone: the node completed meanwhile. Look again.
+                    this.key = None;
+                }
+                None => match tree::register(node, Waiter::Task(cx.waker().clone()), None, true) {
+                    Registered::Waiting(key) => {
+                        this.key = Some(key);
+                        return Poll::Pending;
+                    }
+                    Registered::Done(error) => return Poll::Ready(error),
+                },
+            }
+        }
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if let (Some(node), Some(key)) = (&self.node, self.key) {
+            tree::deregister(node, key);
+        }
+    }
+}
+
+impl fmt::Debug for Done {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Done")
+            .field("err", &self.node.as_deref().and_then(tree::err))
+            .field("registered", &self.key.is_some())
+            .finish()
+    }
+}
+
+/// Blocks the current thread until `node` is done or `limit` passes; `None` on the latter.
+///
+/// The thread parks; a completion unparks it. With a deadline it parks with a timeout, so it
+/// needs no timer thread: when it wakes past the deadline, the lazy check reports the context
+/// done.
+pub(crate) fn block_until(node: Option<&Arc<Node>>, limit: Option<Instant>) -> Option<Error> {
+    let limit = limit.map(|at| clock::encode(at).unwrap_or(u64::MAX));
+    let Some(node) = node else {
+        // Never done: sleep out the limit, or forever.
+        loop {
+            match limit {
+                Some(limit) => {
+                    let now = clock::now();
+                    if now >= limit {
+                        return None;
+                    }
+                    sync::park_timeout(clock::until(limit, now));
+                }
+                None => sync::park(),
+            }
+        }
+    };
+    if let Some(error) = tree::err(node) {
+        return Some(error);
+    }
+    let key = match tree::register(node, Waiter::Thread(sync::current_thread()), None, false) {
+        Registered::Waiting(key) => key,
+        Registered::Done(error) => return Some(error),
+    };
+    let deadline = node.deadline();
+    loop {
+        if let Some(error) = tree::err(node) {
+            tree::deregister(node, key);
+            return Some(error);
+        }
+        let now = clock::now();
+        if limit.is_some_and(|limit| now >= limit) {
+            tree::deregister(node, key);
+            return None;
+        }
+        // Wake for the deadline only while it is ahead: past it and not done means the timer
+        // watches it and will unpark us.
+        let wake_at = [limit, (deadline != NO_DEADLINE && deadline > now).then_some(deadline)]
+            .into_iter()
+            .flatten()
+            .min();
+        match wake_at {
+            Some(at) => sync::park_timeout(clock::until(at, now)),
+            None => sync::park(),
+        }
+    }
+}

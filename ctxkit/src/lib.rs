@@ -1,0 +1,63 @@
+//! ctxkit brings Go's `context.Context`, and the concurrency patterns built on it, to Rust, for
+//! threads and async code alike.
+//!
+//! A [`Context`] carries cancellation, a deadline and request-scoped values down a tree of
+//! work. The same context is polled in a loop, awaited in async code and blocked on from a
+//! plain thread; the core needs no async runtime.
+//!
+//! # A tour
+//!
+//! ```
+//! use std::time::Duration;
+//! use ctxkit::{Context, Error};
+//!
+//! struct RequestId(&'static str);
+//!
+//! fn play(ctx: &Context, track: &str) -> Result<(), Error> {
+//!     // Sleep 15 ms, unless the context is done first.
+//!     ctx.blocking_sleep(Duration::from_millis(15))?;
+//!     println!("[{}] played {track:?}", ctx.value::<RequestId>().unwrap().0);
+//!     Ok(())
+//! }
+//!
+//! let ctx = Context::background().with_value(RequestId("req-2026"));
+//! let (ctx, _cancel) = ctx.with_timeout(Duration::from_millis(40));
+//! let mut played = 0;
+//! for track in ["As It Was", "Vampire", "Anti-Hero", "Houdini"] {
+//!     match play(&ctx, track) {
+//!         Ok(()) => played += 1,
+//!         Err(err) => {
+//!             assert_eq!(err, Error::DeadlineExceeded);
+//!             break;
+//!         }
+//!     }
+//! }
+//! assert!(played < 4);
+//! ```
+//!
+//! # What is here
+//!
+//! * [`Context`]: `background`, `with_cancel`, `with_deadline`, `with_timeout`, `with_value`,
+//!   their `_cause` forms, `without_cancel`; `err`, `cause`, `is_done`, `check`, `done().await`,
+//!   `wait()`, `run`, `sleep`, `after_func`.
+//! * [`CancelHandle`]: cancels on `cancel()`, `cancel_with(reason)` or drop.
+//! * [`Error`] (`context canceled`, `context deadline exceeded`) and [`Cause`].
+//!
+//! # Threads ctxkit starts
+//!
+//! * `ctxkit-timer`: one thread, started the first time an async waiter or an after-function
+//!   needs to be woken at a deadline, then alive for the life of the process, asleep when idle.
+//! * `ctxkit-after-func`: one short-lived thread per after-function that runs.
+//!
+//! # Feature flags
+//!
+//! * `tokio` (default): async variants of the patterns that spawn tasks. The context core
+//!   needs no runtime and does not use it.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod context;
+mod spawn;
+mod sync;
+
+pub use context::{AfterFunc, CancelHandle, Cause, Context, Done, Error};

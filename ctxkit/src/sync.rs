@@ -1,0 +1,57 @@
+//! The std/loom switch for every lock, atomic and park that ctxkit's concurrent core uses.
+//!
+//! Under `--cfg loom` (the model-checking job of `.ci/run`) the mutex, condition variable,
+//! atomics and thread parking come from [`loom`](https://docs.rs/loom), so the models in
+//! `context/tests/loom_tree.rs` explore every interleaving of them. Everywhere else they are
+//! std's.
+//!
+//! `Arc` and `Weak` are always std's: loom's `Arc` has no `Weak`, and the reference counts are
+//! std's own well-tested code. loom therefore explores our locks and state words, not the
+//! reference counting.
+//!
+//! # Poisoning
+//!
+//! No code of ctxkit runs user code or panics while it holds one of these locks (user callbacks
+//! run after the lock is released, on their own threads), so a poisoned lock can only follow a
+//! panic inside ctxkit itself. [`Mutex::lock`] ignores poisoning rather than turning one panic
+//! into many.
+
+pub(crate) use std::sync::{Arc, Weak};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+#[cfg(not(loom))]
+pub(crate) use std::thread::{current as current_thread, park, park_timeout, Thread};
+#[cfg(loom)]
+pub(crate) use loom::thread::{current as current_thread, park, Thread};
+
+/// loom has no timed park; a model never waits for time to pass, so a plain park stands in.
+#[cfg(loom)]
+pub(crate) fn park_timeout(_timeout: std::time::Duration) {
+    loom::thread::yield_now();
+}
+
+#[cfg(not(loom))]
+use std::sync as inner;
+#[cfg(loom)]
+use loom::sync as inner;
+
+/// A mutex whose `lock` never reports poisoning (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct Mutex<T>(inner::Mutex<T>);
+
+/// The guard of [`Mutex`].
+pub(crate) type MutexGuard<'a, T> = inner::MutexGuard<'a, T>;
+
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Mutex(inner::Mutex::new(value))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
