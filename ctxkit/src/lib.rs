@@ -57,7 +57,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod context;
+pub mod group;
+pub mod rate;
 mod spawn;
 mod sync;
 
 pub use context::{AfterFunc, CancelHandle, Cause, Context, Done, Error};
+// Re-exports of `group` (owned by the group work):
+// Re-exports of `rate` (owned by the rate work):

@@ -1,0 +1,1 @@
+//! Rate limiting: token-bucket Limiter and Ticker (issue 4: in progress).
