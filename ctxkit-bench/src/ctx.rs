@@ -1,6 +1,405 @@
-//! `ctx.*` workloads.
+//! `ctx.*` workloads: the cancel tree, values, waiting.
 
-use crate::harness::Cfg;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use ctxkit::{CancelHandle, Context, Done};
+
+use crate::harness::{
+    batches, contended_2, count_heap, emit, ns_per_op, percentile, progress, runtime, spin, stats,
+    Cfg,
+};
+
+const FLAT: usize = 100_000;
+const DEEP: usize = 10_000;
+/// Settle time before `cancel()`, as the anchors: the waiter is really parked.
+const WAKE_SETTLE: Duration = Duration::from_micros(100);
 
 /// Runs the selected `ctx.*` workloads.
-pub(crate) fn run(_cfg: &Cfg) {}
+pub(crate) fn run(cfg: &Cfg) {
+    cancel_child(cfg);
+    timeout_child(cfg);
+    values(cfg);
+    flat_tree(cfg);
+    cancel_deep(cfg);
+    wake_latency(cfg);
+    contended(cfg);
+}
+
+/// Polls `done` once with a no-op waker, registering it; returns whether it was ready.
+fn poll_once(done: &mut Done) -> bool {
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    Pin::new(done).poll(&mut cx).is_ready()
+}
+
+fn cancel_child(cfg: &Cfg) {
+    if !cfg.want(&["ctx.cancel_child"]) {
+        return;
+    }
+    progress("ctx.cancel_child");
+    let (parent, _cancel) = Context::background().with_cancel();
+    let samples = ns_per_op(cfg.micro_target(), cfg.micro_runs(), |n| {
+        for _ in 0..n {
+            let (child, cancel) = parent.with_cancel();
+            cancel.cancel();
+            drop(black_box(child));
+        }
+    });
+    emit(
+        "ctx.cancel_child",
+        "ctxkit",
+        "ns_per_op",
+        Some(stats(&samples)),
+        "parent.with_cancel() + cancel.cancel() + drop of both, on a plain thread, from a long-lived cancelable parent",
+    );
+}
+
+fn timeout_child(cfg: &Cfg) {
+    if !cfg.want(&["ctx.timeout_child"]) {
+        return;
+    }
+    progress("ctx.timeout_child");
+    let (parent, _cancel) = Context::background().with_cancel();
+    let samples = ns_per_op(cfg.micro_target(), cfg.micro_runs(), |n| {
+        for _ in 0..n {
+            let (child, cancel) = parent.with_timeout(Duration::from_secs(3600));
+            cancel.cancel();
+            drop(black_box(child));
+        }
+    });
+    emit(
+        "ctx.timeout_child",
+        "ctxkit",
+        "ns_per_op",
+        Some(stats(&samples)),
+        "parent.with_timeout(1 h) + cancel + drop: the deadline is lazy (one clock read), no timer is armed because nobody waits; every holder sees the deadline through is_done/err/done",
+    );
+}
+
+// ===== values =====
+
+/// Layer `A * 16 + B` of a value chain: 256 distinct types.
+struct Key<const A: usize, const B: usize>(#[allow(dead_code, reason = "payload")] usize);
+
+fn layer<const A: usize, const B: usize>(ctx: &Context) -> Context {
+    ctx.with_value(Key::<A, B>(A * 16 + B))
+}
+
+macro_rules! layer_table {
+    ($($a:literal)*) => {
+        [$(layer_table!(@row $a; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)),*].concat()
+    };
+    (@row $a:literal; $($b:literal)*) => {
+        vec![$(layer::<$a, $b> as fn(&Context) -> Context),*]
+    };
+}
+
+fn value_chain(depth: usize) -> Context {
+    let table: Vec<fn(&Context) -> Context> = layer_table!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    assert_eq!(table.len(), 256);
+    table[..depth].iter().fold(Context::background(), |ctx, add| add(&ctx))
+}
+
+fn values(cfg: &Cfg) {
+    for (workload, depth) in [("ctx.value_d1", 1), ("ctx.value_d16", 16), ("ctx.value_d256", 256)] {
+        if !cfg.want(&[workload]) {
+            continue;
+        }
+        progress(workload);
+        let ctx = value_chain(depth);
+        let samples = ns_per_op(cfg.micro_target(), cfg.micro_runs(), |n| {
+            let mut hits = 0usize;
+            for _ in 0..n {
+                hits += black_box(&ctx).value::<Key<0, 0>>().is_some() as usize;
+            }
+            assert_eq!(hits, n);
+        });
+        emit(
+            workload,
+            "ctxkit",
+            "ns_per_op",
+            Some(stats(&samples)),
+            &format!("ctx.value::<Key0>() on a chain of {depth} with_value layers of distinct types; Key0 is the layer nearest the root (worst case; per-block Bloom filters let the walk skip ahead)"),
+        );
+    }
+    if cfg.want(&["ctx.value_miss_d16"]) {
+        progress("ctx.value_miss_d16");
+        let ctx = value_chain(16);
+        let samples = ns_per_op(cfg.micro_target(), cfg.micro_runs(), |n| {
+            let mut misses = 0usize;
+            for _ in 0..n {
+                misses += black_box(&ctx).value::<Key<15, 15>>().is_none() as usize;
+            }
+            assert_eq!(misses, n);
+        });
+        emit(
+            "ctx.value_miss_d16",
+            "ctxkit",
+            "ns_per_op",
+            Some(stats(&samples)),
+            "ctx.value::<T>() for a type no layer of a 16-layer chain holds",
+        );
+    }
+}
+
+// ===== trees =====
+
+fn build_flat(root: &Context, into: &mut Vec<(Context, CancelHandle)>) {
+    for _ in 0..FLAT {
+        into.push(root.with_cancel());
+    }
+}
+
+fn flat_tree(cfg: &Cfg) {
+    if cfg.want(&["ctx.build_flat_100k"]) {
+        progress("ctx.build_flat_100k");
+        let samples = batches(cfg.heavy_runs(), || {
+            let (root, _cancel) = Context::background().with_cancel();
+            let mut children = Vec::with_capacity(FLAT);
+            let start = Instant::now();
+            build_flat(&root, &mut children);
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            drop(children);
+            ms
+        });
+        emit(
+            "ctx.build_flat_100k",
+            "ctxkit",
+            "ms",
+            Some(stats(&samples)),
+            "100,000 root.with_cancel() kept (context + handle) in a pre-allocated Vec",
+        );
+    }
+    if cfg.want(&["ctx.bytes_per_child"]) {
+        progress("ctx.bytes_per_child");
+        let mut plain = Vec::new();
+        let mut waiting = Vec::new();
+        let mut allocations = (0.0, 0.0);
+        for _ in 0..3 {
+            let (root, _cancel) = Context::background().with_cancel();
+            let mut children = Vec::with_capacity(FLAT);
+            let mut dones: Vec<Done> = Vec::with_capacity(FLAT);
+            let ((), bytes, allocs) = count_heap(|| build_flat(&root, &mut children));
+            plain.push(bytes as f64 / FLAT as f64);
+            allocations.0 = allocs as f64 / FLAT as f64;
+            let ((), bytes, allocs) = count_heap(|| {
+                for (child, _) in &children {
+                    let mut done = child.done();
+                    assert!(!poll_once(&mut done));
+                    dones.push(done);
+                }
+            });
+            waiting.push(bytes as f64 / FLAT as f64);
+            allocations.1 = allocs as f64 / FLAT as f64;
+            drop(dones);
+            drop(children);
+        }
+        let waiting = stats(&waiting);
+        emit(
+            "ctx.bytes_per_child",
+            "ctxkit",
+            "bytes",
+            Some(stats(&plain)),
+            &format!(
+                "live heap bytes requested (counting GlobalAlloc) while building 100,000 root.with_cancel() children, / 100,000: the node and the parent's slab entry, {:.2} allocations/child; the harness Vecs are pre-allocated and excluded, malloc overhead not included. Waiting adds {:.1} B/child ({:.2} allocations): polling done() once registers a waker in the child's waiter slab; so {:.1} B/child waiting included",
+                allocations.0,
+                waiting.value,
+                allocations.1,
+                stats(&plain).value + waiting.value
+            ),
+        );
+    }
+    if cfg.want(&["ctx.cancel_flat_100k"]) {
+        progress("ctx.cancel_flat_100k");
+        let samples = batches(cfg.heavy_runs(), || {
+            let (root, cancel) = Context::background().with_cancel();
+            let mut children = Vec::with_capacity(FLAT);
+            build_flat(&root, &mut children);
+            let mut dones: Vec<Done> = children.iter().map(|(c, _)| c.done()).collect();
+            for done in &mut dones {
+                assert!(!poll_once(done));
+            }
+            let start = Instant::now();
+            cancel.cancel();
+            let done = children.iter().filter(|(c, _)| c.is_done()).count();
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            assert_eq!(done, FLAT);
+            drop(dones);
+            ms
+        });
+        emit(
+            "ctx.cancel_flat_100k",
+            "ctxkit",
+            "ms",
+            Some(stats(&samples)),
+            "every child had done() polled once (a waker registered, woken by the cancel); timed: root cancel() (synchronous over the subtree) + is_done() on every child",
+        );
+    }
+}
+
+fn cancel_deep(cfg: &Cfg) {
+    if !cfg.want(&["ctx.cancel_deep_10k"]) {
+        return;
+    }
+    progress("ctx.cancel_deep_10k");
+    let samples = batches(cfg.heavy_runs(), || {
+        let mut chain = vec![Context::background().with_cancel()];
+        for _ in 1..DEEP {
+            let next = chain.last().map(|(ctx, _)| ctx.with_cancel()).unwrap();
+            chain.push(next);
+        }
+        let mut leaf_done = chain.last().unwrap().0.done();
+        assert!(!poll_once(&mut leaf_done));
+        let start = Instant::now();
+        chain[0].1.cancel();
+        let ok = chain.last().unwrap().0.is_done();
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        assert!(ok);
+        ms
+    });
+    emit(
+        "ctx.cancel_deep_10k",
+        "ctxkit",
+        "ms",
+        Some(stats(&samples)),
+        "chain of 10,000 nested with_cancel() including the root, the leaf's done() polled once; timed: root cancel() + leaf.is_done()",
+    );
+}
+
+// ===== wake latency =====
+
+fn emit_latency(runs: &[Vec<f64>], implementation: &str, note: &str) {
+    for (workload, p) in [("ctx.wake_latency_p50", 50.0), ("ctx.wake_latency_p99", 99.0)] {
+        let per_run: Vec<f64> = runs.iter().map(|r| percentile(r, p)).collect();
+        emit(
+            workload,
+            implementation,
+            "us",
+            Some(stats(&per_run)),
+            &format!(
+                "{note}; {} trials per batch, waiter parked >= {} us",
+                runs[0].len(),
+                WAKE_SETTLE.as_micros()
+            ),
+        );
+    }
+}
+
+fn wake_latency(cfg: &Cfg) {
+    if !cfg.want(&["ctx.wake_latency_p50", "ctx.wake_latency_p99"]) {
+        return;
+    }
+    let trials = cfg.pick(10_000, 2_000);
+    let runs = cfg.pick(7, 3);
+
+    progress("ctx.wake_latency (thread)");
+    let (job_tx, job_rx) = mpsc::channel::<(Context, Arc<AtomicBool>)>();
+    let (woke_tx, woke_rx) = mpsc::channel::<Instant>();
+    let waiter = std::thread::spawn(move || {
+        for (ctx, ready) in job_rx {
+            ready.store(true, Ordering::Release);
+            ctx.wait();
+            let _ = woke_tx.send(Instant::now());
+        }
+    });
+    let thread_trial = || -> f64 {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let ready = Arc::new(AtomicBool::new(false));
+        job_tx.send((ctx, ready.clone())).unwrap();
+        while !ready.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        spin(WAKE_SETTLE);
+        let t0 = Instant::now();
+        cancel.cancel();
+        let t1 = woke_rx.recv().unwrap();
+        t1.duration_since(t0).as_secs_f64() * 1e6
+    };
+    for _ in 0..trials / 10 {
+        thread_trial();
+    }
+    let samples: Vec<Vec<f64>> = (0..runs).map(|_| (0..trials).map(|_| thread_trial()).collect()).collect();
+    drop(job_tx);
+    waiter.join().unwrap();
+    emit_latency(
+        &samples,
+        "ctxkit/thread",
+        "waiter: a persistent std thread blocked in ctx.wait() (park/unpark); cancel() from another thread that then blocks on a channel receive",
+    );
+
+    progress("ctx.wake_latency (task woken by a task)");
+    let rt = runtime();
+    let task_trial = |rt: &tokio::runtime::Runtime| -> f64 {
+        rt.block_on(async {
+            let (ctx, cancel) = Context::background().with_cancel();
+            let ready = Arc::new(AtomicBool::new(false));
+            let (tx, rx) = tokio::sync::oneshot::channel::<Instant>();
+            let waiter_ready = ready.clone();
+            tokio::spawn(async move {
+                let mut done = ctx.done();
+                let was_ready = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut done).poll(cx).is_ready())).await;
+                assert!(!was_ready);
+                waiter_ready.store(true, Ordering::Release);
+                done.await;
+                let _ = tx.send(Instant::now());
+            });
+            let canceler = tokio::spawn(async move {
+                while !ready.load(Ordering::Acquire) {
+                    tokio::task::yield_now().await;
+                }
+                spin(WAKE_SETTLE);
+                let t0 = Instant::now();
+                cancel.cancel();
+                let t1 = rx.await.unwrap();
+                t1.duration_since(t0).as_secs_f64() * 1e6
+            });
+            canceler.await.unwrap()
+        })
+    };
+    for _ in 0..trials / 10 {
+        task_trial(&rt);
+    }
+    let samples: Vec<Vec<f64>> = (0..runs).map(|_| (0..trials).map(|_| task_trial(&rt)).collect()).collect();
+    drop(rt);
+    emit_latency(
+        &samples,
+        "ctxkit/async",
+        "waiter: a task awaiting ctx.done(); the canceler is another task on the same 2-worker multi-thread tokio runtime, which then awaits a oneshot (as Go's goroutine-to-goroutine wake)",
+    );
+}
+
+fn contended(cfg: &Cfg) {
+    if !cfg.want(&["ctx.contended_create_cancel"]) {
+        return;
+    }
+    progress("ctx.contended_create_cancel");
+    let duration = Duration::from_millis(cfg.pick(1000, 150));
+    let (parent, _cancel) = Context::background().with_cancel();
+    let op = || {
+        let (child, cancel) = parent.with_cancel();
+        cancel.cancel();
+        drop(child);
+    };
+    contended_2(duration / 10, op);
+    let samples: Vec<f64> = (0..7)
+        .map(|_| {
+            let (ops, seconds) = contended_2(duration, op);
+            ops as f64 / seconds / 1e6
+        })
+        .collect();
+    emit(
+        "ctx.contended_create_cancel",
+        "ctxkit",
+        "mops_per_s",
+        Some(stats(&samples)),
+        &format!(
+            "2 threads, with_cancel() + cancel() + drop on one shared parent, {} ms per batch; total over both threads",
+            duration.as_millis()
+        ),
+    );
+}

@@ -89,7 +89,7 @@ impl AfterFunc {
         });
         let mut key = None;
         if let Some(node) = node {
-            match tree::register(node, Waiter::AfterFunc(shared.clone()), None, true) {
+            match tree::register(node, Waiter::AfterFunc(shared.clone()), true) {
                 Registered::Waiting(k) => key = Some(k),
                 // Already done: as Go, start it at once on its own thread.
                 Registered::Done(_) => shared.start(),

@@ -3,42 +3,49 @@
 //!
 //! A [`Node`] exists for every cancelable context (`with_cancel`, `with_deadline`, ...). Value
 //! layers and `without_cancel` add no node: a `Context` is a pair of pointers, its nearest node
-//! and its nearest value layer (see `values.rs`).
+//! and its innermost value layer (see `values.rs`).
 //!
 //! # The state word
 //!
 //! `Node::state` packs what readers need into one atomic, so [`is_done`] and [`err`] never lock:
-//! the done kind ([`CANCELED`] or [`DEADLINE`], never changed once set), whether the node has a
-//! deadline ([`HAS_DEADLINE`]) and set it itself ([`OWNS_DEADLINE`]), both fixed at creation,
-//! and whether the timer thread watches the deadline ([`ARMED`]).
+//! the done kind ([`CANCELED`] or [`DEADLINE`]: set once, never changed), whether the
+//! completion has run ([`COMPLETED`]), whether the node has a deadline ([`HAS_DEADLINE`]) and
+//! set it itself ([`OWNS_DEADLINE`]), both fixed at creation, and whether the timer thread
+//! watches the deadline ([`ARMED`]).
 //!
 //! # Deadlines are lazy
 //!
 //! Creating a context with a deadline arms no timer. A node's *effective* deadline is the
-//! earlier of its own and its parent's; the node *owns* it when its own is strictly earlier,
-//! and otherwise *inherits* it. Until the node is completed:
+//! earlier of its own and its parent's; the node *owns* it when its own is strictly earlier, and
+//! otherwise *inherits* it. Until the node is done:
 //!
-//! * an owner that no timer watches is done when the clock says so (one clock read);
+//! * an owner that no timer watches is done when the clock says so: the reader that first sees
+//!   the deadline passed sets the [`DEADLINE`] bits with a compare-and-swap (no lock), so every
+//!   later reader, and the completion, agree with it;
 //! * an inheriting node, or an owner that the timer watches, is done when its parent is.
 //!
 //! So a child never reports done before the ancestor whose deadline it shares, and a timer is
-//! armed (on the owner) only when somebody waits asynchronously or registers an after-function.
-//! Whatever a reader has seen lazily, the completion that follows records the same: see
-//! [`complete`], which looks at the lazy state first ("materializes" it).
+//! armed (on the owner) only when somebody must be woken: an async waiter or an
+//! after-function. A done node whose completion has not run yet (only possible for an expired
+//! owner nobody waits on asynchronously) is completed by the next cancel, arming or registration
+//! that reaches it.
 //!
 //! # Invariants
 //!
-//! 1. The done bits of `state` are set once, under the node's `inner` lock, by [`complete`];
-//!    `inner.cause` holds the final reason from then on and never changes.
-//! 2. Before the node is done, `inner.cause` holds the reason to give if the node's *own*
-//!    deadline expires (the `_cause` constructors), and `None` otherwise.
+//! 1. The done bits of `state` are set once: under the node's lock by [`complete`], or without
+//!    it by a reader's compare-and-swap when an unwatched owner's deadline has passed (then to
+//!    [`DEADLINE`]). [`COMPLETED`] is set under the lock, after the done bits, by the one
+//!    completion that takes the waiters and children out.
+//! 2. `Extra::cause` holds, before completion, the reason to give if the node's own deadline
+//!    expires (the `_cause` constructors) and `None` otherwise; the completion replaces it with
+//!    the final reason unless the node is done by its own deadline. It never changes after.
 //! 3. A node is in its parent's `children` slab, at index `slot`, iff it was linked there and
 //!    neither it unlinked itself nor the parent was completed. `slot` is read and written only
-//!    under the parent's `inner` lock. Once a parent is done it links no more children and its
-//!    slab stays empty.
+//!    under the parent's lock (or through `&mut` in `Drop`, when nobody else can see the node).
+//!    A completed parent links no more children and its slab stays empty.
 //! 4. `ARMED` is set under the node's lock, together with the insertion of the timer entry, and
 //!    only on an owner that is not done. The timer entry holds a strong reference, so an armed
-//!    node lives until it fires or the completion removes the entry.
+//!    node lives until it fires or its completion removes the entry.
 //! 5. A completion takes the waiters and children out under the lock and notifies them after
 //!    releasing it; no user code runs on the completing thread (after-functions get their own
 //!    thread, see `after_func.rs`).
@@ -47,36 +54,37 @@
 //!
 //! # Lock order
 //!
-//! A thread may hold a node's `inner` and then take an *ancestor's* `inner` (to read the
-//! ancestor's cause when materializing a lazy state), and may hold a node's `inner` and then take
-//! the timer's lock (arming). Nothing takes a descendant's lock while holding a node's lock:
-//! a completion releases the parent before it completes the children. The timer's lock is a
-//! leaf: nothing else is taken under it. Ancestry is a partial order, so these rules cannot form
-//! a cycle.
+//! A thread may hold a node's lock and then take an *ancestor's* lock (to read the ancestor's
+//! cause when a completion adopts it), and may hold a node's lock and then take the timer's lock
+//! (arming). Nothing takes a descendant's lock while holding a node's lock: a completion
+//! releases a parent before it completes the children. The timer's lock is a leaf. Ancestry is a
+//! partial order, so these rules cannot form a cycle.
 
 use std::fmt;
 
 use crate::context::clock::{self, NO_DEADLINE};
 use crate::context::error::{Cause, Error, Reason};
 use crate::context::timer;
-use crate::context::waiters::{Waiter, Waiters};
+use crate::context::waiters::{Taken, Waiter, Waiters};
 use crate::sync::{Arc, AtomicU32, Mutex, MutexGuard, Ordering, Weak};
 
 // ===== state word =====
 
-/// Done bits: completed as canceled.
-pub(crate) const CANCELED: u32 = 0b00001;
-/// Done bits: completed because a deadline passed.
-pub(crate) const DEADLINE: u32 = 0b00010;
+/// Done bits: done as canceled.
+pub(crate) const CANCELED: u32 = 0b00_0001;
+/// Done bits: done because a deadline passed.
+pub(crate) const DEADLINE: u32 = 0b00_0010;
 /// Mask of the done bits.
 const DONE_MASK: u32 = CANCELED | DEADLINE;
+/// The completion has run: waiters notified, children completed (invariant 1).
+const COMPLETED: u32 = 0b00_0100;
 /// The node has an effective deadline (`Node::deadline != NO_DEADLINE`). Fixed at creation.
-const HAS_DEADLINE: u32 = 0b00100;
+const HAS_DEADLINE: u32 = 0b00_1000;
 /// The effective deadline is the node's own (strictly earlier than its parent's). Fixed at
 /// creation.
-const OWNS_DEADLINE: u32 = 0b01000;
+const OWNS_DEADLINE: u32 = 0b01_0000;
 /// The timer thread watches this owner's deadline (invariant 4).
-const ARMED: u32 = 0b10000;
+const ARMED: u32 = 0b10_0000;
 
 fn done_kind(state: u32) -> Option<Error> {
     match state & DONE_MASK {
@@ -102,24 +110,26 @@ const UNLINKED: u32 = u32::MAX;
 pub(crate) struct Node {
     /// Done bits and flags; see the constants above.
     state: AtomicU32,
-    /// Index in the parent's children slab, or `UNLINKED`; only under the parent's lock
-    /// (invariant 3).
+    /// Index in the parent's children slab, or `UNLINKED` (invariant 3).
     slot: AtomicU32,
     /// Effective deadline, encoded by `clock`; `NO_DEADLINE` if none. Never changes.
     deadline: u64,
-    /// The nearest cancelable ancestor. Never changes.
+    /// The nearest cancelable ancestor. Never changes until `Drop`.
     parent: Option<Arc<Node>>,
-    /// Guards the fields below it.
-    inner: Mutex<Inner>,
+    /// What the lock guards; allocated the first time there is anything to keep, so a node
+    /// that is only created and canceled never allocates it.
+    inner: Mutex<Option<Box<Extra>>>,
 }
 
-struct Inner {
-    /// Before done: the own-deadline reason (invariant 2); after: the final reason (1).
+/// The parts of a node that only the lock holder touches.
+#[derive(Default)]
+struct Extra {
+    /// Invariant 2.
     cause: Option<Reason>,
     /// Tasks, threads and after-functions to notify on completion.
     waiters: Waiters,
-    /// Linked children; allocated on the first link.
-    children: Option<Box<Children>>,
+    /// Linked children (invariant 3).
+    children: Children,
 }
 
 /// A slab of weak references to linked children (invariant 3).
@@ -129,6 +139,10 @@ struct Children {
     free: Vec<u32>,
     live: u32,
 }
+
+/// Slabs up to this many entries keep their storage when they empty out, so a parent whose
+/// children come and go one at a time does not allocate for each.
+const KEEP_SLAB: usize = 64;
 
 #[cfg(debug_assertions)]
 static LIVE_NODES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -145,20 +159,28 @@ pub(crate) fn live_nodes() -> Option<usize> {
     }
 }
 
+type Guard<'a> = MutexGuard<'a, Option<Box<Extra>>>;
+
+fn extra<'a>(guard: &'a mut Guard<'_>) -> &'a mut Extra {
+    guard.get_or_insert_with(Default::default)
+}
+
 impl Node {
     fn new(state: u32, deadline: u64, parent: Option<Arc<Node>>, cause: Option<Reason>) -> Node {
         #[cfg(debug_assertions)]
         LIVE_NODES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let extra = cause.map(|cause| {
+            Box::new(Extra {
+                cause: Some(cause),
+                ..Extra::default()
+            })
+        });
         Node {
             state: AtomicU32::new(state),
             slot: AtomicU32::new(UNLINKED),
             deadline,
             parent,
-            inner: Mutex::new(Inner {
-                cause,
-                waiters: Waiters::new(),
-                children: None,
-            }),
+            inner: Mutex::new(extra),
         }
     }
 
@@ -167,17 +189,20 @@ impl Node {
         self.deadline
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> Guard<'_> {
         self.inner.lock()
     }
-}
 
-impl Node {
     /// Leaves the parent (see `Drop`) and hands the parent reference back.
     fn detach(&mut self) -> Option<Arc<Node>> {
         let parent = self.parent.take()?;
-        let me: *const Node = self;
-        unlink_from(&parent, &self.slot, me);
+        // Invariant 3: through `&mut`, nobody else can see this node (the last `Arc` drop
+        // synchronized with every earlier access), so `slot` is exact. A node that unlinked
+        // itself when it was canceled skips the parent's lock here.
+        if self.slot.load(Ordering::Relaxed) != UNLINKED {
+            let me: *const Node = self;
+            unlink_from(&parent, &self.slot, me);
+        }
         Some(parent)
     }
 }
@@ -218,7 +243,8 @@ pub(crate) struct NewNode {
 /// child is never linked.
 pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
     let parent_deadline = parent.map_or(NO_DEADLINE, |p| p.deadline);
-    let owns = new.deadline != NO_DEADLINE && (parent_deadline == NO_DEADLINE || new.deadline < parent_deadline);
+    let owns = new.deadline != NO_DEADLINE
+        && (parent_deadline == NO_DEADLINE || new.deadline < parent_deadline);
     let (deadline, state, cause) = if owns {
         // Invariant 2: only an owner keeps a pending deadline reason.
         (new.deadline, HAS_DEADLINE | OWNS_DEADLINE, new.deadline_cause)
@@ -231,23 +257,25 @@ pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
     let node = Arc::new(Node::new(state, deadline, parent.cloned(), cause));
     let Some(parent) = parent else {
         if expired {
-            node.state.fetch_or(DEADLINE, Ordering::Release);
+            node.state.fetch_or(DEADLINE | COMPLETED, Ordering::Release);
         }
         return node;
     };
     let mut parent_inner = parent.lock();
-    if let Some(error) = done_kind(parent.state.load(Ordering::Acquire)) {
-        // Invariant 1: the parent's cause is final.
-        let reason = parent_inner.cause.clone();
+    let parent_state = parent.state.load(Ordering::Acquire);
+    if parent_state & COMPLETED != 0 {
+        // Invariant 2: the parent's cause is final once it is completed.
+        let error = done_kind(parent_state).unwrap_or(Error::Canceled);
+        let reason = parent_inner.as_ref().and_then(|e| e.cause.clone());
         drop(parent_inner);
         // The child is not shared yet: its lock is free.
-        node.lock().cause = reason;
-        node.state.fetch_or(done_bits(error), Ordering::Release);
+        extra(&mut node.lock()).cause = reason;
+        node.state.fetch_or(done_bits(error) | COMPLETED, Ordering::Release);
     } else if expired {
         drop(parent_inner);
-        node.state.fetch_or(DEADLINE, Ordering::Release);
+        node.state.fetch_or(DEADLINE | COMPLETED, Ordering::Release);
     } else {
-        let children = parent_inner.children.get_or_insert_with(Default::default);
+        let children = &mut extra(&mut parent_inner).children;
         let weak = Arc::downgrade(&node);
         let slot = match children.free.pop() {
             Some(slot) => {
@@ -270,36 +298,44 @@ pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
 /// Removes the node whose `slot` field is `slot` and whose address is `me` from `parent`'s
 /// slab, if it is still there (invariant 3).
 fn unlink_from(parent: &Node, slot: &AtomicU32, me: *const Node) {
-    // A done parent has emptied its slab for good: nothing to do, and no lock needed.
-    if parent.state.load(Ordering::Acquire) & DONE_MASK != 0 {
+    // A completed parent has emptied its slab for good: nothing to do, and no lock needed.
+    if parent.state.load(Ordering::Acquire) & COMPLETED != 0 {
         return;
     }
     let mut inner = parent.lock();
     // Invariant 3: `slot` is only touched under this lock.
     let index = slot.swap(UNLINKED, Ordering::Relaxed);
-    if index == UNLINKED || parent.state.load(Ordering::Relaxed) & DONE_MASK != 0 {
+    if index == UNLINKED || parent.state.load(Ordering::Relaxed) & COMPLETED != 0 {
         return;
     }
-    let Some(children) = inner.children.as_mut() else {
+    let Some(extra) = inner.as_mut() else {
         return;
     };
-    let entry = &mut children.entries[index as usize];
+    let children = &mut extra.children;
+    let Some(entry) = children.entries.get_mut(index as usize) else {
+        return;
+    };
     debug_assert!(std::ptr::eq(entry.as_ptr(), me), "a child's slot names another child");
     if std::ptr::eq(entry.as_ptr(), me) {
         *entry = Weak::new();
         children.free.push(index);
         children.live -= 1;
         if children.live == 0 {
-            // Nothing grows without bound: an emptied slab gives its memory back.
-            inner.children = None;
+            // Nothing grows without bound: an emptied slab forgets its entries, and a large
+            // one gives its memory back.
+            if children.entries.capacity() > KEEP_SLAB {
+                *children = Children::default();
+            } else {
+                children.entries.clear();
+                children.free.clear();
+            }
         }
     }
 }
 
 // ===== reading =====
 
-/// True once the node is done, counting a deadline that has passed but that nobody has
-/// completed yet. Never locks.
+/// True once the node is done. Never locks.
 pub(crate) fn is_done(node: &Node) -> bool {
     err(node).is_some()
 }
@@ -315,7 +351,17 @@ pub(crate) fn err(node: &Node) -> Option<Error> {
         }
         match lazy_step(node, state) {
             Lazy::NotDone => return None,
-            Lazy::Expired => return Some(Error::DeadlineExceeded),
+            Lazy::Expired => {
+                // Invariant 1: record what we saw, so everybody after us agrees. If the CAS
+                // fails the state changed (done, or armed): look again.
+                if node
+                    .state
+                    .compare_exchange(state, state | DEADLINE, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return Some(Error::DeadlineExceeded);
+                }
+            }
             Lazy::AskParent(parent) => node = parent,
         }
     }
@@ -349,21 +395,18 @@ fn lazy_step(node: &Node, state: u32) -> Lazy<'_> {
 pub(crate) fn cause(node: &Node) -> Option<Cause> {
     let mut node = node;
     loop {
+        err(node)?;
         let state = node.state.load(Ordering::Acquire);
-        if let Some(error) = done_kind(state) {
-            // Invariant 1: the reason is final once the done bits are visible.
-            return Some(Cause::new(error, node.lock().cause.clone()));
-        }
-        match lazy_step(node, state) {
-            Lazy::NotDone => return None,
-            Lazy::Expired => {
+        match done_kind(state) {
+            // Invariant 2: for a node done by its own deadline the field holds that reason
+            // whether or not the completion has run; otherwise the final reason.
+            Some(error) => {
                 let inner = node.lock();
-                let state = node.state.load(Ordering::Acquire);
-                // Either way the reason is in `cause`: the final one (1) or the pending one (2).
-                let error = done_kind(state).unwrap_or(Error::DeadlineExceeded);
-                return Some(Cause::new(error, inner.cause.clone()));
+                let reason = inner.as_ref().and_then(|e| e.cause.clone());
+                return Some(Cause::new(error, reason));
             }
-            Lazy::AskParent(parent) => node = parent,
+            // Done through an ancestor that has not completed this node yet.
+            None => node = node.parent.as_deref()?,
         }
     }
 }
@@ -379,7 +422,7 @@ pub(crate) enum Completion {
 }
 
 /// Completes `node` and its whole subtree; unlinks `node` from its parent. Returns false if it
-/// was already done (the first completion wins; later ones change nothing).
+/// was already completed (the first completion wins; later ones change nothing).
 pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
     let Some(done) = complete(node, completion) else {
         return false;
@@ -388,17 +431,22 @@ pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
         unlink_from(parent, &node.slot, Arc::as_ptr(node));
     }
     // Invariant 6: walk the subtree before returning, without recursion.
-    let mut stack: Vec<(Vec<Weak<Node>>, Error, Option<Reason>)> = Vec::new();
-    if let Some(children) = done.children {
-        stack.push((children.entries, done.error, done.reason));
+    let mut stack: Vec<Done> = Vec::new();
+    if !done.children.is_empty() {
+        stack.push(done);
     }
-    while let Some((children, error, reason)) = stack.pop() {
+    while let Some(Done {
+        error,
+        reason,
+        children,
+    }) = stack.pop()
+    {
         for child in children {
             // A child whose every handle is gone is being dropped: nothing to notify.
             let Some(child) = child.upgrade() else { continue };
             if let Some(done) = complete(&child, Completion::With(error, reason.clone())) {
-                if let Some(grandchildren) = done.children {
-                    stack.push((grandchildren.entries, done.error, done.reason));
+                if !done.children.is_empty() {
+                    stack.push(done);
                 }
             }
         }
@@ -410,46 +458,61 @@ pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
 struct Done {
     error: Error,
     reason: Option<Reason>,
-    children: Option<Box<Children>>,
+    children: Vec<Weak<Node>>,
 }
 
-/// Sets the done bits of one node (invariant 1), notifies its waiters and hands back its
-/// children. `None` if it was already done.
+/// Completes one node: sets its done bits if a reader has not (invariant 1), records the reason
+/// (2), notifies its waiters (5) and hands back its children. `None` if it was already completed.
 fn complete(node: &Node, completion: Completion) -> Option<Done> {
-    let mut inner = node.lock();
-    let state = node.state.load(Ordering::Acquire);
-    if state & DONE_MASK != 0 {
+    if node.state.load(Ordering::Acquire) & COMPLETED != 0 {
         return None;
     }
-    // Record what a reader may already have seen (see "Deadlines are lazy"). Reading an
-    // ancestor's cause locks it, which the lock order allows.
-    let seen = match lazy_step(node, state) {
-        Lazy::NotDone => None,
-        Lazy::Expired => Some((Error::DeadlineExceeded, inner.cause.clone())),
-        Lazy::AskParent(parent) => cause(parent).map(|c| (c.error(), c.reason_arc().cloned())),
+    let mut inner = node.lock();
+    let state = node.state.load(Ordering::Acquire);
+    if state & COMPLETED != 0 {
+        return None;
+    }
+    let pending = || inner.as_ref().and_then(|e| e.cause.clone());
+    let (error, reason) = match done_kind(state) {
+        // A reader saw the node's own deadline pass.
+        Some(error) => (error, pending()),
+        // An inheriting (or watched) node adopts what its parent shows, if anything: a reader
+        // may have seen this node done through it. The parent's lock is an ancestor's.
+        None if state & HAS_DEADLINE != 0 && state & (OWNS_DEADLINE | ARMED) != OWNS_DEADLINE => {
+            match node.parent.as_deref().and_then(cause) {
+                Some(seen) => (seen.error(), seen.reason_arc().cloned()),
+                None => match completion {
+                    Completion::Expire => (Error::DeadlineExceeded, pending()),
+                    Completion::With(error, reason) => (error, reason),
+                },
+            }
+        }
+        None => match completion {
+            Completion::Expire => (Error::DeadlineExceeded, pending()),
+            Completion::With(error, reason) => (error, reason),
+        },
     };
-    let (error, reason) = match (seen, completion) {
-        (Some(seen), _) => seen,
-        // Invariant 2: the pending reason of the node's own deadline.
-        (None, Completion::Expire) => (Error::DeadlineExceeded, inner.cause.clone()),
-        (None, Completion::With(error, reason)) => (error, reason),
-    };
-    inner.cause = reason.clone();
-    node.state.fetch_or(done_bits(error), Ordering::Release);
-    let waiters: Vec<Waiter> = if inner.waiters.is_empty() {
-        Vec::new()
-    } else {
-        inner.waiters.take_all().collect()
-    };
-    let children = inner.children.take();
+    let mut waiters = Taken::none();
+    let mut children = Vec::new();
+    if reason.is_some() || inner.is_some() {
+        let extra = extra(&mut inner);
+        extra.cause = reason.clone();
+        if !extra.waiters.is_empty() {
+            waiters = extra.waiters.take_all();
+        }
+        if extra.children.live != 0 {
+            children = std::mem::take(&mut extra.children.entries);
+        }
+        extra.children = Children::default();
+    }
+    node.state
+        .fetch_or(done_bits(error) | COMPLETED, Ordering::Release);
     drop(inner);
     if state & ARMED != 0 {
         timer::disarm(node.deadline, node as *const Node);
     }
     // Invariant 5: notify with no lock held.
-    for waiter in waiters {
-        waiter.notify();
-    }
+    waiters.notify_all();
     Some(Done {
         error,
         reason,
@@ -467,37 +530,21 @@ pub(crate) enum Registered {
     Done(Error),
 }
 
-/// Adds `waiter` to the node (or replaces the one under `key`), unless the node is done.
+/// Adds `waiter` to the node, unless the node is done.
 ///
 /// With `arm`, makes sure the timer watches the deadline this node shares, so that the waiter
 /// is notified when it passes (async waiters and after-functions need that; a blocked thread
 /// parks with a timeout instead).
-pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, key: Option<u32>, arm: bool) -> Registered {
+pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, arm: bool) -> Registered {
+    if let Some(error) = err(node) {
+        return Registered::Done(error);
+    }
     let mut inner = node.lock();
     let state = node.state.load(Ordering::Acquire);
     if let Some(error) = done_kind(state) {
         return Registered::Done(error);
     }
-    match lazy_step(node, state) {
-        Lazy::NotDone => {}
-        Lazy::Expired => {
-            drop(inner);
-            cancel(node, Completion::Expire);
-            return Registered::Done(err(node).unwrap_or(Error::DeadlineExceeded));
-        }
-        Lazy::AskParent(parent) => {
-            if let Some(error) = err(parent) {
-                return Registered::Done(error);
-            }
-        }
-    }
-    let key = match key.and_then(|key| inner.waiters.get_mut(key).map(|slot| (key, slot))) {
-        Some((key, slot)) => {
-            *slot = waiter;
-            key
-        }
-        None => inner.waiters.insert(waiter),
-    };
+    let key = extra(&mut inner).waiters.insert(waiter);
     drop(inner);
     if arm && state & HAS_DEADLINE != 0 {
         arm_owner(node);
@@ -509,7 +556,7 @@ pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, key: Option<u32>, arm: 
 /// Returns false if the entry is gone (the node completed and took it).
 pub(crate) fn refresh_waker(node: &Node, key: u32, waker: &std::task::Waker) -> bool {
     let mut inner = node.lock();
-    match inner.waiters.get_mut(key) {
+    match inner.as_mut().and_then(|e| e.waiters.get_mut(key)) {
         Some(Waiter::Task(current)) => {
             if !current.will_wake(waker) {
                 *current = waker.clone();
@@ -522,11 +569,11 @@ pub(crate) fn refresh_waker(node: &Node, key: u32, waker: &std::task::Waker) -> 
 
 /// Removes the waiter under `key`, if the node still holds it. Returns it.
 pub(crate) fn deregister(node: &Node, key: u32) -> Option<Waiter> {
-    if node.state.load(Ordering::Acquire) & DONE_MASK != 0 {
-        // Invariant 5: a completion took the whole list.
+    if node.state.load(Ordering::Acquire) & COMPLETED != 0 {
+        // Invariant 5: the completion took the whole list.
         return None;
     }
-    node.lock().waiters.remove(key)
+    node.lock().as_mut()?.waiters.remove(key)
 }
 
 /// Arms the timer on the ancestor-or-self that owns `node`'s deadline, or completes it at once
@@ -541,10 +588,12 @@ fn arm_owner(node: &Arc<Node>) {
     }
     let inner = owner.lock();
     let state = owner.state.load(Ordering::Acquire);
-    if state & (DONE_MASK | ARMED) != 0 {
+    if state & (COMPLETED | ARMED) != 0 {
         return;
     }
-    if clock::now() >= owner.deadline {
+    if state & DONE_MASK != 0 || clock::now() >= owner.deadline {
+        // Expired (perhaps seen by a reader, perhaps not yet): complete it now, which notifies
+        // the new waiter through the subtree.
         drop(inner);
         cancel(owner, Completion::Expire);
         return;
@@ -559,19 +608,22 @@ fn arm_owner(node: &Arc<Node>) {
 
 /// Number of children linked under `node` (tests and `Debug`).
 pub(crate) fn child_count(node: &Node) -> usize {
-    node.lock().children.as_ref().map_or(0, |c| c.live as usize)
+    node.lock().as_ref().map_or(0, |e| e.children.live as usize)
 }
 
 /// Number of waiters registered on `node` (tests and `Debug`).
 pub(crate) fn waiter_count(node: &Node) -> usize {
-    node.lock().waiters.len()
+    node.lock().as_ref().map_or(0, |e| e.waiters.len())
 }
 
 impl fmt::Debug for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Node")
             .field("err", &err(self))
-            .field("deadline", &(self.deadline != NO_DEADLINE).then(|| clock::decode(self.deadline)))
+            .field(
+                "deadline",
+                &(self.deadline != NO_DEADLINE).then(|| clock::decode(self.deadline)),
+            )
             .finish_non_exhaustive()
     }
 }

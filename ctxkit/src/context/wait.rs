@@ -75,7 +75,7 @@ impl Future for Done {
                     // Our entry is gone: the node completed meanwhile. Look again.
                     this.key = None;
                 }
-                None => match tree::register(node, Waiter::Task(cx.waker().clone()), None, true) {
+                None => match tree::register(node, Waiter::Task(cx.waker().clone()), true) {
                     Registered::Waiting(key) => {
                         this.key = Some(key);
                         return Poll::Pending;
@@ -129,7 +129,7 @@ pub(crate) fn block_until(node: Option<&Arc<Node>>, limit: Option<Instant>) -> O
     if let Some(error) = tree::err(node) {
         return Some(error);
     }
-    let key = match tree::register(node, Waiter::Thread(sync::current_thread()), None, false) {
+    let key = match tree::register(node, Waiter::Thread(sync::current_thread()), false) {
         Registered::Waiting(key) => key,
         Registered::Done(error) => return Some(error),
     };

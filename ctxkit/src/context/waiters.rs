@@ -122,14 +122,12 @@ impl Waiters {
         }
     }
 
-    /// Takes every waiter out, leaving the list empty.
-    pub(crate) fn take_all(&mut self) -> impl Iterator<Item = Waiter> {
+    /// Takes every waiter out, leaving the list empty. The storage moves with them, so taking
+    /// allocates nothing.
+    pub(crate) fn take_all(&mut self) -> Taken {
         let slots = std::mem::take(&mut self.slots);
         *self = Waiters::new();
-        slots.into_iter().filter_map(|slot| match slot {
-            Slot::Occupied(waiter) => Some(waiter),
-            Slot::Vacant { .. } => None,
-        })
+        Taken(slots)
     }
 
     /// Number of waiters.
@@ -139,6 +137,31 @@ impl Waiters {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.occupied == 0
+    }
+}
+
+/// Waiters taken out of a list by [`Waiters::take_all`], to notify once no lock is held.
+pub(crate) struct Taken(Vec<Slot>);
+
+impl Taken {
+    /// An empty set.
+    pub(crate) const fn none() -> Taken {
+        Taken(Vec::new())
+    }
+
+    /// Notifies every waiter (see [`Waiter::notify`]).
+    pub(crate) fn notify_all(self) {
+        for slot in self.0 {
+            if let Slot::Occupied(waiter) = slot {
+                waiter.notify();
+            }
+        }
+    }
+}
+
+impl Default for Waiters {
+    fn default() -> Self {
+        Waiters::new()
     }
 }
 
@@ -178,7 +201,8 @@ mod tests {
         let keys: Vec<u32> = (0..5).map(|_| list.insert(thread_waiter())).collect();
         list.remove(keys[1]);
         list.remove(keys[3]);
-        assert_eq!(list.take_all().count(), 3);
+        let taken = list.take_all();
+        assert_eq!(taken.0.iter().filter(|s| matches!(s, Slot::Occupied(_))).count(), 3);
         assert!(list.is_empty());
         assert!(list.get_mut(keys[0]).is_none());
     }

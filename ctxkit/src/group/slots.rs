@@ -1,0 +1,229 @@
+//! What a group's tasks leave behind: their results in spawn order, which error came first, the
+//! first panic. Shared by the async [`Group`](super::Group) and the thread [`scope`](super::scope).
+//!
+//! Pure bookkeeping: no locks here. Callers keep a `Slots` under their own lock and call its
+//! methods with the lock held (they take `&mut self`), then act on what they return (cancel the
+//! context) after releasing it.
+
+use std::any::Any;
+use std::fmt;
+
+use crate::context::Error;
+
+use super::TaskFailed;
+
+/// A panic payload, as `catch_unwind` returns it.
+pub(crate) type Panic = Box<dyn Any + Send + 'static>;
+
+/// How one task ended.
+pub(crate) enum Outcome<T, E> {
+    /// It returned.
+    Returned(Result<T, E>),
+    /// It panicked with this payload.
+    Panicked(Panic),
+}
+
+/// The results of one round of a group (spawns up to a `wait`).
+pub(crate) struct Slots<T, E> {
+    /// Index = spawn order. `None`: not finished, never started, or panicked. Grows on demand,
+    /// so a spawn that is skipped needs no entry.
+    results: Vec<Option<Result<T, E>>>,
+    /// The index of the first error in time (`errgroup`'s `errOnce`); set once per round.
+    first_err: Option<usize>,
+    /// The first panic's payload; later panics are dropped (which panic wins is unspecified).
+    panic: Option<Panic>,
+    /// Whether any task has failed or panicked this round: the first to do so names the cause.
+    failed: bool,
+}
+
+impl<T, E> Slots<T, E> {
+    pub(crate) const fn new() -> Self {
+        Slots {
+            results: Vec::new(),
+            first_err: None,
+            panic: None,
+            failed: false,
+        }
+    }
+
+    /// Whether a task has failed or panicked this round.
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Records how task `index` ended. Returns the cause to cancel the group's context with when
+    /// this is the round's first failure (error or panic).
+    pub(crate) fn record(&mut self, index: usize, outcome: Outcome<T, E>) -> Option<TaskFailed>
+    where
+        E: fmt::Display,
+    {
+        let first = !self.failed;
+        let cause = match outcome {
+            Outcome::Returned(Ok(value)) => {
+                self.put(index, Ok(value));
+                return None;
+            }
+            Outcome::Returned(Err(error)) => {
+                let cause = first.then(|| TaskFailed::error(error.to_string()));
+                if self.first_err.is_none() {
+                    self.first_err = Some(index);
+                }
+                self.put(index, Err(error));
+                cause
+            }
+            Outcome::Panicked(payload) => {
+                let cause = first.then(|| TaskFailed::panic(panic_message(&*payload)));
+                if self.panic.is_none() {
+                    self.panic = Some(payload);
+                }
+                cause
+            }
+        };
+        self.failed = true;
+        cause
+    }
+
+    fn put(&mut self, index: usize, result: Result<T, E>) {
+        if self.results.len() <= index {
+            self.results.resize_with(index + 1, || None);
+        }
+        self.results[index] = Some(result);
+    }
+
+    /// Ends the round: the first panic if any (to be resumed by the caller), else the first
+    /// error, else every result in spawn order. `spawned` is how many tasks the round had; a
+    /// task that never started counts as failed with `skipped` (the context's error).
+    pub(crate) fn take_first(&mut self, spawned: usize, skipped: Error) -> Result<Result<Vec<T>, E>, Panic>
+    where
+        E: From<Error>,
+    {
+        let round = std::mem::replace(self, Slots::new());
+        if let Some(payload) = round.panic {
+            return Err(payload);
+        }
+        let mut results = round.results;
+        if let Some(index) = round.first_err {
+            return Ok(match results.swap_remove(index) {
+                Some(Err(error)) => Err(error),
+                _ => unreachable!("ctxkit::group: first_err names a slot that holds no error"),
+            });
+        }
+        results.resize_with(spawned, || None);
+        let mut values = Vec::with_capacity(spawned);
+        for result in results {
+            match result {
+                Some(Ok(value)) => values.push(value),
+                Some(Err(error)) => return Ok(Err(error)),
+                None => return Ok(Err(E::from(skipped))),
+            }
+        }
+        Ok(Ok(values))
+    }
+
+    /// As [`take_first`](Slots::take_first), but every error, in spawn order.
+    pub(crate) fn take_all(&mut self, spawned: usize, skipped: Error) -> Result<Result<Vec<T>, Vec<E>>, Panic>
+    where
+        E: From<Error>,
+    {
+        let round = std::mem::replace(self, Slots::new());
+        if let Some(payload) = round.panic {
+            return Err(payload);
+        }
+        let mut results = round.results;
+        results.resize_with(spawned, || None);
+        let mut values = Vec::with_capacity(spawned);
+        let mut errors = Vec::new();
+        for result in results {
+            match result {
+                Some(Ok(value)) => values.push(value),
+                Some(Err(error)) => errors.push(error),
+                None => errors.push(E::from(skipped)),
+            }
+        }
+        Ok(if errors.is_empty() {
+            Ok(values)
+        } else {
+            Err(errors)
+        })
+    }
+}
+
+/// The text of a panic payload (`&str` or `String`, as `panic!` makes them).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
+    }
+}
+
+impl<T, E> fmt::Debug for Slots<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slots")
+            .field("filled", &self.results.iter().filter(|r| r.is_some()).count())
+            .field("first_err", &self.first_err)
+            .field("panicked", &self.panic.is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    enum E {
+        Ctx(Error),
+        Boom(u32),
+    }
+    impl From<Error> for E {
+        fn from(e: Error) -> Self {
+            E::Ctx(e)
+        }
+    }
+    impl fmt::Display for E {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{self:?}")
+        }
+    }
+
+    #[test]
+    fn results_in_spawn_order_and_first_error_in_time() {
+        let mut slots = Slots::<u32, E>::new();
+        assert!(slots.record(2, Outcome::Returned(Ok(2))).is_none());
+        assert!(slots.record(0, Outcome::Returned(Ok(0))).is_none());
+        assert!(slots.record(1, Outcome::Returned(Ok(1))).is_none());
+        assert_eq!(slots.take_first(3, Error::Canceled).ok().unwrap(), Ok(vec![0, 1, 2]));
+
+        let cause = slots.record(3, Outcome::Returned(Err(E::Boom(3)))).unwrap();
+        assert_eq!(cause.to_string(), "Boom(3)");
+        assert!(slots.record(1, Outcome::Returned(Err(E::Boom(1)))).is_none());
+        assert_eq!(slots.take_first(4, Error::Canceled).ok().unwrap(), Err(E::Boom(3)));
+    }
+
+    #[test]
+    fn skipped_tasks_fail_with_the_context_error() {
+        let mut slots = Slots::<u32, E>::new();
+        slots.record(0, Outcome::Returned(Ok(0)));
+        assert_eq!(
+            slots.take_first(2, Error::DeadlineExceeded).ok().unwrap(),
+            Err(E::Ctx(Error::DeadlineExceeded))
+        );
+        slots.record(1, Outcome::Returned(Err(E::Boom(1))));
+        assert_eq!(
+            slots.take_all(3, Error::Canceled).ok().unwrap(),
+            Err(vec![E::Ctx(Error::Canceled), E::Boom(1), E::Ctx(Error::Canceled)])
+        );
+    }
+
+    #[test]
+    fn a_panic_wins_over_errors() {
+        let mut slots = Slots::<u32, E>::new();
+        slots.record(0, Outcome::Returned(Err(E::Boom(0))));
+        assert!(slots.record(1, Outcome::Panicked(Box::new("oops"))).is_none());
+        let payload = slots.take_first(2, Error::Canceled).err().unwrap();
+        assert_eq!(panic_message(&*payload), "oops");
+    }
+}
