@@ -109,7 +109,7 @@ pub(crate) fn live_threads() -> Vec<ThreadInfo> {
         .unwrap_or_default()
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

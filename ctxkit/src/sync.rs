@@ -34,6 +34,53 @@ pub(crate) fn park_timeout(_timeout: std::time::Duration) {
     loom::thread::yield_now();
 }
 
+/// A value initialized at most once, on first use, then read without a lock.
+///
+/// std's `OnceLock` normally. loom has no `OnceLock`, so under `--cfg loom` the value is built
+/// eagerly at construction (inside the model), which keeps every use of it visible to loom.
+#[derive(Debug)]
+pub(crate) struct OnceBox<T: Default> {
+    #[cfg(not(loom))]
+    cell: std::sync::OnceLock<Box<T>>,
+    #[cfg(loom)]
+    cell: Box<T>,
+}
+
+impl<T: Default> OnceBox<T> {
+    pub(crate) fn new() -> Self {
+        OnceBox {
+            #[cfg(not(loom))]
+            cell: std::sync::OnceLock::new(),
+            #[cfg(loom)]
+            cell: Box::default(),
+        }
+    }
+
+    /// The value, if it has been initialized.
+    pub(crate) fn get(&self) -> Option<&T> {
+        #[cfg(not(loom))]
+        {
+            self.cell.get().map(|b| &**b)
+        }
+        #[cfg(loom)]
+        {
+            Some(&self.cell)
+        }
+    }
+
+    /// The value, initialized with `T::default()` on first use.
+    pub(crate) fn get_or_init(&self) -> &T {
+        #[cfg(not(loom))]
+        {
+            self.cell.get_or_init(Box::default)
+        }
+        #[cfg(loom)]
+        {
+            &self.cell
+        }
+    }
+}
+
 #[cfg(not(loom))]
 use std::sync as inner;
 #[cfg(loom)]

@@ -59,7 +59,7 @@ pub(crate) fn until(deadline: u64, now: u64) -> Duration {
     Duration::from_nanos(deadline.saturating_sub(now))
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -39,10 +39,22 @@
 //! 2. `Extra::cause` holds, before completion, the reason to give if the node's own deadline
 //!    expires (the `_cause` constructors) and `None` otherwise; the completion replaces it with
 //!    the final reason unless the node is done by its own deadline. It never changes after.
-//! 3. A node is in its parent's `children` slab, at index `slot`, iff it was linked there and
-//!    neither it unlinked itself nor the parent was completed. `slot` is read and written only
-//!    under the parent's lock (or through `&mut` in `Drop`, when nobody else can see the node).
-//!    A completed parent links no more children and its slab stays empty.
+//! 3. A node is in one of its parent's child shards, at the place `slot` names, iff it was
+//!    linked there and neither it unlinked itself nor the parent was completed. `slot` is read
+//!    and written only under that shard's lock (or through `&mut` in `Drop`, when nobody else can
+//!    see the node). A completed parent links no more children and its shards stay empty.
+//! 7. A shard's bit in `Shards::used` is set, under the parent's lock, before the first child
+//!    is linked into that shard, and only while the parent is not completed; the completion reads
+//!    the bits under the same lock and empties exactly those shards. A child linked into a shard
+//!    whose bit it saw set is in the shard before the completion empties it, or sees the parent
+//!    completed under the shard's lock and is born done.
+//!
+//! # Why shards
+//!
+//! Children are linked into one of [`SHARDS`] slabs, each behind its own lock on its own cache
+//! line, chosen per thread. Two threads that create and cancel children of one shared parent
+//! (the common request-scoped pattern) then take different locks; only the first link into a
+//! shard takes the parent's own lock.
 //! 4. `ARMED` is set under the node's lock, together with the insertion of the timer entry, and
 //!    only on an owner that is not done. The timer entry holds a strong reference, so an armed
 //!    node lives until it fires or its completion removes the entry.
@@ -56,9 +68,10 @@
 //!
 //! A thread may hold a node's lock and then take an *ancestor's* lock (to read the ancestor's
 //! cause when a completion adopts it), and may hold a node's lock and then take the timer's lock
-//! (arming). Nothing takes a descendant's lock while holding a node's lock: a completion
-//! releases a parent before it completes the children. The timer's lock is a leaf. Ancestry is a
-//! partial order, so these rules cannot form a cycle.
+//! (arming). A shard's lock is taken with no node lock held, and nothing but the parent's
+//! `used` bits (an atomic) is touched under it. Nothing takes a descendant's lock while holding a
+//! node's lock: a completion releases a parent before it completes the children. The timer's
+//! lock is a leaf. Ancestry is a partial order, so these rules cannot form a cycle.
 
 use std::fmt;
 
@@ -66,7 +79,7 @@ use crate::context::clock::{self, NO_DEADLINE};
 use crate::context::error::{Cause, Error, Reason};
 use crate::context::timer;
 use crate::context::waiters::{Taken, Waiter, Waiters};
-use crate::sync::{Arc, AtomicU32, Mutex, MutexGuard, Ordering, Weak};
+use crate::sync::{Arc, AtomicU32, AtomicU8, Mutex, MutexGuard, OnceBox, Ordering, Weak};
 
 // ===== state word =====
 
@@ -110,7 +123,7 @@ const UNLINKED: u32 = u32::MAX;
 pub(crate) struct Node {
     /// Done bits and flags; see the constants above.
     state: AtomicU32,
-    /// Index in the parent's children slab, or `UNLINKED` (invariant 3).
+    /// Shard and index in the parent's shards, or `UNLINKED` (invariant 3).
     slot: AtomicU32,
     /// Effective deadline, encoded by `clock`; `NO_DEADLINE` if none. Never changes.
     deadline: u64,
@@ -119,6 +132,8 @@ pub(crate) struct Node {
     /// What the lock guards; allocated the first time there is anything to keep, so a node
     /// that is only created and canceled never allocates it.
     inner: Mutex<Option<Box<Extra>>>,
+    /// Linked children, allocated with the first one (invariants 3 and 7).
+    children: OnceBox<Shards>,
 }
 
 /// The parts of a node that only the lock holder touches.
@@ -128,13 +143,27 @@ struct Extra {
     cause: Option<Reason>,
     /// Tasks, threads and after-functions to notify on completion.
     waiters: Waiters,
-    /// Linked children (invariant 3).
-    children: Children,
 }
+
+/// Number of child shards per parent.
+pub(crate) const SHARDS: usize = 4;
+
+/// The child shards of one parent (see "Why shards").
+#[derive(Default)]
+struct Shards {
+    /// Bit `i` set: shard `i` may hold children. Written under the parent's lock (invariant 7).
+    used: AtomicU8,
+    shards: [Padded<Mutex<Shard>>; SHARDS],
+}
+
+/// Keeps each shard on a cache line of its own.
+#[derive(Default)]
+#[repr(align(64))]
+struct Padded<T>(T);
 
 /// A slab of weak references to linked children (invariant 3).
 #[derive(Default)]
-struct Children {
+struct Shard {
     entries: Vec<Weak<Node>>,
     free: Vec<u32>,
     live: u32,
@@ -143,6 +172,41 @@ struct Children {
 /// Slabs up to this many entries keep their storage when they empty out, so a parent whose
 /// children come and go one at a time does not allocate for each.
 const KEEP_SLAB: usize = 64;
+
+/// Bits of `slot` that hold the index; the shard is above them.
+const INDEX_BITS: u32 = 29;
+
+fn encode_slot(shard: usize, index: u32) -> u32 {
+    debug_assert!(index < 1 << INDEX_BITS);
+    ((shard as u32) << INDEX_BITS) | index
+}
+
+fn decode_slot(slot: u32) -> (usize, u32) {
+    ((slot >> INDEX_BITS) as usize, slot & ((1 << INDEX_BITS) - 1))
+}
+
+/// The shard this thread links children into: threads take shards in turn.
+fn shard_index() -> usize {
+    #[cfg(not(loom))]
+    {
+        use std::cell::Cell;
+        use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+        }
+        SHARD.with(|shard| {
+            if shard.get() == usize::MAX {
+                shard.set(NEXT.fetch_add(1, StdOrdering::Relaxed) % SHARDS);
+            }
+            shard.get()
+        })
+    }
+    #[cfg(loom)]
+    {
+        0
+    }
+}
 
 #[cfg(debug_assertions)]
 static LIVE_NODES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -181,6 +245,7 @@ impl Node {
             deadline,
             parent,
             inner: Mutex::new(extra),
+            children: OnceBox::new(),
         }
     }
 
@@ -193,14 +258,14 @@ impl Node {
         self.inner.lock()
     }
 
-    /// Leaves the parent (see `Drop`) and hands the parent reference back.
-    fn detach(&mut self) -> Option<Arc<Node>> {
+    /// Leaves the parent (see `Drop`) and hands the parent reference back. `me` is the node's
+    /// address inside its `Arc`, which the parent's slab entry points at.
+    fn detach(&mut self, me: *const Node) -> Option<Arc<Node>> {
         let parent = self.parent.take()?;
         // Invariant 3: through `&mut`, nobody else can see this node (the last `Arc` drop
         // synchronized with every earlier access), so `slot` is exact. A node that unlinked
         // itself when it was canceled skips the parent's lock here.
         if self.slot.load(Ordering::Relaxed) != UNLINKED {
-            let me: *const Node = self;
             unlink_from(&parent, &self.slot, me);
         }
         Some(parent)
@@ -213,11 +278,15 @@ impl Drop for Node {
         LIVE_NODES.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         // Every handle is gone: leave the parent's slab so it pins nothing (invariant 3). Then
         // release the ancestors this node alone kept alive, iteratively: a recursive drop of a
-        // 10,000-deep chain would overflow a thread's stack.
-        let mut next = self.detach();
+        // 10,000-deep chain would overflow a thread's stack. `drop` runs in place, so `self` is
+        // the address in the `Arc`; an ancestor moved out of its `Arc` is not, so its address is
+        // taken before the move.
+        let me: *const Node = self;
+        let mut next = self.detach(me);
         while let Some(parent) = next {
+            let address = Arc::as_ptr(&parent);
             match Arc::try_unwrap(parent) {
-                Ok(mut node) => next = node.detach(),
+                Ok(mut node) => next = node.detach(address),
                 Err(_) => break,
             }
         }
@@ -261,73 +330,92 @@ pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
         }
         return node;
     };
-    let mut parent_inner = parent.lock();
+    let shards = parent.children.get_or_init();
+    let shard = shard_index();
+    let bit = 1u8 << shard;
+    if shards.used.load(Ordering::Acquire) & bit == 0 {
+        // Invariant 7: the first link into this shard marks it under the parent's lock.
+        let _parent_inner = parent.lock();
+        if parent.state.load(Ordering::Acquire) & COMPLETED == 0 {
+            shards.used.fetch_or(bit, Ordering::Release);
+        }
+    }
+    let mut slab = shards.shards[shard].0.lock();
     let parent_state = parent.state.load(Ordering::Acquire);
     if parent_state & COMPLETED != 0 {
-        // Invariant 2: the parent's cause is final once it is completed.
+        drop(slab);
+        // Invariant 2: the parent's cause is final once it is completed. The child is not
+        // shared yet: its lock is free, and taking it after the parent's is safe.
         let error = done_kind(parent_state).unwrap_or(Error::Canceled);
-        let reason = parent_inner.as_ref().and_then(|e| e.cause.clone());
-        drop(parent_inner);
-        // The child is not shared yet: its lock is free.
-        extra(&mut node.lock()).cause = reason;
-        node.state.fetch_or(done_bits(error) | COMPLETED, Ordering::Release);
+        let reason = parent.lock().as_ref().and_then(|e| e.cause.clone());
+        if reason.is_some() {
+            extra(&mut node.lock()).cause = reason;
+        }
+        node.state
+            .fetch_or(done_bits(error) | COMPLETED, Ordering::Release);
     } else if expired {
-        drop(parent_inner);
+        drop(slab);
         node.state.fetch_or(DEADLINE | COMPLETED, Ordering::Release);
     } else {
-        let children = &mut extra(&mut parent_inner).children;
         let weak = Arc::downgrade(&node);
-        let slot = match children.free.pop() {
-            Some(slot) => {
-                children.entries[slot as usize] = weak;
-                slot
+        let index = match slab.free.pop() {
+            Some(index) => {
+                slab.entries[index as usize] = weak;
+                index
             }
             None => {
-                children.entries.push(weak);
-                u32::try_from(children.entries.len() - 1)
-                    .expect("ctxkit: more than 4 billion children of one context")
+                slab.entries.push(weak);
+                u32::try_from(slab.entries.len() - 1)
+                    .ok()
+                    .filter(|&index| index < 1 << INDEX_BITS)
+                    .expect("ctxkit: more than 500 million children of one context")
             }
         };
-        children.live += 1;
-        // Invariant 3: under the parent's lock.
-        node.slot.store(slot, Ordering::Relaxed);
+        slab.live += 1;
+        // Invariant 3: under the shard's lock.
+        node.slot.store(encode_slot(shard, index), Ordering::Relaxed);
     }
     node
 }
 
 /// Removes the node whose `slot` field is `slot` and whose address is `me` from `parent`'s
-/// slab, if it is still there (invariant 3).
+/// shards, if it is still there (invariant 3).
 fn unlink_from(parent: &Node, slot: &AtomicU32, me: *const Node) {
-    // A completed parent has emptied its slab for good: nothing to do, and no lock needed.
+    // A completed parent has emptied its shards for good: nothing to do, and no lock needed.
     if parent.state.load(Ordering::Acquire) & COMPLETED != 0 {
         return;
     }
-    let mut inner = parent.lock();
-    // Invariant 3: `slot` is only touched under this lock.
-    let index = slot.swap(UNLINKED, Ordering::Relaxed);
-    if index == UNLINKED || parent.state.load(Ordering::Relaxed) & COMPLETED != 0 {
-        return;
-    }
-    let Some(extra) = inner.as_mut() else {
+    let Some(shards) = parent.children.get() else {
         return;
     };
-    let children = &mut extra.children;
-    let Some(entry) = children.entries.get_mut(index as usize) else {
+    let current = slot.load(Ordering::Relaxed);
+    if current == UNLINKED {
+        return;
+    }
+    let (shard, _) = decode_slot(current);
+    let mut slab = shards.shards[shard].0.lock();
+    // Invariant 3: `slot` is only changed under this lock.
+    let linked = slot.swap(UNLINKED, Ordering::Relaxed);
+    if linked == UNLINKED || parent.state.load(Ordering::Acquire) & COMPLETED != 0 {
+        return;
+    }
+    let (_, index) = decode_slot(linked);
+    let Some(entry) = slab.entries.get_mut(index as usize) else {
         return;
     };
     debug_assert!(std::ptr::eq(entry.as_ptr(), me), "a child's slot names another child");
     if std::ptr::eq(entry.as_ptr(), me) {
         *entry = Weak::new();
-        children.free.push(index);
-        children.live -= 1;
-        if children.live == 0 {
+        slab.free.push(index);
+        slab.live -= 1;
+        if slab.live == 0 {
             // Nothing grows without bound: an emptied slab forgets its entries, and a large
             // one gives its memory back.
-            if children.entries.capacity() > KEEP_SLAB {
-                *children = Children::default();
+            if slab.entries.capacity() > KEEP_SLAB {
+                *slab = Shard::default();
             } else {
-                children.entries.clear();
-                children.free.clear();
+                slab.entries.clear();
+                slab.free.clear();
             }
         }
     }
@@ -432,7 +520,7 @@ pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
     }
     // Invariant 6: walk the subtree before returning, without recursion.
     let mut stack: Vec<Done> = Vec::new();
-    if !done.children.is_empty() {
+    if done.has_children() {
         stack.push(done);
     }
     while let Some(Done {
@@ -441,11 +529,11 @@ pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
         children,
     }) = stack.pop()
     {
-        for child in children {
+        for child in children.into_iter().flatten() {
             // A child whose every handle is gone is being dropped: nothing to notify.
             let Some(child) = child.upgrade() else { continue };
             if let Some(done) = complete(&child, Completion::With(error, reason.clone())) {
-                if !done.children.is_empty() {
+                if done.has_children() {
                     stack.push(done);
                 }
             }
@@ -458,7 +546,14 @@ pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
 struct Done {
     error: Error,
     reason: Option<Reason>,
-    children: Vec<Weak<Node>>,
+    /// The entries of each shard.
+    children: [Vec<Weak<Node>>; SHARDS],
+}
+
+impl Done {
+    fn has_children(&self) -> bool {
+        self.children.iter().any(|shard| !shard.is_empty())
+    }
 }
 
 /// Completes one node: sets its done bits if a reader has not (invariant 1), records the reason
@@ -493,21 +588,33 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
         },
     };
     let mut waiters = Taken::none();
-    let mut children = Vec::new();
     if reason.is_some() || inner.is_some() {
         let extra = extra(&mut inner);
         extra.cause = reason.clone();
         if !extra.waiters.is_empty() {
             waiters = extra.waiters.take_all();
         }
-        if extra.children.live != 0 {
-            children = std::mem::take(&mut extra.children.entries);
-        }
-        extra.children = Children::default();
     }
     node.state
         .fetch_or(done_bits(error) | COMPLETED, Ordering::Release);
+    // Invariant 7: the shards in use, read under the lock that marks them.
+    let used = node
+        .children
+        .get()
+        .map_or(0, |shards| shards.used.load(Ordering::Acquire));
     drop(inner);
+    let mut children: [Vec<Weak<Node>>; SHARDS] = Default::default();
+    if let Some(shards) = node.children.get() {
+        for (shard, taken) in children.iter_mut().enumerate() {
+            if used & (1 << shard) != 0 {
+                let mut slab = shards.shards[shard].0.lock();
+                if slab.live != 0 {
+                    *taken = std::mem::take(&mut slab.entries);
+                }
+                *slab = Shard::default();
+            }
+        }
+    }
     if state & ARMED != 0 {
         timer::disarm(node.deadline, node as *const Node);
     }
@@ -608,7 +715,13 @@ fn arm_owner(node: &Arc<Node>) {
 
 /// Number of children linked under `node` (tests and `Debug`).
 pub(crate) fn child_count(node: &Node) -> usize {
-    node.lock().as_ref().map_or(0, |e| e.children.live as usize)
+    node.children.get().map_or(0, |shards| {
+        shards
+            .shards
+            .iter()
+            .map(|shard| shard.0.lock().live as usize)
+            .sum()
+    })
 }
 
 /// Number of waiters registered on `node` (tests and `Debug`).

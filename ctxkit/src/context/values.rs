@@ -147,7 +147,7 @@ impl fmt::Debug for ValueNode {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

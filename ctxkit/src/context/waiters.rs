@@ -171,7 +171,7 @@ impl fmt::Debug for Waiters {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

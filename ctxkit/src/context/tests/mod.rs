@@ -1,0 +1,3 @@
+//! Model-checked tests of the cancel tree (run with `RUSTFLAGS="--cfg loom"`).
+
+mod loom_tree;
