@@ -102,11 +102,17 @@ macro_rules! layer_table {
 fn value_chain(depth: usize) -> Context {
     let table: Vec<fn(&Context) -> Context> = layer_table!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
     assert_eq!(table.len(), 256);
-    table[..depth].iter().fold(Context::background(), |ctx, add| add(&ctx))
+    table[..depth]
+        .iter()
+        .fold(Context::background(), |ctx, add| add(&ctx))
 }
 
 fn values(cfg: &Cfg) {
-    for (workload, depth) in [("ctx.value_d1", 1), ("ctx.value_d16", 16), ("ctx.value_d256", 256)] {
+    for (workload, depth) in [
+        ("ctx.value_d1", 1),
+        ("ctx.value_d16", 16),
+        ("ctx.value_d256", 256),
+    ] {
         if !cfg.want(&[workload]) {
             continue;
         }
@@ -274,7 +280,10 @@ fn cancel_deep(cfg: &Cfg) {
 // ===== wake latency =====
 
 fn emit_latency(runs: &[Vec<f64>], implementation: &str, note: &str) {
-    for (workload, p) in [("ctx.wake_latency_p50", 50.0), ("ctx.wake_latency_p99", 99.0)] {
+    for (workload, p) in [
+        ("ctx.wake_latency_p50", 50.0),
+        ("ctx.wake_latency_p99", 99.0),
+    ] {
         let per_run: Vec<f64> = runs.iter().map(|r| percentile(r, p)).collect();
         emit(
             workload,
@@ -323,7 +332,9 @@ fn wake_latency(cfg: &Cfg) {
     for _ in 0..trials / 10 {
         thread_trial();
     }
-    let samples: Vec<Vec<f64>> = (0..runs).map(|_| (0..trials).map(|_| thread_trial()).collect()).collect();
+    let samples: Vec<Vec<f64>> = (0..runs)
+        .map(|_| (0..trials).map(|_| thread_trial()).collect())
+        .collect();
     drop(job_tx);
     waiter.join().unwrap();
     emit_latency(
@@ -342,7 +353,9 @@ fn wake_latency(cfg: &Cfg) {
             let waiter_ready = ready.clone();
             tokio::spawn(async move {
                 let mut done = ctx.done();
-                let was_ready = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut done).poll(cx).is_ready())).await;
+                let was_ready =
+                    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut done).poll(cx).is_ready()))
+                        .await;
                 assert!(!was_ready);
                 waiter_ready.store(true, Ordering::Release);
                 done.await;
@@ -364,7 +377,9 @@ fn wake_latency(cfg: &Cfg) {
     for _ in 0..trials / 10 {
         task_trial(&rt);
     }
-    let samples: Vec<Vec<f64>> = (0..runs).map(|_| (0..trials).map(|_| task_trial(&rt)).collect()).collect();
+    let samples: Vec<Vec<f64>> = (0..runs)
+        .map(|_| (0..trials).map(|_| task_trial(&rt)).collect())
+        .collect();
     drop(rt);
     emit_latency(
         &samples,

@@ -35,10 +35,17 @@ impl Cfg {
                 "--quick" | "-quick" => cfg.quick = true,
                 "--only" | "-only" => {
                     let prefixes = args.next().ok_or("--only needs a PREFIX")?;
-                    cfg.only.extend(prefixes.split(',').filter(|p| !p.is_empty()).map(String::from));
+                    cfg.only.extend(
+                        prefixes
+                            .split(',')
+                            .filter(|p| !p.is_empty())
+                            .map(String::from),
+                    );
                 }
                 "--help" | "-h" => {
-                    return Err("usage: ctxkit-bench [--quick] [--only PREFIX[,PREFIX...]]...".into())
+                    return Err(
+                        "usage: ctxkit-bench [--quick] [--only PREFIX[,PREFIX...]]...".into(),
+                    )
                 }
                 other => return Err(format!("unknown argument {other:?}; try --help")),
             }
@@ -48,7 +55,10 @@ impl Cfg {
 
     /// Whether any of `workloads` is selected.
     pub(crate) fn want(&self, workloads: &[&str]) -> bool {
-        self.only.is_empty() || workloads.iter().any(|w| self.only.iter().any(|p| w.starts_with(p.as_str())))
+        self.only.is_empty()
+            || workloads
+                .iter()
+                .any(|w| self.only.iter().any(|p| w.starts_with(p.as_str())))
     }
 
     /// `full` normally, `quick` with `--quick`.
@@ -143,7 +153,13 @@ fn json_string(s: &str) -> String {
 }
 
 /// Prints one JSON line on stdout. `stats: None` prints `"value":null` (with a note saying why).
-pub(crate) fn emit(workload: &str, implementation: &str, metric: &str, stats: Option<Stats>, note: &str) {
+pub(crate) fn emit(
+    workload: &str,
+    implementation: &str,
+    metric: &str,
+    stats: Option<Stats>,
+    note: &str,
+) {
     let mut line = format!(
         "{{\"workload\":{},\"impl\":{},\"metric\":{},",
         json_string(workload),
@@ -265,7 +281,10 @@ static ALLOCATIONS: AtomicIsize = AtomicIsize::new(0);
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counters
 // are plain atomics and never affect the pointers returned.
-#[allow(unsafe_code, reason = "a GlobalAlloc impl is unsafe by definition; the bench binary only")]
+#[allow(
+    unsafe_code,
+    reason = "a GlobalAlloc impl is unsafe by definition; the bench binary only"
+)]
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
@@ -295,7 +314,10 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
-            LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+            LIVE_BYTES.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
@@ -361,7 +383,10 @@ impl OthersLoad {
             return;
         }
         let share = (((b1 - b0) - (o1 - o0)).max(0.0)) / (t1 - t0);
-        eprintln!("# {when}: other processes used {:.0}% of the CPUs", share * 100.0);
+        eprintln!(
+            "# {when}: other processes used {:.0}% of the CPUs",
+            share * 100.0
+        );
         if share > 0.05 {
             eprintln!("# WARNING ({when}): timings are perturbed; rerun on a quiet machine");
         }

@@ -50,7 +50,10 @@ impl Drop for Registration {
 /// The OS's error if it refuses to create a thread; `f` is handed back so the caller can decide
 /// what to do with it.
 #[track_caller]
-pub(crate) fn try_spawn_named<F>(name: &'static str, f: F) -> Result<(), (std::io::Error, Option<F>)>
+pub(crate) fn try_spawn_named<F>(
+    name: &'static str,
+    f: F,
+) -> Result<(), (std::io::Error, Option<F>)>
 where
     F: FnOnce() + Send + 'static,
 {
@@ -68,13 +71,18 @@ where
     // The closure travels in a slot so that it can be handed back if the spawn fails.
     let slot = std::sync::Arc::new(Mutex::new(Some(f)));
     let thread_slot = slot.clone();
-    let spawned = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
-        let _registration = registration;
-        let f = thread_slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(f) = f {
-            f();
-        }
-    });
+    let spawned = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let _registration = registration;
+            let f = thread_slot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(f) = f {
+                f();
+            }
+        });
     match spawned {
         Ok(_detached) => Ok(()),
         Err(error) => {

@@ -18,15 +18,15 @@
 
 pub(crate) use std::sync::{Arc, Weak};
 
-#[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU8, Ordering};
-
 #[cfg(not(loom))]
-pub(crate) use std::thread::{current as current_thread, park, park_timeout, Thread};
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
 #[cfg(loom)]
 pub(crate) use loom::thread::{current as current_thread, park, Thread};
+#[cfg(not(loom))]
+pub(crate) use std::thread::{current as current_thread, park, park_timeout, Thread};
 
 /// loom has no timed park; a model never waits for time to pass, so a plain park stands in.
 #[cfg(loom)]
@@ -81,10 +81,10 @@ impl<T: Default> OnceBox<T> {
     }
 }
 
-#[cfg(not(loom))]
-use std::sync as inner;
 #[cfg(loom)]
 use loom::sync as inner;
+#[cfg(not(loom))]
+use std::sync as inner;
 
 /// A mutex whose `lock` never reports poisoning (see the module docs).
 #[derive(Debug, Default)]
@@ -99,6 +99,8 @@ impl<T> Mutex<T> {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -46,7 +46,9 @@ impl AfterFuncShared {
         if let Err((error, callback)) = crate::spawn::try_spawn_named(THREAD_NAME, callback) {
             // The OS refused a thread. Running the function late on this thread is the only way
             // left to keep the promise that it runs; say so.
-            eprintln!("ctxkit: could not start an after-function thread ({error}); running it inline");
+            eprintln!(
+                "ctxkit: could not start an after-function thread ({error}); running it inline"
+            );
             if let Some(callback) = callback {
                 callback();
             }

@@ -252,7 +252,11 @@ impl Context {
         self.with_deadline_reason(deadline, Some(to_reason(reason)))
     }
 
-    fn with_deadline_reason(&self, deadline: Instant, reason: Option<Reason>) -> (Context, CancelHandle) {
+    fn with_deadline_reason(
+        &self,
+        deadline: Instant,
+        reason: Option<Reason>,
+    ) -> (Context, CancelHandle) {
         self.child(NewNode {
             deadline: clock::encode(deadline).unwrap_or(NO_DEADLINE),
             deadline_cause: reason,
@@ -301,13 +305,22 @@ impl Context {
         self.with_timeout_reason(timeout, Some(to_reason(reason)))
     }
 
-    fn with_timeout_reason(&self, timeout: Duration, reason: Option<Reason>) -> (Context, CancelHandle) {
-        let now = Instant::now();
-        let deadline = now.checked_add(timeout).and_then(clock::encode);
+    fn with_timeout_reason(
+        &self,
+        timeout: Duration,
+        reason: Option<Reason>,
+    ) -> (Context, CancelHandle) {
+        let now = clock::now();
+        // Invariant 2 of `clock`: a deadline that does not fit is no deadline.
+        let deadline = u64::try_from(timeout.as_nanos())
+            .ok()
+            .and_then(|timeout| now.checked_add(timeout))
+            .filter(|&deadline| deadline != u64::MAX)
+            .unwrap_or(NO_DEADLINE);
         self.child(NewNode {
-            deadline: deadline.unwrap_or(NO_DEADLINE),
+            deadline,
             deadline_cause: reason,
-            now: clock::encode(now),
+            now: Some(now),
         })
     }
 
@@ -715,7 +728,10 @@ impl Default for Context {
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let is_todo = self.values.as_ref().is_some_and(|v| Arc::ptr_eq(v, todo_layer()));
+        let is_todo = self
+            .values
+            .as_ref()
+            .is_some_and(|v| Arc::ptr_eq(v, todo_layer()));
         match (&self.node, &self.values) {
             (None, None) => f.write_str("Context::background()"),
             (None, Some(_)) if is_todo => f.write_str("Context::todo()"),

@@ -85,7 +85,12 @@ pub(crate) fn disarm(deadline: u64, address: *const Node) {
 
 /// Number of armed deadlines (tests).
 pub(crate) fn armed_count() -> usize {
-    timer().state.lock().unwrap_or_else(PoisonError::into_inner).entries.len()
+    timer()
+        .state
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entries
+        .len()
 }
 
 /// The thread's loop.
@@ -117,7 +122,10 @@ fn run() {
                     .unwrap_or_else(PoisonError::into_inner)
                     .0
             }
-            None => timer.wake.wait(state).unwrap_or_else(PoisonError::into_inner),
+            None => timer
+                .wake
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner),
         };
     }
 }

@@ -182,7 +182,10 @@ fn encode_slot(shard: usize, index: u32) -> u32 {
 }
 
 fn decode_slot(slot: u32) -> (usize, u32) {
-    ((slot >> INDEX_BITS) as usize, slot & ((1 << INDEX_BITS) - 1))
+    (
+        (slot >> INDEX_BITS) as usize,
+        slot & ((1 << INDEX_BITS) - 1),
+    )
 }
 
 /// The shard this thread links children into: threads take shards in turn.
@@ -285,10 +288,8 @@ impl Drop for Node {
         let mut next = self.detach(me);
         while let Some(parent) = next {
             let address = Arc::as_ptr(&parent);
-            match Arc::try_unwrap(parent) {
-                Ok(mut node) => next = node.detach(address),
-                Err(_) => break,
-            }
+            // One decrement; `Some` only if this was the last strong reference.
+            next = Arc::into_inner(parent).and_then(|mut node| node.detach(address));
         }
     }
 }
@@ -316,7 +317,11 @@ pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
         && (parent_deadline == NO_DEADLINE || new.deadline < parent_deadline);
     let (deadline, state, cause) = if owns {
         // Invariant 2: only an owner keeps a pending deadline reason.
-        (new.deadline, HAS_DEADLINE | OWNS_DEADLINE, new.deadline_cause)
+        (
+            new.deadline,
+            HAS_DEADLINE | OWNS_DEADLINE,
+            new.deadline_cause,
+        )
     } else if parent_deadline != NO_DEADLINE {
         (parent_deadline, HAS_DEADLINE, None)
     } else {
@@ -373,7 +378,8 @@ pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
         };
         slab.live += 1;
         // Invariant 3: under the shard's lock.
-        node.slot.store(encode_slot(shard, index), Ordering::Relaxed);
+        node.slot
+            .store(encode_slot(shard, index), Ordering::Relaxed);
     }
     node
 }
@@ -395,7 +401,8 @@ fn unlink_from(parent: &Node, slot: &AtomicU32, me: *const Node) {
     let (shard, _) = decode_slot(current);
     let mut slab = shards.shards[shard].0.lock();
     // Invariant 3: `slot` is only changed under this lock.
-    let linked = slot.swap(UNLINKED, Ordering::Relaxed);
+    let linked = slot.load(Ordering::Relaxed);
+    slot.store(UNLINKED, Ordering::Relaxed);
     if linked == UNLINKED || parent.state.load(Ordering::Acquire) & COMPLETED != 0 {
         return;
     }
@@ -403,7 +410,10 @@ fn unlink_from(parent: &Node, slot: &AtomicU32, me: *const Node) {
     let Some(entry) = slab.entries.get_mut(index as usize) else {
         return;
     };
-    debug_assert!(std::ptr::eq(entry.as_ptr(), me), "a child's slot names another child");
+    debug_assert!(
+        std::ptr::eq(entry.as_ptr(), me),
+        "a child's slot names another child"
+    );
     if std::ptr::eq(entry.as_ptr(), me) {
         *entry = Weak::new();
         slab.free.push(index);
@@ -531,7 +541,9 @@ pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
     {
         for child in children.into_iter().flatten() {
             // A child whose every handle is gone is being dropped: nothing to notify.
-            let Some(child) = child.upgrade() else { continue };
+            let Some(child) = child.upgrade() else {
+                continue;
+            };
             if let Some(done) = complete(&child, Completion::With(error, reason.clone())) {
                 if done.has_children() {
                     stack.push(done);
@@ -595,8 +607,14 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
             waiters = extra.waiters.take_all();
         }
     }
-    node.state
-        .fetch_or(done_bits(error) | COMPLETED, Ordering::Release);
+    let completed = state | done_bits(error) | COMPLETED;
+    if state & OWNS_DEADLINE == 0 {
+        // Only the lock holder writes the state of a node that owns no deadline (readers
+        // compare-and-swap only on an owner's expiry): a plain store will do.
+        node.state.store(completed, Ordering::Release);
+    } else {
+        node.state.fetch_or(completed, Ordering::Release);
+    }
     // Invariant 7: the shards in use, read under the lock that marks them.
     let used = node
         .children

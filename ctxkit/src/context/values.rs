@@ -173,11 +173,26 @@ mod tests {
             let head = chain(depth);
             let head = head.as_deref();
             let innermost = |r: usize| (0..depth).rev().find(|i| i % 5 == r);
-            assert_eq!(ValueNode::lookup::<Layer<0>>(head).map(|l| l.0), innermost(0));
-            assert_eq!(ValueNode::lookup::<Layer<1>>(head).map(|l| l.0), innermost(1));
-            assert_eq!(ValueNode::lookup::<Layer<2>>(head).map(|l| l.0), innermost(2));
-            assert_eq!(ValueNode::lookup::<Layer<3>>(head).map(|l| l.0), innermost(3));
-            assert_eq!(ValueNode::lookup::<u64>(head).map(|v| *v as usize), innermost(4));
+            assert_eq!(
+                ValueNode::lookup::<Layer<0>>(head).map(|l| l.0),
+                innermost(0)
+            );
+            assert_eq!(
+                ValueNode::lookup::<Layer<1>>(head).map(|l| l.0),
+                innermost(1)
+            );
+            assert_eq!(
+                ValueNode::lookup::<Layer<2>>(head).map(|l| l.0),
+                innermost(2)
+            );
+            assert_eq!(
+                ValueNode::lookup::<Layer<3>>(head).map(|l| l.0),
+                innermost(3)
+            );
+            assert_eq!(
+                ValueNode::lookup::<u64>(head).map(|v| *v as usize),
+                innermost(4)
+            );
             assert!(ValueNode::lookup::<String>(head).is_none());
         }
     }

@@ -146,10 +146,13 @@ pub(crate) fn block_until(node: Option<&Arc<Node>>, limit: Option<Instant>) -> O
         }
         // Wake for the deadline only while it is ahead: past it and not done means the timer
         // watches it and will unpark us.
-        let wake_at = [limit, (deadline != NO_DEADLINE && deadline > now).then_some(deadline)]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake_at = [
+            limit,
+            (deadline != NO_DEADLINE && deadline > now).then_some(deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match wake_at {
             Some(at) => sync::park_timeout(clock::until(at, now)),
             None => sync::park(),

@@ -90,7 +90,8 @@ impl Waiters {
             // Most contexts are waited on by one party: do not reserve four slots for it.
             self.slots.reserve_exact(1);
         }
-        let key = u32::try_from(self.slots.len()).expect("ctxkit: more than 4 billion waiters on one context");
+        let key = u32::try_from(self.slots.len())
+            .expect("ctxkit: more than 4 billion waiters on one context");
         self.slots.push(Slot::Occupied(waiter));
         key
     }
@@ -109,7 +110,12 @@ impl Waiters {
         if !matches!(slot, Slot::Occupied(_)) {
             return None;
         }
-        let old = std::mem::replace(slot, Slot::Vacant { next_free: self.free });
+        let old = std::mem::replace(
+            slot,
+            Slot::Vacant {
+                next_free: self.free,
+            },
+        );
         self.free = key;
         self.occupied -= 1;
         if self.occupied == 0 {
@@ -202,7 +208,14 @@ mod tests {
         list.remove(keys[1]);
         list.remove(keys[3]);
         let taken = list.take_all();
-        assert_eq!(taken.0.iter().filter(|s| matches!(s, Slot::Occupied(_))).count(), 3);
+        assert_eq!(
+            taken
+                .0
+                .iter()
+                .filter(|s| matches!(s, Slot::Occupied(_)))
+                .count(),
+            3
+        );
         assert!(list.is_empty());
         assert!(list.get_mut(keys[0]).is_none());
     }
