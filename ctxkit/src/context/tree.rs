@@ -21,7 +21,8 @@
 //!
 //! * an owner that no timer watches is done when the clock says so: the reader that first sees
 //!   the deadline passed sets the [`DEADLINE`] bits with a compare-and-swap (no lock), so every
-//!   later reader, and the completion, agree with it;
+//!   later reader agrees with it, and a completion (a cancel) after the deadline records
+//!   `DeadlineExceeded` too, whether or not anybody looked: the deadline came first;
 //! * an inheriting node, or an owner that the timer watches, is done when its parent is.
 //!
 //! So a child never reports done before the ancestor whose deadline it shares, and a timer is
@@ -593,6 +594,11 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
                     Completion::With(error, reason) => (error, reason),
                 },
             }
+        }
+        // An unwatched owner whose deadline has passed: the deadline came first, whether or not
+        // anybody looked (as in Go, where its timer would have fired). One clock read.
+        None if state & OWNS_DEADLINE != 0 && clock::now() >= node.deadline => {
+            (Error::DeadlineExceeded, pending())
         }
         None => match completion {
             Completion::Expire => (Error::DeadlineExceeded, pending()),

@@ -1,0 +1,447 @@
+//! The cancel tree's behaviour (issue 2, §3–§5): propagation one way only, deadlines as the
+//! earlier of a child's and its parent's, contexts born done, the first cancel winning, cancel
+//! on drop, `disarm`, unlinking from the parent when a child is gone, bad input, and lazily
+//! expired deadlines that every reader sees alike.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ctxkit::{Context, Error};
+
+const PATIENCE: Duration = Duration::from_secs(10);
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn wait_done(ctx: &Context, what: &str) -> Error {
+    ctx.wait_timeout(PATIENCE)
+        .unwrap_or_else(|| panic!("{what}: not done after {PATIENCE:?}: {ctx:?}"))
+}
+
+// ===== propagation =====
+
+#[test]
+fn a_child_is_done_when_its_parent_is_never_the_other_way() {
+    let (parent, cancel_parent) = Context::background().with_cancel();
+    let (child, cancel_child) = parent.with_cancel();
+    let (grandchild, _g) = child.with_timeout(HOUR);
+
+    cancel_child.cancel();
+    assert_eq!(child.err(), Some(Error::Canceled));
+    assert_eq!(grandchild.err(), Some(Error::Canceled));
+    assert_eq!(
+        parent.err(),
+        None,
+        "a child's cancel reached its parent: {parent:?}"
+    );
+    assert!(!parent.is_done());
+
+    let (sibling, _s) = parent.with_cancel();
+    assert!(!sibling.is_done());
+    cancel_parent.cancel();
+    assert!(sibling.is_done());
+    assert_eq!(sibling.err(), Some(Error::Canceled));
+}
+
+#[test]
+fn when_cancel_returns_every_descendant_reports_done() {
+    // A wide and deep tree; no waiting of any kind after cancel().
+    let (root, cancel) = Context::background().with_cancel();
+    let mut keep = Vec::new();
+    let mut leaves = Vec::new();
+    for _ in 0..50 {
+        let (a, ha) = root.with_cancel();
+        let (b, hb) = a.with_timeout(HOUR);
+        let c = b.with_value(7u8);
+        let (d, hd) = c.with_cancel();
+        keep.extend([ha, hb, hd]);
+        leaves.extend([a, b, c, d]);
+    }
+    // A chain 10,000 deep must not overflow anything.
+    let mut deep = root.clone();
+    for _ in 0..10_000 {
+        let (next, handle) = deep.with_cancel();
+        keep.push(handle);
+        deep = next;
+    }
+    leaves.push(deep);
+    cancel.cancel();
+    for (i, leaf) in leaves.iter().enumerate() {
+        assert!(
+            leaf.is_done(),
+            "descendant {i} not done when cancel() returned: {leaf:?}"
+        );
+        assert_eq!(leaf.err(), Some(Error::Canceled));
+    }
+    drop(keep);
+}
+
+#[test]
+fn a_child_of_a_done_parent_is_born_done_with_its_error_and_cause() {
+    let (parent, cancel) = Context::background().with_cancel_cause();
+    cancel.cancel_with("parent gave up");
+    let (child, _c) = parent.with_timeout(HOUR);
+    assert_eq!(child.err(), Some(Error::Canceled));
+    assert_eq!(child.cause().unwrap().to_string(), "parent gave up");
+    assert_eq!(parent.__child_count(), 0, "a born-done child was linked");
+
+    let (expired, _e) = Context::background().with_timeout(Duration::ZERO);
+    let (child, _c) = expired.with_cancel();
+    assert_eq!(child.err(), Some(Error::DeadlineExceeded));
+}
+
+// ===== deadlines =====
+
+#[test]
+fn a_childs_deadline_is_the_earlier_of_its_own_and_its_parents() {
+    let now = Instant::now();
+    let early = now + Duration::from_secs(60);
+    let late = now + Duration::from_secs(120);
+
+    let (parent, _p) = Context::background().with_deadline(early);
+    assert_eq!(
+        parent.deadline(),
+        Some(early),
+        "deadline() gives back the instant given"
+    );
+    let (later_child, _l) = parent.with_deadline(late);
+    assert_eq!(later_child.deadline(), Some(early));
+    let (timeout_child, _t) = parent.with_timeout(HOUR);
+    assert_eq!(timeout_child.deadline(), Some(early));
+    let (plain_child, _c) = parent.with_cancel();
+    assert_eq!(plain_child.deadline(), Some(early));
+    struct V;
+    assert_eq!(parent.with_value(V).deadline(), Some(early));
+
+    let (late_parent, _lp) = Context::background().with_deadline(late);
+    let (earlier_child, _e) = late_parent.with_deadline(early);
+    assert_eq!(earlier_child.deadline(), Some(early));
+    assert_eq!(
+        late_parent.deadline(),
+        Some(late),
+        "a child changed its parent's deadline"
+    );
+
+    // Successive calls return the same value.
+    assert_eq!(earlier_child.deadline(), earlier_child.deadline());
+    assert_eq!(Context::background().with_cancel().0.deadline(), None);
+}
+
+#[test]
+fn a_child_is_done_at_its_parents_earlier_deadline() {
+    let (parent, _p) = Context::background().with_timeout(Duration::from_millis(20));
+    let (child, _c) = parent.with_timeout(HOUR);
+    assert_eq!(wait_done(&child, "child"), Error::DeadlineExceeded);
+    assert_eq!(parent.err(), Some(Error::DeadlineExceeded));
+}
+
+#[test]
+fn a_past_deadline_gives_a_context_born_done() {
+    for (name, (ctx, _h)) in [
+        (
+            "deadline in the past",
+            Context::background().with_deadline(Instant::now() - Duration::from_secs(5)),
+        ),
+        (
+            "deadline now",
+            Context::background().with_deadline(Instant::now()),
+        ),
+        (
+            "zero timeout",
+            Context::background().with_timeout(Duration::ZERO),
+        ),
+        (
+            "past deadline under a parent",
+            Context::background()
+                .with_cancel()
+                .0
+                .with_deadline(Instant::now() - Duration::from_secs(1)),
+        ),
+    ] {
+        assert!(ctx.is_done(), "{name}: not born done: {ctx:?}");
+        assert_eq!(ctx.err(), Some(Error::DeadlineExceeded), "{name}");
+        assert_eq!(ctx.check(), Err(Error::DeadlineExceeded), "{name}");
+        let cause = ctx.cause().unwrap();
+        assert!(cause.is_deadline_exceeded(), "{name}: {cause:?}");
+        assert_eq!(cause.to_string(), "context deadline exceeded", "{name}");
+    }
+}
+
+#[test]
+fn an_absurd_timeout_means_no_deadline() {
+    let (ctx, _h) = Context::background().with_timeout(Duration::MAX);
+    assert_eq!(ctx.deadline(), None);
+    assert!(!ctx.is_done());
+    let (ctx2, _h2) = ctx.with_timeout_cause(Duration::MAX, "never");
+    assert_eq!(ctx2.deadline(), None);
+    assert_eq!(ctx2.wait_timeout(Duration::from_millis(5)), None);
+
+    // Under a parent with a deadline, the parent's deadline stays.
+    let (parent, _p) = Context::background().with_timeout(HOUR);
+    let (child, _c) = parent.with_timeout(Duration::MAX);
+    assert_eq!(child.deadline(), parent.deadline());
+
+    // The waits accept it too.
+    assert_eq!(ctx.wait_timeout(Duration::ZERO), None);
+    let (canceled, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    assert_eq!(canceled.wait_timeout(Duration::MAX), Some(Error::Canceled));
+    assert_eq!(canceled.blocking_sleep(Duration::MAX), Err(Error::Canceled));
+}
+
+// ===== the first cancel wins =====
+
+#[test]
+fn the_first_cancel_wins_error_and_cause() {
+    let (parent, cancel_parent) = Context::background().with_cancel_cause();
+    let (ctx, cancel) = parent.with_timeout_cause(Duration::from_millis(10), "too slow");
+    cancel.cancel_with("first");
+    cancel.cancel_with("second");
+    cancel.cancel();
+    cancel_parent.cancel_with("parent");
+    // The deadline passes too: nothing changes.
+    thread::sleep(Duration::from_millis(20));
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+    assert_eq!(ctx.cause().unwrap().to_string(), "first");
+    drop(cancel);
+    assert_eq!(ctx.cause().unwrap().to_string(), "first");
+
+    // A deadline that passed first wins over a later cancel.
+    let (ctx, cancel) =
+        Context::background().with_timeout_cause(Duration::from_millis(5), "too slow");
+    assert_eq!(wait_done(&ctx, "timeout"), Error::DeadlineExceeded);
+    cancel.cancel_with("late");
+    assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+    let cause = ctx.cause().unwrap();
+    assert!(cause.is_deadline_exceeded());
+    assert_eq!(cause.to_string(), "too slow");
+}
+
+#[test]
+fn concurrent_cancels_agree_on_one_winner() {
+    for round in 0..50 {
+        let (ctx, cancel) = Context::background().with_cancel_cause();
+        let cancel = std::sync::Arc::new(cancel);
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let cancel = cancel.clone();
+                thread::spawn(move || cancel.cancel_with(format!("canceler {i}")))
+            })
+            .collect();
+        let seen = ctx.cause().map(|c| c.to_string());
+        for t in threads {
+            t.join().unwrap();
+        }
+        let last = ctx.cause().unwrap().to_string();
+        assert!(last.starts_with("canceler "), "round {round}: {last}");
+        if let Some(seen) = seen {
+            assert_eq!(
+                seen, last,
+                "round {round}: the cause changed after it was set"
+            );
+        }
+        for _ in 0..3 {
+            assert_eq!(ctx.cause().unwrap().to_string(), last);
+        }
+    }
+}
+
+// ===== the cancel handle =====
+
+#[test]
+fn the_cancel_handle_cancels_on_drop() {
+    let root = Context::background();
+    let ctx = {
+        let (ctx, _cancel) = root.with_cancel();
+        assert!(!ctx.is_done());
+        ctx
+    };
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+
+    // `let (ctx, _) = ...` drops the handle at once.
+    #[allow(clippy::let_underscore_untyped, reason = "the pattern under test")]
+    let (ctx, _) = root.with_timeout(HOUR);
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+
+    let (ctx, cancel) = root.with_cancel();
+    assert!(!cancel.is_done());
+    drop(cancel);
+    assert!(ctx.is_done());
+    assert!(ctx.cause().unwrap().reason().is_none());
+}
+
+#[test]
+fn disarm_lets_go_without_canceling() {
+    let (parent, cancel_parent) = Context::background().with_cancel();
+    let (child, cancel_child) = parent.with_cancel();
+    cancel_child.disarm();
+    assert!(!child.is_done(), "disarm canceled: {child:?}");
+    assert_eq!(
+        parent.__child_count(),
+        1,
+        "a live disarmed child must stay linked"
+    );
+    // The parent still reaches it.
+    cancel_parent.cancel();
+    assert_eq!(child.err(), Some(Error::Canceled));
+
+    // A disarmed deadline still fires.
+    let (ctx, cancel) = Context::background().with_timeout(Duration::from_millis(5));
+    cancel.disarm();
+    assert_eq!(wait_done(&ctx, "disarmed timeout"), Error::DeadlineExceeded);
+}
+
+// ===== nothing is pinned =====
+
+#[test]
+fn a_child_nobody_holds_leaves_its_parent() {
+    let (parent, _p) = Context::background().with_cancel();
+    let (child, cancel) = parent.with_timeout(HOUR);
+    cancel.disarm();
+    let clones: Vec<Context> = (0..3).map(|_| child.clone()).collect();
+    let grandchild = {
+        let (g, h) = child.with_cancel();
+        h.disarm();
+        g
+    };
+    assert_eq!(parent.__child_count(), 1);
+    assert_eq!(child.__child_count(), 1);
+    drop(child);
+    for clone in clones {
+        assert_eq!(
+            parent.__child_count(),
+            1,
+            "child unlinked while a clone lives"
+        );
+        drop(clone);
+    }
+    // The grandchild keeps its parent alive (and linked): it can still be canceled through it.
+    assert_eq!(
+        parent.__child_count(),
+        1,
+        "a child with a live grandchild was unlinked"
+    );
+    assert!(!grandchild.is_done());
+    drop(grandchild);
+    assert_eq!(
+        parent.__child_count(),
+        0,
+        "dropped child still linked: {parent:?}"
+    );
+
+    // Many children dropped in turn leave nothing behind.
+    for _ in 0..1000 {
+        let (c, h) = parent.with_cancel();
+        h.disarm();
+        drop(c);
+    }
+    assert_eq!(parent.__child_count(), 0);
+
+    // A canceled child leaves at once, even while clones of it live.
+    let (child, cancel) = parent.with_cancel();
+    let _clone = child.clone();
+    assert_eq!(parent.__child_count(), 1);
+    cancel.cancel();
+    assert_eq!(parent.__child_count(), 0);
+}
+
+#[test]
+fn children_outlive_their_parents_handles() {
+    let (child, cancel_parent) = {
+        let (parent, cancel_parent) = Context::background().with_timeout(HOUR);
+        let (child, cancel_child) = parent.with_cancel();
+        cancel_child.disarm();
+        (child, cancel_parent)
+    };
+    // The parent context value is gone; its handle still reaches the child through the tree.
+    assert!(!child.is_done());
+    assert!(child.deadline().is_some());
+    cancel_parent.cancel();
+    assert_eq!(child.err(), Some(Error::Canceled));
+}
+
+// ===== lazily expired deadlines =====
+
+#[test]
+fn lazily_expired_deadlines_read_the_same_everywhere() {
+    // `wait()` parks with a timeout and arms no timer, so afterwards the parent has expired
+    // "lazily": no completion has run. Every reader must still agree that it is done.
+    let (parent, cancel_parent) = Context::background().with_timeout(Duration::from_millis(20));
+    let (child, cancel_child) = parent.with_cancel_cause();
+    let (timed_child, _t) = parent.with_timeout(HOUR);
+    struct V;
+    let value_child = child.with_value(V);
+    assert_eq!(wait_done(&parent, "parent"), Error::DeadlineExceeded);
+
+    for (name, c) in [
+        ("child", &child),
+        ("timed_child", &timed_child),
+        ("value_child", &value_child),
+    ] {
+        assert!(
+            c.is_done(),
+            "{name} of an expired parent reports not done: {c:?}"
+        );
+        assert_eq!(c.err(), Some(Error::DeadlineExceeded), "{name}");
+        assert_eq!(c.check(), Err(Error::DeadlineExceeded), "{name}");
+        assert!(c.cause().unwrap().is_deadline_exceeded(), "{name}");
+        assert_eq!(
+            c.wait_timeout(Duration::ZERO),
+            Some(Error::DeadlineExceeded),
+            "{name}"
+        );
+    }
+    // A child made now is born done.
+    let (late, _l) = parent.with_cancel();
+    assert_eq!(late.err(), Some(Error::DeadlineExceeded), "{late:?}");
+
+    // Canceling what readers already saw as expired changes nothing they see.
+    cancel_child.cancel_with("too late");
+    assert_eq!(child.err(), Some(Error::DeadlineExceeded), "{child:?}");
+    assert!(child.cause().unwrap().is_deadline_exceeded());
+    cancel_parent.cancel();
+    assert_eq!(parent.err(), Some(Error::DeadlineExceeded));
+    assert_eq!(timed_child.err(), Some(Error::DeadlineExceeded));
+    assert_eq!(late.err(), Some(Error::DeadlineExceeded));
+}
+
+#[test]
+fn a_lazily_expired_cause_deadline_reports_its_reason() {
+    let (parent, cancel) =
+        Context::background().with_timeout_cause(Duration::from_millis(10), "quota window closed");
+    let (child, _c) = parent.with_cancel();
+    assert_eq!(wait_done(&parent, "parent"), Error::DeadlineExceeded);
+    for (name, c) in [("parent", &parent), ("child", &child)] {
+        let cause = c
+            .cause()
+            .unwrap_or_else(|| panic!("{name}: no cause: {c:?}"));
+        assert!(cause.is_deadline_exceeded(), "{name}: {cause:?}");
+        assert_eq!(cause.to_string(), "quota window closed", "{name}");
+        assert_eq!(c.err().unwrap().to_string(), "context deadline exceeded");
+    }
+    // The completion that follows records the same reason.
+    cancel.cancel_with("canceled afterwards");
+    assert_eq!(parent.cause().unwrap().to_string(), "quota window closed");
+    assert_eq!(child.cause().unwrap().to_string(), "quota window closed");
+    let (late, _l) = parent.with_cancel();
+    assert_eq!(late.cause().unwrap().to_string(), "quota window closed");
+}
+
+#[test]
+fn a_cancel_after_an_unobserved_deadline_records_the_deadline() {
+    // Nobody reads or waits on the context before its deadline passes; the cancel that comes
+    // afterwards still finds the deadline first, as Go's timer would have fired first.
+    let (ctx, cancel) =
+        Context::background().with_timeout_cause(Duration::from_millis(5), "took too long");
+    let (child, _c) = ctx.with_cancel();
+    std::thread::sleep(Duration::from_millis(30));
+    cancel.cancel_with("canceled afterwards");
+    assert_eq!(ctx.err(), Some(Error::DeadlineExceeded), "{ctx:?}");
+    assert_eq!(ctx.cause().unwrap().to_string(), "took too long");
+    assert_eq!(child.err(), Some(Error::DeadlineExceeded), "{child:?}");
+    assert_eq!(child.cause().unwrap().to_string(), "took too long");
+
+    // Canceled before the deadline: canceled, whatever the clock says later.
+    let (ctx, cancel) = Context::background().with_timeout(Duration::from_millis(5));
+    cancel.cancel();
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+}

@@ -1,0 +1,160 @@
+//! The context examples' output, checked (issue 2, §6). Each example is compiled in as a
+//! module and run against a buffer; where an example's output depends on timing, the test runs
+//! it with margins of a second or more instead of the chapter's tight ones.
+
+use std::time::Duration;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "an example compiled as a module; main is unused"
+)]
+#[path = "../examples/fetch_lyrics.rs"]
+mod fetch_lyrics;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "an example compiled as a module; main is unused"
+)]
+#[path = "../examples/process_tracks.rs"]
+mod process_tracks;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "an example compiled as a module; main is unused"
+)]
+#[path = "../examples/request_meta.rs"]
+mod request_meta;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "an example compiled as a module; main is unused"
+)]
+#[path = "../examples/try_it.rs"]
+mod try_it;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "an example compiled as a module; main is unused"
+)]
+#[path = "../examples/two_workers_puzzle.rs"]
+mod two_workers_puzzle;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "an example compiled as a module; main is unused"
+)]
+#[path = "../examples/ctx_key_puzzle.rs"]
+mod ctx_key_puzzle;
+
+fn output(f: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> String {
+    let mut buf = Vec::new();
+    f(&mut buf).expect("writing to a Vec cannot fail");
+    String::from_utf8(buf).expect("examples print UTF-8")
+}
+
+#[test]
+fn fetch_lyrics_times_out() {
+    // The chapter's program itself: a 2 s timeout over a 3 s call (a full second of margin).
+    assert_eq!(
+        output(fetch_lyrics::run),
+        "timed out: context deadline exceeded\n"
+    );
+}
+
+#[test]
+fn fetch_lyrics_returns_the_lyrics_when_in_time() {
+    let out =
+        output(|o| fetch_lyrics::run_with(o, Duration::from_secs(30), Duration::from_millis(1)));
+    assert_eq!(out, "Gouryella: I can't keep loving you the way I do\n");
+}
+
+#[test]
+fn process_tracks_stops_inside_the_loop() {
+    assert_eq!(
+        output(process_tracks::run),
+        "processing: As It Was\n\
+         processing: Vampire\n\
+         processing: Anti-Hero\n\
+         all tracks processed\n\
+         processing: As It Was\n\
+         processing: Vampire\n\
+         stopped early: context canceled\n"
+    );
+}
+
+#[test]
+fn request_meta_keys_do_not_collide() {
+    assert_eq!(
+        output(request_meta::run),
+        "requestmeta trace id: abc-123\n\
+         billing trace id: xyz-999\n\
+         no collision: two private types are two keys\n\
+         bare String value: xyz-999 (shadowed: never store std types directly)\n"
+    );
+}
+
+const TRY_IT: &str = "[req-2026] played \"As It Was\"\n\
+                      [req-2026] played \"Vampire\"\n\
+                      [req-2026] \"Anti-Hero\" aborted: context deadline exceeded\n";
+
+#[test]
+fn try_it_plays_two_tracks_then_aborts() {
+    // Two quick tracks, then one far longer than the timeout: a second of margin either way.
+    let lengths = [
+        Duration::from_millis(10),
+        Duration::from_millis(10),
+        Duration::from_secs(3600),
+    ];
+    let out = output(|o| try_it::run_with(o, Duration::from_secs(1), lengths));
+    assert_eq!(out, TRY_IT);
+}
+
+#[test]
+#[ignore = "the chapter's own timings (150 ms tracks, 400 ms timeout) have 50 ms margins; run with --ignored"]
+fn try_it_with_the_chapters_timings() {
+    assert_eq!(output(try_it::run), TRY_IT);
+}
+
+#[test]
+fn try_it_plays_everything_with_a_longer_timeout() {
+    let out =
+        output(|o| try_it::run_with(o, Duration::from_secs(3600), [Duration::from_millis(1); 3]));
+    assert_eq!(
+        out,
+        "[req-2026] played \"As It Was\"\n\
+         [req-2026] played \"Vampire\"\n\
+         [req-2026] played \"Anti-Hero\"\n"
+    );
+}
+
+const TWO_WORKERS: &str = "Flaming June cancelled: context deadline exceeded\n\
+                           Saltwater cancelled: context deadline exceeded\n\
+                           main done\n";
+
+#[test]
+fn two_workers_puzzle_prints_two_cancellations_then_main_done() {
+    // The chapter's timings: the order is fixed by construction (sorted, joined), and 500 ms of
+    // work against a 200 ms deadline leaves 300 ms of margin.
+    assert_eq!(output(two_workers_puzzle::run), TWO_WORKERS);
+    // And with a far wider margin.
+    let out = output(|o| {
+        two_workers_puzzle::run_with(
+            o,
+            Duration::from_millis(20),
+            Duration::from_secs(3600),
+            Duration::ZERO,
+        )
+    });
+    assert_eq!(out, TWO_WORKERS);
+}
+
+#[test]
+fn ctx_key_puzzle_prints_beto_then_nil() {
+    assert_eq!(output(ctx_key_puzzle::run), "beto\n<nil>\n");
+}

@@ -1,0 +1,48 @@
+//! Trait hygiene (STYLE #14): the public context types are `Send + Sync` (and `Unpin` where a
+//! value is polled or held across awaits), `Context` is `'static`, and the futures the context
+//! API returns can move to another thread.
+
+use std::time::Duration;
+
+use ctxkit::{AfterFunc, CancelHandle, Cause, Context, Done, Error};
+
+fn send_sync<T: Send + Sync>() {}
+fn unpin<T: Unpin>() {}
+fn static_<T: 'static>() {}
+fn clone_<T: Clone>() {}
+fn send_value<T: Send>(_: &T) {}
+
+#[test]
+fn public_types_are_send_sync_unpin() {
+    send_sync::<Context>();
+    send_sync::<CancelHandle>();
+    send_sync::<Done>();
+    send_sync::<AfterFunc>();
+    send_sync::<Error>();
+    send_sync::<Cause>();
+
+    unpin::<Context>();
+    unpin::<CancelHandle>();
+    unpin::<Done>();
+    unpin::<AfterFunc>();
+    unpin::<Error>();
+    unpin::<Cause>();
+
+    static_::<Context>();
+    static_::<Done>();
+    static_::<Cause>();
+    clone_::<Context>();
+    clone_::<Cause>();
+}
+
+#[test]
+fn the_api_futures_are_send() {
+    let (ctx, _cancel) = Context::background().with_cancel();
+    let sleep = ctx.sleep(Duration::from_millis(1));
+    send_value(&sleep);
+    let run = ctx.run(async { 1 });
+    send_value(&run);
+    let done = ctx.done();
+    send_value(&done);
+    drop((sleep, run, done));
+}
