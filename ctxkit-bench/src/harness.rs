@@ -279,12 +279,12 @@ static COUNTING: AtomicBool = AtomicBool::new(false);
 static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 static ALLOCATIONS: AtomicIsize = AtomicIsize::new(0);
 
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counters
-// are plain atomics and never affect the pointers returned.
 #[allow(
     unsafe_code,
     reason = "a GlobalAlloc impl is unsafe by definition; the bench binary only"
 )]
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counters
+// are plain atomics and never affect the pointers returned.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {

@@ -1,7 +1,7 @@
 //! The one place ctxkit starts a thread.
 //!
 //! Every thread the library starts (the `ctxkit-timer` thread, after-function threads) goes
-//! through [`spawn_named`], which records its name, the place in ctxkit that started it and
+//! through [`try_spawn_named`], which records its name, the place in ctxkit that started it and
 //! when, for as long as it runs. That record is what a leak report can name; nothing else in
 //! the crate calls `std::thread::spawn`.
 //!
@@ -92,21 +92,6 @@ where
     }
 }
 
-/// Starts a named thread running `f`.
-///
-/// # Panics
-///
-/// If the OS refuses to create a thread, as `std::thread::spawn` does.
-#[track_caller]
-pub(crate) fn spawn_named<F>(name: &'static str, f: F)
-where
-    F: FnOnce() + Send + 'static,
-{
-    if let Err((error, _)) = try_spawn_named(name, f) {
-        panic!("ctxkit: failed to start thread {name:?}: {error}");
-    }
-}
-
 /// The threads ctxkit has started that are still running.
 #[allow(dead_code, reason = "read by the leak checker and tests")]
 pub(crate) fn live_threads() -> Vec<ThreadInfo> {
@@ -125,10 +110,11 @@ mod tests {
     fn records_a_thread_while_it_runs() {
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
-        spawn_named("ctxkit-test-spawn", move || {
+        let spawned = try_spawn_named("ctxkit-test-spawn", move || {
             started_tx.send(()).unwrap();
             let _ = finish_rx.recv();
         });
+        assert!(spawned.is_ok());
         started_rx.recv().unwrap();
         assert!(live_threads().iter().any(|t| t.name == "ctxkit-test-spawn"));
         drop(finish_tx);

@@ -11,10 +11,12 @@
 //!
 //! # Poisoning
 //!
-//! No code of ctxkit runs user code or panics while it holds one of these locks (user callbacks
-//! run after the lock is released, on their own threads), so a poisoned lock can only follow a
-//! panic inside ctxkit itself. [`Mutex::lock`] ignores poisoning rather than turning one panic
-//! into many.
+//! ctxkit runs no user callback while it holds one of these locks (after-functions run on their
+//! own threads, wakers are woken after the lock is released, replaced wakers and reasons are
+//! dropped after it). What can still happen under a lock is a `Waker::clone` or `will_wake` (the
+//! executor's code) and the two size `expect`s named in `context/tree.rs`. A poisoned lock holds
+//! consistent data in every such case, so [`Mutex::lock`] ignores poisoning rather than turning
+//! one panic into many.
 
 pub(crate) use std::sync::{Arc, Weak};
 
@@ -27,6 +29,11 @@ pub(crate) use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 pub(crate) use loom::thread::{current as current_thread, park, Thread};
 #[cfg(not(loom))]
 pub(crate) use std::thread::{current as current_thread, park, park_timeout, Thread};
+
+#[cfg(loom)]
+pub(crate) use loom::thread::yield_now;
+#[cfg(not(loom))]
+pub(crate) use std::thread::yield_now;
 
 /// loom has no timed park; a model never waits for time to pass, so a plain park stands in.
 #[cfg(loom)]

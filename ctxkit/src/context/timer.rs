@@ -12,8 +12,9 @@
 //!
 //! # Invariants
 //!
-//! 1. `entries` holds exactly the armed, not yet completed owners (`ARMED` in `tree.rs`), keyed
-//!    by (deadline, node address); the address is unique while the entry holds the node alive.
+//! 1. Every armed, not yet completed owner (`ARMED` in `tree.rs`) is in `entries`, keyed by
+//!    (deadline, node address), until its completion removes it or the thread takes it out as due
+//!    (then completes it); the address is unique while the entry holds the node alive.
 //! 2. The thread sleeps until the earliest key, or indefinitely when there is none; an arming
 //!    with an earlier deadline wakes it.
 //!
@@ -59,18 +60,25 @@ fn timer() -> &'static Timer {
 }
 
 /// Watches `node`'s deadline; the caller holds the node's lock and sets `ARMED` with it.
-pub(crate) fn arm(deadline: u64, node: Arc<Node>) {
+/// Returns false, watching nothing, if the timer thread could not be started (the OS refused a
+/// thread); the next arming tries again.
+pub(crate) fn arm(deadline: u64, node: Arc<Node>) -> bool {
     let timer = timer();
     let mut state = timer.state.lock().unwrap_or_else(PoisonError::into_inner);
+    if !state.started {
+        if let Err((error, _)) = crate::spawn::try_spawn_named(THREAD_NAME, run) {
+            eprintln!("ctxkit: could not start the {THREAD_NAME} thread ({error}); deadlines will wake async waiters only when they are polled again");
+            return false;
+        }
+        state.started = true;
+    }
     let earliest = state.entries.keys().next().map(|&(at, _)| at);
     let key = (deadline, Arc::as_ptr(&node) as usize);
     state.entries.insert(key, node);
-    if !state.started {
-        state.started = true;
-        crate::spawn::spawn_named(THREAD_NAME, run);
-    } else if earliest.is_none_or(|at| deadline < at) {
+    if earliest.is_none_or(|at| deadline < at) {
         timer.wake.notify_one();
     }
+    true
 }
 
 /// Stops watching the node at `address`, completed before its deadline.

@@ -9,9 +9,9 @@
 //!
 //! `Node::state` packs what readers need into one atomic, so [`is_done`] and [`err`] never lock:
 //! the done kind ([`CANCELED`] or [`DEADLINE`]: set once, never changed), whether the
-//! completion has run ([`COMPLETED`]), whether the node has a deadline ([`HAS_DEADLINE`]) and
-//! set it itself ([`OWNS_DEADLINE`]), both fixed at creation, and whether the timer thread
-//! watches the deadline ([`ARMED`]).
+//! completion has run ([`COMPLETED`]) and finished walking the subtree ([`WALKED`]), whether the
+//! node has a deadline ([`HAS_DEADLINE`]) and set it itself ([`OWNS_DEADLINE`]), both fixed at
+//! creation, and whether the timer thread watches the deadline ([`ARMED`]).
 //!
 //! # Deadlines are lazy
 //!
@@ -21,49 +21,60 @@
 //!
 //! * an owner that no timer watches is done when the clock says so: the reader that first sees
 //!   the deadline passed sets the [`DEADLINE`] bits with a compare-and-swap (no lock), so every
-//!   later reader agrees with it, and a completion (a cancel) after the deadline records
-//!   `DeadlineExceeded` too, whether or not anybody looked: the deadline came first;
-//! * an inheriting node, or an owner that the timer watches, is done when its parent is.
+//!   later reader agrees with it; and a completion (a cancel) of such an owner after its deadline
+//!   records `DeadlineExceeded` too, whether or not anybody looked: the deadline came first;
+//! * an inheriting node, or an owner that the timer watches, is done when its parent is (a
+//!   watched owner is done at its own deadline when the timer fires; a cancel before that wins,
+//!   as it does in Go before the timer fires).
 //!
 //! So a child never reports done before the ancestor whose deadline it shares, and a timer is
 //! armed (on the owner) only when somebody must be woken: an async waiter or an
 //! after-function. A done node whose completion has not run yet (only possible for an expired
 //! owner nobody waits on asynchronously) is completed by the next cancel, arming or registration
-//! that reaches it.
-//!
-//! # Invariants
-//!
-//! 1. The done bits of `state` are set once: under the node's lock by [`complete`], or without
-//!    it by a reader's compare-and-swap when an unwatched owner's deadline has passed (then to
-//!    [`DEADLINE`]). [`COMPLETED`] is set under the lock, after the done bits, by the one
-//!    completion that takes the waiters and children out.
-//! 2. `Extra::cause` holds, before completion, the reason to give if the node's own deadline
-//!    expires (the `_cause` constructors) and `None` otherwise; the completion replaces it with
-//!    the final reason unless the node is done by its own deadline. It never changes after.
-//! 3. A node is in one of its parent's child shards, at the place `slot` names, iff it was
-//!    linked there and neither it unlinked itself nor the parent was completed. `slot` is read
-//!    and written only under that shard's lock (or through `&mut` in `Drop`, when nobody else can
-//!    see the node). A completed parent links no more children and its shards stay empty.
-//! 7. A shard's bit in `Shards::used` is set, under the parent's lock, before the first child
-//!    is linked into that shard, and only while the parent is not completed; the completion reads
-//!    the bits under the same lock and empties exactly those shards. A child linked into a shard
-//!    whose bit it saw set is in the shard before the completion empties it, or sees the parent
-//!    completed under the shard's lock and is born done.
+//! that reaches it. The price of laziness: reading a node that inherits its deadline loads the
+//! state of each ancestor up to the owner (usually one or two).
 //!
 //! # Why shards
 //!
 //! Children are linked into one of [`SHARDS`] slabs, each behind its own lock on its own cache
 //! line, chosen per thread. Two threads that create and cancel children of one shared parent
 //! (the common request-scoped pattern) then take different locks; only the first link into a
-//! shard takes the parent's own lock.
+//! shard takes the parent's own lock. A slab keeps its peak size while any child is linked (its
+//! indices are the children's addresses) and is released or cleared when the last one leaves.
+//!
+//! # Invariants
+//!
+//! 1. The done bits of `state` are set once: under the node's lock by [`complete`], or without
+//!    it by a reader's compare-and-swap when an unwatched owner's deadline has passed (then to
+//!    [`DEADLINE`]). A completion of an owner decides its error with a compare-and-swap, so it
+//!    cannot interleave with such a reader. [`COMPLETED`] is set under the lock, with the done
+//!    bits, by the one completion that takes the waiters and children out.
+//! 2. `Extra::cause` holds, before completion, the reason to give if the node's own deadline
+//!    expires (the `_cause` constructors) and `None` otherwise; the completion replaces it with
+//!    the final reason unless the node is done by its own deadline. It never changes after.
+//! 3. A node is in one of its parent's child shards, at the place `slot` names, iff it was
+//!    linked there and neither it unlinked itself nor the parent was completed. `slot` is written
+//!    only under that shard's lock (or through `&mut` in `Drop`, when nobody else can see the
+//!    node); its shard part never changes once linked, so it may be read before the lock is
+//!    taken to find which lock. A completed parent links no more children.
 //! 4. `ARMED` is set under the node's lock, together with the insertion of the timer entry, and
 //!    only on an owner that is not done. The timer entry holds a strong reference, so an armed
 //!    node lives until it fires or its completion removes the entry.
 //! 5. A completion takes the waiters and children out under the lock and notifies them after
 //!    releasing it; no user code runs on the completing thread (after-functions get their own
-//!    thread, see `after_func.rs`).
-//! 6. When [`cancel`] returns, every descendant reports done: the completion walks the subtree
-//!    synchronously, with an explicit stack (a 10,000-deep chain does not overflow it).
+//!    thread, see `after_func.rs`). Old wakers and reasons replaced under the lock are dropped
+//!    after it is released.
+//! 6. When [`cancel`] returns, every descendant reports done. The winning completion walks the
+//!    subtree synchronously, with an explicit stack (a 10,000-deep chain does not overflow it),
+//!    and sets [`WALKED`] on each node once its whole subtree is done (post-order; at once for a
+//!    node that never had children). A cancel that loses the race to complete a node waits until
+//!    the node is `WALKED`, unless its own thread is the one walking (a re-entrant cancel from a
+//!    waker), which must not wait for itself.
+//! 7. A shard's bit in `Shards::used` is set, under the parent's lock, before the first child
+//!    is linked into that shard, and only while the parent is not completed; the completion reads
+//!    the bits under the same lock and empties exactly those shards. A child linked into a shard
+//!    whose bit it saw set is in the shard before the completion empties it, or sees the parent
+//!    completed under the shard's lock and is born done.
 //!
 //! # Lock order
 //!
@@ -73,6 +84,9 @@
 //! `used` bits (an atomic) is touched under it. Nothing takes a descendant's lock while holding a
 //! node's lock: a completion releases a parent before it completes the children. The timer's
 //! lock is a leaf. Ancestry is a partial order, so these rules cannot form a cycle.
+//!
+//! Two `expect`s can fire under a lock, each only past a limit no program reaches (500 million
+//! children of one context, 4 billion waiters on one); the locks ignore poisoning.
 
 use std::fmt;
 
@@ -99,6 +113,8 @@ const HAS_DEADLINE: u32 = 0b00_1000;
 const OWNS_DEADLINE: u32 = 0b01_0000;
 /// The timer thread watches this owner's deadline (invariant 4).
 const ARMED: u32 = 0b10_0000;
+/// The completion has finished with the whole subtree (invariant 6).
+const WALKED: u32 = 0b100_0000;
 
 fn done_kind(state: u32) -> Option<Error> {
     match state & DONE_MASK {
@@ -332,7 +348,8 @@ pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
     let node = Arc::new(Node::new(state, deadline, parent.cloned(), cause));
     let Some(parent) = parent else {
         if expired {
-            node.state.fetch_or(DEADLINE | COMPLETED, Ordering::Release);
+            node.state
+                .fetch_or(DEADLINE | COMPLETED | WALKED, Ordering::Release);
         }
         return node;
     };
@@ -354,14 +371,18 @@ pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
         // shared yet: its lock is free, and taking it after the parent's is safe.
         let error = done_kind(parent_state).unwrap_or(Error::Canceled);
         let reason = parent.lock().as_ref().and_then(|e| e.cause.clone());
-        if reason.is_some() {
-            extra(&mut node.lock()).cause = reason;
+        // The parent's reason replaces any pending reason of the child's own deadline.
+        let mut inner = node.lock();
+        if reason.is_some() || inner.is_some() {
+            extra(&mut inner).cause = reason;
         }
+        drop(inner);
         node.state
-            .fetch_or(done_bits(error) | COMPLETED, Ordering::Release);
+            .fetch_or(done_bits(error) | COMPLETED | WALKED, Ordering::Release);
     } else if expired {
         drop(slab);
-        node.state.fetch_or(DEADLINE | COMPLETED, Ordering::Release);
+        node.state
+            .fetch_or(DEADLINE | COMPLETED | WALKED, Ordering::Release);
     } else {
         let weak = Arc::downgrade(&node);
         let index = match slab.free.pop() {
@@ -521,38 +542,100 @@ pub(crate) enum Completion {
 }
 
 /// Completes `node` and its whole subtree; unlinks `node` from its parent. Returns false if it
-/// was already completed (the first completion wins; later ones change nothing).
+/// was already completed (the first completion wins; later ones change nothing). Either way,
+/// when it returns the whole subtree reports done (invariant 6).
 pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
     let Some(done) = complete(node, completion) else {
+        wait_walked(node);
         return false;
     };
     if let Some(parent) = &node.parent {
         unlink_from(parent, &node.slot, Arc::as_ptr(node));
     }
-    // Invariant 6: walk the subtree before returning, without recursion.
-    let mut stack: Vec<Done> = Vec::new();
-    if done.has_children() {
-        stack.push(done);
+    if done.walked {
+        return true;
     }
-    while let Some(Done {
-        error,
-        reason,
-        children,
-    }) = stack.pop()
-    {
-        for child in children.into_iter().flatten() {
+    let _walking = Walking::enter();
+    // Invariant 6: walk the subtree before returning, without recursion; a node is marked
+    // `WALKED` when the frame pushed before its children is popped, after all of them.
+    let mut stack: Vec<Frame> = vec![Frame::Mark(node.clone()), Frame::Walk(done)];
+    while let Some(frame) = stack.pop() {
+        let done = match frame {
+            Frame::Mark(node) => {
+                node.state.fetch_or(WALKED, Ordering::Release);
+                continue;
+            }
+            Frame::Walk(done) => done,
+        };
+        for child in done.children.into_iter().flatten() {
             // A child whose every handle is gone is being dropped: nothing to notify.
             let Some(child) = child.upgrade() else {
                 continue;
             };
-            if let Some(done) = complete(&child, Completion::With(error, reason.clone())) {
-                if done.has_children() {
-                    stack.push(done);
+            if let Some(child_done) =
+                complete(&child, Completion::With(done.error, done.reason.clone()))
+            {
+                if !child_done.walked {
+                    stack.push(Frame::Mark(child));
+                    stack.push(Frame::Walk(child_done));
                 }
             }
         }
     }
     true
+}
+
+/// A step of the subtree walk in [`cancel`].
+enum Frame {
+    /// Complete these children.
+    Walk(Done),
+    /// This node's subtree is done: mark it `WALKED`.
+    Mark(Arc<Node>),
+}
+
+// How many subtree walks this thread is inside (a waker may cancel re-entrantly). loom runs its
+// threads on one OS thread, so the model needs loom's own thread-locals.
+#[cfg(not(loom))]
+std::thread_local! {
+    static WALKING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static WALKING: std::cell::Cell<usize> = std::cell::Cell::new(0);
+}
+
+/// Marks this thread as walking a subtree while alive.
+struct Walking;
+
+impl Walking {
+    fn enter() -> Walking {
+        WALKING.with(|w| w.set(w.get() + 1));
+        Walking
+    }
+}
+
+impl Drop for Walking {
+    fn drop(&mut self) {
+        WALKING.with(|w| w.set(w.get() - 1));
+    }
+}
+
+/// Waits until another thread's completion of `node` has walked the whole subtree
+/// (invariant 6). Terminates: that walk visits a finite subtree and marks `node` last; a thread
+/// that is itself walking returns at once, so it never waits for itself.
+fn wait_walked(node: &Node) {
+    if node.state.load(Ordering::Acquire) & WALKED != 0 || WALKING.with(|w| w.get()) != 0 {
+        return;
+    }
+    let mut spins = 0u32;
+    while node.state.load(Ordering::Acquire) & WALKED == 0 {
+        if spins < 64 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            crate::sync::yield_now();
+        }
+    }
 }
 
 /// What [`complete`] recorded and took out.
@@ -561,12 +644,8 @@ struct Done {
     reason: Option<Reason>,
     /// The entries of each shard.
     children: [Vec<Weak<Node>>; SHARDS],
-}
-
-impl Done {
-    fn has_children(&self) -> bool {
-        self.children.iter().any(|shard| !shard.is_empty())
-    }
+    /// The node had no children to walk and is already marked `WALKED`.
+    walked: bool,
 }
 
 /// Completes one node: sets its done bits if a reader has not (invariant 1), records the reason
@@ -580,53 +659,75 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
     if state & COMPLETED != 0 {
         return None;
     }
-    let pending = || inner.as_ref().and_then(|e| e.cause.clone());
-    let (error, reason) = match done_kind(state) {
-        // A reader saw the node's own deadline pass.
-        Some(error) => (error, pending()),
-        // An inheriting (or watched) node adopts what its parent shows, if anything: a reader
-        // may have seen this node done through it. The parent's lock is an ancestor's.
-        None if state & HAS_DEADLINE != 0 && state & (OWNS_DEADLINE | ARMED) != OWNS_DEADLINE => {
-            match node.parent.as_deref().and_then(cause) {
-                Some(seen) => (seen.error(), seen.reason_arc().cloned()),
-                None => match completion {
-                    Completion::Expire => (Error::DeadlineExceeded, pending()),
-                    Completion::With(error, reason) => (error, reason),
-                },
+    let mut state = state;
+    let (error, reason) = loop {
+        let pending = || inner.as_ref().and_then(|e| e.cause.clone());
+        let (error, reason) = match done_kind(state) {
+            // A reader saw the node's own deadline pass.
+            Some(error) => (error, pending()),
+            // An inheriting (or watched) node adopts what its parent shows, if anything: a
+            // reader may have seen this node done through it. The parent's lock is an
+            // ancestor's.
+            None if state & HAS_DEADLINE != 0
+                && state & (OWNS_DEADLINE | ARMED) != OWNS_DEADLINE =>
+            {
+                match node.parent.as_deref().and_then(cause) {
+                    Some(seen) => (seen.error(), seen.reason_arc().cloned()),
+                    None => match &completion {
+                        Completion::Expire => (Error::DeadlineExceeded, pending()),
+                        Completion::With(error, reason) => (*error, reason.clone()),
+                    },
+                }
             }
+            // An unwatched owner whose deadline has passed: the deadline came first, whether or
+            // not anybody looked (as in Go, where its timer would have fired). One clock read.
+            None if state & OWNS_DEADLINE != 0 && clock::now() >= node.deadline => {
+                (Error::DeadlineExceeded, pending())
+            }
+            None => match &completion {
+                Completion::Expire => (Error::DeadlineExceeded, pending()),
+                Completion::With(error, reason) => (*error, reason.clone()),
+            },
+        };
+        let completed = state | done_bits(error) | COMPLETED;
+        if state & OWNS_DEADLINE == 0 {
+            // Only the lock holder writes the state of a node that owns no deadline (readers
+            // compare-and-swap only on an owner's expiry): a plain store will do.
+            node.state.store(completed, Ordering::Release);
+            break (error, reason);
         }
-        // An unwatched owner whose deadline has passed: the deadline came first, whether or not
-        // anybody looked (as in Go, where its timer would have fired). One clock read.
-        None if state & OWNS_DEADLINE != 0 && clock::now() >= node.deadline => {
-            (Error::DeadlineExceeded, pending())
+        // Invariant 1: a reader may set `DEADLINE` meanwhile; then decide again from its view.
+        match node
+            .state
+            .compare_exchange(state, completed, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => break (error, reason),
+            Err(actual) => state = actual,
         }
-        None => match completion {
-            Completion::Expire => (Error::DeadlineExceeded, pending()),
-            Completion::With(error, reason) => (error, reason),
-        },
     };
+    // The decision is made and visible; readers of the cause take this lock, so they see the
+    // state and the reason together.
     let mut waiters = Taken::none();
+    let mut old_reason = None;
     if reason.is_some() || inner.is_some() {
         let extra = extra(&mut inner);
-        extra.cause = reason.clone();
+        old_reason = std::mem::replace(&mut extra.cause, reason.clone());
         if !extra.waiters.is_empty() {
             waiters = extra.waiters.take_all();
         }
     }
-    let completed = state | done_bits(error) | COMPLETED;
-    if state & OWNS_DEADLINE == 0 {
-        // Only the lock holder writes the state of a node that owns no deadline (readers
-        // compare-and-swap only on an owner's expiry): a plain store will do.
-        node.state.store(completed, Ordering::Release);
-    } else {
-        node.state.fetch_or(completed, Ordering::Release);
-    }
-    // Invariant 7: the shards in use, read under the lock that marks them.
+    // Invariant 7: the shards in use, read under the lock that marks them. With none, there
+    // are no children now or ever: the subtree is walked already.
     let used = node
         .children
         .get()
         .map_or(0, |shards| shards.used.load(Ordering::Acquire));
+    if used == 0 {
+        node.state.fetch_or(WALKED, Ordering::Release);
+    }
     drop(inner);
+    // Invariant 5: a replaced reason is user data; drop it with no lock held.
+    drop(old_reason);
     let mut children: [Vec<Weak<Node>>; SHARDS] = Default::default();
     if let Some(shards) = node.children.get() {
         for (shard, taken) in children.iter_mut().enumerate() {
@@ -648,6 +749,7 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
         error,
         reason,
         children,
+        walked: used == 0,
     })
 }
 
@@ -690,7 +792,10 @@ pub(crate) fn refresh_waker(node: &Node, key: u32, waker: &std::task::Waker) -> 
     match inner.as_mut().and_then(|e| e.waiters.get_mut(key)) {
         Some(Waiter::Task(current)) => {
             if !current.will_wake(waker) {
-                *current = waker.clone();
+                let old = std::mem::replace(current, waker.clone());
+                drop(inner);
+                // Invariant 5: the old waker's drop is the executor's code; no lock held.
+                drop(old);
             }
             true
         }
@@ -730,8 +835,9 @@ fn arm_owner(node: &Arc<Node>) {
         return;
     }
     // Invariant 4: the entry goes in under the node's lock, with the flag.
-    timer::arm(owner.deadline, owner.clone());
-    owner.state.fetch_or(ARMED, Ordering::Release);
+    if timer::arm(owner.deadline, owner.clone()) {
+        owner.state.fetch_or(ARMED, Ordering::Release);
+    }
     drop(inner);
 }
 

@@ -139,6 +139,11 @@ pub(crate) fn block_until(node: Option<&Arc<Node>>, limit: Option<Instant>) -> O
             tree::deregister(node, key);
             return Some(error);
         }
+        if limit.is_none() && deadline == NO_DEADLINE {
+            // Nothing to time: only a completion wakes us (spurious unparks loop back here).
+            sync::park();
+            continue;
+        }
         let now = clock::now();
         if limit.is_some_and(|limit| now >= limit) {
             tree::deregister(node, key);
