@@ -1,6 +1,269 @@
-//! `rate.*` and `ticker.*` workloads (issue 4).
+//! `rate.*` and `ticker.*` workloads (issue 4), measured as `shared/bench/WORKLOADS.md` and the
+//! Rust-peer anchor (`bench_rate`, `wait_figures`, `bench_ticker`) measure them.
 
-use crate::harness::Cfg;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ctxkit::rate::{Limiter, Ticker};
+use ctxkit::Context;
+
+use crate::harness::{contended_2, emit, ns_per_op, percentile, progress, runtime, stats, Cfg};
 
 /// Runs the selected `rate.*` and `ticker.*` workloads.
-pub(crate) fn run(_cfg: &Cfg) {}
+pub(crate) fn run(cfg: &Cfg) {
+    allow(cfg);
+    allow_contended(cfg);
+    wait(cfg);
+    ticker(cfg);
+}
+
+/// Always has tokens: 1e9 a second with a burst of 1e9 (real token arithmetic, not the
+/// unlimited fast path), as the anchors' limiters.
+fn big_limiter() -> Limiter {
+    Limiter::new(1e9, 1_000_000_000).expect("valid limiter")
+}
+
+fn allow(cfg: &Cfg) {
+    if !cfg.want(&["rate.allow"]) {
+        return;
+    }
+    progress("rate.allow");
+    let lim = big_limiter();
+    let s = ns_per_op(cfg.micro_target(), cfg.micro_runs(), |n| {
+        let mut ok = 0usize;
+        for _ in 0..n {
+            ok += usize::from(black_box(&lim).allow());
+        }
+        assert_eq!(ok, n, "the limiter always has tokens");
+    });
+    emit(
+        "rate.allow",
+        "ctxkit",
+        "ns_per_op",
+        Some(stats(&s)),
+        "Limiter::new(1e9, 1e9).allow() on one thread: GCRA, Instant::now() plus one AtomicU64 compare-exchange under a sequence-locked configuration",
+    );
+}
+
+fn allow_contended(cfg: &Cfg) {
+    if !cfg.want(&["rate.allow_contended_2"]) {
+        return;
+    }
+    progress("rate.allow_contended_2");
+    let dur = Duration::from_millis(cfg.pick(500, 150));
+    let lim = Arc::new(big_limiter());
+    let op = || assert!(lim.allow(), "the limiter always has tokens");
+    contended_2(dur / 10, op);
+    let s: Vec<f64> = (0..7)
+        .map(|_| {
+            let (n, secs) = contended_2(dur, op);
+            n as f64 / secs / 1e6
+        })
+        .collect();
+    emit(
+        "rate.allow_contended_2",
+        "ctxkit",
+        "mops_per_s",
+        Some(stats(&s)),
+        &format!(
+            "Arc<Limiter::new(1e9, 1e9)> shared by 2 threads calling allow(), {} ms per batch; total",
+            dur.as_millis()
+        ),
+    );
+}
+
+/// The figures of one run of sequential waits at 1,000/s, burst 1.
+struct WaitFigures {
+    err_pct: f64,
+    p99: f64,
+    p50: f64,
+    max: f64,
+}
+
+/// From (call, return) instants of sequential waits at 1,000/s: the schedule is
+/// s_0 = call_0, s_i = max(call_i, s_(i-1) + 1 ms); lateness = return_i - s_i.
+fn wait_figures(calls: &[(Instant, Instant)]) -> WaitFigures {
+    let n = calls.len();
+    let span = calls[n - 1].1.duration_since(calls[0].1).as_secs_f64();
+    let achieved = (n - 1) as f64 / span;
+    let mut due = calls[0].0;
+    let mut late = Vec::with_capacity(n);
+    for (i, &(call, ret)) in calls.iter().enumerate() {
+        if i > 0 {
+            due = (due + Duration::from_millis(1)).max(call);
+        }
+        late.push(ret.saturating_duration_since(due).as_secs_f64() * 1e6);
+    }
+    WaitFigures {
+        err_pct: 100.0 * (achieved / 1000.0 - 1.0),
+        p99: percentile(&late, 99.0),
+        p50: percentile(&late, 50.0),
+        max: late.iter().copied().fold(0.0, f64::max),
+    }
+}
+
+fn emit_wait(implementation: &str, figs: &[WaitFigures], waits: usize, note: &str) {
+    let median = |f: fn(&WaitFigures) -> f64| stats(&figs.iter().map(f).collect::<Vec<_>>()).value;
+    emit(
+        "rate.wait_accuracy",
+        implementation,
+        "error_pct",
+        Some(stats(&figs.iter().map(|f| f.err_pct).collect::<Vec<_>>())),
+        &format!("{note}; {waits} waits per run; signed: (achieved/1000 - 1) * 100, achieved = (waits-1)/(last return - first return)"),
+    );
+    emit(
+        "rate.wait_lateness_p99",
+        implementation,
+        "us",
+        Some(stats(&figs.iter().map(|f| f.p99).collect::<Vec<_>>())),
+        &format!(
+            "{note}; {waits} waits per run; lateness against s_i = max(call_i, s_(i-1) + 1 ms); medians over runs: p50 {:.1} us, max {:.1} us",
+            median(|f| f.p50),
+            median(|f| f.max)
+        ),
+    );
+}
+
+fn wait(cfg: &Cfg) {
+    if !cfg.want(&["rate.wait_accuracy", "rate.wait_lateness_p99"]) {
+        return;
+    }
+    let waits = cfg.pick(2000usize, 300);
+    let runs = cfg.pick(7, 3);
+    let limiter = || Limiter::new(1000.0, 1).expect("valid limiter");
+
+    progress("rate.wait_* ctxkit/thread");
+    let figs: Vec<WaitFigures> = (0..runs)
+        .map(|_| {
+            let lim = limiter();
+            let ctx = Context::background();
+            let mut calls = Vec::with_capacity(waits);
+            for _ in 0..waits {
+                let call = Instant::now();
+                lim.blocking_wait(&ctx).expect("no deadline");
+                calls.push((call, Instant::now()));
+            }
+            wait_figures(&calls)
+        })
+        .collect();
+    emit_wait(
+        "ctxkit/thread",
+        &figs,
+        waits,
+        "Limiter::new(1000, 1), sequential blocking_wait(&background) on a plain thread (parks until 150 us before the token, then spins)",
+    );
+
+    progress("rate.wait_* ctxkit/async");
+    let rt = runtime();
+    let figs: Vec<WaitFigures> = (0..runs)
+        .map(|_| {
+            let calls = rt
+                .block_on(rt.spawn(async move {
+                    let lim = limiter();
+                    let ctx = Context::background();
+                    let mut calls = Vec::with_capacity(waits);
+                    for _ in 0..waits {
+                        let call = Instant::now();
+                        lim.wait(&ctx).await.expect("no deadline");
+                        calls.push((call, Instant::now()));
+                    }
+                    calls
+                }))
+                .expect("task");
+            wait_figures(&calls)
+        })
+        .collect();
+    emit_wait(
+        "ctxkit/async",
+        &figs,
+        waits,
+        "Limiter::new(1000, 1), sequential wait(&background).await in a task on a 2-worker multi-thread runtime (sleeps on the ctxkit-timer thread until 300 us before the token, then yields to the executor)",
+    );
+}
+
+/// Mean |interval - 1 ms| (us), max interval (us) and ticks per second, from receiver-side
+/// timestamps whose first is the ticker's creation.
+fn ticker_figures(stamps: &[Instant]) -> (f64, f64, f64) {
+    let intervals: Vec<f64> = stamps
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).as_secs_f64() * 1e6)
+        .collect();
+    let mad = intervals.iter().map(|x| (x - 1000.0).abs()).sum::<f64>() / intervals.len() as f64;
+    let max = intervals.iter().copied().fold(0.0, f64::max);
+    let per_s = intervals.len() as f64
+        / stamps[stamps.len() - 1]
+            .duration_since(stamps[0])
+            .as_secs_f64();
+    (mad, max, per_s)
+}
+
+fn emit_ticker(implementation: &str, figs: &[(f64, f64, f64)], ticks: usize, note: &str) {
+    let col = |i: usize| figs.iter().map(|f| [f.0, f.1, f.2][i]).collect::<Vec<_>>();
+    emit(
+        "ticker.accuracy",
+        implementation,
+        "us",
+        Some(stats(&col(0))),
+        &format!(
+            "{note}; {ticks} ticks per run, receiver-side timestamps, the first at creation; mean |interval - 1 ms|; medians over runs: {:.0} ticks per second, max interval {:.1} us",
+            stats(&col(2)).value,
+            stats(&col(1)).value
+        ),
+    );
+}
+
+fn ticker(cfg: &Cfg) {
+    if !cfg.want(&["ticker.accuracy"]) {
+        return;
+    }
+    let runs = cfg.pick(7, 3);
+    let ticks = cfg.pick(1000usize, 200);
+    let period = Duration::from_millis(1);
+
+    progress("ticker.accuracy ctxkit/thread");
+    let figs: Vec<_> = (0..runs)
+        .map(|_| {
+            let mut stamps = Vec::with_capacity(ticks + 1);
+            let mut ticker = Ticker::new(period).expect("valid period");
+            stamps.push(Instant::now());
+            for _ in 0..ticks {
+                ticker.blocking_tick();
+                stamps.push(Instant::now());
+            }
+            ticker_figures(&stamps)
+        })
+        .collect();
+    emit_ticker(
+        "ctxkit/thread",
+        &figs,
+        ticks,
+        "Ticker::new(1 ms), blocking_tick() on a plain thread (parks until 150 us before the tick, then spins); MissedTickBehavior::Skip",
+    );
+
+    progress("ticker.accuracy ctxkit/async");
+    let rt = runtime();
+    let figs: Vec<_> = (0..runs)
+        .map(|_| {
+            let stamps = rt
+                .block_on(rt.spawn(async move {
+                    let mut stamps = Vec::with_capacity(ticks + 1);
+                    let mut ticker = Ticker::new(period).expect("valid period");
+                    stamps.push(Instant::now());
+                    for _ in 0..ticks {
+                        ticker.tick().await;
+                        stamps.push(Instant::now());
+                    }
+                    stamps
+                }))
+                .expect("task");
+            ticker_figures(&stamps)
+        })
+        .collect();
+    emit_ticker(
+        "ctxkit/async",
+        &figs,
+        ticks,
+        "Ticker::new(1 ms), tick().await in a task on a 2-worker multi-thread runtime (sleeps on the ctxkit-timer thread until 300 us before the tick, then yields to the executor); MissedTickBehavior::Skip",
+    );
+}

@@ -1,0 +1,384 @@
+//! Behaviour of `Limiter` on the real clock: waits and their contexts, bad input, threads.
+//!
+//! Timing bounds are generous (a loaded 2-core runner): tests assert what happened and in
+//! which order, and that "at once" is far shorter than the alternative, never a tight figure.
+
+use std::error::Error as _;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use ctxkit::rate::{ConfigError, Limiter, WaitError};
+use ctxkit::{Context, Error};
+
+fn assert_send_sync<T: Send + Sync>() {}
+
+#[test]
+fn types_are_send_and_sync() {
+    assert_send_sync::<Limiter>();
+    assert_send_sync::<WaitError>();
+    assert_send_sync::<ConfigError>();
+    assert_send_sync::<ctxkit::rate::Reservation<'static>>();
+}
+
+#[test]
+fn blocking_wait_canceled_midway_returns_promptly_and_gives_the_token_back() {
+    let lim = Arc::new(Limiter::new(0.5, 1).unwrap()); // next token in 2 s
+    assert!(lim.allow());
+    let (ctx, cancel) = Context::background().with_cancel();
+    let waiter = {
+        let lim = lim.clone();
+        std::thread::spawn(move || {
+            let result = lim.blocking_wait(&ctx);
+            (result, Instant::now())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let canceled = Instant::now();
+    cancel.cancel();
+    let (result, returned) = waiter.join().unwrap();
+    assert_eq!(result.unwrap_err(), Error::Canceled);
+    assert!(
+        returned - canceled < Duration::from_millis(1500),
+        "not prompt"
+    );
+    // The reservation was the last one: its token is back (no debt left).
+    assert!(lim.tokens() > -0.01, "tokens {}", lim.tokens());
+}
+
+#[test]
+fn async_wait_canceled_midway_returns_promptly_and_gives_the_token_back() {
+    let lim = Arc::new(Limiter::new(0.5, 1).unwrap());
+    assert!(lim.allow());
+    let (ctx, cancel) = Context::background().with_cancel();
+    let waiter = {
+        let lim = lim.clone();
+        std::thread::spawn(move || {
+            let result = futures::executor::block_on(lim.wait(&ctx));
+            (result, Instant::now())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let canceled = Instant::now();
+    drop(cancel);
+    let (result, returned) = waiter.join().unwrap();
+    assert!(result.unwrap_err().is_canceled());
+    assert!(
+        returned - canceled < Duration::from_millis(1500),
+        "not prompt"
+    );
+    assert!(lim.tokens() > -0.01, "tokens {}", lim.tokens());
+}
+
+#[test]
+fn wait_whose_deadline_is_too_near_fails_at_once_and_spends_nothing() {
+    let lim = Limiter::new(1.0 / 3600.0, 1).unwrap(); // next token in an hour
+    assert!(lim.allow());
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(20));
+    let before = lim.tokens();
+    let start = Instant::now();
+    let err = lim.blocking_wait(&ctx).unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "slept instead of failing at once"
+    );
+    assert!(err.is_deadline_exceeded());
+    assert!(err.is_timeout());
+    assert_eq!(err, Error::DeadlineExceeded);
+    assert_eq!(err.context_error(), Some(Error::DeadlineExceeded));
+    assert_eq!(ctx.err(), None, "the context itself is not done yet");
+    let after = lim.tokens();
+    assert!(
+        after >= before && after - before < 0.01,
+        "spent: {before} -> {after}"
+    );
+
+    let err = futures::executor::block_on(lim.wait(&ctx)).unwrap_err();
+    assert!(err.is_deadline_exceeded());
+    assert!(
+        lim.tokens() >= before,
+        "the async form spent nothing either"
+    );
+}
+
+#[test]
+fn wait_errors_say_what_happened() {
+    let lim = Limiter::new(1.0 / 3600.0, 2).unwrap();
+    let bg = Context::background();
+    let err = lim.blocking_wait_n(&bg, 3).unwrap_err();
+    assert!(err.is_exceeds_burst());
+    assert!(!err.is_deadline_exceeded() && !err.is_canceled());
+    assert_eq!(err.context_error(), None);
+    assert_eq!(err.to_string(), "rate: Wait(n=3) exceeds limiter's burst 2");
+
+    lim.blocking_wait_n(&bg, 2).unwrap();
+    let (ctx, _cancel) = bg.with_timeout(Duration::from_secs(60));
+    let err = lim.blocking_wait_n(&ctx, 2).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "rate: Wait(n=2) would exceed context deadline"
+    );
+    let source = err.source().unwrap();
+    assert_eq!(
+        source.downcast_ref::<Error>(),
+        Some(&Error::DeadlineExceeded)
+    );
+
+    let (ctx, cancel) = bg.with_cancel();
+    cancel.cancel();
+    let err = lim.blocking_wait(&ctx).unwrap_err();
+    assert_eq!(err.to_string(), "context canceled");
+    assert_eq!(WaitError::from(Error::Canceled), err);
+}
+
+#[test]
+fn a_done_context_fails_even_with_tokens() {
+    let lim = Limiter::new(10.0, 5).unwrap();
+    let (ctx, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    assert!(lim.blocking_wait(&ctx).unwrap_err().is_canceled());
+    assert!(lim.allow_n(5), "nothing was spent");
+}
+
+#[test]
+fn dropping_a_wait_future_gives_the_tokens_back() {
+    let lim = Limiter::new(1.0 / 3600.0, 2).unwrap();
+    assert!(lim.allow_n(2));
+    let ctx = Context::background();
+    futures::executor::block_on(async {
+        let mut wait = Box::pin(lim.wait_n(&ctx, 2));
+        let polled = futures::poll!(wait.as_mut());
+        assert!(matches!(polled, Poll::Pending));
+        assert!(
+            lim.tokens() < -1.0,
+            "the tokens are reserved while it waits"
+        );
+        drop(wait);
+    });
+    assert!(lim.tokens() > -0.01, "tokens {}", lim.tokens());
+}
+
+#[test]
+fn waits_are_paced_on_threads_and_tasks() {
+    let lim = Limiter::new(100.0, 1).unwrap();
+    let bg = Context::background();
+    let start = Instant::now();
+    for _ in 0..5 {
+        lim.blocking_wait(&bg).unwrap();
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(39),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lim = Arc::new(Limiter::new(100.0, 1).unwrap());
+    let start = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..5)
+            .map(|_| {
+                let lim = lim.clone();
+                tokio::spawn(async move { lim.wait(&Context::background()).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+    });
+    assert!(
+        start.elapsed() >= Duration::from_millis(39),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn unlimited_allows_everything_at_once() {
+    let lim = Limiter::unlimited();
+    assert!(lim.allow_n(u32::MAX));
+    assert_eq!(lim.reserve_n(u32::MAX).unwrap().delay(), Duration::ZERO);
+    lim.blocking_wait_n(&Context::background(), 1_000_000)
+        .unwrap();
+    assert_eq!(lim.tokens(), f64::INFINITY);
+}
+
+#[test]
+fn a_zero_rate_limiter_only_spends_its_burst() {
+    let lim = Limiter::new(0.0, 3).unwrap();
+    let bg = Context::background();
+    lim.blocking_wait_n(&bg, 2).unwrap();
+    assert!(lim.allow());
+    assert!(!lim.allow());
+    assert!(lim.reserve().is_none());
+    let err = lim.blocking_wait(&bg).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "rate: Wait(n=1) can never be satisfied: the limiter's rate is zero"
+    );
+    let (ctx, _cancel) = bg.with_timeout(Duration::from_secs(60));
+    assert!(lim.blocking_wait(&ctx).unwrap_err().is_deadline_exceeded());
+    let nothing = Limiter::new(0.0, 0).unwrap();
+    assert!(!nothing.allow());
+    assert!(nothing.allow_n(0));
+}
+
+#[test]
+fn bad_input_gets_documented_results() {
+    for (rate, burst, text) in [
+        (-1.0, 1, "ctxkit::rate: rate -1 per second is negative"),
+        (f64::NAN, 1, "ctxkit::rate: rate is NaN"),
+        (
+            f64::NEG_INFINITY,
+            1,
+            "ctxkit::rate: rate -inf per second is negative",
+        ),
+        (
+            5.0,
+            0,
+            "ctxkit::rate: burst 0 with rate 5 per second would never allow an event",
+        ),
+    ] {
+        assert_eq!(Limiter::new(rate, burst).unwrap_err().to_string(), text);
+    }
+    let lim = Limiter::new(10.0, 2).unwrap();
+    assert!(!lim.allow_n(3), "n above the burst: false, as Go");
+    assert!(lim.reserve_n(3).is_none());
+    assert!(lim.set_burst(0).is_err());
+    assert!(lim.set_rate(f64::NAN).is_err());
+    assert_eq!(
+        (lim.rate(), lim.burst()),
+        (10.0, 2),
+        "unchanged after errors"
+    );
+    // Extremes neither overflow nor panic.
+    let slow = Limiter::new(f64::MIN_POSITIVE, u32::MAX).unwrap();
+    let _ = slow.allow_n(u32::MAX);
+    let _ = slow.reserve_n(u32::MAX).map(|r| r.delay());
+    let fast = Limiter::new(f64::MAX, u32::MAX).unwrap();
+    assert!(fast.allow_n(u32::MAX));
+}
+
+#[test]
+fn set_rate_and_burst_at_run_time_keep_earned_tokens() {
+    let lim = Limiter::new(1.0 / 3600.0, 4).unwrap();
+    assert!(lim.allow_n(2));
+    lim.set_rate(1.0 / 7200.0).unwrap();
+    assert!((lim.tokens() - 2.0).abs() < 0.01);
+    lim.set_burst(10).unwrap();
+    assert!(
+        (lim.tokens() - 2.0).abs() < 0.01,
+        "not refilled to the new burst"
+    );
+    lim.set_burst(1).unwrap();
+    assert!((lim.tokens() - 1.0).abs() < 0.01, "capped at the new burst");
+}
+
+#[test]
+fn threads_never_get_more_than_burst_plus_rate_times_elapsed() {
+    const RATE: f64 = 2_000.0;
+    const BURST: u32 = 20;
+    let lim = Arc::new(Limiter::new(RATE, BURST).unwrap());
+    let admitted = Arc::new(AtomicU32::new(0));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (lim, admitted) = (lim.clone(), admitted.clone());
+            std::thread::spawn(move || {
+                while start.elapsed() < Duration::from_millis(200) {
+                    if lim.allow() {
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let admitted = f64::from(admitted.load(Ordering::Relaxed));
+    assert!(
+        admitted <= f64::from(BURST) + RATE * elapsed + 1.0,
+        "{admitted} in {elapsed} s"
+    );
+    assert!(admitted >= f64::from(BURST), "{admitted}");
+}
+
+#[test]
+fn debug_shows_live_state() {
+    let lim = Limiter::new(2.0, 3).unwrap();
+    let text = format!("{lim:?}");
+    assert!(
+        text.starts_with("Limiter { rate: 2.0, burst: 3, tokens: "),
+        "{text}"
+    );
+    let r = lim.reserve().unwrap();
+    assert!(format!("{r:?}").starts_with("Reservation { tokens: 1"));
+    r.cancel();
+}
+
+#[test]
+fn set_rate_racing_allow_neither_hangs_nor_over_admits() {
+    // Readers take a snapshot of the configuration under a sequence lock; a setter flipping
+    // the rate meanwhile must not let a reader mix two configurations or lose its update.
+    const BURST: u32 = 10;
+    let lim = Arc::new(Limiter::new(1_000.0, BURST).unwrap());
+    let admitted = Arc::new(AtomicU32::new(0));
+    let start = Instant::now();
+    let run_for = Duration::from_millis(200);
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (lim, admitted) = (lim.clone(), admitted.clone());
+            std::thread::spawn(move || {
+                while start.elapsed() < run_for {
+                    if lim.allow() {
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let setter = {
+        let lim = lim.clone();
+        std::thread::spawn(move || {
+            let mut flips = 0u32;
+            while start.elapsed() < run_for {
+                let rate = if flips % 2 == 0 { 500.0 } else { 1_000.0 };
+                lim.set_rate(rate).unwrap();
+                lim.set_burst(BURST).unwrap();
+                flips += 1;
+            }
+            flips
+        })
+    };
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert!(setter.join().unwrap() > 0);
+    let elapsed = start.elapsed().as_secs_f64();
+    let admitted = f64::from(admitted.load(Ordering::Relaxed));
+    // Each setter call keeps the tokens held (rounded to a nanosecond of interval), so the
+    // faster of the two rates bounds the total.
+    assert!(
+        admitted <= f64::from(BURST) + 1_000.0 * elapsed + 2.0,
+        "{admitted} in {elapsed} s"
+    );
+}
+
+#[test]
+fn a_zero_rate_keeps_its_tokens_across_set_burst() {
+    let lim = Limiter::new(0.0, 5).unwrap();
+    assert!(lim.allow_n(3));
+    lim.set_burst(10).unwrap();
+    assert_eq!(lim.tokens(), 2.0);
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(lim.tokens(), 2.0, "a zero rate earns nothing");
+    lim.set_rate(1.0 / 3600.0).unwrap();
+    assert!((lim.tokens() - 2.0).abs() < 0.01);
+}
