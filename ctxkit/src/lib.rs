@@ -42,6 +42,8 @@
 //!   `wait()`, `run`, `sleep`, `after_func`.
 //! * [`CancelHandle`]: cancels on `cancel()`, `cancel_with(reason)` or drop.
 //! * [`Error`] (`context canceled`, `context deadline exceeded`) and [`Cause`].
+//! * [`Limiter`] (a token bucket: `allow`, `reserve`, `wait`) and [`Ticker`] (a throttle with a
+//!   missed-tick policy): rate limiting, in [`rate`]; neither starts a thread.
 //!
 //! # Threads ctxkit starts
 //!
@@ -51,8 +53,9 @@
 //!
 //! # Feature flags
 //!
-//! * `tokio` (default): async variants of the patterns that spawn tasks. The context core
-//!   needs no runtime and does not use it.
+//! * `tokio` (default): async variants of the patterns that spawn tasks: `Group`. The
+//!   context core, and the thread form of the group (`group::scope`), need no runtime and do
+//!   not use it.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -64,4 +67,8 @@ mod sync;
 
 pub use context::{AfterFunc, CancelHandle, Cause, Context, Done, Error};
 // Re-exports of `group` (owned by the group work):
+#[cfg(feature = "tokio")]
+pub use group::Group;
+pub use group::TaskFailed;
 // Re-exports of `rate` (owned by the rate work):
+pub use rate::{Limiter, MissedTickBehavior, Reservation, Ticker, WaitError};

@@ -53,10 +53,16 @@ impl<T, E> Slots<T, E> {
 
     /// Records how task `index` ended. Returns the cause to cancel the group's context with when
     /// this is the round's first failure (error or panic).
-    pub(crate) fn record(&mut self, index: usize, outcome: Outcome<T, E>) -> Option<TaskFailed>
-    where
-        E: fmt::Display,
-    {
+    ///
+    /// `message` is the error's text, formatted by the caller before it took its lock (so no user
+    /// code runs under it); `None` when the caller knew the round had already failed or has no
+    /// context to cancel, and then no cause is returned for an error.
+    pub(crate) fn record(
+        &mut self,
+        index: usize,
+        outcome: Outcome<T, E>,
+        message: Option<String>,
+    ) -> Option<TaskFailed> {
         let first = !self.failed;
         let cause = match outcome {
             Outcome::Returned(Ok(value)) => {
@@ -64,7 +70,7 @@ impl<T, E> Slots<T, E> {
                 return None;
             }
             Outcome::Returned(Err(error)) => {
-                let cause = first.then(|| TaskFailed::error(error.to_string()));
+                let cause = message.filter(|_| first).map(TaskFailed::error);
                 if self.first_err.is_none() {
                     self.first_err = Some(index);
                 }
@@ -93,7 +99,11 @@ impl<T, E> Slots<T, E> {
     /// Ends the round: the first panic if any (to be resumed by the caller), else the first
     /// error, else every result in spawn order. `spawned` is how many tasks the round had; a
     /// task that never started counts as failed with `skipped` (the context's error).
-    pub(crate) fn take_first(&mut self, spawned: usize, skipped: Error) -> Result<Result<Vec<T>, E>, Panic>
+    pub(crate) fn take_first(
+        &mut self,
+        spawned: usize,
+        skipped: Error,
+    ) -> Result<Result<Vec<T>, E>, Panic>
     where
         E: From<Error>,
     {
@@ -121,7 +131,11 @@ impl<T, E> Slots<T, E> {
     }
 
     /// As [`take_first`](Slots::take_first), but every error, in spawn order.
-    pub(crate) fn take_all(&mut self, spawned: usize, skipped: Error) -> Result<Result<Vec<T>, Vec<E>>, Panic>
+    pub(crate) fn take_all(
+        &mut self,
+        spawned: usize,
+        skipped: Error,
+    ) -> Result<Result<Vec<T>, Vec<E>>, Panic>
     where
         E: From<Error>,
     {
@@ -148,6 +162,14 @@ impl<T, E> Slots<T, E> {
     }
 }
 
+/// Locks `mutex`, ignoring poisoning: no code of the group panics under its locks and no user
+/// code runs under them, so a poisoned lock only follows a bug in ctxkit itself.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The text of a panic payload (`&str` or `String`, as `panic!` makes them).
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
@@ -162,7 +184,10 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 impl<T, E> fmt::Debug for Slots<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Slots")
-            .field("filled", &self.results.iter().filter(|r| r.is_some()).count())
+            .field(
+                "filled",
+                &self.results.iter().filter(|r| r.is_some()).count(),
+            )
             .field("first_err", &self.first_err)
             .field("panicked", &self.panic.is_some())
             .finish()
@@ -192,37 +217,57 @@ mod tests {
     #[test]
     fn results_in_spawn_order_and_first_error_in_time() {
         let mut slots = Slots::<u32, E>::new();
-        assert!(slots.record(2, Outcome::Returned(Ok(2))).is_none());
-        assert!(slots.record(0, Outcome::Returned(Ok(0))).is_none());
-        assert!(slots.record(1, Outcome::Returned(Ok(1))).is_none());
-        assert_eq!(slots.take_first(3, Error::Canceled).ok().unwrap(), Ok(vec![0, 1, 2]));
+        assert!(slots.record(2, Outcome::Returned(Ok(2)), None).is_none());
+        assert!(slots.record(0, Outcome::Returned(Ok(0)), None).is_none());
+        assert!(slots.record(1, Outcome::Returned(Ok(1)), None).is_none());
+        assert_eq!(
+            slots.take_first(3, Error::Canceled).ok().unwrap(),
+            Ok(vec![0, 1, 2])
+        );
 
-        let cause = slots.record(3, Outcome::Returned(Err(E::Boom(3)))).unwrap();
+        let cause = slots
+            .record(
+                3,
+                Outcome::Returned(Err(E::Boom(3))),
+                Some("Boom(3)".into()),
+            )
+            .unwrap();
         assert_eq!(cause.to_string(), "Boom(3)");
-        assert!(slots.record(1, Outcome::Returned(Err(E::Boom(1)))).is_none());
-        assert_eq!(slots.take_first(4, Error::Canceled).ok().unwrap(), Err(E::Boom(3)));
+        assert!(slots
+            .record(1, Outcome::Returned(Err(E::Boom(1))), Some("x".into()))
+            .is_none());
+        assert_eq!(
+            slots.take_first(4, Error::Canceled).ok().unwrap(),
+            Err(E::Boom(3))
+        );
     }
 
     #[test]
     fn skipped_tasks_fail_with_the_context_error() {
         let mut slots = Slots::<u32, E>::new();
-        slots.record(0, Outcome::Returned(Ok(0)));
+        slots.record(0, Outcome::Returned(Ok(0)), None);
         assert_eq!(
             slots.take_first(2, Error::DeadlineExceeded).ok().unwrap(),
             Err(E::Ctx(Error::DeadlineExceeded))
         );
-        slots.record(1, Outcome::Returned(Err(E::Boom(1))));
+        slots.record(1, Outcome::Returned(Err(E::Boom(1))), None);
         assert_eq!(
             slots.take_all(3, Error::Canceled).ok().unwrap(),
-            Err(vec![E::Ctx(Error::Canceled), E::Boom(1), E::Ctx(Error::Canceled)])
+            Err(vec![
+                E::Ctx(Error::Canceled),
+                E::Boom(1),
+                E::Ctx(Error::Canceled)
+            ])
         );
     }
 
     #[test]
     fn a_panic_wins_over_errors() {
         let mut slots = Slots::<u32, E>::new();
-        slots.record(0, Outcome::Returned(Err(E::Boom(0))));
-        assert!(slots.record(1, Outcome::Panicked(Box::new("oops"))).is_none());
+        slots.record(0, Outcome::Returned(Err(E::Boom(0))), None);
+        assert!(slots
+            .record(1, Outcome::Panicked(Box::new("oops")), None)
+            .is_none());
         let payload = slots.take_first(2, Error::Canceled).err().unwrap();
         assert_eq!(panic_message(&*payload), "oops");
     }

@@ -1,0 +1,871 @@
+//! The async [`Group`]: tasks on tokio.
+//!
+//! # Implementation details
+//!
+//! Group tasks are boxed and run by *workers*: tokio tasks that run group tasks one after
+//! another. `spawn` hands a task to a worker that runs none (one that is between tasks, or an
+//! idle one, parked, which it wakes) and starts a new worker (one `tokio::spawn`) only when no
+//! worker is free and the limit allows. Under load most tasks therefore cost one box and two
+//! short critical sections, and no `tokio::spawn`; yet no task waits for another to end unless
+//! the limit says so, because a task is only queued for a worker already committed to it (or
+//! when the limit is reached). Results go into a slot vector indexed by spawn order.
+//!
+//! # Invariants
+//!
+//! 1. `Shared::pending` counts the tasks of the current round that have been spawned or queued
+//!    and not yet finished (recorded, skipped or drained). It is raised only by the owner of the
+//!    `Group` (`spawn` takes `&mut self`) and lowered only by workers, *after* they have
+//!    recorded the outcome and canceled the context for a failure.
+//! 2. `State::waker` is taken, under `state`, only by whoever lowered `pending` to zero (after
+//!    lowering it); `wait` reads `pending` and stores its waker in one critical section under
+//!    `state`. So a wait cannot miss the last task's wake-up, and when `wait` sees zero every
+//!    outcome is in `State::slots` and the failure's cause is already the context's.
+//! 3. `State::workers` counts the workers of the current generation. Each is *busy* (running
+//!    a task), *searching* (between tasks, counted in `State::searching`, bound to take from
+//!    `queue` before it idles) or *idle* (its waker in `State::idle`). Without a limit,
+//!    `queue.len() <= searching` at all times: `spawn` queues a task only while a searching
+//!    worker is unmatched, or together with waking an idle worker (which then counts as
+//!    searching), and a searching worker pops before it idles. With a limit, `spawn` also
+//!    queues when `workers == limit`: those busy workers search when their task ends. So a
+//!    queued task never waits for user code to end, unless the limit is reached. An idle
+//!    worker polled spuriously (a waker that a finished task left behind fires) finds its
+//!    entry still in `idle` and stays idle without touching the counts. At most
+//!    `MAX_IDLE` workers idle; another leaves instead. `close_workers` (a limit change, the
+//!    drop) starts a new generation: its counts start at zero, and a worker of an older one
+//!    leaves at its next search without touching them.
+//! 4. Once the group's context is done, no queued task starts: a worker checks the context
+//!    before each task, and drains the whole queue when it sees it done.
+//!
+//! # Lock order
+//!
+//! One lock, `Shared::state`, a leaf: nothing else is locked under it, and no user code runs under
+//! it (an error's text is formatted before it is taken; futures are polled and dropped outside
+//! it; wakers are woken after it is released). The context is canceled after it is released.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::num::NonZeroUsize;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+
+use tokio::task::JoinHandle;
+
+use super::slots::{lock, Outcome, Slots};
+use crate::context::{CancelHandle, Context, Error};
+
+type BoxTask<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
+
+/// At most this many workers stay idle (parked tasks, no thread) waiting for the next spawn;
+/// a worker that finds this many idle leaves instead.
+const MAX_IDLE: usize = 16;
+
+/// What the group and its tasks share.
+struct Shared<T, E> {
+    /// The group's context; `None` for [`Group::new`]. Never changes.
+    ctx: Option<Context>,
+    /// Cancels `ctx`; `None` for [`Group::new`]. Canceled by the first failure, by `wait` and by
+    /// the group's drop.
+    cancel: Option<CancelHandle>,
+    /// See invariant #1.
+    pending: AtomicUsize,
+    /// A hint, set under `state` when the round's first failure is recorded, cleared by `wait`:
+    /// lets a failing task skip formatting its error when a cause has already been set.
+    failed: AtomicBool,
+    /// Protects the round's outcomes, the queue and the waiter.
+    state: Mutex<State<T, E>>,
+}
+
+struct State<T, E> {
+    /// The round's outcomes.
+    slots: Slots<T, E>,
+    /// The task of the current `wait`, if it is waiting (invariant #2).
+    waker: Option<Waker>,
+    /// Tasks handed to an idle worker, or waiting for a busy one under a limit, with their
+    /// spawn index (invariant #3).
+    queue: VecDeque<(usize, BoxTask<T, E>)>,
+    /// Worker tasks alive, idle ones included (invariant #3).
+    workers: usize,
+    /// Idle workers, by id, with their wakers (invariant #3).
+    idle: Vec<(u64, Waker)>,
+    /// The id of the next worker.
+    next_id: u64,
+    /// Workers that run no task and will take one from `queue` before idling (invariant #3).
+    searching: usize,
+    /// Counts worker generations (one ends when the limit changes and at drop); workers of an
+    /// ended one leave (invariant #3).
+    generation: u64,
+}
+
+impl<T, E> Shared<T, E> {
+    fn is_done(&self) -> bool {
+        self.ctx.as_ref().is_some_and(Context::is_done)
+    }
+
+    /// The text of a failing task's error, when it may become the context's cause.
+    fn message(&self, outcome: &Outcome<T, E>) -> Option<String>
+    where
+        E: fmt::Display,
+    {
+        match outcome {
+            Outcome::Returned(Err(error))
+                if self.cancel.is_some() && !self.failed.load(Ordering::Relaxed) =>
+            {
+                Some(error.to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// Cancels for `cause`, then lowers `pending` by `finished`, waking `wait` at zero.
+    fn lower(&self, cause: Option<super::TaskFailed>, finished: usize) {
+        if let (Some(cause), Some(cancel)) = (cause, &self.cancel) {
+            cancel.cancel_with(cause);
+        }
+        if finished > 0 && self.pending.fetch_sub(finished, Ordering::AcqRel) == finished {
+            // Invariant #2: we lowered it to zero, so the waker is ours to take.
+            let waker = lock(&self.state).waker.take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// Polls `task` to completion, catching a panic in it (or in its drop) as an outcome.
+async fn catch<F: Future>(task: F) -> Result<F::Output, super::slots::Panic> {
+    let mut slot = pin!(Some(task));
+    poll_fn(move |cx| {
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            let task = slot
+                .as_mut()
+                .as_pin_mut()
+                .expect("ctxkit::group: task polled after it ended");
+            let poll = task.poll(cx);
+            if poll.is_ready() {
+                slot.set(None);
+            }
+            poll
+        }));
+        match polled {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => {
+                // The future is never polled again: drop it now, ignoring a second panic.
+                let _ = catch_unwind(AssertUnwindSafe(|| slot.set(None)));
+                Poll::Ready(Err(payload))
+            }
+        }
+    })
+    .await
+}
+
+/// Runs `task` unless the context is already done; how it ended, or `None` if it never started.
+async fn run_one<T, E, F>(shared: &Shared<T, E>, task: F) -> Option<Outcome<T, E>>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    if shared.is_done() {
+        // go#61611: a task spawned before the context was done does not start after it.
+        return catch_unwind(AssertUnwindSafe(|| drop(task)))
+            .err()
+            .map(Outcome::Panicked);
+    }
+    Some(match catch(task).await {
+        Ok(result) => Outcome::Returned(result),
+        Err(payload) => Outcome::Panicked(payload),
+    })
+}
+
+/// A worker: a tokio task that runs group tasks one after another, starting with
+/// `index`/`task`, then taking from the queue, idle in between (invariant #3).
+async fn worker<T, E>(
+    shared: Arc<Shared<T, E>>,
+    (generation, id): (u64, u64),
+    mut index: usize,
+    mut task: BoxTask<T, E>,
+) where
+    E: fmt::Display,
+{
+    loop {
+        let outcome = run_one(&shared, task).await;
+        let message = outcome.as_ref().and_then(|o| shared.message(o));
+        let (cause, next, drained) = {
+            let mut state = lock(&shared.state);
+            let cause = match outcome {
+                Some(outcome) => state.slots.record(index, outcome, message),
+                None => None,
+            };
+            if state.slots.has_failed() {
+                shared.failed.store(true, Ordering::Relaxed);
+            }
+            // Invariant #4: once the context is (about to be) done, nothing queued starts.
+            let drained = if shared.is_done() || (cause.is_some() && shared.cancel.is_some()) {
+                std::mem::take(&mut state.queue)
+            } else {
+                VecDeque::new()
+            };
+            // Invariant #3: between tasks, searching until it takes one or goes idle.
+            let next = state.queue.pop_front();
+            if next.is_none() {
+                state.searching += 1;
+            }
+            (cause, next, drained)
+        };
+        let finished = 1 + drained.len();
+        // Dropped outside the lock: a future's drop is user code.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(drained)));
+        shared.lower(cause, finished);
+        let next = match next {
+            Some(next) => next,
+            None => match next_task(&shared, generation, id).await {
+                Some(next) => next,
+                None => return,
+            },
+        };
+        (index, task) = next;
+    }
+}
+
+/// Waits, idle, for a task handed over by `spawn`; `None` once the generation the worker
+/// started in has ended (invariant #3). `id` names the worker in `State::idle`.
+async fn next_task<T, E>(
+    shared: &Shared<T, E>,
+    generation: u64,
+    id: u64,
+) -> Option<(usize, BoxTask<T, E>)> {
+    let mut registered = false;
+    poll_fn(|cx| {
+        let mut state = lock(&shared.state);
+        if state.generation != generation {
+            // Invariant #3: its generation's counts were reset when it ended; leave untouched.
+            return Poll::Ready(None);
+        }
+        if registered {
+            if let Some((_, waker)) = state.idle.iter_mut().find(|(idle, _)| *idle == id) {
+                // Still idle: a spurious poll (a waker a finished task left behind, fired late).
+                if !waker.will_wake(cx.waker()) {
+                    *waker = cx.waker().clone();
+                }
+                return Poll::Pending;
+            }
+            // `spawn` took our entry and counted us as searching again.
+            registered = false;
+        }
+        // Invariant #3: this worker counts in `searching` here.
+        state.searching -= 1;
+        if let Some(next) = state.queue.pop_front() {
+            return Poll::Ready(Some(next));
+        }
+        if state.idle.len() >= MAX_IDLE {
+            state.workers -= 1;
+            return Poll::Ready(None);
+        }
+        // Only `spawn` (which counts the worker as searching again) and `close_workers` (which
+        // ends its generation) take the entry out.
+        state.idle.push((id, cx.waker().clone()));
+        registered = true;
+        Poll::Pending
+    })
+    .await
+}
+
+/// Runs async tasks on tokio, waits for them all, and returns their results in spawn order or
+/// the first error; the first failure cancels the group's context.
+///
+/// Make one with [`Group::with_context`] (a derived context for the tasks, canceled by the first
+/// failure) or [`Group::new`] (no context: nothing is canceled, every task runs). Start tasks
+/// with [`spawn`](Group::spawn) or [`try_spawn`](Group::try_spawn), bound how many run at once
+/// with [`set_limit`](Group::set_limit), then [`wait`](Group::wait) (first error) or
+/// [`wait_all`](Group::wait_all) (every error).
+///
+/// Tasks start on the current tokio runtime with `tokio::spawn`, so they run in parallel on a
+/// multi-thread runtime.
+///
+/// # Semantics
+///
+/// * **First failure cancels.** When a task returns `Err(e)` and the group has a context, the
+///   context is canceled with a [`TaskFailed`](super::TaskFailed) cause whose text is `e`'s;
+///   tasks still running see it through their clone of the context and should return.
+/// * **Nothing starts after the context is done** (whoever made it done: a failure, the parent,
+///   a deadline). A task spawned or queued then never runs; [`wait`](Group::wait) reports it as
+///   failed with the context's [`Error`] (hence `E: From<ctxkit::Error>`), unless another error
+///   came first.
+/// * **Spawning never blocks.** With [`set_limit(n)`](Group::set_limit), at most `n` tasks run
+///   at once: `spawn` starts the task if fewer than `n` run, else queues it; a queued task
+///   starts when a running one ends, in spawn order, or never, once the context is done. See
+///   "Limit: why a queue" below.
+/// * **Panics** cancel the context like an error, and [`wait`](Group::wait) resumes the panic
+///   once every task has ended (see the module docs for why).
+/// * **Drop aborts.** Dropping the group without waiting cancels its context and aborts the
+///   tokio tasks that run its tasks (`JoinHandle::abort`: a running task is dropped at its next
+///   `.await`, queued ones with it; the drop does not wait for that, as it cannot block inside
+///   async code). Nothing outlives the group but code that never yields.
+/// * **After `wait`.** A [`Group::new`] group starts afresh and can be reused. A
+///   [`Group::with_context`] group's context is done once `wait` returns (as Go's); tasks spawned
+///   on it afterwards never start, and the next `wait` returns `Err(E::from(Error::Canceled))`.
+///   Make a new group for new work.
+///
+/// # Limit: why a queue
+///
+/// Go's `Go` blocks the spawning goroutine until a slot frees. In async code that would make
+/// `spawn` an `async fn` whose every call under a limit parks and wakes the spawning task: the
+/// costliest part of a small task, and the one that deadlocked conc when the spawner held the
+/// only path to cancellation (conc#88). Here `spawn` never waits: at most `n` tokio tasks run
+/// the queued futures one after another (one box per task, no spawn per task), and they drop
+/// what is queued as soon as the context is done. The price is that queued futures take memory
+/// until they run; [`try_spawn`](Group::try_spawn) gives back-pressure when that matters.
+///
+/// Without a limit the same machinery runs every task at once: a task is handed to a tokio task
+/// that is free, and a new one is started when none is (see the module source for the
+/// invariants).
+///
+/// # Coming from Go
+///
+/// | Go (`golang.org/x/sync/errgroup`) | ctxkit |
+/// |---|---|
+/// | `g, ctx := errgroup.WithContext(parent)` | `let (mut g, ctx) = Group::with_context(&parent);` |
+/// | `var g errgroup.Group` | `let mut g = Group::new();` |
+/// | `g.Go(func() error { ... })` | `g.spawn(async move { ... })` |
+/// | `g.TryGo(f)` | [`g.try_spawn(f)`](Group::try_spawn) |
+/// | `g.SetLimit(n)`, `g.SetLimit(-1)` | [`set_limit(n)`](Group::set_limit), [`remove_limit()`](Group::remove_limit) |
+/// | `err := g.Wait()` | `let values = g.wait().await?;` |
+///
+/// Differences on purpose: results come back in spawn order (no shared slice); tasks not yet
+/// started when the context is done never start (go#61611); spawning under a limit queues
+/// instead of blocking; panics reach `wait`; dropping the group aborts its tasks; `wait` on a
+/// [`Group::new`] group resets it, where Go's keeps returning its first error.
+///
+/// # Group vs `JoinSet`
+///
+/// tokio's `JoinSet` hands back outcomes in completion order and leaves cancellation, limits and
+/// "first error wins" to the caller's loop. `Group` does those, returns results in spawn order,
+/// and costs less per task: free tokio tasks are reused, so most group tasks cost a box and two
+/// short critical sections rather than a `tokio::spawn` and a join.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "tokio")]
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use ctxkit::{Context, Error, Group};
+///
+/// let (mut g, ctx) = Group::with_context(&Context::background());
+/// for song in ["Flaming June", "Saltwater", "Windowlicker"] {
+///     let ctx = ctx.clone();
+///     g.spawn(async move {
+///         ctx.check()?; // a real fetch would race its I/O against `ctx`
+///         Ok::<_, Error>(song.len())
+///     });
+/// }
+/// assert_eq!(g.wait().await, Ok(vec![12, 9, 12]));
+/// assert!(ctx.is_done()); // as Go's: the group's context ends with `wait`
+/// # });
+/// ```
+#[must_use = "a Group does nothing useful unless it is waited on; dropping it aborts its tasks"]
+pub struct Group<T, E> {
+    shared: Arc<Shared<T, E>>,
+    /// The workers that may be alive, for abort on drop.
+    handles: Vec<JoinHandle<()>>,
+    /// `handles` is pruned of finished workers when it grows to this length.
+    prune_at: usize,
+    /// Tasks spawned this round, skipped ones included: the next spawn index.
+    spawned: usize,
+    /// At most this many tasks run at once.
+    limit: Option<NonZeroUsize>,
+}
+
+impl<T, E> Group<T, E>
+where
+    T: Send + 'static,
+    E: fmt::Display + Send + 'static,
+{
+    fn make(ctx: Option<Context>, cancel: Option<CancelHandle>) -> Self {
+        Group {
+            shared: Arc::new(Shared {
+                ctx,
+                cancel,
+                pending: AtomicUsize::new(0),
+                failed: AtomicBool::new(false),
+                state: Mutex::new(State {
+                    slots: Slots::new(),
+                    waker: None,
+                    queue: VecDeque::new(),
+                    workers: 0,
+                    idle: Vec::new(),
+                    next_id: 0,
+                    searching: 0,
+                    generation: 0,
+                }),
+            }),
+            handles: Vec::new(),
+            prune_at: 64,
+            spawned: 0,
+            limit: None,
+        }
+    }
+
+    /// A group without a context, as Go's zero `errgroup.Group`: a failure cancels nothing and
+    /// every task runs; [`wait`](Group::wait) still returns the first error. Reusable after
+    /// `wait`.
+    ///
+    /// To collect every error of tasks that all run whatever fails, use this with
+    /// [`wait_all`](Group::wait_all).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut g = ctxkit::Group::new();
+    /// g.spawn(async { Ok(1) });
+    /// g.spawn(async { Err(ctxkit::Error::Canceled) });
+    /// assert_eq!(g.wait().await, Err(ctxkit::Error::Canceled));
+    /// g.spawn(async { Ok(2) }); // reused: a new round
+    /// assert_eq!(g.wait().await, Ok(vec![2]));
+    /// # });
+    /// ```
+    pub fn new() -> Self {
+        Group::make(None, None)
+    }
+
+    /// A group and its context, derived from `parent`: canceled by the group's first failure
+    /// (with a [`TaskFailed`](super::TaskFailed) cause), by the parent, and when
+    /// [`wait`](Group::wait) returns or the group is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use ctxkit::{Context, Group};
+    ///
+    /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    ///
+    /// let (mut g, ctx) = Group::<(), BoxError>::with_context(&Context::background());
+    /// g.spawn(async { Err("disk full".into()) });
+    /// let blocked = ctx.clone();
+    /// g.spawn(async move {
+    ///     Err(blocked.done().await.into()) // ends when the sibling fails
+    /// });
+    /// assert_eq!(g.wait().await.unwrap_err().to_string(), "disk full");
+    /// assert_eq!(ctx.cause().unwrap().to_string(), "disk full");
+    /// # });
+    /// ```
+    pub fn with_context(parent: &Context) -> (Self, Context) {
+        let (ctx, cancel) = parent.with_cancel();
+        (Group::make(Some(ctx.clone()), Some(cancel)), ctx)
+    }
+
+    /// Lets at most `n` tasks of the group run at once; later spawns queue (see "Limit: why a
+    /// queue" on [`Group`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// use std::sync::Arc;
+    ///
+    /// let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    /// let mut g = ctxkit::Group::new();
+    /// g.set_limit(2);
+    /// for i in 0..10 {
+    ///     let (running, peak) = (running.clone(), peak.clone());
+    ///     g.spawn(async move {
+    ///         peak.fetch_max(running.fetch_add(1, SeqCst) + 1, SeqCst);
+    ///         tokio::task::yield_now().await;
+    ///         running.fetch_sub(1, SeqCst);
+    ///         Ok::<_, ctxkit::Error>(i)
+    ///     });
+    /// }
+    /// assert_eq!(g.wait().await.unwrap(), (0..10).collect::<Vec<_>>());
+    /// assert!(peak.load(SeqCst) <= 2);
+    /// # });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// * `n == 0`: "ctxkit::group: set_limit(0) would never run a task; use remove_limit() for no
+    ///   limit". (Go's `SetLimit(0)` makes every `Go` block forever.)
+    /// * Tasks of the group are still running or queued: "ctxkit::group: set_limit while N tasks
+    ///   are active", as Go's `SetLimit` panics. Set the limit before spawning, or after `wait`.
+    #[track_caller]
+    pub fn set_limit(&mut self, n: usize) {
+        let Some(n) = NonZeroUsize::new(n) else {
+            panic!("ctxkit::group: set_limit(0) would never run a task; use remove_limit() for no limit");
+        };
+        self.assert_idle("set_limit");
+        self.close_workers(); // the workers of the old limit leave
+        self.limit = Some(n);
+    }
+
+    /// Removes the limit (Go's `SetLimit(-1)`): every spawn starts its task at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # {
+    /// let mut g = ctxkit::Group::<(), ctxkit::Error>::new();
+    /// g.set_limit(1);
+    /// g.remove_limit();
+    /// assert_eq!(g.limit(), None);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`set_limit`](Group::set_limit), if tasks are active.
+    #[track_caller]
+    pub fn remove_limit(&mut self) {
+        self.assert_idle("remove_limit");
+        self.close_workers();
+        self.limit = None;
+    }
+
+    /// The current limit, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # {
+    /// let mut g = ctxkit::Group::<(), ctxkit::Error>::new();
+    /// g.set_limit(4);
+    /// assert_eq!(g.limit(), Some(4));
+    /// # }
+    /// ```
+    pub fn limit(&self) -> Option<usize> {
+        self.limit.map(NonZeroUsize::get)
+    }
+
+    /// Tasks spawned and not yet ended (queued ones included).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut g = ctxkit::Group::<(), ctxkit::Error>::new();
+    /// assert_eq!(g.active(), 0);
+    /// g.spawn(async { Ok(()) });
+    /// g.wait().await.unwrap();
+    /// assert_eq!(g.active(), 0);
+    /// # });
+    /// ```
+    pub fn active(&self) -> usize {
+        self.shared.pending.load(Ordering::Acquire)
+    }
+
+    #[track_caller]
+    fn assert_idle(&self, what: &str) {
+        let active = self.active();
+        if active != 0 {
+            panic!("ctxkit::group: {what} while {active} tasks are active");
+        }
+    }
+
+    /// Starts `task` on the current tokio runtime (on a free worker task of the group, or a new
+    /// one), or queues it when the limit is reached; a task spawned once the group's context is
+    /// done never starts.
+    ///
+    /// Never blocks and never waits (see "Limit: why a queue" on [`Group`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut g = ctxkit::Group::new();
+    /// g.spawn(async { Ok::<_, ctxkit::Error>("a") });
+    /// g.spawn(async { Ok("b") });
+    /// assert_eq!(g.wait().await, Ok(vec!["a", "b"]));
+    /// # });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When a new worker task must be started outside a tokio runtime (as `tokio::spawn`).
+    #[track_caller]
+    pub fn spawn<F>(&mut self, task: F)
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let index = self.spawned;
+        self.spawned += 1;
+        if self.shared.is_done() {
+            return; // go#61611; reported by `wait` as the context's error.
+        }
+        let task: BoxTask<T, E> = Box::pin(task);
+        // Invariant #1: raised before the task can run and lower it.
+        self.shared.pending.fetch_add(1, Ordering::Relaxed);
+        let limit = self.limit.map_or(usize::MAX, NonZeroUsize::get);
+        let mut state = lock(&self.shared.state);
+        if state.queue.len() < state.searching {
+            // Invariant #3: a worker that runs no task yet will take it.
+            state.queue.push_back((index, task));
+        } else if let Some((_, idle)) = state.idle.pop() {
+            // Invariant #3: an idle worker takes it.
+            state.queue.push_back((index, task));
+            state.searching += 1;
+            drop(state);
+            idle.wake();
+        } else if state.workers < limit {
+            state.workers += 1;
+            let worker_id = (state.generation, state.next_id);
+            state.next_id += 1;
+            drop(state);
+            self.handles.push(tokio::spawn(worker(
+                self.shared.clone(),
+                worker_id,
+                index,
+                task,
+            )));
+            if self.handles.len() >= self.prune_at {
+                // Amortized O(1): forget the handles of workers that have left.
+                self.handles.retain(|handle| !handle.is_finished());
+                self.prune_at = (2 * self.handles.len()).max(64);
+            }
+        } else {
+            // Invariant #3: `limit` workers are busy; the first to finish takes it.
+            state.queue.push_back((index, task));
+        }
+    }
+
+    /// Starts `task` only if that needs no waiting: with no limit, or fewer than the limit
+    /// running and none queued; returns whether it started (Go's `TryGo`). Returns `false`, and
+    /// drops `task`, when the limit is reached or the group's context is done.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut g = ctxkit::Group::new();
+    /// g.set_limit(1);
+    /// let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    /// assert!(g.try_spawn(async move { rx.await.ok(); Ok::<_, ctxkit::Error>(1) }));
+    /// assert!(!g.try_spawn(async { Ok(2) })); // the one slot is taken
+    /// tx.send(()).unwrap();
+    /// assert_eq!(g.wait().await, Ok(vec![1]));
+    /// # });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn`](Group::spawn).
+    #[track_caller]
+    pub fn try_spawn<F>(&mut self, task: F) -> bool
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        if self.shared.is_done() {
+            return false;
+        }
+        if let Some(limit) = self.limit {
+            let state = lock(&self.shared.state);
+            // Exactly when `spawn` would not leave it queued behind running tasks.
+            let starts = state.queue.len() < state.searching
+                || !state.idle.is_empty()
+                || state.workers < limit.get();
+            if !starts {
+                return false;
+            }
+        }
+        self.spawn(task); // hands it to an idle worker or starts one: never queues
+        true
+    }
+
+    /// Waits until no task of this round is running or queued (invariant #2).
+    async fn settle(&mut self) {
+        let shared = &*self.shared;
+        poll_fn(|cx| {
+            let mut state = lock(&shared.state);
+            if shared.pending.load(Ordering::Acquire) == 0 {
+                state.waker = None;
+                Poll::Ready(())
+            } else {
+                if !state
+                    .waker
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    state.waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        })
+        .await;
+        // Idle workers stay for the next round; keep their handles for an abort on drop.
+        self.handles.retain(|handle| !handle.is_finished());
+    }
+
+    /// Ends the round: the context's error for tasks that never started, the context canceled
+    /// (`with_context`), the counters reset.
+    fn end_round(&mut self) -> (usize, Error) {
+        let skipped = self
+            .shared
+            .ctx
+            .as_ref()
+            .and_then(Context::err)
+            .unwrap_or(Error::Canceled);
+        if let Some(cancel) = &self.shared.cancel {
+            cancel.cancel();
+        }
+        self.shared.failed.store(false, Ordering::Relaxed);
+        (std::mem::take(&mut self.spawned), skipped)
+    }
+
+    /// Waits for every task, then returns their results in spawn order, or the first error (in
+    /// time) if any failed. Cancels the group's context when it returns (as Go's `Wait`).
+    ///
+    /// A task that never started (the context was done first) counts as failed with the
+    /// context's [`Error`]. A [`Group::new`] group is empty again afterwards and can be reused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut g = ctxkit::Group::<u32, Box<dyn std::error::Error + Send + Sync>>::new();
+    /// g.spawn(async { Ok(1) });
+    /// g.spawn(async { Err("no route to host".into()) });
+    /// assert_eq!(g.wait().await.unwrap_err().to_string(), "no route to host");
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The first error a task returned; else the context's error if a task never started.
+    ///
+    /// # Panics
+    ///
+    /// If a task panicked, that panic is resumed here once every task has ended (which one, if
+    /// several did, is unspecified).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future loses nothing; the tasks keep running and a later
+    /// `wait` returns their results.
+    pub async fn wait(&mut self) -> Result<Vec<T>, E>
+    where
+        E: From<Error>,
+    {
+        self.settle().await;
+        let (spawned, skipped) = self.end_round();
+        let taken = lock(&self.shared.state).slots.take_first(spawned, skipped);
+        match taken {
+            Ok(result) => result,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+
+    /// As [`wait`](Group::wait), but returns every error, in spawn order, instead of the first.
+    ///
+    /// With [`Group::with_context`] the first failure still cancels the context, so later errors
+    /// are often the context's; use [`Group::new`] to let every task run whatever fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use ctxkit::Error;
+    ///
+    /// let mut g = ctxkit::Group::new();
+    /// for (i, name) in ["a.txt", "b.txt", "c.txt"].into_iter().enumerate() {
+    ///     g.spawn(async move {
+    ///         match i {
+    ///             0 => Err(Error::DeadlineExceeded),
+    ///             2 => Err(Error::Canceled),
+    ///             _ => Ok(name.len()),
+    ///         }
+    ///     });
+    /// }
+    /// // In spawn order, whichever failed first.
+    /// assert_eq!(g.wait_all().await, Err(vec![Error::DeadlineExceeded, Error::Canceled]));
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Every task's error, and the context's error for each task that never started.
+    ///
+    /// # Panics
+    ///
+    /// As [`wait`](Group::wait).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`wait`](Group::wait).
+    pub async fn wait_all(&mut self) -> Result<Vec<T>, Vec<E>>
+    where
+        E: From<Error>,
+    {
+        self.settle().await;
+        let (spawned, skipped) = self.end_round();
+        let taken = lock(&self.shared.state).slots.take_all(spawned, skipped);
+        match taken {
+            Ok(result) => result,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+}
+
+impl<T, E> Default for Group<T, E>
+where
+    T: Send + 'static,
+    E: fmt::Display + Send + 'static,
+{
+    /// [`Group::new`].
+    fn default() -> Self {
+        Group::new()
+    }
+}
+
+impl<T, E> Group<T, E> {
+    /// Ends the generation of the workers: they leave instead of taking another task, the idle
+    /// ones at once (invariant #3). Called when no task is pending (a limit changes) or on
+    /// drop.
+    fn close_workers(&self) {
+        let idle = {
+            let mut state = lock(&self.shared.state);
+            state.generation += 1;
+            state.workers = 0;
+            state.searching = 0;
+            std::mem::take(&mut state.idle)
+        };
+        for (_, waker) in idle {
+            waker.wake();
+        }
+    }
+}
+
+impl<T, E> Drop for Group<T, E> {
+    /// Cancels the group's context and aborts its tasks (see "Drop aborts" on [`Group`]).
+    fn drop(&mut self) {
+        if let Some(cancel) = &self.shared.cancel {
+            cancel.cancel();
+        }
+        self.close_workers();
+        for handle in &self.handles {
+            handle.abort();
+        }
+    }
+}
+
+impl<T, E> fmt::Debug for Group<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("active", &self.shared.pending.load(Ordering::Acquire))
+            .field("spawned", &self.spawned)
+            .field("limit", &self.limit)
+            .field("ctx", &self.shared.ctx)
+            .finish()
+    }
+}

@@ -1,0 +1,133 @@
+//! The async `Group`'s scheduling guarantees: without a limit every task runs at once (tasks
+//! that wait for each other finish), also when the group reuses worker tasks between spawns and
+//! rounds; a limit set after an unlimited round still holds.
+
+#![cfg(feature = "tokio")]
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ctxkit::{Error, Group};
+
+async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .expect("timed out after 10 s: tasks were not all running at once")
+}
+
+/// Spawns `n` tasks that each wait until all `n` have started.
+fn spawn_rendezvous(g: &mut Group<usize, Error>, n: usize) {
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    for i in 0..n {
+        let barrier = barrier.clone();
+        g.spawn(async move {
+            barrier.wait().await;
+            Ok(i)
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_limit_every_task_runs_at_once() {
+    let mut g = Group::new();
+    spawn_rendezvous(&mut g, 200);
+    assert_eq!(
+        bounded(g.wait()).await.unwrap(),
+        (0..200).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reused_workers_still_run_every_task_at_once() {
+    let mut g = Group::new();
+    for round in 0..5 {
+        // Quick tasks leave idle workers behind...
+        for i in 0..50 {
+            g.spawn(async move { Ok(i) });
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        // ...which must not serialize tasks that need each other.
+        spawn_rendezvous(&mut g, 30);
+        let results = bounded(g.wait()).await.unwrap();
+        assert_eq!(results.len(), 80, "round {round}");
+        assert_eq!(results[..50], (0..50).collect::<Vec<_>>()[..]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_set_after_an_unlimited_round_holds() {
+    let mut g = Group::<(), Error>::new();
+    spawn_rendezvous_unit(&mut g, 40); // leaves many idle workers
+    bounded(g.wait()).await.unwrap();
+    g.set_limit(3);
+    let (active, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    for _ in 0..300 {
+        let (active, peak) = (active.clone(), peak.clone());
+        g.spawn(async move {
+            peak.fetch_max(active.fetch_add(1, SeqCst) + 1, SeqCst);
+            tokio::task::yield_now().await;
+            active.fetch_sub(1, SeqCst);
+            Ok(())
+        });
+    }
+    bounded(g.wait()).await.unwrap();
+    let peak = peak.load(SeqCst);
+    assert!(peak <= 3, "peak {peak} tasks under a limit of 3");
+}
+
+fn spawn_rendezvous_unit(g: &mut Group<(), Error>, n: usize) {
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    for _ in 0..n {
+        let barrier = barrier.clone();
+        g.spawn(async move {
+            barrier.wait().await;
+            Ok(())
+        });
+    }
+}
+
+/// A task may leave a waker behind (here: it polls a channel once and ends); when that waker
+/// fires later, the group's idle worker task is polled spuriously. It must stay idle and keep
+/// taking tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_wakers_left_by_tasks_are_harmless() {
+    use std::future::{poll_fn, Future};
+    use std::pin::Pin;
+    use std::task::Poll;
+
+    let mut g = Group::<usize, Error>::new();
+    let mut senders = Vec::new();
+    let receivers = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for i in 0..8 {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        senders.push(tx);
+        receivers.lock().unwrap().push(rx);
+        let receivers = receivers.clone();
+        g.spawn(async move {
+            // Register this task's waker with the channel, then end without waiting.
+            poll_fn(|cx| {
+                let mut receivers = receivers.lock().unwrap();
+                let _ = Pin::new(&mut receivers[i]).poll(cx);
+                Poll::Ready(())
+            })
+            .await;
+            Ok(i)
+        });
+    }
+    assert_eq!(bounded(g.wait()).await.unwrap(), (0..8).collect::<Vec<_>>());
+    for round in 0..3 {
+        // Fire the stale wakers while the workers are idle, then use the group again.
+        for tx in senders.drain(..) {
+            let _ = tx.send(());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        // As many tasks as there may be idle workers: each must be taken by a live one.
+        spawn_rendezvous(&mut g, 8);
+        assert_eq!(bounded(g.wait()).await.unwrap().len(), 8, "round {round}");
+        for i in 0..100 {
+            g.spawn(async move { Ok(i) });
+        }
+        assert_eq!(bounded(g.wait()).await.unwrap().len(), 100, "round {round}");
+    }
+}

@@ -1,0 +1,102 @@
+//! The blocking form, `group::scope`: tasks borrow from the caller's stack, a limit of n runs
+//! them on at most n threads, and results come back in spawn order.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Mutex;
+
+use ctxkit::{group, Context, Error};
+
+#[test]
+fn tasks_borrow_from_the_callers_stack() {
+    let songs = [
+        "Flaming June".to_string(),
+        "Saltwater".to_string(),
+        "Teardrop".to_string(),
+    ];
+    let mut counts = vec![0usize; songs.len()];
+    let log = Mutex::new(Vec::new());
+    let r = group::scope(&Context::background(), |s| {
+        for (song, count) in songs.iter().zip(counts.iter_mut()) {
+            let log = &log;
+            s.go(move |_ctx| {
+                *count = song.len(); // a &mut borrow of the caller's vector
+                log.lock().unwrap().push(song.as_str());
+                Ok::<_, Error>(song.to_uppercase())
+            });
+        }
+    });
+    assert_eq!(r.unwrap(), vec!["FLAMING JUNE", "SALTWATER", "TEARDROP"]);
+    assert_eq!(counts, vec![12, 9, 8]);
+    assert_eq!(log.into_inner().unwrap().len(), 3);
+}
+
+#[test]
+fn a_limit_of_n_uses_at_most_n_threads() {
+    for limit in [1, 2, 3] {
+        let threads = Mutex::new(HashSet::new());
+        let r = group::scope(&Context::background(), |s| {
+            s.set_limit(limit);
+            for i in 0..300u32 {
+                let threads = &threads;
+                s.go(move |_| {
+                    let me = std::thread::current();
+                    assert_eq!(me.name(), Some("ctxkit-group"));
+                    threads.lock().unwrap().insert(me.id());
+                    Ok::<_, Error>(i)
+                });
+            }
+        });
+        assert_eq!(
+            r.unwrap(),
+            (0..300).collect::<Vec<_>>(),
+            "results in spawn order"
+        );
+        let used = threads.into_inner().unwrap().len();
+        assert!(used <= limit, "limit {limit} used {used} threads");
+    }
+}
+
+#[test]
+fn without_a_limit_each_task_has_its_own_thread() {
+    // Tasks that wait for each other need real concurrency: all four must be running at once.
+    let barrier = std::sync::Barrier::new(4);
+    let r = group::scope(&Context::background(), |s| {
+        for i in 0..4 {
+            let barrier = &barrier;
+            s.go(move |_| {
+                barrier.wait();
+                Ok::<_, Error>(i)
+            });
+        }
+    });
+    assert_eq!(r, Ok(vec![0, 1, 2, 3]));
+}
+
+#[test]
+fn tasks_get_the_groups_context_with_the_parents_values() {
+    struct RequestId(&'static str);
+    let parent = Context::background().with_value(RequestId("req-7"));
+    let seen = AtomicUsize::new(0);
+    let r = group::scope(&parent, |s| {
+        s.go(|ctx| {
+            assert_eq!(ctx.value::<RequestId>().map(|r| r.0), Some("req-7"));
+            assert!(!ctx.is_done());
+            seen.fetch_add(1, SeqCst);
+            Ok::<_, Error>(())
+        });
+    });
+    assert_eq!(r, Ok(vec![()]));
+    assert_eq!(seen.load(SeqCst), 1);
+}
+
+#[test]
+fn a_canceled_parent_stops_the_scope() {
+    let (parent, cancel) = Context::background().with_cancel();
+    let r = group::scope(&parent, |s| {
+        s.go(|ctx| Err::<(), _>(ctx.wait()));
+        cancel.cancel();
+        s.go(|_| Ok(())); // the context is done: never starts
+    });
+    assert_eq!(r, Err(Error::Canceled));
+}
