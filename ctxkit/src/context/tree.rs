@@ -567,7 +567,7 @@ pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
             }
             Frame::Walk(done) => done,
         };
-        for child in done.children.into_iter().flatten() {
+        for child in done.children {
             // A child whose every handle is gone is being dropped: nothing to notify.
             let Some(child) = child.upgrade() else {
                 continue;
@@ -642,8 +642,8 @@ fn wait_walked(node: &Node) {
 struct Done {
     error: Error,
     reason: Option<Reason>,
-    /// The entries of each shard.
-    children: [Vec<Weak<Node>>; SHARDS],
+    /// The entries of every shard.
+    children: Vec<Weak<Node>>,
     /// The node had no children to walk and is already marked `WALKED`.
     walked: bool,
 }
@@ -659,6 +659,14 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
     if state & COMPLETED != 0 {
         return None;
     }
+    // Invariant 7: the shards in use, read under the lock that marks them (no bit can be set
+    // while we hold it). With none, there are no children now or ever: the subtree is walked
+    // already, and `WALKED` goes in with the done bits.
+    let used = node
+        .children
+        .get()
+        .map_or(0, |shards| shards.used.load(Ordering::Acquire));
+    let walked = if used == 0 { WALKED } else { 0 };
     let mut state = state;
     let (error, reason) = loop {
         let pending = || inner.as_ref().and_then(|e| e.cause.clone());
@@ -689,7 +697,7 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
                 Completion::With(error, reason) => (*error, reason.clone()),
             },
         };
-        let completed = state | done_bits(error) | COMPLETED;
+        let completed = state | done_bits(error) | COMPLETED | walked;
         if state & OWNS_DEADLINE == 0 {
             // Only the lock holder writes the state of a node that owns no deadline (readers
             // compare-and-swap only on an owner's expiry): a plain store will do.
@@ -716,25 +724,21 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
             waiters = extra.waiters.take_all();
         }
     }
-    // Invariant 7: the shards in use, read under the lock that marks them. With none, there
-    // are no children now or ever: the subtree is walked already.
-    let used = node
-        .children
-        .get()
-        .map_or(0, |shards| shards.used.load(Ordering::Acquire));
-    if used == 0 {
-        node.state.fetch_or(WALKED, Ordering::Release);
-    }
     drop(inner);
     // Invariant 5: a replaced reason is user data; drop it with no lock held.
     drop(old_reason);
-    let mut children: [Vec<Weak<Node>>; SHARDS] = Default::default();
+    let mut children: Vec<Weak<Node>> = Vec::new();
     if let Some(shards) = node.children.get() {
-        for (shard, taken) in children.iter_mut().enumerate() {
+        for (shard, slab) in shards.shards.iter().enumerate() {
             if used & (1 << shard) != 0 {
-                let mut slab = shards.shards[shard].0.lock();
+                let mut slab = slab.0.lock();
                 if slab.live != 0 {
-                    *taken = std::mem::take(&mut slab.entries);
+                    // Usually one shard holds them all: take its storage as it is.
+                    if children.is_empty() {
+                        children = std::mem::take(&mut slab.entries);
+                    } else {
+                        children.append(&mut slab.entries);
+                    }
                 }
                 *slab = Shard::default();
             }
