@@ -76,6 +76,13 @@
 //!    whose bit it saw set is in the shard before the completion empties it, or sees the parent
 //!    completed under the shard's lock and is born done.
 //!
+//! 8. [`HAS_PARTS`] is set (under the node's lock) before the node gets anything only the lock
+//!    holder may take out: an `Extra` (a pending reason, a waiter), a child shard in use, a timer
+//!    entry. A node without it completes lock-free, with one compare-and-swap that also requires
+//!    the bit clear, when the outcome carries no reason; otherwise completion takes the lock. A
+//!    registration that sets the bit sees, in the state before, whether a lock-free completion
+//!    came first.
+//!
 //! # Lock order
 //!
 //! A thread may hold a node's lock and then take an *ancestor's* lock (to read the ancestor's
@@ -115,6 +122,9 @@ const OWNS_DEADLINE: u32 = 0b01_0000;
 const ARMED: u32 = 0b10_0000;
 /// The completion has finished with the whole subtree (invariant 6).
 const WALKED: u32 = 0b100_0000;
+/// The node has, or may get, parts only the lock holder may take out: an `Extra` (a reason,
+/// waiters), children, or a timer entry (invariant 8).
+const HAS_PARTS: u32 = 0b1000_0000;
 
 fn done_kind(state: u32) -> Option<Error> {
     match state & DONE_MASK {
@@ -253,6 +263,12 @@ impl Node {
     fn new(state: u32, deadline: u64, parent: Option<Arc<Node>>, cause: Option<Reason>) -> Node {
         #[cfg(debug_assertions)]
         LIVE_NODES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Invariant 8: a pending reason is a part only the lock holder may take out.
+        let state = if cause.is_some() {
+            state | HAS_PARTS
+        } else {
+            state
+        };
         let extra = cause.map(|cause| {
             Box::new(Extra {
                 cause: Some(cause),
@@ -357,9 +373,11 @@ pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
     let shard = shard_index();
     let bit = 1u8 << shard;
     if shards.used.load(Ordering::Acquire) & bit == 0 {
-        // Invariant 7: the first link into this shard marks it under the parent's lock.
+        // Invariant 7: the first link into this shard marks it under the parent's lock; and
+        // invariant 8: from now on the parent completes under its lock.
         let _parent_inner = parent.lock();
-        if parent.state.load(Ordering::Acquire) & COMPLETED == 0 {
+        let before = parent.state.fetch_or(HAS_PARTS, Ordering::AcqRel);
+        if before & COMPLETED == 0 {
             shards.used.fetch_or(bit, Ordering::Release);
         }
     }
@@ -648,17 +666,80 @@ struct Done {
     walked: bool,
 }
 
+/// The error and reason a completion of `node` records, from its state (not completed) and
+/// `pending`, the reason its own deadline carries (invariant 2). See "Deadlines are lazy".
+fn decide(
+    node: &Node,
+    state: u32,
+    completion: &Completion,
+    pending: Option<Reason>,
+) -> (Error, Option<Reason>) {
+    match done_kind(state) {
+        // A reader saw the node's own deadline pass.
+        Some(error) => (error, pending),
+        // An inheriting (or watched) node adopts what its parent shows, if anything: a reader
+        // may have seen this node done through it. Reading the parent's cause may lock the
+        // parent, an ancestor.
+        None if state & HAS_DEADLINE != 0 && state & (OWNS_DEADLINE | ARMED) != OWNS_DEADLINE => {
+            match node.parent.as_deref().and_then(cause) {
+                Some(seen) => (seen.error(), seen.reason_arc().cloned()),
+                None => requested(completion, pending),
+            }
+        }
+        // An unwatched owner whose deadline has passed: the deadline came first, whether or not
+        // anybody looked (as in Go, where its timer would have fired). One clock read.
+        None if state & OWNS_DEADLINE != 0 && clock::now() >= node.deadline => {
+            (Error::DeadlineExceeded, pending)
+        }
+        None => requested(completion, pending),
+    }
+}
+
+/// What the completion asked for.
+fn requested(completion: &Completion, pending: Option<Reason>) -> (Error, Option<Reason>) {
+    match completion {
+        Completion::Expire => (Error::DeadlineExceeded, pending),
+        Completion::With(error, reason) => (*error, reason.clone()),
+    }
+}
+
 /// Completes one node: sets its done bits if a reader has not (invariant 1), records the reason
 /// (2), notifies its waiters (5) and hands back its children. `None` if it was already completed.
 fn complete(node: &Node, completion: Completion) -> Option<Done> {
-    if node.state.load(Ordering::Acquire) & COMPLETED != 0 {
-        return None;
+    // Fast path (invariant 8): a node with no parts that only the lock holder may take out
+    // completes with one compare-and-swap and no lock, when the outcome carries no reason.
+    let mut state = node.state.load(Ordering::Acquire);
+    while state & (COMPLETED | HAS_PARTS) == 0 {
+        let (error, reason) = decide(node, state, &completion, None);
+        if reason.is_some() {
+            break; // A reason must be stored: that needs the lock.
+        }
+        let completed = state | done_bits(error) | COMPLETED | WALKED;
+        match node
+            .state
+            .compare_exchange(state, completed, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                if state & ARMED != 0 {
+                    timer::disarm(node.deadline, node as *const Node);
+                }
+                return Some(Done {
+                    error,
+                    reason: None,
+                    children: Vec::new(),
+                    walked: true,
+                });
+            }
+            // A reader recorded a deadline, parts appeared, or another completion won: look
+            // again. Terminates: each retry follows a change of the state, and the state
+            // changes a bounded number of times (the bits below are only ever set).
+            Err(actual) => state = actual,
+        }
     }
-    let mut inner = node.lock();
-    let state = node.state.load(Ordering::Acquire);
     if state & COMPLETED != 0 {
         return None;
     }
+    let mut inner = node.lock();
     // Invariant 7: the shards in use, read under the lock that marks them (no bit can be set
     // while we hold it). With none, there are no children now or ever: the subtree is walked
     // already, and `WALKED` goes in with the done bits.
@@ -667,44 +748,16 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
         .get()
         .map_or(0, |shards| shards.used.load(Ordering::Acquire));
     let walked = if used == 0 { WALKED } else { 0 };
-    let mut state = state;
+    let mut state = node.state.load(Ordering::Acquire);
     let (error, reason) = loop {
-        let pending = || inner.as_ref().and_then(|e| e.cause.clone());
-        let (error, reason) = match done_kind(state) {
-            // A reader saw the node's own deadline pass.
-            Some(error) => (error, pending()),
-            // An inheriting (or watched) node adopts what its parent shows, if anything: a
-            // reader may have seen this node done through it. The parent's lock is an
-            // ancestor's.
-            None if state & HAS_DEADLINE != 0
-                && state & (OWNS_DEADLINE | ARMED) != OWNS_DEADLINE =>
-            {
-                match node.parent.as_deref().and_then(cause) {
-                    Some(seen) => (seen.error(), seen.reason_arc().cloned()),
-                    None => match &completion {
-                        Completion::Expire => (Error::DeadlineExceeded, pending()),
-                        Completion::With(error, reason) => (*error, reason.clone()),
-                    },
-                }
-            }
-            // An unwatched owner whose deadline has passed: the deadline came first, whether or
-            // not anybody looked (as in Go, where its timer would have fired). One clock read.
-            None if state & OWNS_DEADLINE != 0 && clock::now() >= node.deadline => {
-                (Error::DeadlineExceeded, pending())
-            }
-            None => match &completion {
-                Completion::Expire => (Error::DeadlineExceeded, pending()),
-                Completion::With(error, reason) => (*error, reason.clone()),
-            },
-        };
-        let completed = state | done_bits(error) | COMPLETED | walked;
-        if state & OWNS_DEADLINE == 0 {
-            // Only the lock holder writes the state of a node that owns no deadline (readers
-            // compare-and-swap only on an owner's expiry): a plain store will do.
-            node.state.store(completed, Ordering::Release);
-            break (error, reason);
+        if state & COMPLETED != 0 {
+            return None;
         }
-        // Invariant 1: a reader may set `DEADLINE` meanwhile; then decide again from its view.
+        let pending = inner.as_ref().and_then(|e| e.cause.clone());
+        let (error, reason) = decide(node, state, &completion, pending);
+        let completed = state | done_bits(error) | COMPLETED | walked;
+        // Invariant 1: a reader may set `DEADLINE`, or a lock-free completion win, meanwhile;
+        // then decide again from the new state. Terminates as the fast path's loop does.
         match node
             .state
             .compare_exchange(state, completed, Ordering::AcqRel, Ordering::Acquire)
@@ -777,7 +830,9 @@ pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, arm: bool) -> Registere
         return Registered::Done(error);
     }
     let mut inner = node.lock();
-    let state = node.state.load(Ordering::Acquire);
+    // Invariant 8: a waiter is a part; from now on the node completes under its lock. The
+    // state before tells whether a lock-free completion got here first.
+    let state = node.state.fetch_or(HAS_PARTS, Ordering::AcqRel);
     if let Some(error) = done_kind(state) {
         return Registered::Done(error);
     }
@@ -827,7 +882,9 @@ fn arm_owner(node: &Arc<Node>) {
         }
     }
     let inner = owner.lock();
-    let state = owner.state.load(Ordering::Acquire);
+    // Invariant 8: the timer entry is a part; a completion that comes after this waits for
+    // the lock, so it sees the entry and removes it.
+    let state = owner.state.fetch_or(HAS_PARTS, Ordering::AcqRel);
     if state & (COMPLETED | ARMED) != 0 {
         return;
     }
