@@ -756,6 +756,12 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
         let pending = inner.as_ref().and_then(|e| e.cause.clone());
         let (error, reason) = decide(node, state, &completion, pending);
         let completed = state | done_bits(error) | COMPLETED | walked;
+        if state & (OWNS_DEADLINE | HAS_PARTS) == HAS_PARTS {
+            // Nobody else writes this state now: lock-free completions need `HAS_PARTS` clear
+            // (invariant 8) and readers compare-and-swap only an owner's (invariant 1).
+            node.state.store(completed, Ordering::Release);
+            break (error, reason);
+        }
         // Invariant 1: a reader may set `DEADLINE`, or a lock-free completion win, meanwhile;
         // then decide again from the new state. Terminates as the fast path's loop does.
         match node
