@@ -42,14 +42,28 @@
 //!   `wait()`, `run`, `sleep`, `after_func`.
 //! * [`CancelHandle`]: cancels on `cancel()`, `cancel_with(reason)` or drop.
 //! * [`Error`] (`context canceled`, `context deadline exceeded`) and [`Cause`].
+//! * [`Group`] (async, on tokio) and [`group::scope`] (scoped threads): errgroup-style fan-out
+//!   with first-error cancellation, results in spawn order, limits, panics resumed at `wait`.
 //! * [`Limiter`] (a token bucket: `allow`, `reserve`, `wait`) and [`Ticker`] (a throttle with a
 //!   missed-tick policy): rate limiting, in [`rate`]; neither starts a thread.
+//!
+//! # Which to use
+//!
+//! * To stop work when the caller gives up or time runs out: pass a [`Context`] and check it
+//!   (`ctx.check()?` in loops, `ctx.run(fut).await` around futures, `ctx.wait()` on threads).
+//! * To run several tasks and stop them all at the first failure: [`Group`] in async code,
+//!   [`group::scope`] for blocking work or work that borrows local data.
+//! * To cap how often something happens, allowing bursts: [`Limiter`]. To run a loop at a steady
+//!   pace: [`Ticker`].
 //!
 //! # Threads ctxkit starts
 //!
 //! * `ctxkit-timer`: one thread, started the first time an async waiter or an after-function
 //!   needs to be woken at a deadline, then alive for the life of the process, asleep when idle.
 //! * `ctxkit-after-func`: one short-lived thread per after-function that runs.
+//! * `ctxkit-group`: the scoped threads of [`group::scope`], always joined before it returns.
+//!
+//! Async [`Group`] tasks run on the caller's tokio runtime.
 //!
 //! # Feature flags
 //!
