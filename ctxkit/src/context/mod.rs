@@ -393,6 +393,7 @@ impl Context {
     /// assert_eq!(ctx.value::<TraceId>().map(|t| t.0), Some("abc-123"));
     /// assert!(ctx.value::<Other>().is_none());
     /// ```
+    #[inline]
     pub fn value<T: Any + Send + Sync>(&self) -> Option<&T> {
         ValueNode::lookup::<T>(self.values.as_deref())
     }
@@ -431,6 +432,7 @@ impl Context {
     /// cancel.cancel();
     /// assert_eq!(ctx.err(), Some(Error::Canceled));
     /// ```
+    #[inline]
     pub fn err(&self) -> Option<Error> {
         self.node.as_deref().and_then(tree::err)
     }
@@ -464,6 +466,7 @@ impl Context {
     /// drop(cancel);
     /// assert!(ctx.is_done());
     /// ```
+    #[inline]
     pub fn is_done(&self) -> bool {
         self.node.as_deref().is_some_and(tree::is_done)
     }
@@ -493,6 +496,7 @@ impl Context {
     /// cancel.cancel();
     /// assert_eq!(process(&ctx, &[1, 2, 3]), Err(Error::Canceled));
     /// ```
+    #[inline]
     pub fn check(&self) -> Result<(), Error> {
         match self.err() {
             Some(error) => Err(error),

@@ -474,13 +474,28 @@ fn unlink_from(parent: &Node, slot: &AtomicU32, me: *const Node) {
 // ===== reading =====
 
 /// True once the node is done. Never locks.
+#[inline]
 pub(crate) fn is_done(node: &Node) -> bool {
     err(node).is_some()
 }
 
 /// Why the node is done, if it is. Never locks: one atomic load per node from here to the
 /// ancestor whose deadline this node shares, plus one clock read if no timer watches it.
+#[inline]
 pub(crate) fn err(node: &Node) -> Option<Error> {
+    // The common cases inline into the caller: done, or no deadline to look at.
+    let state = node.state.load(Ordering::Acquire);
+    if let Some(error) = done_kind(state) {
+        return Some(error);
+    }
+    if state & HAS_DEADLINE == 0 {
+        return None;
+    }
+    err_lazy(node)
+}
+
+/// [`err`] for a node that has a deadline and is not done yet.
+fn err_lazy(node: &Node) -> Option<Error> {
     let mut node = node;
     loop {
         let state = node.state.load(Ordering::Acquire);

@@ -91,6 +91,7 @@ impl ValueNode {
     }
 
     /// The innermost value of type `T` in the chain that starts at `head`.
+    #[inline]
     pub(crate) fn lookup<T: Any>(head: Option<&ValueNode>) -> Option<&T> {
         let type_id = TypeId::of::<T>();
         let bit = bloom_bit(type_id);
