@@ -56,9 +56,13 @@ enum Slot {
     Vacant { next_free: u32 },
 }
 
-/// A slab of waiters (see the module docs).
+/// A slab of waiters (see the module docs). Key 0 lives inline in `first`, so the common case,
+/// one waiter, allocates nothing beyond the node's extras; keys from 1 live in `rest`.
 pub(crate) struct Waiters {
-    slots: Vec<Slot>,
+    /// Slot 0.
+    first: Slot,
+    /// Slots 1, 2, ...
+    rest: Vec<Slot>,
     /// Head of the free list of vacant slots (invariant 1), or `NONE`.
     free: u32,
     /// Number of occupied slots (invariant 2).
@@ -68,9 +72,18 @@ pub(crate) struct Waiters {
 impl Waiters {
     pub(crate) const fn new() -> Self {
         Waiters {
-            slots: Vec::new(),
-            free: NONE,
+            // Invariant 1: slot 0 starts vacant, alone on the free list.
+            first: Slot::Vacant { next_free: NONE },
+            rest: Vec::new(),
+            free: 0,
             occupied: 0,
+        }
+    }
+
+    fn slot(&mut self, key: u32) -> Option<&mut Slot> {
+        match key {
+            0 => Some(&mut self.first),
+            _ => self.rest.get_mut(key as usize - 1),
         }
     }
 
@@ -79,26 +92,27 @@ impl Waiters {
         self.occupied += 1;
         if self.free != NONE {
             let key = self.free;
-            let slot = &mut self.slots[key as usize];
-            if let Slot::Vacant { next_free } = *slot {
+            if let Some(slot) = self.slot(key) {
+                let next_free = match *slot {
+                    Slot::Vacant { next_free } => next_free,
+                    Slot::Occupied(_) => NONE,
+                };
+                *slot = Slot::Occupied(waiter);
                 self.free = next_free;
+                return key;
             }
-            *slot = Slot::Occupied(waiter);
-            return key;
         }
-        if self.slots.capacity() == 0 {
-            // Most contexts are waited on by one party: do not reserve four slots for it.
-            self.slots.reserve_exact(1);
-        }
-        let key = u32::try_from(self.slots.len())
+        let key = u32::try_from(self.rest.len() + 1)
+            .ok()
+            .filter(|&key| key != NONE)
             .expect("ctxkit: more than 4 billion waiters on one context");
-        self.slots.push(Slot::Occupied(waiter));
+        self.rest.push(Slot::Occupied(waiter));
         key
     }
 
     /// The waiter under `key`, if it is still there.
     pub(crate) fn get_mut(&mut self, key: u32) -> Option<&mut Waiter> {
-        match self.slots.get_mut(key as usize) {
+        match self.slot(key) {
             Some(Slot::Occupied(waiter)) => Some(waiter),
             _ => None,
         }
@@ -106,16 +120,12 @@ impl Waiters {
 
     /// Removes and returns the waiter under `key`, if it is still there.
     pub(crate) fn remove(&mut self, key: u32) -> Option<Waiter> {
-        let slot = self.slots.get_mut(key as usize)?;
+        let free = self.free;
+        let slot = self.slot(key)?;
         if !matches!(slot, Slot::Occupied(_)) {
             return None;
         }
-        let old = std::mem::replace(
-            slot,
-            Slot::Vacant {
-                next_free: self.free,
-            },
-        );
+        let old = std::mem::replace(slot, Slot::Vacant { next_free: free });
         self.free = key;
         self.occupied -= 1;
         if self.occupied == 0 {
@@ -131,9 +141,11 @@ impl Waiters {
     /// Takes every waiter out, leaving the list empty. The storage moves with them, so taking
     /// allocates nothing.
     pub(crate) fn take_all(&mut self) -> Taken {
-        let slots = std::mem::take(&mut self.slots);
-        *self = Waiters::new();
-        Taken(slots)
+        let first = std::mem::replace(&mut self.first, Slot::Vacant { next_free: NONE });
+        let rest = std::mem::take(&mut self.rest);
+        self.free = 0;
+        self.occupied = 0;
+        Taken(first, rest)
     }
 
     /// Number of waiters.
@@ -147,17 +159,21 @@ impl Waiters {
 }
 
 /// Waiters taken out of a list by [`Waiters::take_all`], to notify once no lock is held.
-pub(crate) struct Taken(Vec<Slot>);
+pub(crate) struct Taken(Slot, Vec<Slot>);
 
 impl Taken {
     /// An empty set.
     pub(crate) const fn none() -> Taken {
-        Taken(Vec::new())
+        Taken(Slot::Vacant { next_free: NONE }, Vec::new())
     }
 
     /// Notifies every waiter (see [`Waiter::notify`]).
     pub(crate) fn notify_all(self) {
-        for slot in self.0 {
+        let Taken(first, rest) = self;
+        if let Slot::Occupied(waiter) = first {
+            waiter.notify();
+        }
+        for slot in rest {
             if let Slot::Occupied(waiter) = slot {
                 waiter.notify();
             }
@@ -198,7 +214,7 @@ mod tests {
         assert!(list.remove(b).is_some());
         assert!(list.remove(c).is_some());
         assert!(list.is_empty());
-        assert_eq!(list.slots.capacity(), 0, "storage released when empty");
+        assert_eq!(list.rest.capacity(), 0, "storage released when empty");
     }
 
     #[test]
@@ -208,14 +224,11 @@ mod tests {
         list.remove(keys[1]);
         list.remove(keys[3]);
         let taken = list.take_all();
-        assert_eq!(
-            taken
-                .0
-                .iter()
-                .filter(|s| matches!(s, Slot::Occupied(_)))
-                .count(),
-            3
-        );
+        let occupied = std::iter::once(&taken.0)
+            .chain(&taken.1)
+            .filter(|s| matches!(s, Slot::Occupied(_)))
+            .count();
+        assert_eq!(occupied, 3);
         assert!(list.is_empty());
         assert!(list.get_mut(keys[0]).is_none());
     }
