@@ -41,6 +41,7 @@ pub struct CancelHandle {
 }
 
 impl CancelHandle {
+    #[inline]
     pub(crate) fn new(node: Arc<Node>) -> CancelHandle {
         CancelHandle { node: Some(node) }
     }
@@ -58,6 +59,7 @@ impl CancelHandle {
     /// cancel.cancel();
     /// assert_eq!(child.err(), Some(Error::Canceled));
     /// ```
+    #[inline]
     pub fn cancel(&self) {
         if let Some(node) = &self.node {
             tree::cancel(node, Completion::With(Error::Canceled, None));
@@ -126,6 +128,7 @@ impl CancelHandle {
 }
 
 impl Drop for CancelHandle {
+    #[inline]
     fn drop(&mut self) {
         self.cancel();
     }

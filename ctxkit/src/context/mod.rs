@@ -161,6 +161,7 @@ impl Context {
 
     // ===== derived contexts =====
 
+    #[inline]
     fn child(&self, new: NewNode) -> (Context, CancelHandle) {
         let node = tree::new_child(self.node.as_ref(), new);
         let ctx = Context {
@@ -183,6 +184,7 @@ impl Context {
     /// assert!(child.is_done());
     /// ```
     #[must_use = "dropping the CancelHandle cancels the context at once"]
+    #[inline]
     pub fn with_cancel(&self) -> (Context, CancelHandle) {
         self.child(NewNode {
             deadline: NO_DEADLINE,
