@@ -150,3 +150,19 @@ fn check_returns_the_error_for_question_mark() {
     assert_eq!(work(&ctx, 3), Err(Error::Canceled));
     assert_eq!(Context::background().check(), Ok(()));
 }
+
+#[test]
+fn io_error_can_be_a_group_error_type() {
+    // `From<Error> for io::Error` lets io-based tasks use `io::Error` as the group's error type;
+    // a task that never starts (the parent is done) reports the context's error through it.
+    let (ctx, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    let result: Result<Vec<u32>, std::io::Error> = ctxkit::group::scope(&ctx, |s| {
+        s.go(|_| Ok(1));
+    });
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::Other);
+    assert_eq!(err.to_string(), "context canceled");
+    let timed_out: std::io::Error = Error::DeadlineExceeded.into();
+    assert_eq!(timed_out.kind(), std::io::ErrorKind::TimedOut);
+}

@@ -89,6 +89,43 @@ impl fmt::Display for Error {
 
 impl StdError for Error {}
 
+impl From<Error> for std::io::Error {
+    /// Wraps the error in an I/O error, so `?` works in functions that return `io::Result` (and
+    /// `io::Error` can be a [`Group`](crate::group)'s error type): `DeadlineExceeded` becomes
+    /// [`ErrorKind::TimedOut`](std::io::ErrorKind::TimedOut), `Canceled`
+    /// [`ErrorKind::Other`](std::io::ErrorKind::Other) (not `Interrupted`, which std's I/O
+    /// helpers retry). The original is the I/O error's inner error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use ctxkit::{Context, Error};
+    ///
+    /// fn copy_chunks(ctx: &Context) -> io::Result<usize> {
+    ///     ctx.check()?;
+    ///     Ok(0)
+    /// }
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// cancel.cancel();
+    /// let err = copy_chunks(&ctx).unwrap_err();
+    /// assert_eq!(err.kind(), io::ErrorKind::Other);
+    /// assert_eq!(err.to_string(), "context canceled");
+    /// assert_eq!(err.into_inner().unwrap().downcast::<Error>().ok().map(|e| *e), Some(Error::Canceled));
+    ///
+    /// let timeout: io::Error = Error::DeadlineExceeded.into();
+    /// assert_eq!(timeout.kind(), io::ErrorKind::TimedOut);
+    /// ```
+    fn from(error: Error) -> std::io::Error {
+        let kind = match error {
+            Error::DeadlineExceeded => std::io::ErrorKind::TimedOut,
+            Error::Canceled => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, error)
+    }
+}
+
 /// The shared, type-erased error a caller gave as the reason for a cancellation.
 pub(crate) type Reason = Arc<dyn StdError + Send + Sync + 'static>;
 
