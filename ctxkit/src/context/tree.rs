@@ -578,13 +578,16 @@ pub(crate) enum Completion {
 /// was already completed (the first completion wins; later ones change nothing). Either way,
 /// when it returns the whole subtree reports done (invariant 6).
 pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
-    let Some(done) = complete(node, completion) else {
+    let Some(mut done) = complete(node, completion) else {
         wait_walked(node);
         return false;
     };
+    // Leave the parent before telling anybody: a waiter that wakes and drops its handles finds
+    // the node already gone from its parent.
     if let Some(parent) = &node.parent {
         unlink_from(parent, &node.slot, Arc::as_ptr(node));
     }
+    done.notify_waiters();
     if done.walked {
         return true;
     }
@@ -605,9 +608,11 @@ pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
             let Some(child) = child.upgrade() else {
                 continue;
             };
-            if let Some(child_done) =
+            if let Some(mut child_done) =
                 complete(&child, Completion::With(done.error, done.reason.clone()))
             {
+                // The parent was completed first, so the child has no slot to leave.
+                child_done.notify_waiters();
                 if !child_done.walked {
                     stack.push(Frame::Mark(child));
                     stack.push(Frame::Walk(child_done));
@@ -679,6 +684,15 @@ struct Done {
     children: Vec<Weak<Node>>,
     /// The node had no children to walk and is already marked `WALKED`.
     walked: bool,
+    /// Its waiters, to notify once the node has left its parent (invariant 5).
+    waiters: Taken,
+}
+
+impl Done {
+    /// Notifies the waiters taken out by the completion; no lock is held.
+    fn notify_waiters(&mut self) {
+        std::mem::replace(&mut self.waiters, Taken::none()).notify_all();
+    }
 }
 
 /// The error and reason a completion of `node` records, from its state (not completed) and
@@ -719,7 +733,8 @@ fn requested(completion: &Completion, pending: Option<Reason>) -> (Error, Option
 }
 
 /// Completes one node: sets its done bits if a reader has not (invariant 1), records the reason
-/// (2), notifies its waiters (5) and hands back its children. `None` if it was already completed.
+/// (2), takes out its waiters for the caller to notify once no lock is held and the node has
+/// left its parent (5), and hands back its children. `None` if it was already completed.
 fn complete(node: &Node, completion: Completion) -> Option<Done> {
     // Fast path (invariant 8): a node with no parts that only the lock holder may take out
     // completes with one compare-and-swap and no lock, when the outcome carries no reason.
@@ -743,6 +758,7 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
                     reason: None,
                     children: Vec::new(),
                     walked: true,
+                    waiters: Taken::none(),
                 });
             }
             // A reader recorded a deadline, parts appeared, or another completion won: look
@@ -821,13 +837,13 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
     if state & ARMED != 0 {
         timer::disarm(node.deadline, node as *const Node);
     }
-    // Invariant 5: notify with no lock held.
-    waiters.notify_all();
+    // Invariant 5: the caller notifies the waiters, with no lock held.
     Some(Done {
         error,
         reason,
         children,
         walked: used == 0,
+        waiters,
     })
 }
 
