@@ -23,11 +23,14 @@ pub(crate) enum Outcome<T, E> {
     Panicked(Panic),
 }
 
+/// Each task's outcome by spawn index; `None` while it has not reported.
+type Outcomes<T, E> = Vec<Option<Result<T, E>>>;
+
 /// The results of one round of a group (spawns up to a `wait`).
 pub(crate) struct Slots<T, E> {
     /// Index = spawn order. `None`: not finished, never started, or panicked. Grows on demand,
     /// so a spawn that is skipped needs no entry.
-    results: Vec<Option<Result<T, E>>>,
+    results: Outcomes<T, E>,
     /// The index of the first error in time (`errgroup`'s `errOnce`); set once per round.
     first_err: Option<usize>,
     /// The first panic's payload; later panics are dropped (which panic wins is unspecified).
@@ -96,6 +99,16 @@ impl<T, E> Slots<T, E> {
         self.results[index] = Some(result);
     }
 
+    /// Resets for the next round and hands back this round's results and the index of its first
+    /// error, or its first panic (to be resumed by the caller).
+    fn end_round(&mut self) -> Result<(Outcomes<T, E>, Option<usize>), Panic> {
+        let round = std::mem::replace(self, Slots::new());
+        match round.panic {
+            Some(payload) => Err(payload),
+            None => Ok((round.results, round.first_err)),
+        }
+    }
+
     /// Ends the round: the first panic if any (to be resumed by the caller), else the first
     /// error, else every result in spawn order. `spawned` is how many tasks the round had; a
     /// task that never started counts as failed with `skipped` (the context's error).
@@ -107,12 +120,8 @@ impl<T, E> Slots<T, E> {
     where
         E: From<Error>,
     {
-        let round = std::mem::replace(self, Slots::new());
-        if let Some(payload) = round.panic {
-            return Err(payload);
-        }
-        let mut results = round.results;
-        if let Some(index) = round.first_err {
+        let (mut results, first_err) = self.end_round()?;
+        if let Some(index) = first_err {
             return Ok(match results.swap_remove(index) {
                 Some(Err(error)) => Err(error),
                 _ => unreachable!("ctxkit::group: first_err names a slot that holds no error"),
@@ -139,11 +148,7 @@ impl<T, E> Slots<T, E> {
     where
         E: From<Error>,
     {
-        let round = std::mem::replace(self, Slots::new());
-        if let Some(payload) = round.panic {
-            return Err(payload);
-        }
-        let mut results = round.results;
+        let (mut results, _) = self.end_round()?;
         results.resize_with(spawned, || None);
         let mut values = Vec::with_capacity(spawned);
         let mut errors = Vec::new();
