@@ -34,13 +34,29 @@
 //! that reaches it. The price of laziness: reading a node that inherits its deadline loads the
 //! state of each ancestor up to the owner (usually one or two).
 //!
-//! # Why shards
+//! # Where children live: an inline place, then shards
 //!
-//! Children are linked into one of [`SHARDS`] slabs, each behind its own lock on its own cache
-//! line, chosen per thread. Two threads that create and cancel children of one shared parent
-//! (the common request-scoped pattern) then take different locks; only the first link into a
-//! shard takes the parent's own lock. A slab keeps its peak size while any child is linked (its
-//! indices are the children's addresses) and is released or cleared when the last one leaves.
+//! A node's first child goes into an inline place under the node's own lock
+//! (`Inner::first_child`), so a chain of contexts, or a parent whose children come and go one
+//! at a time, allocates nothing to hold them and completes each link with one lock. As soon as
+//! a child is linked while that place is taken, the parent allocates its shards, and every
+//! later child goes there, even once the inline place is free again.
+//!
+//! Children in shards are linked into one of [`SHARDS`] slabs, each behind its own lock on its
+//! own cache line, chosen per thread. Two threads that create and cancel children of one shared
+//! parent (the common request-scoped pattern) then take different locks; only the first link
+//! into a shard takes the parent's own lock. A slab keeps its peak size while any child is
+//! linked (its indices are the children's addresses) and is released or cleared when the last
+//! one leaves.
+//!
+//! # Layout
+//!
+//! Every child of a shared parent increments and decrements the parent's `Arc` counts, so under
+//! contention the cache line holding them moves between cores all the time. The fields each
+//! child reads from its parent (`deadline`, `children`, `state`) come last in [`Node`], which
+//! keeps them off that line for most placements of the allocation; measured with two threads
+//! creating and canceling children of one parent, putting them first cost a third of the
+//! throughput.
 //!
 //! # Invariants
 //!
@@ -52,11 +68,12 @@
 //! 2. `Extra::cause` holds, before completion, the reason to give if the node's own deadline
 //!    expires (the `_cause` constructors) and `None` otherwise; the completion replaces it with
 //!    the final reason unless the node is done by its own deadline. It never changes after.
-//! 3. A node is in one of its parent's child shards, at the place `slot` names, iff it was
-//!    linked there and neither it unlinked itself nor the parent was completed. `slot` is written
-//!    only under that shard's lock (or through `&mut` in `Drop`, when nobody else can see the
-//!    node); its shard part never changes once linked, so it may be read before the lock is
-//!    taken to find which lock. A completed parent links no more children.
+//! 3. A node is in its parent's inline place or one of its child shards, at the place `slot`
+//!    names, iff it was linked there and neither it unlinked itself nor the parent was
+//!    completed. `slot` is written only under that place's lock: the shard's, or for the inline
+//!    place the parent's own (or through `&mut` in `Drop`, when nobody else can see the node);
+//!    its place never changes once linked, so it may be read before the lock is taken to find
+//!    which lock. A completed parent links no more children.
 //! 4. `ARMED` is set under the node's lock, together with the insertion of the timer entry, and
 //!    only on an owner that is not done. The timer entry holds a strong reference, so an armed
 //!    node lives until it fires or its completion removes the entry.
@@ -75,20 +92,24 @@
 //!    the bits under the same lock and empties exactly those shards. A child linked into a shard
 //!    whose bit it saw set is in the shard before the completion empties it, or sees the parent
 //!    completed under the shard's lock and is born done.
-//!
 //! 8. [`HAS_PARTS`] is set (under the node's lock) before the node gets anything only the lock
-//!    holder may take out: an `Extra` (a pending reason, a waiter), a child shard in use, a timer
-//!    entry. A node without it completes lock-free, with one compare-and-swap that also requires
+//!    holder may take out: an `Extra` (a pending reason, a waiter), an inline child, a child
+//!    shard in use, a timer entry. A node without it completes lock-free, with one compare-and-swap that also requires
 //!    the bit clear, when the outcome carries no reason; otherwise completion takes the lock. A
 //!    registration that sets the bit sees, in the state before, whether a lock-free completion
 //!    came first.
+//! 9. `Inner::first_child` is set only under the node's lock, only while no shard bit is set
+//!    and the node is not completed; it is cleared under that lock by the child's unlink or
+//!    taken by the completion. So a completion, which holds the lock, sees every child: the
+//!    inline one, and the shards the bits name (invariant 7).
 //!
 //! # Lock order
 //!
 //! A thread may hold a node's lock and then take an *ancestor's* lock (to read the ancestor's
 //! cause when a completion adopts it), and may hold a node's lock and then take the timer's lock
 //! (arming). A shard's lock is taken with no node lock held, and nothing but the parent's
-//! `used` bits (an atomic) is touched under it. Nothing takes a descendant's lock while holding a
+//! `used` bits (an atomic) is touched under it. A child unlinking itself from its parent's
+//! inline place takes the parent's lock with no lock held. Nothing takes a descendant's lock while holding a
 //! node's lock: a completion releases a parent before it completes the children. The timer's
 //! lock is a leaf. Ancestry is a partial order, so these rules cannot form a cycle.
 //!
@@ -147,23 +168,37 @@ const UNLINKED: u32 = u32::MAX;
 // ===== Node =====
 
 /// One cancelable context. See the module docs for the invariants.
+///
+/// The fields are in a fixed order (see "Layout" in the module docs): those that every child
+/// reads from its parent come last, away from the `Arc`'s reference counts.
+#[repr(C)]
 pub(crate) struct Node {
-    /// Done bits and flags; see the constants above.
-    state: AtomicU32,
-    /// Shard and index in the parent's shards, or `UNLINKED` (invariant 3).
-    slot: AtomicU32,
-    /// Effective deadline, encoded by `clock`; `NO_DEADLINE` if none. Never changes.
-    deadline: u64,
+    /// What the lock guards.
+    inner: Mutex<Inner>,
     /// The nearest cancelable ancestor. Never changes until `Drop`.
     parent: Option<Arc<Node>>,
-    /// What the lock guards; allocated the first time there is anything to keep, so a node
-    /// that is only created and canceled never allocates it.
-    inner: Mutex<Option<Box<Extra>>>,
-    /// Linked children, allocated with the first one (invariants 3 and 7).
+    /// Effective deadline, encoded by `clock`; `NO_DEADLINE` if none. Never changes.
+    deadline: u64,
+    /// Child shards, allocated when a child is linked while the inline place is taken
+    /// (invariants 3, 7 and 9).
     children: OnceBox<Shards>,
+    /// Shard and index in the parent's shards, or `UNLINKED` (invariant 3).
+    slot: AtomicU32,
+    /// Done bits and flags; see the constants above.
+    state: AtomicU32,
 }
 
-/// The parts of a node that only the lock holder touches.
+/// The parts of a node that only the holder of its lock touches.
+struct Inner {
+    /// Reason and waiters; allocated the first time there is anything to keep, so a node that
+    /// is only created and canceled never allocates it.
+    extra: Option<Box<Extra>>,
+    /// The inline place for a child (invariant 9): a chain of contexts, or a parent whose
+    /// children come and go one at a time, needs no shards.
+    first_child: Option<Weak<Node>>,
+}
+
+/// The parts of a node that only the lock holder touches and that most nodes never need.
 #[derive(Default)]
 struct Extra {
     /// Invariant 2.
@@ -202,6 +237,12 @@ const KEEP_SLAB: usize = 64;
 
 /// Bits of `slot` that hold the index; the shard is above them.
 const INDEX_BITS: u32 = 29;
+
+/// The "shard" number of a parent's inline place (invariant 9).
+const INLINE: usize = SHARDS;
+
+/// `slot` value of a node in its parent's inline place.
+const INLINE_SLOT: u32 = (INLINE as u32) << INDEX_BITS;
 
 fn encode_slot(shard: usize, index: u32) -> u32 {
     debug_assert!(index < 1 << INDEX_BITS);
@@ -253,10 +294,15 @@ pub(crate) fn live_nodes() -> Option<usize> {
     }
 }
 
-type Guard<'a> = MutexGuard<'a, Option<Box<Extra>>>;
+type Guard<'a> = MutexGuard<'a, Inner>;
 
 fn extra<'a>(guard: &'a mut Guard<'_>) -> &'a mut Extra {
-    guard.get_or_insert_with(Default::default)
+    guard.extra.get_or_insert_with(Default::default)
+}
+
+/// The reason kept under the lock (invariant 2), if any.
+fn kept_reason(guard: &Guard<'_>) -> Option<Reason> {
+    guard.extra.as_ref().and_then(|e| e.cause.clone())
 }
 
 impl Node {
@@ -280,7 +326,10 @@ impl Node {
             slot: AtomicU32::new(UNLINKED),
             deadline,
             parent,
-            inner: Mutex::new(extra),
+            inner: Mutex::new(Inner {
+                extra,
+                first_child: None,
+            }),
             children: OnceBox::new(),
         }
     }
@@ -364,43 +413,70 @@ pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
     let node = Arc::new(Node::new(state, deadline, parent.cloned(), cause));
     let Some(parent) = parent else {
         if expired {
-            node.state
-                .fetch_or(DEADLINE | COMPLETED | WALKED, Ordering::Release);
+            born_done(&node, Error::DeadlineExceeded, None);
         }
         return node;
     };
-    let shards = parent.children.get_or_init();
     let shard = shard_index();
     let bit = 1u8 << shard;
-    if shards.used.load(Ordering::Acquire) & bit == 0 {
-        // Invariant 7: the first link into this shard marks it under the parent's lock; and
-        // invariant 8: from now on the parent completes under its lock.
-        let _parent_inner = parent.lock();
+    let linked_shards = parent.children.get();
+    let used = linked_shards.map_or(0, |shards| shards.used.load(Ordering::Acquire));
+    if used & bit == 0 {
+        // The inline place (invariant 9) or the first link into this shard (invariant 7) is
+        // decided under the parent's lock; and invariant 8: from now on the parent completes
+        // under its lock, so a completion cannot run until we release it.
+        let mut parent_inner = parent.lock();
         let before = parent.state.fetch_or(HAS_PARTS, Ordering::AcqRel);
-        if before & COMPLETED == 0 {
-            shards.used.fetch_or(bit, Ordering::Release);
+        if before & COMPLETED != 0 {
+            // Invariant 2: the parent's reason is final once it is completed.
+            let reason = kept_reason(&parent_inner);
+            drop(parent_inner);
+            born_done(
+                &node,
+                done_kind(before).unwrap_or(Error::Canceled),
+                Some(reason),
+            );
+            return node;
         }
+        if expired {
+            drop(parent_inner);
+            born_done(&node, Error::DeadlineExceeded, None);
+            return node;
+        }
+        // The bits only change under this lock, so this read is exact.
+        let used = parent
+            .children
+            .get()
+            .map_or(0, |shards| shards.used.load(Ordering::Acquire));
+        if used == 0 && parent_inner.first_child.is_none() {
+            parent_inner.first_child = Some(Arc::downgrade(&node));
+            // Invariant 3: the inline place's lock is the parent's.
+            node.slot.store(INLINE_SLOT, Ordering::Relaxed);
+            return node;
+        }
+        parent
+            .children
+            .get_or_init()
+            .used
+            .fetch_or(bit, Ordering::Release);
     }
+    // Read the parent's fields as few times as possible: under contention each read may cost
+    // a cache miss.
+    let shards = linked_shards.unwrap_or_else(|| parent.children.get_or_init());
     let mut slab = shards.shards[shard].0.lock();
     let parent_state = parent.state.load(Ordering::Acquire);
     if parent_state & COMPLETED != 0 {
         drop(slab);
-        // Invariant 2: the parent's cause is final once it is completed. The child is not
-        // shared yet: its lock is free, and taking it after the parent's is safe.
-        let error = done_kind(parent_state).unwrap_or(Error::Canceled);
-        let reason = parent.lock().as_ref().and_then(|e| e.cause.clone());
-        // The parent's reason replaces any pending reason of the child's own deadline.
-        let mut inner = node.lock();
-        if reason.is_some() || inner.is_some() {
-            extra(&mut inner).cause = reason;
-        }
-        drop(inner);
-        node.state
-            .fetch_or(done_bits(error) | COMPLETED | WALKED, Ordering::Release);
+        // Invariant 2: the parent's reason is final once it is completed.
+        let reason = kept_reason(&parent.lock());
+        born_done(
+            &node,
+            done_kind(parent_state).unwrap_or(Error::Canceled),
+            Some(reason),
+        );
     } else if expired {
         drop(slab);
-        node.state
-            .fetch_or(DEADLINE | COMPLETED | WALKED, Ordering::Release);
+        born_done(&node, Error::DeadlineExceeded, None);
     } else {
         let weak = Arc::downgrade(&node);
         let index = match slab.free.pop() {
@@ -424,21 +500,56 @@ pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
     node
 }
 
+/// Marks a new node, not linked and not shared yet, done at birth: with its parent's error and
+/// reason, as in Go (`Some`), or, when its own deadline has already passed, with
+/// `DeadlineExceeded` and the reason that deadline carries (`None`).
+fn born_done(node: &Node, error: Error, parent_reason: Option<Option<Reason>>) {
+    if let Some(reason) = parent_reason {
+        // Not shared yet: its lock is free. The parent's reason replaces any pending reason of
+        // the child's own deadline (invariant 2).
+        let mut inner = node.lock();
+        if reason.is_some() || inner.extra.is_some() {
+            extra(&mut inner).cause = reason;
+        }
+    }
+    node.state
+        .fetch_or(done_bits(error) | COMPLETED | WALKED, Ordering::Release);
+}
+
 /// Removes the node whose `slot` field is `slot` and whose address is `me` from `parent`'s
-/// shards, if it is still there (invariant 3).
+/// inline place or shards, if it is still there (invariants 3 and 9).
 fn unlink_from(parent: &Node, slot: &AtomicU32, me: *const Node) {
-    // A completed parent has emptied its shards for good: nothing to do, and no lock needed.
+    // A completed parent has taken its children out for good: nothing to do, and no lock
+    // needed.
     if parent.state.load(Ordering::Acquire) & COMPLETED != 0 {
         return;
     }
-    let Some(shards) = parent.children.get() else {
-        return;
-    };
     let current = slot.load(Ordering::Relaxed);
     if current == UNLINKED {
         return;
     }
     let (shard, _) = decode_slot(current);
+    if shard == INLINE {
+        let mut parent_inner = parent.lock();
+        // Invariant 3: for the inline place `slot` is only changed under the parent's lock.
+        let linked = slot.load(Ordering::Relaxed);
+        slot.store(UNLINKED, Ordering::Relaxed);
+        if linked == UNLINKED || parent.state.load(Ordering::Acquire) & COMPLETED != 0 {
+            return;
+        }
+        let mine = parent_inner
+            .first_child
+            .as_ref()
+            .is_some_and(|child| std::ptr::eq(child.as_ptr(), me));
+        debug_assert!(mine, "a child's slot names another child");
+        if mine {
+            parent_inner.first_child = None;
+        }
+        return;
+    }
+    let Some(shards) = parent.children.get() else {
+        return;
+    };
     let mut slab = shards.shards[shard].0.lock();
     // Invariant 3: `slot` is only changed under this lock.
     let linked = slot.load(Ordering::Relaxed);
@@ -554,8 +665,7 @@ pub(crate) fn cause(node: &Node) -> Option<Cause> {
             // Invariant 2: for a node done by its own deadline the field holds that reason
             // whether or not the completion has run; otherwise the final reason.
             Some(error) => {
-                let inner = node.lock();
-                let reason = inner.as_ref().and_then(|e| e.cause.clone());
+                let reason = kept_reason(&node.lock());
                 return Some(Cause::new(error, reason));
             }
             // Done through an ancestor that has not completed this node yet.
@@ -588,47 +698,62 @@ pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
         unlink_from(parent, &node.slot, Arc::as_ptr(node));
     }
     done.notify_waiters();
-    if done.walked {
-        return true;
-    }
-    let _walking = Walking::enter();
-    // Invariant 6: walk the subtree before returning, without recursion; a node is marked
-    // `WALKED` when the frame pushed before its children is popped, after all of them.
-    let mut stack: Vec<Frame> = vec![Frame::Mark(node.clone()), Frame::Walk(done)];
-    while let Some(frame) = stack.pop() {
-        let done = match frame {
-            Frame::Mark(node) => {
-                node.state.fetch_or(WALKED, Ordering::Release);
-                continue;
-            }
-            Frame::Walk(done) => done,
-        };
-        for child in done.children {
-            // A child whose every handle is gone is being dropped: nothing to notify.
-            let Some(child) = child.upgrade() else {
-                continue;
-            };
-            if let Some(mut child_done) =
-                complete(&child, Completion::With(done.error, done.reason.clone()))
-            {
-                // The parent was completed first, so the child has no slot to leave.
-                child_done.notify_waiters();
-                if !child_done.walked {
-                    stack.push(Frame::Mark(child));
-                    stack.push(Frame::Walk(child_done));
-                }
-            }
-        }
+    if !done.walked {
+        walk(node, done);
     }
     true
 }
 
-/// A step of the subtree walk in [`cancel`].
-enum Frame {
-    /// Complete these children.
-    Walk(Done),
-    /// This node's subtree is done: mark it `WALKED`.
-    Mark(Arc<Node>),
+/// Completes the subtree below `node`, whose completion took out `done` (invariant 6).
+#[inline(never)]
+fn walk(node: &Arc<Node>, done: Done) {
+    let _walking = Walking::enter();
+    // Invariant 6: walk the subtree before returning, depth first without recursion. A frame is
+    // a node whose children are being completed; it is popped, and the node marked `WALKED`,
+    // once its last child's subtree is done (post-order).
+    let mut stack = vec![Frame::new(node.clone(), done)];
+    while let Some(top) = stack.last_mut() {
+        let Some(child) = top.children.next() else {
+            if let Some(frame) = stack.pop() {
+                frame.node.state.fetch_or(WALKED, Ordering::Release);
+            }
+            continue;
+        };
+        // A child whose every handle is gone is being dropped: nothing to notify.
+        let Some(child) = child.upgrade() else {
+            continue;
+        };
+        if let Some(mut child_done) =
+            complete(&child, Completion::With(top.error, top.reason.clone()))
+        {
+            // The parent was completed first, so the child has no slot to leave.
+            child_done.notify_waiters();
+            if !child_done.walked {
+                stack.push(Frame::new(child, child_done));
+            }
+        }
+    }
+}
+
+/// A node of the subtree walk in [`cancel`] whose children are being completed.
+struct Frame {
+    node: Arc<Node>,
+    /// The children its completion took out, not completed yet.
+    children: TakenChildren,
+    /// What its completion recorded, which its children get.
+    error: Error,
+    reason: Option<Reason>,
+}
+
+impl Frame {
+    fn new(node: Arc<Node>, done: Done) -> Frame {
+        Frame {
+            node,
+            children: done.children,
+            error: done.error,
+            reason: done.reason,
+        }
+    }
 }
 
 // How many subtree walks this thread is inside (a waker may cancel re-entrantly). loom runs its
@@ -676,12 +801,31 @@ fn wait_walked(node: &Node) {
     }
 }
 
+/// The children a completion took out: the inline one, then the shards' entries.
+struct TakenChildren {
+    first: Option<Weak<Node>>,
+    rest: std::vec::IntoIter<Weak<Node>>,
+}
+
+impl TakenChildren {
+    fn new(first: Option<Weak<Node>>, rest: Vec<Weak<Node>>) -> TakenChildren {
+        TakenChildren {
+            first,
+            rest: rest.into_iter(),
+        }
+    }
+
+    fn next(&mut self) -> Option<Weak<Node>> {
+        self.first.take().or_else(|| self.rest.next())
+    }
+}
+
 /// What [`complete`] recorded and took out.
 struct Done {
     error: Error,
     reason: Option<Reason>,
-    /// The entries of every shard.
-    children: Vec<Weak<Node>>,
+    /// The inline child, then the entries of every shard.
+    children: TakenChildren,
     /// The node had no children to walk and is already marked `WALKED`.
     walked: bool,
     /// Its waiters, to notify once the node has left its parent (invariant 5).
@@ -756,7 +900,7 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
                 return Some(Done {
                     error,
                     reason: None,
-                    children: Vec::new(),
+                    children: TakenChildren::new(None, Vec::new()),
                     walked: true,
                     waiters: Taken::none(),
                 });
@@ -778,13 +922,15 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
         .children
         .get()
         .map_or(0, |shards| shards.used.load(Ordering::Acquire));
-    let walked = if used == 0 { WALKED } else { 0 };
+    // Invariant 9: the inline place only changes under the lock we hold.
+    let childless = used == 0 && inner.first_child.is_none();
+    let walked = if childless { WALKED } else { 0 };
     let mut state = node.state.load(Ordering::Acquire);
     let (error, reason) = loop {
         if state & COMPLETED != 0 {
             return None;
         }
-        let pending = inner.as_ref().and_then(|e| e.cause.clone());
+        let pending = kept_reason(&inner);
         let (error, reason) = decide(node, state, &completion, pending);
         let completed = state | done_bits(error) | COMPLETED | walked;
         if state & (OWNS_DEADLINE | HAS_PARTS) == HAS_PARTS {
@@ -807,7 +953,8 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
     // state and the reason together.
     let mut waiters = Taken::none();
     let mut old_reason = None;
-    if reason.is_some() || inner.is_some() {
+    let first_child = inner.first_child.take();
+    if reason.is_some() || inner.extra.is_some() {
         let extra = extra(&mut inner);
         old_reason = std::mem::replace(&mut extra.cause, reason.clone());
         if !extra.waiters.is_empty() {
@@ -818,7 +965,7 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
     // Invariant 5: a replaced reason is user data; drop it with no lock held.
     drop(old_reason);
     let mut children: Vec<Weak<Node>> = Vec::new();
-    if let Some(shards) = node.children.get() {
+    if let (Some(shards), false) = (node.children.get(), used == 0) {
         for (shard, slab) in shards.shards.iter().enumerate() {
             if used & (1 << shard) != 0 {
                 let mut slab = slab.0.lock();
@@ -841,8 +988,8 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
     Some(Done {
         error,
         reason,
-        children,
-        walked: used == 0,
+        children: TakenChildren::new(first_child, children),
+        walked: childless,
         waiters,
     })
 }
@@ -885,7 +1032,7 @@ pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, arm: bool) -> Registere
 /// Returns false if the entry is gone (the node completed and took it).
 pub(crate) fn refresh_waker(node: &Node, key: u32, waker: &std::task::Waker) -> bool {
     let mut inner = node.lock();
-    match inner.as_mut().and_then(|e| e.waiters.get_mut(key)) {
+    match inner.extra.as_mut().and_then(|e| e.waiters.get_mut(key)) {
         Some(Waiter::Task(current)) => {
             if !current.will_wake(waker) {
                 let old = std::mem::replace(current, waker.clone());
@@ -905,7 +1052,7 @@ pub(crate) fn deregister(node: &Node, key: u32) -> Option<Waiter> {
         // Invariant 5: the completion took the whole list.
         return None;
     }
-    node.lock().as_mut()?.waiters.remove(key)
+    node.lock().extra.as_mut()?.waiters.remove(key)
 }
 
 /// Arms the timer on the ancestor-or-self that owns `node`'s deadline, or completes it at once
@@ -943,18 +1090,20 @@ fn arm_owner(node: &Arc<Node>) {
 
 /// Number of children linked under `node` (tests and `Debug`).
 pub(crate) fn child_count(node: &Node) -> usize {
-    node.children.get().map_or(0, |shards| {
-        shards
-            .shards
-            .iter()
-            .map(|shard| shard.0.lock().live as usize)
-            .sum()
-    })
+    let inline = usize::from(node.lock().first_child.is_some());
+    inline
+        + node.children.get().map_or(0, |shards| {
+            shards
+                .shards
+                .iter()
+                .map(|shard| shard.0.lock().live as usize)
+                .sum()
+        })
 }
 
 /// Number of waiters registered on `node` (tests and `Debug`).
 pub(crate) fn waiter_count(node: &Node) -> usize {
-    node.lock().as_ref().map_or(0, |e| e.waiters.len())
+    node.lock().extra.as_ref().map_or(0, |e| e.waiters.len())
 }
 
 impl fmt::Debug for Node {
@@ -966,5 +1115,107 @@ impl fmt::Debug for Node {
                 &(self.deadline != NO_DEADLINE).then(|| clock::decode(self.deadline)),
             )
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn no_deadline() -> NewNode {
+        NewNode {
+            deadline: NO_DEADLINE,
+            deadline_cause: None,
+            now: None,
+        }
+    }
+
+    fn canceled() -> Completion {
+        Completion::With(Error::Canceled, None)
+    }
+
+    fn is_inline(parent: &Node, child: &Arc<Node>) -> bool {
+        parent
+            .lock()
+            .first_child
+            .as_ref()
+            .is_some_and(|weak| std::ptr::eq(weak.as_ptr(), Arc::as_ptr(child)))
+    }
+
+    #[test]
+    fn a_first_child_takes_the_inline_place_and_allocates_no_shards() {
+        let parent = new_child(None, no_deadline());
+        let child = new_child(Some(&parent), no_deadline());
+        assert!(is_inline(&parent, &child));
+        assert!(parent.children.get().is_none());
+        assert_eq!(child_count(&parent), 1);
+        drop(child);
+        assert_eq!(child_count(&parent), 0);
+        assert!(parent.lock().first_child.is_none());
+        // The place is free again: the next child takes it, still without shards.
+        let again = new_child(Some(&parent), no_deadline());
+        assert!(is_inline(&parent, &again));
+        assert!(parent.children.get().is_none());
+    }
+
+    #[test]
+    fn once_shards_are_in_use_children_go_there_even_with_the_inline_place_free() {
+        let parent = new_child(None, no_deadline());
+        let first = new_child(Some(&parent), no_deadline());
+        let second = new_child(Some(&parent), no_deadline());
+        assert!(is_inline(&parent, &first));
+        assert!(!is_inline(&parent, &second));
+        assert!(parent.children.get().is_some());
+        assert_eq!(child_count(&parent), 2);
+        drop(first);
+        let third = new_child(Some(&parent), no_deadline());
+        assert!(!is_inline(&parent, &third));
+        assert!(parent.lock().first_child.is_none());
+        assert_eq!(child_count(&parent), 2);
+        // One cancel completes the children in both places.
+        assert!(cancel(&parent, canceled()));
+        assert_eq!(err(&second), Some(Error::Canceled));
+        assert_eq!(err(&third), Some(Error::Canceled));
+        assert_eq!(child_count(&parent), 0);
+    }
+
+    #[test]
+    fn a_chain_completes_from_its_root_and_every_node_is_walked() {
+        let root = new_child(None, no_deadline());
+        let mut chain = vec![root.clone()];
+        for _ in 0..1_000 {
+            let next = new_child(chain.last(), no_deadline());
+            chain.push(next);
+        }
+        assert!(chain.iter().all(|node| node.children.get().is_none()));
+        assert!(cancel(&root, canceled()));
+        for node in &chain {
+            let state = node.state.load(Ordering::Acquire);
+            assert_eq!(done_kind(state), Some(Error::Canceled));
+            assert_ne!(state & WALKED, 0);
+        }
+        // A later cancel of any node changes nothing and returns at once.
+        assert!(!cancel(
+            &chain[500],
+            Completion::With(Error::DeadlineExceeded, None)
+        ));
+        assert_eq!(err(&chain[500]), Some(Error::Canceled));
+    }
+
+    #[test]
+    fn a_child_of_a_completed_parent_is_born_done_with_its_reason() {
+        let parent = new_child(None, no_deadline());
+        let reason: Reason = Arc::from(Box::<dyn std::error::Error + Send + Sync>::from("gone"));
+        assert!(cancel(
+            &parent,
+            Completion::With(Error::Canceled, Some(reason))
+        ));
+        let child = new_child(Some(&parent), no_deadline());
+        assert_eq!(err(&child), Some(Error::Canceled));
+        assert_eq!(
+            cause(&child).map(|c| c.to_string()),
+            Some("gone".to_string())
+        );
+        assert_eq!(child_count(&parent), 0);
     }
 }

@@ -1,5 +1,6 @@
-//! loom models of the four races of the cancel tree (`tree.rs`): cancel vs child creation,
-//! cancel vs drop, concurrent cancels, and waiter registration vs cancel.
+//! loom models of the four races of the cancel tree (`tree.rs`): cancel vs child creation (in
+//! the inline place and in a shard), cancel vs drop, concurrent cancels, and waiter registration
+//! vs cancel.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p ctxkit --lib --release loom`
 //!
@@ -28,6 +29,31 @@ fn loom_cancel_vs_child_creation() {
         cancel.cancel();
         let child = creator.join().unwrap();
         assert_eq!(child.err(), Some(Error::Canceled));
+        assert_eq!(parent.__child_count(), 0);
+    });
+}
+
+/// The same race once the parent's inline place is taken, so the new child goes into a shard
+/// (`tree.rs`, "Where children live"), while the inline child unlinks itself: both children end
+/// up done and the parent keeps none.
+#[test]
+fn loom_cancel_vs_shard_child_creation() {
+    loom::model(|| {
+        let (parent, cancel) = Context::background().with_cancel();
+        let (inline_child, inline_handle) = parent.with_cancel();
+        let creator = {
+            let parent = parent.clone();
+            thread::spawn(move || {
+                let (child, handle) = parent.with_cancel();
+                handle.disarm();
+                drop(inline_handle); // the inline child cancels and leaves its place
+                child
+            })
+        };
+        cancel.cancel();
+        let child = creator.join().unwrap();
+        assert_eq!(child.err(), Some(Error::Canceled));
+        assert_eq!(inline_child.err(), Some(Error::Canceled));
         assert_eq!(parent.__child_count(), 0);
     });
 }
