@@ -688,30 +688,49 @@ pub(crate) enum Completion {
 /// was already completed (the first completion wins; later ones change nothing). Either way,
 /// when it returns the whole subtree reports done (invariant 6).
 pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
+    // Leave the parent before telling anybody: a waiter that wakes and drops its handles finds
+    // the node already gone from its parent.
+    let leave_parent = || {
+        if let Some(parent) = &node.parent {
+            unlink_from(parent, &node.slot, Arc::as_ptr(node));
+        }
+    };
+    if let Completion::With(error, None) = completion {
+        match complete_quick(node, error, leave_parent) {
+            Quick::Childless => return true,
+            Quick::Children(children) => {
+                walk(Frame {
+                    node: node.clone(),
+                    children,
+                    error,
+                    reason: None,
+                });
+                return true;
+            }
+            Quick::Fallback => {}
+        }
+    }
     let Some(mut done) = complete(node, completion) else {
         wait_walked(node);
         return false;
     };
-    // Leave the parent before telling anybody: a waiter that wakes and drops its handles finds
-    // the node already gone from its parent.
-    if let Some(parent) = &node.parent {
-        unlink_from(parent, &node.slot, Arc::as_ptr(node));
-    }
+    leave_parent();
     done.notify_waiters();
     if !done.walked {
-        walk(node, done);
+        walk(Frame::new(node.clone(), done));
     }
     true
 }
 
-/// Completes the subtree below `node`, whose completion took out `done` (invariant 6).
+/// Completes the subtree below `root`, a node just completed with its children taken out
+/// (invariant 6).
 #[inline(never)]
-fn walk(node: &Arc<Node>, done: Done) {
+fn walk(root: Frame) {
     let _walking = Walking::enter();
     // Invariant 6: walk the subtree before returning, depth first without recursion. A frame is
     // a node whose children are being completed; it is popped, and the node marked `WALKED`,
     // once its last child's subtree is done (post-order).
-    let mut stack = vec![Frame::new(node.clone(), done)];
+    let mut stack = vec![root];
     while let Some(top) = stack.last_mut() {
         let Some(child) = top.children.next() else {
             if let Some(frame) = stack.pop() {
@@ -723,6 +742,23 @@ fn walk(node: &Arc<Node>, done: Done) {
         let Some(child) = child.upgrade() else {
             continue;
         };
+        if top.reason.is_none() {
+            // The parent was completed first, so the child has no slot to leave.
+            match complete_quick(&child, top.error, || ()) {
+                Quick::Childless => continue,
+                Quick::Children(children) => {
+                    let error = top.error;
+                    stack.push(Frame {
+                        node: child,
+                        children,
+                        error,
+                        reason: None,
+                    });
+                    continue;
+                }
+                Quick::Fallback => {}
+            }
+        }
         if let Some(mut child_done) =
             complete(&child, Completion::With(top.error, top.reason.clone()))
         {
@@ -876,6 +912,112 @@ fn requested(completion: &Completion, pending: Option<Reason>) -> (Error, Option
     }
 }
 
+/// What [`complete_quick`] did.
+enum Quick {
+    /// Completed and walked: it had no children.
+    Childless,
+    /// Completed; these children are still to be completed.
+    Children(TakenChildren),
+    /// Nothing: the node needs [`complete`] (or is already completed).
+    Fallback,
+}
+
+/// The common cases of [`complete`] and [`Done::notify_waiters`] in one, without building a
+/// [`Done`] (moving it costs more than the rest): a node with no deadline completes with
+/// `error` and no reason, and a node with nothing behind its lock with what [`decide`] says
+/// (if that carries no reason); then it calls `leave_parent`, notifies the waiters (invariant
+/// 5: no lock held) and hands back the children. Returns [`Quick::Fallback`], having changed
+/// nothing, for any other node, or one that is already done.
+#[inline]
+fn complete_quick(node: &Node, error: Error, leave_parent: impl FnOnce()) -> Quick {
+    let state = node.state.load(Ordering::Acquire);
+    if state & (DONE_MASK | COMPLETED) != 0 {
+        return Quick::Fallback;
+    }
+    if state & HAS_PARTS == 0 {
+        // Invariant 8: nothing behind the lock; one compare-and-swap, as in `complete`, which
+        // also decides for a node with a deadline.
+        let error = if state & HAS_DEADLINE == 0 {
+            error
+        } else {
+            match decide(node, state, &Completion::With(error, None), None) {
+                (error, None) => error,
+                (_, Some(_)) => return Quick::Fallback,
+            }
+        };
+        return match node.state.compare_exchange(
+            state,
+            state | done_bits(error) | COMPLETED | WALKED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => {
+                leave_parent();
+                Quick::Childless
+            }
+            Err(_) => Quick::Fallback,
+        };
+    }
+    if state & HAS_DEADLINE != 0 {
+        return Quick::Fallback;
+    }
+    let completed = done_bits(error) | COMPLETED;
+    let mut inner = node.lock();
+    let state = node.state.load(Ordering::Acquire);
+    if state & (DONE_MASK | COMPLETED) != 0 {
+        return Quick::Fallback;
+    }
+    // Invariants 7 and 9: with the lock held no child can be linked or taken out.
+    let used = node
+        .children
+        .get()
+        .map_or(0, |shards| shards.used.load(Ordering::Acquire));
+    let first_child = inner.first_child.take();
+    let childless = used == 0 && first_child.is_none();
+    // As in `complete`: `HAS_PARTS` is set and the node owns no deadline, so nobody else
+    // writes the state now. No deadline also means no pending reason (invariant 2) and no
+    // timer entry (invariant 4).
+    let walked = if childless { WALKED } else { 0 };
+    node.state
+        .store(state | completed | walked, Ordering::Release);
+    let waiters = match inner.extra.as_mut() {
+        Some(extra) if !extra.waiters.is_empty() => extra.waiters.take_all(),
+        _ => Taken::none(),
+    };
+    drop(inner);
+    leave_parent();
+    waiters.notify_all();
+    if childless {
+        Quick::Childless
+    } else {
+        Quick::Children(TakenChildren::new(first_child, take_shards(node, used)))
+    }
+}
+
+/// Empties the shards named by `used` of a node whose completion read those bits under its
+/// lock (invariant 7) and returns their entries.
+fn take_shards(node: &Node, used: u8) -> Vec<Weak<Node>> {
+    let mut children: Vec<Weak<Node>> = Vec::new();
+    let Some(shards) = node.children.get().filter(|_| used != 0) else {
+        return children;
+    };
+    for (shard, slab) in shards.shards.iter().enumerate() {
+        if used & (1 << shard) != 0 {
+            let mut slab = slab.0.lock();
+            if slab.live != 0 {
+                // Usually one shard holds them all: take its storage as it is.
+                if children.is_empty() {
+                    children = std::mem::take(&mut slab.entries);
+                } else {
+                    children.append(&mut slab.entries);
+                }
+            }
+            *slab = Shard::default();
+        }
+    }
+    children
+}
+
 /// Completes one node: sets its done bits if a reader has not (invariant 1), records the reason
 /// (2), takes out its waiters for the caller to notify once no lock is held and the node has
 /// left its parent (5), and hands back its children. `None` if it was already completed.
@@ -964,23 +1106,7 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
     drop(inner);
     // Invariant 5: a replaced reason is user data; drop it with no lock held.
     drop(old_reason);
-    let mut children: Vec<Weak<Node>> = Vec::new();
-    if let (Some(shards), false) = (node.children.get(), used == 0) {
-        for (shard, slab) in shards.shards.iter().enumerate() {
-            if used & (1 << shard) != 0 {
-                let mut slab = slab.0.lock();
-                if slab.live != 0 {
-                    // Usually one shard holds them all: take its storage as it is.
-                    if children.is_empty() {
-                        children = std::mem::take(&mut slab.entries);
-                    } else {
-                        children.append(&mut slab.entries);
-                    }
-                }
-                *slab = Shard::default();
-            }
-        }
-    }
+    let children = take_shards(node, used);
     if state & ARMED != 0 {
         timer::disarm(node.deadline, node as *const Node);
     }
