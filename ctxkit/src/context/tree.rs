@@ -60,7 +60,8 @@
 //!
 //! # Invariants
 //!
-//! 1. The done bits of `state` are set once: under the node's lock by [`complete`], or without
+//! 1. The done bits of `state` are set once: under the node's lock by [`complete`] (or
+//!    [`complete_quick`], its form for the common cases, which follows the same rules), or without
 //!    it by a reader's compare-and-swap when an unwatched owner's deadline has passed (then to
 //!    [`DEADLINE`]). A completion of an owner decides its error with a compare-and-swap, so it
 //!    cannot interleave with such a reader. [`COMPLETED`] is set under the lock, with the done
