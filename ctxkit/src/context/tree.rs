@@ -85,9 +85,12 @@
 //! 6. When [`cancel`] returns, every descendant reports done. The winning completion walks the
 //!    subtree synchronously, with an explicit stack (a 10,000-deep chain does not overflow it),
 //!    and sets [`WALKED`] on each node once its whole subtree is done (post-order; at once for a
-//!    node that never had children). A cancel that loses the race to complete a node waits until
-//!    the node is `WALKED`, unless its own thread is the one walking (a re-entrant cancel from a
-//!    waker), which must not wait for itself.
+//!    node that never had children). A node with children leaves its parent, and its own
+//!    waiters are told, only after that walk, so a cancel of the parent meanwhile still finds
+//!    it. A cancel that loses the race to complete a node, and a walk that finds a child
+//!    already completed by another cancel, wait until that node is `WALKED`, unless the walk
+//!    they would wait for may be their own thread's (a re-entrant cancel from a waker that a
+//!    walk is notifying), which must not wait for itself.
 //! 7. A shard's bit in `Shards::used` is set, under the parent's lock, before the first child
 //!    is linked into that shard, and only while the parent is not completed; the completion reads
 //!    the bits under the same lock and empties exactly those shards. A child linked into a shard
@@ -689,15 +692,16 @@ pub(crate) enum Completion {
 /// was already completed (the first completion wins; later ones change nothing). Either way,
 /// when it returns the whole subtree reports done (invariant 6).
 pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
-    // Leave the parent before telling anybody: a waiter that wakes and drops its handles finds
-    // the node already gone from its parent.
+    // Leave the parent before telling the node's waiters: a waiter that wakes and drops its
+    // handles finds the node already gone from its parent.
     let leave_parent = || {
         if let Some(parent) = &node.parent {
             unlink_from(parent, &node.slot, Arc::as_ptr(node));
         }
     };
     if let Completion::With(error, None) = completion {
-        match complete_quick(node, error, leave_parent) {
+        let mut waiters = Taken::none();
+        match complete_quick(node, error, leave_parent, Some(&mut waiters)) {
             Quick::Childless => return true,
             Quick::Children(children) => {
                 walk(Frame {
@@ -706,20 +710,27 @@ pub(crate) fn cancel(node: &Arc<Node>, completion: Completion) -> bool {
                     error,
                     reason: None,
                 });
+                // Invariant 6: leave the parent only once the subtree is done, so a concurrent
+                // cancel of the parent still finds this node and waits for its walk.
+                leave_parent();
+                waiters.notify_all();
                 return true;
             }
             Quick::Fallback => {}
         }
     }
     let Some(mut done) = complete(node, completion) else {
-        wait_walked(node);
+        // This cancel runs no walk of its own (see `wait_walked` for one it is nested in).
+        wait_walked(node, 0);
         return false;
     };
-    leave_parent();
-    done.notify_waiters();
+    let waiters = std::mem::replace(&mut done.waiters, Taken::none());
     if !done.walked {
         walk(Frame::new(node.clone(), done));
     }
+    // Invariant 6: as above, the parent is left once the subtree is done.
+    leave_parent();
+    waiters.notify_all();
     true
 }
 
@@ -745,7 +756,7 @@ fn walk(root: Frame) {
         };
         if top.reason.is_none() {
             // The parent was completed first, so the child has no slot to leave.
-            match complete_quick(&child, top.error, || ()) {
+            match complete_quick(&child, top.error, || (), None) {
                 Quick::Childless => continue,
                 Quick::Children(children) => {
                     let error = top.error;
@@ -760,14 +771,17 @@ fn walk(root: Frame) {
                 Quick::Fallback => {}
             }
         }
-        if let Some(mut child_done) =
-            complete(&child, Completion::With(top.error, top.reason.clone()))
-        {
-            // The parent was completed first, so the child has no slot to leave.
-            child_done.notify_waiters();
-            if !child_done.walked {
-                stack.push(Frame::new(child, child_done));
+        match complete(&child, Completion::With(top.error, top.reason.clone())) {
+            Some(mut child_done) => {
+                // The parent was completed first, so the child has no slot to leave.
+                child_done.notify_waiters();
+                if !child_done.walked {
+                    stack.push(Frame::new(child, child_done));
+                }
             }
+            // Another thread's cancel completed the child (before it could leave this node's
+            // place) and may still be walking below it: invariant 6 waits for that walk.
+            None => wait_walked(&child, 1),
         }
     }
 }
@@ -821,10 +835,13 @@ impl Drop for Walking {
 }
 
 /// Waits until another thread's completion of `node` has walked the whole subtree
-/// (invariant 6). Terminates: that walk visits a finite subtree and marks `node` last; a thread
-/// that is itself walking returns at once, so it never waits for itself.
-fn wait_walked(node: &Node) {
-    if node.state.load(Ordering::Acquire) & WALKED != 0 || WALKING.with(|w| w.get()) != 0 {
+/// (invariant 6). `own` is how many walks of this thread the caller is inside (0 from
+/// [`cancel`], 1 from [`walk`]); more than that means the caller was reached from a waker that
+/// one of this thread's walks is notifying, and that walk may be the one it would wait for, so
+/// it returns at once. Terminates: otherwise the walk it waits for is another thread's, which
+/// visits a finite subtree and marks `node` last.
+fn wait_walked(node: &Node, own: usize) {
+    if node.state.load(Ordering::Acquire) & WALKED != 0 || WALKING.with(|w| w.get()) > own {
         return;
     }
     let mut spins = 0u32;
@@ -930,7 +947,12 @@ enum Quick {
 /// 5: no lock held) and hands back the children. Returns [`Quick::Fallback`], having changed
 /// nothing, for any other node, or one that is already done.
 #[inline]
-fn complete_quick(node: &Node, error: Error, leave_parent: impl FnOnce()) -> Quick {
+fn complete_quick(
+    node: &Node,
+    error: Error,
+    leave_parent: impl FnOnce(),
+    deferred: Option<&mut Taken>,
+) -> Quick {
     let state = node.state.load(Ordering::Acquire);
     if state & (DONE_MASK | COMPLETED) != 0 {
         return Quick::Fallback;
@@ -986,11 +1008,18 @@ fn complete_quick(node: &Node, error: Error, leave_parent: impl FnOnce()) -> Qui
         _ => Taken::none(),
     };
     drop(inner);
-    leave_parent();
-    waiters.notify_all();
     if childless {
+        leave_parent();
+        waiters.notify_all();
         Quick::Childless
     } else {
+        // A node with children leaves its parent and tells its waiters once its subtree is
+        // done (invariant 6): the caller does, with the waiters put in `deferred`; a child in a
+        // walk has no parent to leave and tells its waiters at once.
+        match deferred {
+            Some(deferred) => *deferred = waiters,
+            None => waiters.notify_all(),
+        }
         Quick::Children(TakenChildren::new(first_child, take_shards(node, used)))
     }
 }

@@ -125,3 +125,23 @@ fn loom_waiter_on_child_vs_parent_cancel() {
         assert_eq!(waiter.join().unwrap(), Error::Canceled);
     });
 }
+
+/// A parent canceled while its child is canceled on another thread (a chain `parent -> child ->
+/// grandchild`): the parent's cancel returns only once the grandchild is done (invariant 6),
+/// even if the child's own cancel completed the child first and is still to walk below it.
+#[test]
+fn loom_parent_cancel_vs_child_cancel_waits_for_the_grandchild() {
+    loom::model(|| {
+        let (parent, cancel) = Context::background().with_cancel();
+        let (child, child_cancel) = parent.with_cancel();
+        let (grandchild, _grandchild_cancel) = child.with_cancel();
+        let other = thread::spawn(move || child_cancel.cancel());
+        cancel.cancel();
+        assert!(
+            grandchild.is_done(),
+            "parent's cancel returned, grandchild not done"
+        );
+        other.join().unwrap();
+        drop(child);
+    });
+}
