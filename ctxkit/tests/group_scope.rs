@@ -100,3 +100,30 @@ fn a_canceled_parent_stops_the_scope() {
     });
     assert_eq!(r, Err(Error::Canceled));
 }
+
+/// Two tasks spawned back to back under a limit of 2, while the one worker is idle, must get
+/// two threads: here the first waits for the second. Counting the idle worker for both (it
+/// does not leave the idle count until it wakes) queued the second behind the first, which
+/// then waited for it forever (before the fix; the receive's bound keeps a regression from
+/// hanging the suite).
+#[test]
+fn back_to_back_tasks_under_a_limit_do_not_share_one_idle_worker() {
+    let result = ctxkit::group::scope(&Context::background(), |s| {
+        s.set_limit(2);
+        let (warm_tx, warm_rx) = std::sync::mpsc::channel();
+        s.go(move |_| {
+            warm_tx.send(()).unwrap();
+            Ok::<_, Error>(false)
+        });
+        warm_rx.recv().unwrap();
+        // Setup only: give the worker time to go idle (if it has not, the test is just weaker).
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (tx, rx) = std::sync::mpsc::channel();
+        s.go(move |_| Ok(rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok()));
+        s.go(move |_| {
+            tx.send(()).unwrap();
+            Ok(true)
+        });
+    });
+    assert_eq!(result, Ok(vec![false, true, true]));
+}

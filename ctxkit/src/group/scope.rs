@@ -7,10 +7,12 @@
 //! 2. `State::workers` (limit mode) is the number of worker threads alive, `State::idle` how
 //!    many of them wait on `Inner::work` for a task. A worker leaves only once `State::closed`
 //!    is set (the caller's closure has returned or unwound) and the queue is empty, deciding so
-//!    under `state`; `go` queues a task only while a worker is idle (and then notifies one) or
-//!    `workers == limit`, under `state`. So a queued task always has a worker that will run or
-//!    drain it, at most `limit` threads ever run tasks, and threads are not started again and
-//!    again when the queue runs dry between spawns.
+//!    under `state`; `go` queues a task only while more workers are idle than tasks are queued
+//!    (and then notifies one: an idle worker counts as idle until it wakes, so each queued task
+//!    claims one) or `workers == limit`, under `state`. So a queued task always has a worker
+//!    that will run or drain it without waiting for another queued task, at most `limit`
+//!    threads ever run tasks, and threads are not started again and again when the queue runs
+//!    dry between spawns.
 //! 3. Once the context is done no queued task starts: a worker checks the context before each
 //!    task and drains the queue when it sees it done.
 //! 4. Every thread started is joined before [`scope`] reads the outcomes: by the join loop at the
@@ -288,16 +290,18 @@ where
             }
             Some(limit) => {
                 let mut state = lock(&self.inner.state);
-                if state.idle == 0 && state.workers < limit.get() {
+                // Invariant #2: an idle worker is free only if no queued task claims it yet (it
+                // stays counted as idle until it wakes).
+                let free_idle = state.idle > state.queue.len();
+                if !free_idle && state.workers < limit.get() {
                     state.workers += 1;
                     drop(state);
                     let inner = self.inner.clone();
                     self.start(move || inner.work(index, job));
                 } else {
-                    state.queue.push_back((index, job)); // invariant #2
-                    let wake = state.idle > 0;
+                    state.queue.push_back((index, job));
                     drop(state);
-                    if wake {
+                    if free_idle {
                         self.inner.work.notify_one();
                     }
                 }
@@ -337,8 +341,8 @@ where
         }
         if let Some(limit) = self.limit.get() {
             let state = lock(&self.inner.state);
-            // Running tasks: workers that are not idle.
-            if state.workers - state.idle >= limit.get() {
+            // As in `go`: a free idle worker, or room for another thread (invariant #2).
+            if state.idle <= state.queue.len() && state.workers >= limit.get() {
                 return false;
             }
             drop(state);
