@@ -123,6 +123,8 @@ pub(crate) fn run(cfg: &Cfg) {
             continue;
         }
         progress(workload);
+        // All runs inside one task (not `batches` around `on_worker`): a fresh task and
+        // block_on per run made the limit-2 figure swing between 70 and 220 ns/task.
         let samples = on_worker(&rt, async move {
             let parent = Context::background();
             let mut out = Vec::new();

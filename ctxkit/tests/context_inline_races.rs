@@ -72,6 +72,27 @@ fn a_parent_cancel_returns_only_once_the_subtree_of_a_concurrently_canceled_chil
     let canceler = thread::spawn(move || cancel_child.cancel());
     entered.wait(); // the child is completed; its cancel has not walked below it yet
     assert!(child.is_done());
+    let grandchild_done =
+        grandchild_done_when_parent_cancel_returns(cancel_parent, &grandchild, &release, canceler);
+    assert!(
+        grandchild_done,
+        "the parent's cancel returned with a grandchild not done"
+    );
+    assert_eq!(grandchild.err(), Some(Error::Canceled));
+}
+
+/// Cancels the parent while the child's cancel (`child_canceler`) is held until `release`, and
+/// reports whether `grandchild` was done when the parent's cancel returned.
+///
+/// A correct parent cancel waits for the child's walk; a wrong one returns at once. The bound
+/// only limits how long the wrong one gets to show itself: for a correct implementation the
+/// answer is the same either way.
+fn grandchild_done_when_parent_cancel_returns(
+    cancel_parent: CancelHandle,
+    grandchild: &Context,
+    release: &Barrier,
+    child_canceler: thread::JoinHandle<()>,
+) -> bool {
     let (tx, rx) = mpsc::channel();
     let parent_canceler = {
         let grandchild = grandchild.clone();
@@ -80,19 +101,12 @@ fn a_parent_cancel_returns_only_once_the_subtree_of_a_concurrently_canceled_chil
             tx.send(grandchild.is_done()).unwrap();
         })
     };
-    // A correct parent cancel waits for the child's walk, which is held until `release`; a
-    // wrong one returns at once. The bound only limits how long the wrong one gets to show
-    // itself: the assertion below holds either way for a correct implementation.
     let early = rx.recv_timeout(Duration::from_millis(500)).ok();
     release.wait();
-    canceler.join().unwrap();
+    child_canceler.join().unwrap();
     let grandchild_done = early.unwrap_or_else(|| rx.recv().unwrap());
     parent_canceler.join().unwrap();
-    assert!(
-        grandchild_done,
-        "the parent's cancel returned with a grandchild not done"
-    );
-    assert_eq!(grandchild.err(), Some(Error::Canceled));
+    grandchild_done
 }
 
 /// Blocks in `wake` until the test lets it go: it holds the canceling thread at the point where
@@ -130,20 +144,8 @@ fn a_parent_cancel_returns_only_once_a_child_that_left_it_has_completed_its_subt
         .is_pending());
     let canceler = thread::spawn(move || cancel_child.cancel());
     entered.wait(); // the child is completed and its waiters are being woken
-    let (tx, rx) = mpsc::channel();
-    let parent_canceler = {
-        let grandchild = grandchild.clone();
-        thread::spawn(move || {
-            cancel_parent.cancel();
-            tx.send(grandchild.is_done()).unwrap();
-        })
-    };
-    // As above: the bound only limits how long a wrong cancel gets to show itself.
-    let early = rx.recv_timeout(Duration::from_millis(500)).ok();
-    release.wait();
-    canceler.join().unwrap();
-    let grandchild_done = early.unwrap_or_else(|| rx.recv().unwrap());
-    parent_canceler.join().unwrap();
+    let grandchild_done =
+        grandchild_done_when_parent_cancel_returns(cancel_parent, &grandchild, &release, canceler);
     assert!(
         grandchild_done,
         "the parent's cancel returned with a grandchild not done"

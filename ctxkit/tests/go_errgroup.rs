@@ -237,7 +237,6 @@ async fn try_spawn_under_a_limit() {
     let n = 42;
     let mut g = Group::<(), TestError>::new();
     g.set_limit(n);
-    let (tx, rx) = tokio::sync::mpsc::channel::<()>(1);
     let release = Arc::new(tokio::sync::Semaphore::new(0));
     let task = |release: Arc<tokio::sync::Semaphore>| async move {
         release.acquire().await.unwrap().forget();
@@ -255,7 +254,6 @@ async fn try_spawn_under_a_limit() {
     );
     release.add_permits(n);
     assert_eq!(bounded(g.wait()).await.map(|v| v.len()), Ok(n));
-    drop((tx, rx));
 
     assert!(
         g.try_spawn(task(release.clone())),

@@ -57,8 +57,8 @@ async fn reused_workers_still_run_every_task_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limit_set_after_an_unlimited_round_holds() {
-    let mut g = Group::<(), Error>::new();
-    spawn_rendezvous_unit(&mut g, 40); // leaves many idle workers
+    let mut g = Group::<usize, Error>::new();
+    spawn_rendezvous(&mut g, 40); // leaves many idle workers
     bounded(g.wait()).await.unwrap();
     g.set_limit(3);
     let (active, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -68,23 +68,12 @@ async fn a_limit_set_after_an_unlimited_round_holds() {
             peak.fetch_max(active.fetch_add(1, SeqCst) + 1, SeqCst);
             tokio::task::yield_now().await;
             active.fetch_sub(1, SeqCst);
-            Ok(())
+            Ok(0)
         });
     }
     bounded(g.wait()).await.unwrap();
     let peak = peak.load(SeqCst);
     assert!(peak <= 3, "peak {peak} tasks under a limit of 3");
-}
-
-fn spawn_rendezvous_unit(g: &mut Group<(), Error>, n: usize) {
-    let barrier = Arc::new(tokio::sync::Barrier::new(n));
-    for _ in 0..n {
-        let barrier = barrier.clone();
-        g.spawn(async move {
-            barrier.wait().await;
-            Ok(())
-        });
-    }
 }
 
 /// A task may leave a waker behind (here: it polls a channel once and ends); when that waker

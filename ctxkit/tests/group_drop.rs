@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ctxkit::{Context, Error, Group};
 
@@ -147,11 +147,9 @@ async fn an_abandoned_wait_loses_nothing() {
         let _ = rx.await;
         Ok(1)
     });
-    let start = Instant::now();
     assert!(tokio::time::timeout(Duration::from_millis(10), g.wait())
         .await
         .is_err());
-    assert!(start.elapsed() >= Duration::from_millis(10));
     tx.send(()).unwrap();
     assert_eq!(bounded(g.wait()).await, Ok(vec![1]));
 }

@@ -41,15 +41,35 @@ fn config() -> impl Strategy<Value = (u64, u32)> {
     )
 }
 
+/// A limiter's (interval, burst) and calls whose sizes go up to that burst + 1.
+fn case() -> impl Strategy<Value = (u64, u32, Vec<(u64, Op)>)> {
+    config().prop_flat_map(|(interval, burst)| (Just(interval), Just(burst), ops(burst)))
+}
+
 fn at(t0: Instant, ns: u64) -> Instant {
     t0 + Duration::from_nanos(ns)
+}
+
+/// Runs `op` at `now` on twins `a` and `b` (a reserve-and-cancel is only a reserve here) and
+/// checks they answer alike.
+fn same_op(a: &Limiter, b: &Limiter, now: Instant, op: &Op) -> Result<(), TestCaseError> {
+    match *op {
+        Op::Allow(n) => {
+            prop_assert_eq!(a.allow_n_at(now, n), b.allow_n_at(now, n));
+        }
+        Op::Reserve(n) | Op::ReserveCancel(n, _) => {
+            let ra = a.reserve_n_at(now, n).map(|r| r.time_to_act());
+            let rb = b.reserve_n_at(now, n).map(|r| r.time_to_act());
+            prop_assert_eq!(ra, rb);
+        }
+    }
+    Ok(())
 }
 
 proptest! {
     #[test]
     fn admitted_in_any_window_at_most_burst_plus_rate_times_length(
-        (interval, burst) in config(),
-        ops in config().prop_flat_map(|(_, b)| ops(b)),
+        (interval, burst, ops) in case(),
     ) {
         let t0 = Instant::now();
         let lim = Limiter::new_at(1e9 / interval as f64, burst, t0).unwrap();
@@ -106,9 +126,9 @@ proptest! {
 
     #[test]
     fn a_canceled_reservation_gives_back_exactly_what_it_took(
-        (interval, burst) in config(),
-        prefix in config().prop_flat_map(|(_, b)| ops(b)),
-        suffix in config().prop_flat_map(|(_, b)| ops(b)),
+        (interval, burst, prefix, suffix) in config().prop_flat_map(|(interval, burst)| {
+            (Just(interval), Just(burst), ops(burst), ops(burst))
+        }),
         n in 0u32..8,
         after in 0u64..1000,
     ) {
@@ -120,16 +140,7 @@ proptest! {
         // The same history on both (reservations kept).
         for (advance, op) in prefix {
             now += advance * interval / 1000;
-            match op {
-                Op::Allow(n) => {
-                    prop_assert_eq!(a.allow_n_at(at(t0, now), n), b.allow_n_at(at(t0, now), n));
-                }
-                Op::Reserve(n) | Op::ReserveCancel(n, _) => {
-                    let ra = a.reserve_n_at(at(t0, now), n).map(|r| r.time_to_act());
-                    let rb = b.reserve_n_at(at(t0, now), n).map(|r| r.time_to_act());
-                    prop_assert_eq!(ra, rb);
-                }
-            }
+            same_op(&a, &b, at(t0, now), &op)?;
         }
         // `a` reserves and cancels in time; `b` does nothing.
         let n = n.min(burst);
@@ -144,23 +155,13 @@ proptest! {
         for (advance, op) in suffix {
             now += advance * interval / 1000;
             prop_assert_eq!(a.tokens_at(at(t0, now)), b.tokens_at(at(t0, now)));
-            match op {
-                Op::Allow(n) => {
-                    prop_assert_eq!(a.allow_n_at(at(t0, now), n), b.allow_n_at(at(t0, now), n));
-                }
-                Op::Reserve(n) | Op::ReserveCancel(n, _) => {
-                    let ra = a.reserve_n_at(at(t0, now), n).map(|r| r.time_to_act());
-                    let rb = b.reserve_n_at(at(t0, now), n).map(|r| r.time_to_act());
-                    prop_assert_eq!(ra, rb);
-                }
-            }
+            same_op(&a, &b, at(t0, now), &op)?;
         }
     }
 
     #[test]
     fn a_cancel_never_gives_back_more_than_it_took(
-        (interval, burst) in config(),
-        ops in config().prop_flat_map(|(_, b)| ops(b)),
+        (interval, burst, ops) in case(),
     ) {
         let t0 = Instant::now();
         let lim = Limiter::new_at(1e9 / interval as f64, burst, t0).unwrap();

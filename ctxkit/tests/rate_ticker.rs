@@ -29,7 +29,14 @@ fn blocking_ticks_come_one_period_apart_the_first_after_one_period() {
     }
     assert!(ticks[0] - start >= 20 * MS);
     for pair in ticks.windows(2) {
-        assert_eq!(pair[1] - pair[0], 20 * MS, "scheduled on the grid");
+        // A receiver held up for a whole period skips the ticks it missed (the default).
+        let gap = pair[1] - pair[0];
+        assert!(gap >= 20 * MS, "one period at least");
+        assert_eq!(
+            gap.as_nanos() % (20 * MS).as_nanos(),
+            0,
+            "scheduled on the grid"
+        );
     }
     assert!(start.elapsed() >= 80 * MS);
     assert!(start.elapsed() < 5000 * MS);
@@ -100,10 +107,10 @@ fn burst_catches_up_and_delay_restarts() {
     let mut ticker = Ticker::new(10 * MS).unwrap();
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     std::thread::sleep(35 * MS);
+    let before = Instant::now();
     ticker.blocking_tick();
-    let taken = Instant::now();
     let next = ticker.next_tick().unwrap();
-    assert!(next >= taken + 9 * MS, "a period after the late tick");
+    assert!(next >= before + 10 * MS, "a period after the late tick");
 }
 
 #[test]

@@ -585,9 +585,7 @@ where
     E: fmt::Display + From<Error> + Send + 'env,
     F: for<'scope> FnOnce(&Scope<'scope, 'env, T, E>),
 {
-    run(parent, f, |slots, spawned, skipped| {
-        slots.take_first(spawned, skipped)
-    })
+    run(parent, f, Slots::take_first)
 }
 
 /// As [`scope`], but returns every error, in spawn order, instead of the first.
@@ -634,7 +632,5 @@ where
     E: fmt::Display + From<Error> + Send + 'env,
     F: for<'scope> FnOnce(&Scope<'scope, 'env, T, E>),
 {
-    run(parent, f, |slots, spawned, skipped| {
-        slots.take_all(spawned, skipped)
-    })
+    run(parent, f, Slots::take_all)
 }

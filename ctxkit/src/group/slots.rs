@@ -35,8 +35,6 @@ pub(crate) struct Slots<T, E> {
     first_err: Option<usize>,
     /// The first panic's payload; later panics are dropped (which panic wins is unspecified).
     panic: Option<Panic>,
-    /// Whether any task has failed or panicked this round: the first to do so names the cause.
-    failed: bool,
 }
 
 impl<T, E> Slots<T, E> {
@@ -45,13 +43,12 @@ impl<T, E> Slots<T, E> {
             results: Vec::new(),
             first_err: None,
             panic: None,
-            failed: false,
         }
     }
 
-    /// Whether a task has failed or panicked this round.
+    /// Whether a task has failed or panicked this round: the first to do so names the cause.
     pub(crate) fn has_failed(&self) -> bool {
-        self.failed
+        self.first_err.is_some() || self.panic.is_some()
     }
 
     /// Records how task `index` ended. Returns the cause to cancel the group's context with when
@@ -66,11 +63,11 @@ impl<T, E> Slots<T, E> {
         outcome: Outcome<T, E>,
         message: Option<String>,
     ) -> Option<TaskFailed> {
-        let first = !self.failed;
-        let cause = match outcome {
+        let first = !self.has_failed();
+        match outcome {
             Outcome::Returned(Ok(value)) => {
                 self.put(index, Ok(value));
-                return None;
+                None
             }
             Outcome::Returned(Err(error)) => {
                 let cause = message.filter(|_| first).map(TaskFailed::error);
@@ -87,9 +84,7 @@ impl<T, E> Slots<T, E> {
                 }
                 cause
             }
-        };
-        self.failed = true;
-        cause
+        }
     }
 
     fn put(&mut self, index: usize, result: Result<T, E>) {

@@ -66,7 +66,7 @@ use std::task::{Poll, Waker};
 
 use tokio::task::JoinHandle;
 
-use super::slots::{lock, Outcome, Slots};
+use super::slots::{lock, Outcome, Panic, Slots};
 use crate::context::{CancelHandle, Context, Error};
 
 type BoxTask<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
@@ -767,6 +767,21 @@ where
         (std::mem::take(&mut self.spawned), skipped)
     }
 
+    /// Waits for the round's tasks, ends the round and takes its results with `take`; resumes
+    /// the first panic.
+    async fn finish_round<R>(
+        &mut self,
+        take: impl FnOnce(&mut Slots<T, E>, usize, Error) -> Result<R, Panic>,
+    ) -> R {
+        self.settle().await;
+        let (spawned, skipped) = self.end_round();
+        let taken = take(&mut lock(&self.shared.state).slots, spawned, skipped);
+        match taken {
+            Ok(result) => result,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+
     /// Waits for every task, then returns their results in spawn order, or the first error (in
     /// time) if any failed. Cancels the group's context when it returns (as Go's `Wait`).
     ///
@@ -802,13 +817,7 @@ where
     where
         E: From<Error>,
     {
-        self.settle().await;
-        let (spawned, skipped) = self.end_round();
-        let taken = lock(&self.shared.state).slots.take_first(spawned, skipped);
-        match taken {
-            Ok(result) => result,
-            Err(payload) => std::panic::resume_unwind(payload),
-        }
+        self.finish_round(Slots::take_first).await
     }
 
     /// As [`wait`](Group::wait), but returns every error, in spawn order, instead of the first.
@@ -853,13 +862,7 @@ where
     where
         E: From<Error>,
     {
-        self.settle().await;
-        let (spawned, skipped) = self.end_round();
-        let taken = lock(&self.shared.state).slots.take_all(spawned, skipped);
-        match taken {
-            Ok(result) => result,
-            Err(payload) => std::panic::resume_unwind(payload),
-        }
+        self.finish_round(Slots::take_all).await
     }
 }
 

@@ -331,6 +331,19 @@ impl Limiter {
 
     // ===== the snapshot and the core =====
 
+    /// The configuration's fields, each read once; consistent only inside the sequence lock
+    /// (invariant 2).
+    #[inline]
+    fn load_config(&self) -> Config {
+        Config {
+            interval: self.interval.load(Ordering::Relaxed),
+            tau: self.tau.load(Ordering::Relaxed),
+            burst: self.burst.load(Ordering::Relaxed),
+            frozen: self.frozen.load(Ordering::Relaxed),
+            rate: f64::from_bits(self.rate.load(Ordering::Relaxed)),
+        }
+    }
+
     /// `zero` and the configuration, consistent with each other (invariant 2).
     #[inline]
     fn snapshot(&self) -> (u64, Config) {
@@ -340,13 +353,7 @@ impl Limiter {
             let seq = self.seq.load(Ordering::Acquire);
             if seq & 1 == 0 {
                 let zero = self.zero.load(Ordering::Relaxed);
-                let config = Config {
-                    interval: self.interval.load(Ordering::Relaxed),
-                    tau: self.tau.load(Ordering::Relaxed),
-                    burst: self.burst.load(Ordering::Relaxed),
-                    frozen: self.frozen.load(Ordering::Relaxed),
-                    rate: f64::from_bits(self.rate.load(Ordering::Relaxed)),
-                };
+                let config = self.load_config();
                 fence(Ordering::Acquire);
                 if self.seq.load(Ordering::Relaxed) == seq {
                     return (zero, config);
@@ -453,13 +460,7 @@ impl Limiter {
         };
         fence(Ordering::Release);
         // Only this thread writes the configuration now (invariant 2).
-        let old = Config {
-            interval: self.interval.load(Ordering::Relaxed),
-            tau: self.tau.load(Ordering::Relaxed),
-            burst: self.burst.load(Ordering::Relaxed),
-            frozen: self.frozen.load(Ordering::Relaxed),
-            rate: f64::from_bits(self.rate.load(Ordering::Relaxed)),
-        };
+        let old = self.load_config();
         let result = change(&old);
         if let Ok(new) = &result {
             // Terminates: takers' compare-exchanges are lock-free progress (invariant 3).
@@ -782,11 +783,12 @@ impl Limiter {
         n: u32,
         now: Instant,
     ) -> Result<Reservation<'_>, WaitError> {
-        let (_, config) = self.snapshot();
-        if config.interval != 0 && n > config.burst {
-            return Err(WaitError::exceeds_burst(n, config.burst));
-        }
         if let Some(error) = ctx.err() {
+            // A request the burst can never hold is reported as such, as `take` would.
+            let (_, config) = self.snapshot();
+            if config.interval != 0 && n > config.burst {
+                return Err(WaitError::exceeds_burst(n, config.burst));
+            }
             return Err(WaitError::context(error));
         }
         let now_t = encode(now);

@@ -38,9 +38,7 @@ pub(crate) fn blocking_sleep_until(ctx: &Context, due: Instant) -> Result<(), Er
         }
         let left = due - now;
         if left > THREAD_MARGIN {
-            if let Some(error) = ctx.wait_timeout(left - THREAD_MARGIN) {
-                return Err(error);
-            }
+            ctx.blocking_sleep(left - THREAD_MARGIN)?;
         } else {
             for _ in 0..16 {
                 std::hint::spin_loop();

@@ -88,8 +88,6 @@ pub struct Ticker {
     next: Option<Instant>,
     /// What a late receiver gets.
     behavior: MissedTickBehavior,
-    /// A context that is never done, for the sleep helpers.
-    ctx: Context,
 }
 
 impl Ticker {
@@ -137,7 +135,6 @@ impl Ticker {
             period,
             next: Some(next),
             behavior: MissedTickBehavior::default(),
-            ctx: Context::background(),
         })
     }
 
@@ -331,8 +328,8 @@ impl Ticker {
             }
             match self.next {
                 Some(due) => {
-                    // `ctx` is never done: the sleep only ends at `due`.
-                    let _ = sleep::sleep_until(&self.ctx, due).await;
+                    // Never done: the sleep only ends at `due`.
+                    let _ = sleep::sleep_until(&Context::background(), due).await;
                 }
                 None => std::future::pending::<()>().await,
             }
@@ -366,10 +363,10 @@ impl Ticker {
             }
             match self.next {
                 Some(due) => {
-                    let _ = sleep::blocking_sleep_until(&self.ctx, due);
+                    let _ = sleep::blocking_sleep_until(&Context::background(), due);
                 }
                 None => {
-                    let _ = self.ctx.wait();
+                    let _ = Context::background().wait();
                 }
             }
         }
