@@ -8,7 +8,7 @@ use std::sync::{mpsc, Arc};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use ctxkit::{CancelHandle, Context, Done};
+use ctxkit::{CancelContext, Context, Done};
 
 use crate::harness::{
     batches, contended_2, count_heap, emit, ns_per_op, percentile, progress, runtime, spin, stats,
@@ -42,11 +42,11 @@ fn cancel_child(cfg: &Cfg) {
         return;
     }
     progress("ctx.cancel_child");
-    let (parent, _cancel) = Context::background().with_cancel();
+    let parent = Context::background().with_cancel();
     let samples = ns_per_op(cfg.micro_target(), cfg.micro_runs(), |n| {
         for _ in 0..n {
-            let (child, cancel) = parent.with_cancel();
-            cancel.cancel();
+            let child = parent.with_cancel();
+            child.cancel();
             drop(black_box(child));
         }
     });
@@ -55,7 +55,7 @@ fn cancel_child(cfg: &Cfg) {
         "ctxkit",
         "ns_per_op",
         Some(stats(&samples)),
-        "parent.with_cancel() + cancel.cancel() + drop of both, on a plain thread, from a long-lived cancelable parent",
+        "parent.with_cancel() + cancel() + drop, on a plain thread, from a long-lived cancelable parent",
     );
 }
 
@@ -64,11 +64,11 @@ fn timeout_child(cfg: &Cfg) {
         return;
     }
     progress("ctx.timeout_child");
-    let (parent, _cancel) = Context::background().with_cancel();
+    let parent = Context::background().with_cancel();
     let samples = ns_per_op(cfg.micro_target(), cfg.micro_runs(), |n| {
         for _ in 0..n {
-            let (child, cancel) = parent.with_timeout(Duration::from_secs(3600));
-            cancel.cancel();
+            let child = parent.with_timeout(Duration::from_secs(3600));
+            child.cancel();
             drop(black_box(child));
         }
     });
@@ -155,7 +155,7 @@ fn values(cfg: &Cfg) {
 
 // ===== trees =====
 
-fn build_flat(root: &Context, into: &mut Vec<(Context, CancelHandle)>) {
+fn build_flat(root: &Context, into: &mut Vec<CancelContext>) {
     for _ in 0..FLAT {
         into.push(root.with_cancel());
     }
@@ -165,7 +165,7 @@ fn flat_tree(cfg: &Cfg) {
     if cfg.want(&["ctx.build_flat_100k"]) {
         progress("ctx.build_flat_100k");
         let samples = batches(cfg.heavy_runs(), || {
-            let (root, _cancel) = Context::background().with_cancel();
+            let root = Context::background().with_cancel();
             let mut children = Vec::with_capacity(FLAT);
             let start = Instant::now();
             build_flat(&root, &mut children);
@@ -178,7 +178,7 @@ fn flat_tree(cfg: &Cfg) {
             "ctxkit",
             "ms",
             Some(stats(&samples)),
-            "100,000 root.with_cancel() kept (context + handle) in a pre-allocated Vec",
+            "100,000 root.with_cancel() kept (each a CancelContext) in a pre-allocated Vec",
         );
     }
     if cfg.want(&["ctx.bytes_per_child"]) {
@@ -187,14 +187,14 @@ fn flat_tree(cfg: &Cfg) {
         let mut waiting = Vec::new();
         let mut allocations = (0.0, 0.0);
         for _ in 0..3 {
-            let (root, _cancel) = Context::background().with_cancel();
+            let root = Context::background().with_cancel();
             let mut children = Vec::with_capacity(FLAT);
             let mut dones: Vec<Done> = Vec::with_capacity(FLAT);
             let ((), bytes, allocs) = count_heap(|| build_flat(&root, &mut children));
             plain.push(bytes as f64 / FLAT as f64);
             allocations.0 = allocs as f64 / FLAT as f64;
             let ((), bytes, allocs) = count_heap(|| {
-                for (child, _) in &children {
+                for child in &children {
                     let mut done = child.done();
                     assert!(!poll_once(&mut done));
                     dones.push(done);
@@ -223,16 +223,16 @@ fn flat_tree(cfg: &Cfg) {
     if cfg.want(&["ctx.cancel_flat_100k"]) {
         progress("ctx.cancel_flat_100k");
         let samples = batches(cfg.heavy_runs(), || {
-            let (root, cancel) = Context::background().with_cancel();
+            let root = Context::background().with_cancel();
             let mut children = Vec::with_capacity(FLAT);
             build_flat(&root, &mut children);
-            let mut dones: Vec<Done> = children.iter().map(|(c, _)| c.done()).collect();
+            let mut dones: Vec<Done> = children.iter().map(|c| c.done()).collect();
             for done in &mut dones {
                 assert!(!poll_once(done));
             }
             let start = Instant::now();
-            cancel.cancel();
-            let done = children.iter().filter(|(c, _)| c.is_done()).count();
+            root.cancel();
+            let done = children.iter().filter(|c| c.is_done()).count();
             let ms = start.elapsed().as_secs_f64() * 1e3;
             assert_eq!(done, FLAT);
             drop(dones);
@@ -246,12 +246,12 @@ fn flat_tree(cfg: &Cfg) {
             "every child had done() polled once (a waker registered, woken by the cancel), as WORKLOADS.md asks; timed: root cancel() (synchronous over the subtree) + is_done() on every child",
         );
         let samples = batches(cfg.heavy_runs(), || {
-            let (root, cancel) = Context::background().with_cancel();
+            let root = Context::background().with_cancel();
             let mut children = Vec::with_capacity(FLAT);
             build_flat(&root, &mut children);
             let start = Instant::now();
-            cancel.cancel();
-            let done = children.iter().filter(|(c, _)| c.is_done()).count();
+            root.cancel();
+            let done = children.iter().filter(|c| c.is_done()).count();
             let ms = start.elapsed().as_secs_f64() * 1e3;
             assert_eq!(done, FLAT);
             ms
@@ -274,14 +274,14 @@ fn cancel_deep(cfg: &Cfg) {
     let samples = batches(cfg.heavy_runs(), || {
         let mut chain = vec![Context::background().with_cancel()];
         for _ in 1..DEEP {
-            let next = chain.last().map(|(ctx, _)| ctx.with_cancel()).unwrap();
+            let next = chain.last().map(|ctx| ctx.with_cancel()).unwrap();
             chain.push(next);
         }
-        let mut leaf_done = chain.last().unwrap().0.done();
+        let mut leaf_done = chain.last().unwrap().done();
         assert!(!poll_once(&mut leaf_done));
         let start = Instant::now();
-        chain[0].1.cancel();
-        let ok = chain.last().unwrap().0.is_done();
+        chain[0].cancel();
+        let ok = chain.last().unwrap().is_done();
         let ms = start.elapsed().as_secs_f64() * 1e3;
         assert!(ok);
         ms
@@ -335,15 +335,15 @@ fn wake_latency(cfg: &Cfg) {
         }
     });
     let thread_trial = || -> f64 {
-        let (ctx, cancel) = Context::background().with_cancel();
+        let ctx = Context::background().with_cancel();
         let ready = Arc::new(AtomicBool::new(false));
-        job_tx.send((ctx, ready.clone())).unwrap();
+        job_tx.send((ctx.clone(), ready.clone())).unwrap();
         while !ready.load(Ordering::Acquire) {
             std::hint::spin_loop();
         }
         spin(WAKE_SETTLE);
         let t0 = Instant::now();
-        cancel.cancel();
+        ctx.cancel();
         let t1 = woke_rx.recv().unwrap();
         t1.duration_since(t0).as_secs_f64() * 1e6
     };
@@ -365,7 +365,7 @@ fn wake_latency(cfg: &Cfg) {
     let rt = runtime();
     let task_trial = |rt: &tokio::runtime::Runtime| -> f64 {
         rt.block_on(async {
-            let (ctx, cancel) = Context::background().with_cancel();
+            let (ctx, cancel) = Context::background().with_cancel().into_parts();
             let ready = Arc::new(AtomicBool::new(false));
             let (tx, rx) = tokio::sync::oneshot::channel::<Instant>();
             let waiter_ready = ready.clone();
@@ -412,10 +412,10 @@ fn contended(cfg: &Cfg) {
     }
     progress("ctx.contended_create_cancel");
     let duration = Duration::from_millis(cfg.pick(1000, 150));
-    let (parent, _cancel) = Context::background().with_cancel();
+    let parent = Context::background().with_cancel();
     let op = || {
-        let (child, cancel) = parent.with_cancel();
-        cancel.cancel();
+        let child = parent.with_cancel();
+        child.cancel();
         drop(child);
     };
     contended_2(duration / 10, op);

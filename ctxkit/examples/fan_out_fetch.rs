@@ -110,7 +110,7 @@ pub fn run(out: &mut dyn Write, config: &Config) -> std::io::Result<()> {
         .worker_threads(2)
         .build()?;
     runtime.block_on(async {
-        let (ctx, _cancel) = Context::background().with_timeout(config.deadline);
+        let ctx = Context::background().with_timeout(config.deadline);
         match fan_out_fetch(&ctx, &SONGS, &latencies).await {
             Ok(titles) => {
                 for (i, title) in titles.iter().enumerate() {

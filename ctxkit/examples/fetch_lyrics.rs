@@ -42,7 +42,7 @@ pub async fn fetch_lyrics(ctx: &Context, song: &str, latency: Duration) -> Resul
 ///
 /// Only errors writing to `out`.
 pub fn run_with(out: &mut dyn Write, timeout: Duration, latency: Duration) -> io::Result<()> {
-    let (ctx, _cancel) = Context::background().with_timeout(timeout);
+    let ctx = Context::background().with_timeout(timeout);
     match block_on(fetch_lyrics(&ctx, "Gouryella", latency)) {
         Ok(lyrics) => writeln!(out, "{lyrics}"),
         Err(err) => writeln!(out, "timed out: {err}"), // timed out: context deadline exceeded

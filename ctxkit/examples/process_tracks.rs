@@ -42,17 +42,17 @@ pub fn process_tracks(
 pub fn run(out: &mut dyn Write) -> io::Result<()> {
     let tracks = ["As It Was", "Vampire", "Anti-Hero"];
 
-    let (ctx, _cancel) = Context::background().with_cancel();
+    let ctx = Context::background().with_cancel();
     match process_tracks(&ctx, &tracks, out, &mut |_| {}) {
         Ok(()) => writeln!(out, "all tracks processed")?,
         Err(err) => writeln!(out, "stopped early: {err}")?,
     }
 
     // The caller gives up while "Vampire" is being processed.
-    let (ctx, cancel) = Context::background().with_cancel();
+    let ctx = Context::background().with_cancel();
     let mut user_presses_stop = |track: &str| {
         if track == "Vampire" {
-            cancel.cancel();
+            ctx.cancel();
         }
     };
     match process_tracks(&ctx, &tracks, out, &mut user_presses_stop) {

@@ -88,7 +88,7 @@ fn play(
 /// Only errors writing to `out`.
 pub fn run_with(out: &mut dyn Write, timeout: Duration, lengths: [Duration; 3]) -> io::Result<()> {
     let ctx = with_req_id(&Context::background(), "req-2026");
-    let (ctx, _cancel) = ctx.with_timeout(timeout);
+    let ctx = ctx.with_timeout(timeout);
     let tracks = ["As It Was", "Vampire", "Anti-Hero"];
     for (track, length) in tracks.into_iter().zip(lengths) {
         if let Err(err) = play(&ctx, out, track, length)? {

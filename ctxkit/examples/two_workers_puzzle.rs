@@ -50,7 +50,7 @@ pub fn run_with(
     work_time: Duration,
     main_sleep: Duration,
 ) -> io::Result<()> {
-    let (ctx, _cancel) = Context::background().with_timeout(timeout);
+    let ctx = Context::background().with_timeout(timeout);
     let (tx, rx) = mpsc::channel();
     std::thread::scope(|s| {
         for label in ["Flaming June", "Saltwater"] {

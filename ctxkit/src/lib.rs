@@ -21,7 +21,7 @@
 //! }
 //!
 //! let ctx = Context::background().with_value(RequestId("req-2026"));
-//! let (ctx, _cancel) = ctx.with_timeout(Duration::from_millis(40));
+//! let ctx = ctx.with_timeout(Duration::from_millis(40));
 //! let mut played = 0;
 //! for track in ["As It Was", "Vampire", "Anti-Hero", "Houdini"] {
 //!     match play(&ctx, track) {
@@ -79,7 +79,7 @@ pub mod rate;
 mod spawn;
 mod sync;
 
-pub use context::{AfterFunc, CancelHandle, Cause, Context, Done, Error};
+pub use context::{AfterFunc, CancelContext, CancelHandle, Cause, Context, Done, Error};
 // Re-exports of `group` (owned by the group work):
 #[cfg(feature = "tokio")]
 pub use group::Group;

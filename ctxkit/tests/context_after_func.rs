@@ -28,8 +28,8 @@ fn reporting(
 
 #[test]
 fn runs_once_on_its_own_named_thread_after_done() {
-    let (parent, cancel_parent) = Context::background().with_cancel();
-    let (ctx, cancel) = parent.with_cancel();
+    let (parent, cancel_parent) = Context::background().with_cancel().into_parts();
+    let (ctx, cancel) = parent.with_cancel().into_parts();
     let runs = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel();
     let after = ctx.after_func({
@@ -60,7 +60,7 @@ fn runs_once_on_its_own_named_thread_after_done() {
 
 #[test]
 fn runs_at_once_for_an_already_done_context() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     cancel.cancel();
     let (after, rx) = reporting(&ctx);
     let (name, id) = rx
@@ -75,7 +75,7 @@ fn runs_at_once_for_an_already_done_context() {
     assert!(!after.stop());
 
     // Also for a deadline that has passed lazily (nobody completed it).
-    let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(5));
+    let ctx = Context::background().with_timeout(Duration::from_millis(5));
     assert!(ctx.wait_timeout(PATIENCE).is_some());
     let (after, rx) = reporting(&ctx);
     rx.recv_timeout(PATIENCE)
@@ -85,7 +85,7 @@ fn runs_at_once_for_an_already_done_context() {
 
 #[test]
 fn runs_when_a_deadline_passes_with_nobody_waiting() {
-    let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(10));
+    let ctx = Context::background().with_timeout(Duration::from_millis(10));
     let (after, rx) = reporting(&ctx);
     rx.recv_timeout(PATIENCE)
         .unwrap_or_else(|_| panic!("not run at the deadline: {ctx:?} {after:?}"));
@@ -94,7 +94,7 @@ fn runs_when_a_deadline_passes_with_nobody_waiting() {
 
 #[test]
 fn stop_before_done_prevents_the_run() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let runs = Arc::new(AtomicUsize::new(0));
     let after = ctx.after_func({
         let runs = runs.clone();
@@ -113,7 +113,7 @@ fn stop_before_done_prevents_the_run() {
 
 #[test]
 fn neither_cancel_nor_stop_waits_for_a_running_function() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let (started_tx, started_rx) = mpsc::channel();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let after = ctx.after_func(move || {
@@ -133,7 +133,7 @@ fn stop_racing_cancel_has_exactly_one_winner() {
     let runs = Arc::new(AtomicUsize::new(0));
     let mut not_stopped = 0;
     for _ in 0..ROUNDS {
-        let (ctx, cancel) = Context::background().with_cancel();
+        let (ctx, cancel) = Context::background().with_cancel().into_parts();
         let after = ctx.after_func({
             let runs = runs.clone();
             move || {

@@ -28,11 +28,11 @@ fn error_texts_are_gos() {
         Error::DeadlineExceeded.to_string(),
         "context deadline exceeded"
     );
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     cancel.cancel();
     assert_eq!(ctx.err().unwrap().to_string(), "context canceled");
     assert_eq!(ctx.cause().unwrap().to_string(), "context canceled");
-    let (ctx, _h) = Context::background().with_timeout(std::time::Duration::ZERO);
+    let ctx = Context::background().with_timeout(std::time::Duration::ZERO);
     assert_eq!(ctx.err().unwrap().to_string(), "context deadline exceeded");
     assert_eq!(
         ctx.cause().unwrap().to_string(),
@@ -74,7 +74,7 @@ impl StdError for Shutdown {
 
 #[test]
 fn cause_is_the_reason_given() {
-    let (ctx, cancel) = Context::background().with_cancel_cause();
+    let (ctx, cancel) = Context::background().with_cancel_cause().into_parts();
     assert!(ctx.cause().is_none(), "a live context has no cause");
     cancel.cancel_with(Shutdown {
         source: std::io::Error::other("SIGTERM"),
@@ -95,14 +95,14 @@ fn cause_is_the_reason_given() {
     assert_eq!(ctx.err().unwrap().to_string(), "context canceled");
 
     // Strings work as reasons too.
-    let (ctx, cancel) = Context::background().with_cancel_cause();
+    let (ctx, cancel) = Context::background().with_cancel_cause().into_parts();
     cancel.cancel_with(String::from("client went away"));
     assert_eq!(ctx.cause().unwrap().to_string(), "client went away");
 }
 
 #[test]
 fn cause_without_a_reason_is_the_error_itself() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     cancel.cancel();
     let cause = ctx.cause().unwrap();
     assert!(cause.reason().is_none());
@@ -110,7 +110,7 @@ fn cause_without_a_reason_is_the_error_itself() {
     assert_eq!(cause.to_string(), "context canceled");
     assert!(cause.source().is_none());
 
-    let (ctx, _h) = Context::background().with_deadline(std::time::Instant::now());
+    let ctx = Context::background().with_deadline(std::time::Instant::now());
     let cause = ctx.cause().unwrap();
     assert!(cause.reason().is_none());
     assert_eq!(cause.error(), Error::DeadlineExceeded);
@@ -119,16 +119,16 @@ fn cause_without_a_reason_is_the_error_itself() {
 
 #[test]
 fn a_deadline_cause_carries_the_deadline_kind() {
-    let (ctx, _h) =
+    let ctx =
         Context::background().with_deadline_cause(std::time::Instant::now(), "quota window closed");
     let cause = ctx.cause().unwrap();
     assert!(cause.is_deadline_exceeded());
     assert_eq!(cause.to_string(), "quota window closed");
     assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
     // Canceled before the deadline: canceled, and the deadline's reason is not used.
-    let (ctx, cancel) =
+    let ctx =
         Context::background().with_timeout_cause(std::time::Duration::from_secs(3600), "too slow");
-    cancel.cancel();
+    ctx.cancel();
     let cause = ctx.cause().unwrap();
     assert_eq!(cause.error(), Error::Canceled);
     assert_eq!(cause.to_string(), "context canceled");
@@ -144,7 +144,7 @@ fn check_returns_the_error_for_question_mark() {
         }
         Ok(done)
     }
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     assert_eq!(work(&ctx, 3), Ok(3));
     cancel.cancel();
     assert_eq!(work(&ctx, 3), Err(Error::Canceled));
@@ -155,7 +155,7 @@ fn check_returns_the_error_for_question_mark() {
 fn io_error_can_be_a_group_error_type() {
     // `From<Error> for io::Error` lets io-based tasks use `io::Error` as the group's error type;
     // a task that never starts (the parent is done) reports the context's error through it.
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     cancel.cancel();
     let result: Result<Vec<u32>, std::io::Error> = ctxkit::group::scope(&ctx, |s| {
         s.go(|_| Ok(1));

@@ -59,16 +59,16 @@ impl Drop for HeldReason {
 fn a_parent_cancel_returns_only_once_the_subtree_of_a_concurrently_canceled_child_is_done() {
     let entered = Arc::new(Barrier::new(2));
     let release = Arc::new(Barrier::new(2));
-    let (parent, cancel_parent) = Context::background().with_cancel();
+    let (parent, cancel_parent) = Context::background().with_cancel().into_parts();
     // The child owns a deadline with a pending reason: its cancel replaces that reason and
     // drops it, after the child is completed and before it leaves the parent.
     let reason = HeldReason {
         entered: entered.clone(),
         release: release.clone(),
     };
-    let (child, cancel_child) = parent.with_timeout_cause(2 * HOUR, reason);
+    let (child, cancel_child) = parent.with_timeout_cause(2 * HOUR, reason).into_parts();
     // Owns an earlier deadline, so it reports done only once it is completed itself.
-    let (grandchild, _cancel_grandchild) = child.with_timeout(HOUR);
+    let grandchild = child.with_timeout(HOUR);
     let canceler = thread::spawn(move || cancel_child.cancel());
     entered.wait(); // the child is completed; its cancel has not walked below it yet
     assert!(child.is_done());
@@ -130,9 +130,9 @@ impl Wake for HeldWake {
 fn a_parent_cancel_returns_only_once_a_child_that_left_it_has_completed_its_subtree() {
     let entered = Arc::new(Barrier::new(2));
     let release = Arc::new(Barrier::new(2));
-    let (parent, cancel_parent) = Context::background().with_cancel();
-    let (child, cancel_child) = parent.with_cancel();
-    let (grandchild, _cancel_grandchild) = child.with_cancel();
+    let (parent, cancel_parent) = Context::background().with_cancel().into_parts();
+    let (child, cancel_child) = parent.with_cancel().into_parts();
+    let grandchild = child.with_cancel();
     let waker = Waker::from(Arc::new(HeldWake {
         entered: entered.clone(),
         release: release.clone(),
@@ -176,8 +176,8 @@ impl Wake for CancelOnWake {
 /// return, not wait for the walk its own thread has not started yet (invariant 6).
 #[test]
 fn a_waker_that_cancels_its_own_context_again_does_not_deadlock() {
-    let (ctx, cancel) = Context::background().with_cancel();
-    let (child, _cancel_child) = ctx.with_cancel(); // so the walk is not over at completion
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
+    let child = ctx.with_cancel(); // so the walk is not over at completion
     let handle = Arc::new(cancel);
     let wake = Arc::new(CancelOnWake {
         handle: handle.clone(),
@@ -211,7 +211,7 @@ fn a_waker_that_cancels_its_own_context_again_does_not_deadlock() {
 /// of the root completes the whole chain with `Canceled` and wakes every waiter.
 #[test]
 fn cancel_of_a_chain_with_deadlines_and_waiters_completes_every_link() {
-    let (root, cancel) = Context::background().with_cancel();
+    let (root, cancel) = Context::background().with_cancel().into_parts();
     let mut chain = vec![root.clone()];
     let mut handles = Vec::new();
     for i in 0..200 {
@@ -223,7 +223,8 @@ fn cancel_of_a_chain_with_deadlines_and_waiters_completes_every_link() {
             2 => last.with_timeout_cause(HOUR - Duration::from_secs(i), "own deadline"),
             3 => last.with_cancel_cause(),
             _ => last.with_deadline(std::time::Instant::now() + 2 * HOUR),
-        };
+        }
+        .into_parts();
         assert_eq!(last.__child_count(), 1);
         chain.push(next);
         handles.push(handle);
@@ -283,13 +284,13 @@ impl Wake for Flag {
 /// through nodes with and without deadlines; a descendant born after the cancel gets it too.
 #[test]
 fn a_cancel_reason_propagates_through_inline_and_shard_children() {
-    let (root, cancel) = Context::background().with_cancel_cause();
-    let (inline, _c1) = root.with_cancel(); // the inline place
-    let (shard, _c2) = root.with_timeout_cause(HOUR, "shard deadline"); // a shard
-    let (inline_of_inline, _c3) = inline.with_timeout(HOUR);
-    let (inline_of_shard, _c4) = shard.with_cancel();
-    let (shard_of_shard, _c5) = shard.with_timeout_cause(HOUR / 2, "own deadline");
-    let (deep, _c6) = shard_of_shard.with_cancel_cause();
+    let (root, cancel) = Context::background().with_cancel_cause().into_parts();
+    let inline = root.with_cancel(); // the inline place
+    let shard = root.with_timeout_cause(HOUR, "shard deadline"); // a shard
+    let inline_of_inline = inline.with_timeout(HOUR);
+    let inline_of_shard = shard.with_cancel();
+    let shard_of_shard = shard.with_timeout_cause(HOUR / 2, "own deadline");
+    let deep = shard_of_shard.with_cancel_cause();
     let all = [
         &root,
         &inline,
@@ -311,7 +312,7 @@ fn a_cancel_reason_propagates_through_inline_and_shard_children() {
         );
         assert_eq!(ctx.__child_count(), 0, "node {i}");
     }
-    let (late, _late_cancel) = deep.with_timeout_cause(HOUR, "late");
+    let late = deep.with_timeout_cause(HOUR, "late");
     assert_eq!(late.err(), Some(Error::Canceled));
     assert_eq!(late.cause().unwrap().to_string(), "shutting down");
 }
@@ -320,25 +321,25 @@ fn a_cancel_reason_propagates_through_inline_and_shard_children() {
 /// use they take every later child; a parent's cancel completes children in both places.
 #[test]
 fn inline_place_reuse_and_cancel_of_both_places() {
-    let (parent, cancel) = Context::background().with_cancel();
+    let (parent, cancel) = Context::background().with_cancel().into_parts();
     for _ in 0..3 {
-        let (child, handle) = parent.with_cancel();
+        let (child, handle) = parent.with_cancel().into_parts();
         assert_eq!(parent.__child_count(), 1);
         handle.cancel();
         assert!(child.is_done());
         assert_eq!(parent.__child_count(), 0);
-        let (dropped, handle) = parent.with_cancel();
+        let (dropped, handle) = parent.with_cancel().into_parts();
         handle.disarm();
         assert_eq!(parent.__child_count(), 1);
         drop(dropped);
         assert_eq!(parent.__child_count(), 0);
     }
-    let (first, first_handle) = parent.with_cancel();
-    let (second, _h2) = parent.with_cancel();
+    let (first, first_handle) = parent.with_cancel().into_parts();
+    let second = parent.with_cancel();
     drop(first_handle); // the inline place is free again; later children still go to shards
     assert!(first.is_done());
-    let (third, _h3) = parent.with_timeout(HOUR);
-    let (fourth, _h4) = parent.with_cancel();
+    let third = parent.with_timeout(HOUR);
+    let fourth = parent.with_cancel();
     assert_eq!(parent.__child_count(), 3);
     cancel.cancel();
     for ctx in [&second, &third, &fourth] {
@@ -352,14 +353,14 @@ fn inline_place_reuse_and_cancel_of_both_places() {
 /// (its deadline came first), and its inheriting child adopts the same.
 #[test]
 fn a_walk_completes_an_expired_unseen_owner_with_its_deadline() {
-    let (parent, cancel) = Context::background().with_cancel();
-    let (plain, _h1) = parent.with_timeout(Duration::from_millis(1));
-    let (caused, _h2) = parent.with_timeout_cause(Duration::from_millis(1), "too slow");
-    let (below_plain, _h3) = plain.with_cancel();
-    let (below_caused, _h4) = caused.with_cancel();
+    let (parent, cancel) = Context::background().with_cancel().into_parts();
+    let plain = parent.with_timeout(Duration::from_millis(1));
+    let caused = parent.with_timeout_cause(Duration::from_millis(1), "too slow");
+    let below_plain = plain.with_cancel();
+    let below_caused = caused.with_cancel();
     // Let both deadlines pass without reading any of these contexts: the probe's deadline is
     // no earlier than theirs.
-    let (probe, _probe_handle) = Context::background().with_timeout(Duration::from_millis(1));
+    let probe = Context::background().with_timeout(Duration::from_millis(1));
     while probe.err().is_none() {
         thread::sleep(Duration::from_millis(1));
     }
@@ -383,7 +384,7 @@ fn a_walk_completes_an_expired_unseen_owner_with_its_deadline() {
 fn a_parent_canceled_while_children_come_and_go_leaves_nothing_undone() {
     const THREADS: usize = 3;
     for round in 0..30 {
-        let (parent, cancel) = Context::background().with_cancel_cause();
+        let (parent, cancel) = Context::background().with_cancel_cause().into_parts();
         let canceled = Arc::new(AtomicBool::new(false));
         let created = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..THREADS)
@@ -400,8 +401,9 @@ fn a_parent_canceled_while_children_come_and_go_leaves_nothing_undone() {
                             parent.with_timeout(HOUR)
                         } else {
                             parent.with_cancel()
-                        };
-                        let (grandchild, grandchild_handle) = child.with_cancel();
+                        }
+                        .into_parts();
+                        let (grandchild, grandchild_handle) = child.with_cancel().into_parts();
                         match i % 4 {
                             // Canceled bottom-up, so each cancel is of a childless node.
                             0 => {
@@ -432,7 +434,7 @@ fn a_parent_canceled_while_children_come_and_go_leaves_nothing_undone() {
                         assert_eq!(grandchild.err(), Some(Error::Canceled), "round {round}");
                         assert_eq!(grandchild.cause().unwrap().to_string(), "stop");
                     }
-                    let (late, _late_handle) = parent.with_cancel();
+                    let late = parent.with_cancel();
                     assert_eq!(late.err(), Some(Error::Canceled));
                     assert_eq!(late.cause().unwrap().to_string(), "stop");
                 })
@@ -457,7 +459,7 @@ fn a_parent_canceled_while_children_come_and_go_leaves_nothing_undone() {
 #[test]
 fn inline_children_racing_a_cancel_all_end_done_and_wake_their_waiters() {
     for _round in 0..200 {
-        let (parent, cancel) = Context::background().with_cancel();
+        let (parent, cancel) = Context::background().with_cancel().into_parts();
         let go = Arc::new(Barrier::new(3));
         let results = Arc::new(Mutex::new(Vec::new()));
         let creators: Vec<_> = (0..2)
@@ -465,7 +467,7 @@ fn inline_children_racing_a_cancel_all_end_done_and_wake_their_waiters() {
                 let (parent, go, results) = (parent.clone(), go.clone(), results.clone());
                 thread::spawn(move || {
                     go.wait();
-                    let (child, handle) = parent.with_cancel();
+                    let (child, handle) = parent.with_cancel().into_parts();
                     handle.disarm();
                     let (tx, rx) = mpsc::channel();
                     let _after = child.after_func(move || tx.send(()).unwrap());

@@ -30,11 +30,11 @@ fn every_node_is_freed() {
 
     // 1. A canceled tree, dropped.
     {
-        let (top, cancel) = root.with_cancel();
+        let (top, cancel) = root.with_cancel().into_parts();
         let mut keep = Vec::new();
         for i in 0..100 {
-            let (c, h) = top.with_cancel();
-            let (t, th) = c.with_timeout(Duration::from_secs(3600 + i));
+            let (c, h) = top.with_cancel().into_parts();
+            let (t, th) = c.with_timeout(Duration::from_secs(3600 + i)).into_parts();
             keep.push((c, h, t, th));
         }
         assert_eq!(live(), start + 201);
@@ -44,7 +44,7 @@ fn every_node_is_freed() {
 
     // 2. Timeouts with async waiters (which arm the timer), canceled by dropping their handles.
     for _ in 0..50 {
-        let (ctx, _cancel) = root.with_timeout(Duration::from_secs(3600));
+        let ctx = root.with_timeout(Duration::from_secs(3600));
         let mut done = ctx.done();
         poll_once(&mut done);
     }
@@ -52,12 +52,12 @@ fn every_node_is_freed() {
 
     // 3. Disarmed handles: the nodes go when the last clone goes, in any order.
     {
-        let (parent, cancel_parent) = root.with_cancel();
+        let (parent, cancel_parent) = root.with_cancel().into_parts();
         cancel_parent.disarm();
-        let (child, cancel_child) = parent.with_timeout(Duration::from_secs(3600));
+        let (child, cancel_child) = parent.with_timeout(Duration::from_secs(3600)).into_parts();
         cancel_child.disarm();
         let clones = [child.clone(), child.clone(), parent.clone()];
-        let (grandchild, g) = child.with_cancel();
+        let (grandchild, g) = child.with_cancel().into_parts();
         g.disarm();
         assert_eq!(live(), start + 3);
         drop(parent); // the parent context goes first: the child keeps it
@@ -77,10 +77,10 @@ fn every_node_is_freed() {
 
     // 4. Children outliving their parents' handles and contexts, then canceled from the top.
     {
-        let (top, cancel_top) = root.with_cancel_cause();
+        let (top, cancel_top) = root.with_cancel_cause().into_parts();
         let children: Vec<Context> = (0..20)
             .map(|_| {
-                let (c, h) = top.with_cancel();
+                let (c, h) = top.with_cancel().into_parts();
                 h.disarm();
                 c
             })
@@ -95,7 +95,7 @@ fn every_node_is_freed() {
     {
         let mut ctx = root.clone();
         for _ in 0..10_000 {
-            let (next, h) = ctx.with_cancel();
+            let (next, h) = ctx.with_cancel().into_parts();
             h.disarm();
             ctx = next;
         }
@@ -105,7 +105,7 @@ fn every_node_is_freed() {
 
     // 6. Values, without_cancel, after-functions and Done futures hold nothing extra.
     {
-        let (ctx, cancel) = root.with_value(1u32).with_cancel();
+        let (ctx, cancel) = root.with_value(1u32).with_cancel().into_parts();
         let detached = ctx.without_cancel().with_value(2u64);
         let after = ctx.after_func(|| {});
         let stopped = ctx.after_func(|| {});
@@ -121,7 +121,7 @@ fn every_node_is_freed() {
     // 7. Disarmed short timeouts with async waiters: the timer holds them until they fire, then
     //    lets go.
     for _ in 0..20 {
-        let (ctx, h) = root.with_timeout(Duration::from_millis(10));
+        let (ctx, h) = root.with_timeout(Duration::from_millis(10)).into_parts();
         h.disarm();
         let mut done = ctx.done();
         poll_once(&mut done);
@@ -136,13 +136,13 @@ fn every_node_is_freed() {
         std::thread::sleep(Duration::from_millis(2));
     }
     // Children of a parent removed from the tree never leave a slot behind.
-    let (parent, _p) = root.with_cancel();
+    let parent = root.with_cancel();
     for _ in 0..100 {
-        let (c, h) = parent.with_cancel();
+        let (c, h) = parent.with_cancel().into_parts();
         h.disarm();
         drop(c);
     }
     assert_eq!(parent.__child_count(), 0);
-    drop((parent, _p));
+    drop(parent);
     assert_eq!(live(), start, "node count did not return to its start");
 }

@@ -41,8 +41,9 @@ fn a_cancel_racing_a_deadline_reader_never_mixes_error_and_reason() {
     let mut i: u64 = 0;
     while start.elapsed() < Duration::from_secs(2) && mixed == 0 {
         i += 1;
-        let (ctx, cancel) =
-            Context::background().with_timeout_cause(Duration::from_micros(30), "deadline-reason");
+        let (ctx, cancel) = Context::background()
+            .with_timeout_cause(Duration::from_micros(30), "deadline-reason")
+            .into_parts();
         let deadline = ctx.deadline().unwrap();
         *slot.lock().unwrap() = Some(ctx.clone());
         generation.fetch_add(1, Ordering::Release);
@@ -80,9 +81,9 @@ fn a_cancel_racing_a_deadline_reader_never_mixes_error_and_reason() {
 /// of its own deadline (Go: `Cause(child) == Cause(parent)`).
 #[test]
 fn born_done_child_of_canceled_parent_reports_parents_cause() {
-    let (parent, cancel) = Context::background().with_cancel();
+    let (parent, cancel) = Context::background().with_cancel().into_parts();
     cancel.cancel();
-    let (ctx, _h) = parent.with_timeout_cause(Duration::from_secs(60), "too slow");
+    let ctx = parent.with_timeout_cause(Duration::from_secs(60), "too slow");
     assert_eq!(ctx.err(), Some(Error::Canceled));
     let cause = ctx.cause().unwrap();
     assert_eq!(cause.error(), Error::Canceled);
@@ -92,9 +93,9 @@ fn born_done_child_of_canceled_parent_reports_parents_cause() {
 /// Same, via with_deadline_cause under a parent canceled with a reason-less cancel.
 #[test]
 fn born_done_child_deadline_cause_variant() {
-    let (parent, cancel) = Context::background().with_cancel();
+    let (parent, cancel) = Context::background().with_cancel().into_parts();
     drop(cancel);
-    let (ctx, _h) = parent.with_deadline_cause(Instant::now() + Duration::from_secs(5), "quota");
+    let ctx = parent.with_deadline_cause(Instant::now() + Duration::from_secs(5), "quota");
     assert!(ctx.cause().unwrap().reason().is_none(), "{:?}", ctx.cause());
 }
 
@@ -104,10 +105,10 @@ fn born_done_child_deadline_cause_variant() {
 fn a_cancel_that_loses_to_a_parent_cancel_returns_once_the_subtree_is_done() {
     let mut failures = 0;
     for _round in 0..20 {
-        let (parent, cancel_parent) = Context::background().with_cancel();
-        let (node, cancel_node) = parent.with_cancel();
+        let (parent, cancel_parent) = Context::background().with_cancel().into_parts();
+        let (node, cancel_node) = parent.with_cancel().into_parts();
         let children: Vec<_> = (0..20_000).map(|_| node.with_cancel()).collect();
-        let last = children.last().unwrap().0.clone();
+        let last = children.last().unwrap().context().clone();
         let go = Arc::new(AtomicBool::new(false));
         let t = {
             let go = go.clone();
@@ -139,9 +140,9 @@ fn a_cancel_that_loses_to_a_parent_cancel_returns_once_the_subtree_is_done() {
 fn two_cancels_of_one_handle_both_return_once_the_subtree_is_done() {
     let mut failures = 0;
     for _round in 0..20 {
-        let (node, cancel_node) = Context::background().with_cancel();
+        let (node, cancel_node) = Context::background().with_cancel().into_parts();
         let children: Vec<_> = (0..20_000).map(|_| node.with_cancel()).collect();
-        let last = children.last().unwrap().0.clone();
+        let last = children.last().unwrap().context().clone();
         std::thread::scope(|s| {
             s.spawn(|| cancel_node.cancel());
             while !node.is_done() {

@@ -103,7 +103,8 @@ fn worker(
                 2 => parent.with_timeout(Duration::from_secs(3600)),
                 3 => parent.with_cancel_cause(),
                 _ => parent.with_value(id).with_cancel(),
-            };
+            }
+            .into_parts();
             let handle = if rng.below(5) == 0 {
                 handle.disarm();
                 None
@@ -172,7 +173,7 @@ fn worker(
                 let got = if blocking {
                     ctx.wait_timeout(WAIT_LIMIT)
                 } else {
-                    let (limit, _h) = Context::background().with_timeout(WAIT_LIMIT);
+                    let limit = Context::background().with_timeout(WAIT_LIMIT);
                     futures::executor::block_on(limit.run(ctx.done())).ok()
                 };
                 (got, Instant::now(), format!("{ctx:?}"))
@@ -199,7 +200,7 @@ fn random_create_cancel_wait_drop() {
     println!("context_stress seed: {seed} (replay with CTXKIT_STRESS_SEED={seed})");
     let start_nodes = __live_nodes();
 
-    let (root, cancel_root) = Context::background().with_cancel();
+    let (root, cancel_root) = Context::background().with_cancel().into_parts();
     let shared = Arc::new(Mutex::new(Shared::default()));
     let stop_at = Instant::now() + RUN_FOR;
     let workers: Vec<_> = (0..THREADS)

@@ -36,13 +36,15 @@ fn deadlines_arm_the_timer_only_for_async_waiters_and_after_functions() {
     );
 
     // Creating, reading, child creation and blocking waits arm nothing.
-    let (ctx, cancel) = Context::background().with_timeout(Duration::from_secs(3600));
-    let (child, _c) = ctx.with_timeout(Duration::from_secs(7200));
+    let (ctx, cancel) = Context::background()
+        .with_timeout(Duration::from_secs(3600))
+        .into_parts();
+    let child = ctx.with_timeout(Duration::from_secs(7200));
     assert!(!ctx.is_done());
     assert_eq!(ctx.err(), None);
     assert!(ctx.deadline().is_some());
     assert_eq!(child.wait_timeout(Duration::from_millis(5)), None);
-    let (short, _s) = Context::background().with_timeout(Duration::from_millis(5));
+    let short = Context::background().with_timeout(Duration::from_millis(5));
     assert!(short.wait_timeout(PATIENCE).is_some());
     assert_eq!(armed(), 0, "a timer was armed without an async waiter");
     assert_ne!(
@@ -74,7 +76,7 @@ fn deadlines_arm_the_timer_only_for_async_waiters_and_after_functions() {
     assert_eq!(armed(), 0, "cancel left the deadline armed");
 
     // An after-function arms too; the deadline firing disarms.
-    let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(20));
+    let ctx = Context::background().with_timeout(Duration::from_millis(20));
     let (tx, rx) = std::sync::mpsc::channel();
     let _after = ctx.after_func(move || tx.send(()).unwrap());
     assert!(armed() <= 1);

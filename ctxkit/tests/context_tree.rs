@@ -20,9 +20,9 @@ fn wait_done(ctx: &Context, what: &str) -> Error {
 
 #[test]
 fn a_child_is_done_when_its_parent_is_never_the_other_way() {
-    let (parent, cancel_parent) = Context::background().with_cancel();
-    let (child, cancel_child) = parent.with_cancel();
-    let (grandchild, _g) = child.with_timeout(HOUR);
+    let (parent, cancel_parent) = Context::background().with_cancel().into_parts();
+    let (child, cancel_child) = parent.with_cancel().into_parts();
+    let grandchild = child.with_timeout(HOUR);
 
     cancel_child.cancel();
     assert_eq!(child.err(), Some(Error::Canceled));
@@ -34,7 +34,7 @@ fn a_child_is_done_when_its_parent_is_never_the_other_way() {
     );
     assert!(!parent.is_done());
 
-    let (sibling, _s) = parent.with_cancel();
+    let sibling = parent.with_cancel();
     assert!(!sibling.is_done());
     cancel_parent.cancel();
     assert!(sibling.is_done());
@@ -44,21 +44,21 @@ fn a_child_is_done_when_its_parent_is_never_the_other_way() {
 #[test]
 fn when_cancel_returns_every_descendant_reports_done() {
     // A wide and deep tree; no waiting of any kind after cancel().
-    let (root, cancel) = Context::background().with_cancel();
+    let (root, cancel) = Context::background().with_cancel().into_parts();
     let mut keep = Vec::new();
     let mut leaves = Vec::new();
     for _ in 0..50 {
-        let (a, ha) = root.with_cancel();
-        let (b, hb) = a.with_timeout(HOUR);
+        let (a, ha) = root.with_cancel().into_parts();
+        let (b, hb) = a.with_timeout(HOUR).into_parts();
         let c = b.with_value(7u8);
-        let (d, hd) = c.with_cancel();
+        let (d, hd) = c.with_cancel().into_parts();
         keep.extend([ha, hb, hd]);
         leaves.extend([a, b, c, d]);
     }
     // A chain 10,000 deep must not overflow anything.
     let mut deep = root.clone();
     for _ in 0..10_000 {
-        let (next, handle) = deep.with_cancel();
+        let (next, handle) = deep.with_cancel().into_parts();
         keep.push(handle);
         deep = next;
     }
@@ -76,15 +76,15 @@ fn when_cancel_returns_every_descendant_reports_done() {
 
 #[test]
 fn a_child_of_a_done_parent_is_born_done_with_its_error_and_cause() {
-    let (parent, cancel) = Context::background().with_cancel_cause();
+    let (parent, cancel) = Context::background().with_cancel_cause().into_parts();
     cancel.cancel_with("parent gave up");
-    let (child, _c) = parent.with_timeout(HOUR);
+    let child = parent.with_timeout(HOUR);
     assert_eq!(child.err(), Some(Error::Canceled));
     assert_eq!(child.cause().unwrap().to_string(), "parent gave up");
     assert_eq!(parent.__child_count(), 0, "a born-done child was linked");
 
-    let (expired, _e) = Context::background().with_timeout(Duration::ZERO);
-    let (child, _c) = expired.with_cancel();
+    let expired = Context::background().with_timeout(Duration::ZERO);
+    let child = expired.with_cancel();
     assert_eq!(child.err(), Some(Error::DeadlineExceeded));
 }
 
@@ -96,23 +96,23 @@ fn a_childs_deadline_is_the_earlier_of_its_own_and_its_parents() {
     let early = now + Duration::from_secs(60);
     let late = now + Duration::from_secs(120);
 
-    let (parent, _p) = Context::background().with_deadline(early);
+    let parent = Context::background().with_deadline(early);
     assert_eq!(
         parent.deadline(),
         Some(early),
         "deadline() gives back the instant given"
     );
-    let (later_child, _l) = parent.with_deadline(late);
+    let later_child = parent.with_deadline(late);
     assert_eq!(later_child.deadline(), Some(early));
-    let (timeout_child, _t) = parent.with_timeout(HOUR);
+    let timeout_child = parent.with_timeout(HOUR);
     assert_eq!(timeout_child.deadline(), Some(early));
-    let (plain_child, _c) = parent.with_cancel();
+    let plain_child = parent.with_cancel();
     assert_eq!(plain_child.deadline(), Some(early));
     struct V;
     assert_eq!(parent.with_value(V).deadline(), Some(early));
 
-    let (late_parent, _lp) = Context::background().with_deadline(late);
-    let (earlier_child, _e) = late_parent.with_deadline(early);
+    let late_parent = Context::background().with_deadline(late);
+    let earlier_child = late_parent.with_deadline(early);
     assert_eq!(earlier_child.deadline(), Some(early));
     assert_eq!(
         late_parent.deadline(),
@@ -122,20 +122,20 @@ fn a_childs_deadline_is_the_earlier_of_its_own_and_its_parents() {
 
     // Successive calls return the same value.
     assert_eq!(earlier_child.deadline(), earlier_child.deadline());
-    assert_eq!(Context::background().with_cancel().0.deadline(), None);
+    assert_eq!(Context::background().with_cancel().deadline(), None);
 }
 
 #[test]
 fn a_child_is_done_at_its_parents_earlier_deadline() {
-    let (parent, _p) = Context::background().with_timeout(Duration::from_millis(20));
-    let (child, _c) = parent.with_timeout(HOUR);
+    let parent = Context::background().with_timeout(Duration::from_millis(20));
+    let child = parent.with_timeout(HOUR);
     assert_eq!(wait_done(&child, "child"), Error::DeadlineExceeded);
     assert_eq!(parent.err(), Some(Error::DeadlineExceeded));
 }
 
 #[test]
 fn a_past_deadline_gives_a_context_born_done() {
-    for (name, (ctx, _h)) in [
+    for (name, ctx) in [
         (
             "deadline in the past",
             Context::background().with_deadline(Instant::now() - Duration::from_secs(5)),
@@ -152,7 +152,6 @@ fn a_past_deadline_gives_a_context_born_done() {
             "past deadline under a parent",
             Context::background()
                 .with_cancel()
-                .0
                 .with_deadline(Instant::now() - Duration::from_secs(1)),
         ),
     ] {
@@ -167,21 +166,21 @@ fn a_past_deadline_gives_a_context_born_done() {
 
 #[test]
 fn an_absurd_timeout_means_no_deadline() {
-    let (ctx, _h) = Context::background().with_timeout(Duration::MAX);
+    let ctx = Context::background().with_timeout(Duration::MAX);
     assert_eq!(ctx.deadline(), None);
     assert!(!ctx.is_done());
-    let (ctx2, _h2) = ctx.with_timeout_cause(Duration::MAX, "never");
+    let ctx2 = ctx.with_timeout_cause(Duration::MAX, "never");
     assert_eq!(ctx2.deadline(), None);
     assert_eq!(ctx2.wait_timeout(Duration::from_millis(5)), None);
 
     // Under a parent with a deadline, the parent's deadline stays.
-    let (parent, _p) = Context::background().with_timeout(HOUR);
-    let (child, _c) = parent.with_timeout(Duration::MAX);
+    let parent = Context::background().with_timeout(HOUR);
+    let child = parent.with_timeout(Duration::MAX);
     assert_eq!(child.deadline(), parent.deadline());
 
     // The waits accept it too.
     assert_eq!(ctx.wait_timeout(Duration::ZERO), None);
-    let (canceled, cancel) = Context::background().with_cancel();
+    let (canceled, cancel) = Context::background().with_cancel().into_parts();
     cancel.cancel();
     assert_eq!(canceled.wait_timeout(Duration::MAX), Some(Error::Canceled));
     assert_eq!(canceled.blocking_sleep(Duration::MAX), Err(Error::Canceled));
@@ -191,8 +190,10 @@ fn an_absurd_timeout_means_no_deadline() {
 
 #[test]
 fn the_first_cancel_wins_error_and_cause() {
-    let (parent, cancel_parent) = Context::background().with_cancel_cause();
-    let (ctx, cancel) = parent.with_timeout_cause(Duration::from_millis(10), "too slow");
+    let (parent, cancel_parent) = Context::background().with_cancel_cause().into_parts();
+    let (ctx, cancel) = parent
+        .with_timeout_cause(Duration::from_millis(10), "too slow")
+        .into_parts();
     cancel.cancel_with("first");
     cancel.cancel_with("second");
     cancel.cancel();
@@ -205,8 +206,9 @@ fn the_first_cancel_wins_error_and_cause() {
     assert_eq!(ctx.cause().unwrap().to_string(), "first");
 
     // A deadline that passed first wins over a later cancel.
-    let (ctx, cancel) =
-        Context::background().with_timeout_cause(Duration::from_millis(5), "too slow");
+    let (ctx, cancel) = Context::background()
+        .with_timeout_cause(Duration::from_millis(5), "too slow")
+        .into_parts();
     assert_eq!(wait_done(&ctx, "timeout"), Error::DeadlineExceeded);
     cancel.cancel_with("late");
     assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
@@ -218,7 +220,7 @@ fn the_first_cancel_wins_error_and_cause() {
 #[test]
 fn concurrent_cancels_agree_on_one_winner() {
     for round in 0..50 {
-        let (ctx, cancel) = Context::background().with_cancel_cause();
+        let (ctx, cancel) = Context::background().with_cancel_cause().into_parts();
         let cancel = std::sync::Arc::new(cancel);
         let threads: Vec<_> = (0..4)
             .map(|i| {
@@ -250,18 +252,19 @@ fn concurrent_cancels_agree_on_one_winner() {
 fn the_cancel_handle_cancels_on_drop() {
     let root = Context::background();
     let ctx = {
-        let (ctx, _cancel) = root.with_cancel();
+        let (ctx, _cancel) = root.with_cancel().into_parts();
         assert!(!ctx.is_done());
         ctx
     };
     assert_eq!(ctx.err(), Some(Error::Canceled));
 
-    // `let (ctx, _) = ...` drops the handle at once.
+    // `let (ctx, _) = ...into_parts()` drops the handle at once: the split form keeps Go's trap,
+    // which is why it is not the default.
     #[allow(clippy::let_underscore_untyped, reason = "the pattern under test")]
-    let (ctx, _) = root.with_timeout(HOUR);
+    let (ctx, _) = root.with_timeout(HOUR).into_parts();
     assert_eq!(ctx.err(), Some(Error::Canceled));
 
-    let (ctx, cancel) = root.with_cancel();
+    let (ctx, cancel) = root.with_cancel().into_parts();
     assert!(!cancel.is_done());
     drop(cancel);
     assert!(ctx.is_done());
@@ -270,8 +273,8 @@ fn the_cancel_handle_cancels_on_drop() {
 
 #[test]
 fn disarm_lets_go_without_canceling() {
-    let (parent, cancel_parent) = Context::background().with_cancel();
-    let (child, cancel_child) = parent.with_cancel();
+    let (parent, cancel_parent) = Context::background().with_cancel().into_parts();
+    let (child, cancel_child) = parent.with_cancel().into_parts();
     cancel_child.disarm();
     assert!(!child.is_done(), "disarm canceled: {child:?}");
     assert_eq!(
@@ -284,7 +287,9 @@ fn disarm_lets_go_without_canceling() {
     assert_eq!(child.err(), Some(Error::Canceled));
 
     // A disarmed deadline still fires.
-    let (ctx, cancel) = Context::background().with_timeout(Duration::from_millis(5));
+    let (ctx, cancel) = Context::background()
+        .with_timeout(Duration::from_millis(5))
+        .into_parts();
     cancel.disarm();
     assert_eq!(wait_done(&ctx, "disarmed timeout"), Error::DeadlineExceeded);
 }
@@ -293,12 +298,12 @@ fn disarm_lets_go_without_canceling() {
 
 #[test]
 fn a_child_nobody_holds_leaves_its_parent() {
-    let (parent, _p) = Context::background().with_cancel();
-    let (child, cancel) = parent.with_timeout(HOUR);
+    let parent = Context::background().with_cancel();
+    let (child, cancel) = parent.with_timeout(HOUR).into_parts();
     cancel.disarm();
     let clones: Vec<Context> = (0..3).map(|_| child.clone()).collect();
     let grandchild = {
-        let (g, h) = child.with_cancel();
+        let (g, h) = child.with_cancel().into_parts();
         h.disarm();
         g
     };
@@ -329,14 +334,14 @@ fn a_child_nobody_holds_leaves_its_parent() {
 
     // Many children dropped in turn leave nothing behind.
     for _ in 0..1000 {
-        let (c, h) = parent.with_cancel();
+        let (c, h) = parent.with_cancel().into_parts();
         h.disarm();
         drop(c);
     }
     assert_eq!(parent.__child_count(), 0);
 
     // A canceled child leaves at once, even while clones of it live.
-    let (child, cancel) = parent.with_cancel();
+    let (child, cancel) = parent.with_cancel().into_parts();
     let _clone = child.clone();
     assert_eq!(parent.__child_count(), 1);
     cancel.cancel();
@@ -346,8 +351,8 @@ fn a_child_nobody_holds_leaves_its_parent() {
 #[test]
 fn children_outlive_their_parents_handles() {
     let (child, cancel_parent) = {
-        let (parent, cancel_parent) = Context::background().with_timeout(HOUR);
-        let (child, cancel_child) = parent.with_cancel();
+        let (parent, cancel_parent) = Context::background().with_timeout(HOUR).into_parts();
+        let (child, cancel_child) = parent.with_cancel().into_parts();
         cancel_child.disarm();
         (child, cancel_parent)
     };
@@ -364,9 +369,11 @@ fn children_outlive_their_parents_handles() {
 fn lazily_expired_deadlines_read_the_same_everywhere() {
     // `wait()` parks with a timeout and arms no timer, so afterwards the parent has expired
     // "lazily": no completion has run. Every reader must still agree that it is done.
-    let (parent, cancel_parent) = Context::background().with_timeout(Duration::from_millis(20));
-    let (child, cancel_child) = parent.with_cancel_cause();
-    let (timed_child, _t) = parent.with_timeout(HOUR);
+    let (parent, cancel_parent) = Context::background()
+        .with_timeout(Duration::from_millis(20))
+        .into_parts();
+    let (child, cancel_child) = parent.with_cancel_cause().into_parts();
+    let timed_child = parent.with_timeout(HOUR);
     struct V;
     let value_child = child.with_value(V);
     assert_eq!(wait_done(&parent, "parent"), Error::DeadlineExceeded);
@@ -390,7 +397,7 @@ fn lazily_expired_deadlines_read_the_same_everywhere() {
         );
     }
     // A child made now is born done.
-    let (late, _l) = parent.with_cancel();
+    let late = parent.with_cancel();
     assert_eq!(late.err(), Some(Error::DeadlineExceeded), "{late:?}");
 
     // Canceling what readers already saw as expired changes nothing they see.
@@ -405,9 +412,10 @@ fn lazily_expired_deadlines_read_the_same_everywhere() {
 
 #[test]
 fn a_lazily_expired_cause_deadline_reports_its_reason() {
-    let (parent, cancel) =
-        Context::background().with_timeout_cause(Duration::from_millis(10), "quota window closed");
-    let (child, _c) = parent.with_cancel();
+    let (parent, cancel) = Context::background()
+        .with_timeout_cause(Duration::from_millis(10), "quota window closed")
+        .into_parts();
+    let child = parent.with_cancel();
     assert_eq!(wait_done(&parent, "parent"), Error::DeadlineExceeded);
     for (name, c) in [("parent", &parent), ("child", &child)] {
         let cause = c
@@ -421,7 +429,7 @@ fn a_lazily_expired_cause_deadline_reports_its_reason() {
     cancel.cancel_with("canceled afterwards");
     assert_eq!(parent.cause().unwrap().to_string(), "quota window closed");
     assert_eq!(child.cause().unwrap().to_string(), "quota window closed");
-    let (late, _l) = parent.with_cancel();
+    let late = parent.with_cancel();
     assert_eq!(late.cause().unwrap().to_string(), "quota window closed");
 }
 
@@ -429,9 +437,10 @@ fn a_lazily_expired_cause_deadline_reports_its_reason() {
 fn a_cancel_after_an_unobserved_deadline_records_the_deadline() {
     // Nobody reads or waits on the context before its deadline passes; the cancel that comes
     // afterwards still finds the deadline first, as Go's timer would have fired first.
-    let (ctx, cancel) =
-        Context::background().with_timeout_cause(Duration::from_millis(5), "took too long");
-    let (child, _c) = ctx.with_cancel();
+    let (ctx, cancel) = Context::background()
+        .with_timeout_cause(Duration::from_millis(5), "took too long")
+        .into_parts();
+    let child = ctx.with_cancel();
     std::thread::sleep(Duration::from_millis(30));
     cancel.cancel_with("canceled afterwards");
     assert_eq!(ctx.err(), Some(Error::DeadlineExceeded), "{ctx:?}");
@@ -440,7 +449,9 @@ fn a_cancel_after_an_unobserved_deadline_records_the_deadline() {
     assert_eq!(child.cause().unwrap().to_string(), "took too long");
 
     // Canceled before the deadline: canceled, whatever the clock says later.
-    let (ctx, cancel) = Context::background().with_timeout(Duration::from_millis(5));
+    let (ctx, cancel) = Context::background()
+        .with_timeout(Duration::from_millis(5))
+        .into_parts();
     cancel.cancel();
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(ctx.err(), Some(Error::Canceled));

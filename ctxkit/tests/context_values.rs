@@ -49,15 +49,15 @@ fn values_are_keyed_by_type_not_by_content() {
 #[test]
 fn values_flow_through_every_derived_context() {
     let ctx = Context::background().with_value(TraceId("t-9"));
-    let (c1, _h1) = ctx.with_cancel();
-    let (c2, _h2) = c1.with_timeout(Duration::from_secs(3600));
-    let (c3, _h3) = c2.with_cancel_cause();
+    let c1 = ctx.with_cancel();
+    let c2 = c1.with_timeout(Duration::from_secs(3600));
+    let c3 = c2.with_cancel_cause();
     let c4 = c3.without_cancel();
-    for c in [&c1, &c2, &c3, &c4, &c4.clone()] {
+    for c in [&*c1, &*c2, &*c3, &c4, &c4.clone()] {
         assert_eq!(c.value::<TraceId>(), Some(&TraceId("t-9")), "{c:?}");
     }
     // And after cancellation.
-    drop(_h1);
+    drop(c1);
     assert!(c3.is_done());
     assert_eq!(c3.value::<TraceId>(), Some(&TraceId("t-9")));
 }
@@ -83,10 +83,11 @@ fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
 fn without_cancel_keeps_values_and_is_never_done() {
     let (parent, cancel) = Context::background()
         .with_value(TraceId("audit"))
-        .with_timeout_cause(Duration::from_millis(5), "slow");
+        .with_timeout_cause(Duration::from_millis(5), "slow")
+        .into_parts();
     let detached = parent.without_cancel();
     assert_eq!(detached.deadline(), None);
-    let (child_of_detached, _h) = detached.with_cancel();
+    let child_of_detached = detached.with_cancel();
 
     assert_eq!(
         parent.wait_timeout(Duration::from_secs(10)),
@@ -116,7 +117,10 @@ fn without_cancel_keeps_values_and_is_never_done() {
 
 #[test]
 fn debug_shows_state_and_value_types() {
-    let (ctx, cancel) = Context::background().with_value(TraceId("x")).with_cancel();
+    let (ctx, cancel) = Context::background()
+        .with_value(TraceId("x"))
+        .with_cancel()
+        .into_parts();
     let before = format!("{ctx:?}");
     assert!(before.contains("err: None"), "{before}");
     assert!(before.contains("TraceId"), "{before}");

@@ -48,21 +48,21 @@ fn cancel_soon(cancel: ctxkit::CancelHandle) -> thread::JoinHandle<()> {
 
 #[test]
 fn done_completes_on_futures_block_on() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let canceler = cancel_soon(cancel);
     assert_eq!(block_on(ctx.done()), Error::Canceled);
     canceler.join().unwrap();
     // A done context's future is ready at once, as often as asked.
     assert_eq!(block_on(ctx.done()), Error::Canceled);
 
-    let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(10));
+    let ctx = Context::background().with_timeout(Duration::from_millis(10));
     assert_eq!(block_on(ctx.done()), Error::DeadlineExceeded);
 }
 
 #[test]
 fn a_deadline_wakes_an_async_waiter_with_no_runtime() {
     // No executor, no runtime timer: only our waker, which the ctxkit-timer thread must call.
-    let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(20));
+    let ctx = Context::background().with_timeout(Duration::from_millis(20));
     let (waker, woken) = channel_waker();
     let mut done = ctx.done();
     assert_eq!(
@@ -79,8 +79,8 @@ fn a_deadline_wakes_an_async_waiter_with_no_runtime() {
     );
 
     // Also for a child that inherits its deadline from its parent.
-    let (parent, _p) = Context::background().with_timeout(Duration::from_millis(20));
-    let (child, _c) = parent.with_cancel();
+    let parent = Context::background().with_timeout(Duration::from_millis(20));
+    let child = parent.with_cancel();
     let (waker, woken) = channel_waker();
     let mut done = child.done();
     assert_eq!(poll_with(&mut done, &waker), Poll::Pending, "{child:?}");
@@ -95,7 +95,7 @@ fn a_deadline_wakes_an_async_waiter_with_no_runtime() {
 
 #[test]
 fn a_cancel_wakes_an_async_waiter() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let (waker, woken) = channel_waker();
     let mut done = ctx.done();
     assert_eq!(poll_with(&mut done, &waker), Poll::Pending);
@@ -108,7 +108,7 @@ fn a_cancel_wakes_an_async_waiter() {
 
 #[test]
 fn repolling_with_a_new_waker_wakes_the_new_one() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let (first, first_rx) = channel_waker();
     let (second, second_rx) = channel_waker();
     let mut done = ctx.done();
@@ -124,7 +124,7 @@ fn repolling_with_a_new_waker_wakes_the_new_one() {
 
 #[test]
 fn dropping_a_pending_done_removes_its_waiter() {
-    let (ctx, _cancel) = Context::background().with_cancel();
+    let ctx = Context::background().with_cancel();
     let waker = futures::task::noop_waker();
     let mut done = ctx.done();
     assert_eq!(ctx.__waiter_count(), 0, "done() registers only when polled");
@@ -139,7 +139,7 @@ fn dropping_a_pending_done_removes_its_waiter() {
     }
     assert_eq!(ctx.__waiter_count(), 0);
     // The same through a child with a deadline (which arms the timer).
-    let (child, _c) = ctx.with_timeout(HOUR);
+    let child = ctx.with_timeout(HOUR);
     let mut done = child.done();
     assert!(poll_with(&mut done, &waker).is_pending());
     assert_eq!(child.__waiter_count(), 1);
@@ -149,7 +149,7 @@ fn dropping_a_pending_done_removes_its_waiter() {
 
 #[test]
 fn a_blocking_wait_leaves_no_waiter_behind() {
-    let (ctx, _cancel) = Context::background().with_cancel();
+    let ctx = Context::background().with_cancel();
     assert_eq!(ctx.wait_timeout(Duration::from_millis(5)), None);
     assert_eq!(ctx.__waiter_count(), 0, "a timed-out wait left its waiter");
 }
@@ -158,7 +158,7 @@ fn a_blocking_wait_leaves_no_waiter_behind() {
 
 #[tokio::test]
 async fn done_on_a_current_thread_runtime() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let waiter = tokio::spawn({
         let ctx = ctx.clone();
         async move { ctx.done().await }
@@ -171,17 +171,17 @@ async fn done_on_a_current_thread_runtime() {
         .unwrap();
     assert_eq!(got, Error::Canceled);
 
-    let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(10));
+    let ctx = Context::background().with_timeout(Duration::from_millis(10));
     let got = tokio::time::timeout(PATIENCE, ctx.done()).await;
     assert_eq!(got, Ok(Error::DeadlineExceeded), "{ctx:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn done_on_a_multi_thread_runtime() {
-    let (root, cancel) = Context::background().with_cancel();
+    let (root, cancel) = Context::background().with_cancel().into_parts();
     let waiters: Vec<_> = (0..8)
         .map(|i| {
-            let (ctx, handle) = root.with_timeout(HOUR);
+            let (ctx, handle) = root.with_timeout(HOUR).into_parts();
             tokio::spawn(async move {
                 let _handle = handle;
                 (i, ctx.done().await)
@@ -201,7 +201,7 @@ async fn done_on_a_multi_thread_runtime() {
 
 #[tokio::test]
 async fn done_in_select() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     // The other branch wins; the dropped Done leaves nothing behind.
     tokio::select! {
         _ = ctx.done() => panic!("not canceled yet"),
@@ -221,7 +221,7 @@ async fn done_in_select() {
 fn run_returns_the_work_or_the_error() {
     assert_eq!(block_on(Context::background().run(async { 42 })), Ok(42));
 
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let canceler = cancel_soon(cancel);
     let got = block_on(ctx.run(std::future::pending::<()>()));
     assert_eq!(got, Err(Error::Canceled));
@@ -230,7 +230,7 @@ fn run_returns_the_work_or_the_error() {
     // When both are ready, the context wins.
     assert_eq!(block_on(ctx.run(async { 42 })), Err(Error::Canceled));
 
-    let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(10));
+    let ctx = Context::background().with_timeout(Duration::from_millis(10));
     assert_eq!(
         block_on(ctx.run(std::future::pending::<()>())),
         Err(Error::DeadlineExceeded)
@@ -246,7 +246,7 @@ async fn run_drops_the_work_when_the_context_is_done() {
         }
     }
     let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(10));
+    let ctx = Context::background().with_timeout(Duration::from_millis(10));
     let flag = Flag(dropped.clone());
     let work = async move {
         let _flag = flag;
@@ -269,16 +269,16 @@ fn async_sleep_without_a_runtime() {
     let root = Context::background();
     assert_eq!(block_on(root.sleep(Duration::from_millis(5))), Ok(()));
 
-    let (ctx, cancel) = root.with_cancel();
+    let (ctx, cancel) = root.with_cancel().into_parts();
     let canceler = cancel_soon(cancel);
     assert_eq!(block_on(ctx.sleep(HOUR)), Err(Error::Canceled));
     canceler.join().unwrap();
     assert_eq!(block_on(ctx.sleep(Duration::MAX)), Err(Error::Canceled));
 
-    let (ctx, _h) = root.with_timeout(Duration::from_millis(10));
+    let ctx = root.with_timeout(Duration::from_millis(10));
     assert_eq!(block_on(ctx.sleep(HOUR)), Err(Error::DeadlineExceeded));
 
-    let (ctx, _h) = root.with_timeout(HOUR);
+    let ctx = root.with_timeout(HOUR);
     assert_eq!(block_on(ctx.sleep(Duration::from_millis(5))), Ok(()));
     assert_eq!(
         ctx.__child_count(),
@@ -289,7 +289,7 @@ fn async_sleep_without_a_runtime() {
 
 #[tokio::test]
 async fn async_sleep_on_tokio() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     assert_eq!(ctx.sleep(Duration::from_millis(5)).await, Ok(()));
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -304,14 +304,14 @@ fn blocking_sleep() {
     let root = Context::background();
     assert_eq!(root.blocking_sleep(Duration::from_millis(5)), Ok(()));
 
-    let (ctx, cancel) = root.with_cancel();
+    let (ctx, cancel) = root.with_cancel().into_parts();
     let canceler = cancel_soon(cancel);
     assert_eq!(ctx.blocking_sleep(HOUR), Err(Error::Canceled));
     canceler.join().unwrap();
 
-    let (ctx, _h) = root.with_timeout(Duration::from_millis(10));
+    let ctx = root.with_timeout(Duration::from_millis(10));
     assert_eq!(ctx.blocking_sleep(HOUR), Err(Error::DeadlineExceeded));
-    let (ctx, _h) = root.with_timeout(HOUR);
+    let ctx = root.with_timeout(HOUR);
     assert_eq!(ctx.blocking_sleep(Duration::from_millis(5)), Ok(()));
 }
 
@@ -319,7 +319,7 @@ fn blocking_sleep() {
 
 #[test]
 fn wait_returns_the_error_once_done() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let waiters: Vec<_> = (0..4)
         .map(|_| {
             let ctx = ctx.clone();
@@ -333,13 +333,13 @@ fn wait_returns_the_error_once_done() {
     }
     assert_eq!(ctx.wait(), Error::Canceled);
 
-    let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(10));
+    let ctx = Context::background().with_timeout(Duration::from_millis(10));
     assert_eq!(ctx.wait(), Error::DeadlineExceeded);
 }
 
 #[test]
 fn wait_timeout_returns_none_on_timeout_and_the_error_when_done() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     assert_eq!(ctx.wait_timeout(Duration::from_millis(5)), None);
     assert_eq!(ctx.wait_timeout(Duration::ZERO), None);
     let canceler = cancel_soon(cancel);
@@ -353,15 +353,15 @@ fn wait_timeout_returns_none_on_timeout_and_the_error_when_done() {
     assert_eq!(Context::todo().wait_timeout(Duration::ZERO), None);
 
     // A deadline inside the timeout ends the wait.
-    let (ctx, _h) = Context::background().with_timeout(Duration::from_millis(10));
+    let ctx = Context::background().with_timeout(Duration::from_millis(10));
     assert_eq!(ctx.wait_timeout(PATIENCE), Some(Error::DeadlineExceeded));
 }
 
 #[test]
 fn a_thread_waiting_on_a_child_wakes_when_an_ancestor_is_canceled() {
-    let (root, cancel) = Context::background().with_cancel();
-    let (mid, _m) = root.with_timeout(HOUR);
-    let (leaf, _l) = mid.with_cancel();
+    let (root, cancel) = Context::background().with_cancel().into_parts();
+    let mid = root.with_timeout(HOUR);
+    let leaf = mid.with_cancel();
     let waiter = thread::spawn(move || leaf.wait_timeout(PATIENCE));
     thread::sleep(Duration::from_millis(10));
     cancel.cancel();

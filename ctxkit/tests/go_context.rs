@@ -88,11 +88,11 @@ fn todo() {
 
 #[test]
 fn with_cancel() {
-    let (c1, cancel) = Context::background().with_cancel();
+    let (c1, cancel) = Context::background().with_cancel().into_parts();
     // Go wraps c1 in an `otherContext`; a value layer is ctxkit's closest "other" wrapper.
     struct Other;
     let o = c1.with_value(Other);
-    let (c2, _cancel2) = o.with_cancel();
+    let c2 = o.with_cancel();
     let contexts = [&c1, &o, &c2];
     for (i, c) in contexts.iter().enumerate() {
         assert_eq!(c.err(), None, "c[{i}].err()");
@@ -111,11 +111,11 @@ fn with_cancel() {
 fn parent_finishes_child() {
     // parent: cancelable; children: a cancelable child, a value child, and a timer child under
     // the value child. Canceling the parent finishes them all and unlinks them.
-    let (parent, cancel) = Context::background().with_cancel();
-    let (cancel_child, _cc) = parent.with_cancel();
+    let (parent, cancel) = Context::background().with_cancel().into_parts();
+    let cancel_child = parent.with_cancel();
     struct V;
     let value_child = parent.with_value(V);
-    let (timer_child, _tc) = value_child.with_timeout(VERY_LONG);
+    let timer_child = value_child.with_timeout(VERY_LONG);
     assert!(timer_child.deadline().is_some());
 
     for (name, c) in [
@@ -151,17 +151,17 @@ fn parent_finishes_child() {
     assert_eq!(timer_child.__child_count(), 0);
 
     // A child made after the parent is done is born done.
-    let (late, _lc) = parent.with_cancel();
+    let late = parent.with_cancel();
     assert_eq!(late.err(), Some(Error::Canceled));
     assert_eq!(parent.__child_count(), 0);
 }
 
 #[test]
 fn child_finishes_first() {
-    let (cancelable, _c) = Context::background().with_cancel();
-    let (timed, _t) = Context::background().with_timeout(VERY_LONG);
+    let cancelable = Context::background().with_cancel();
+    let timed = Context::background().with_timeout(VERY_LONG);
     for parent in [cancelable, timed] {
-        let (child, cancel_child) = parent.with_cancel();
+        let (child, cancel_child) = parent.with_cancel().into_parts();
         assert_eq!(parent.__child_count(), 1, "child not linked: {parent:?}");
         cancel_child.cancel();
         assert_eq!(child.err(), Some(Error::Canceled));
@@ -179,23 +179,23 @@ fn child_finishes_first() {
 
 #[test]
 fn deadline() {
-    let (c, _h) = Context::background().with_deadline(Instant::now() + SHORT);
+    let c = Context::background().with_deadline(Instant::now() + SHORT);
     assert_eq!(wait_done(&c, "WithDeadline"), Error::DeadlineExceeded);
 
     struct Other;
-    let (c, _h1) = Context::background().with_deadline(Instant::now() + SHORT);
+    let c = Context::background().with_deadline(Instant::now() + SHORT);
     let o = c.with_value(Other);
     assert_eq!(wait_done(&o, "WithDeadline+other"), Error::DeadlineExceeded);
 
-    let (c, _h2) = Context::background().with_deadline(Instant::now() + SHORT);
+    let c = Context::background().with_deadline(Instant::now() + SHORT);
     let o = c.with_value(Other);
-    let (c, _h3) = o.with_deadline(Instant::now() + VERY_LONG);
+    let c = o.with_deadline(Instant::now() + VERY_LONG);
     assert_eq!(
         wait_done(&c, "WithDeadline+other+WithDeadline"),
         Error::DeadlineExceeded
     );
 
-    let (c, _h4) = Context::background().with_deadline(Instant::now() - SHORT);
+    let c = Context::background().with_deadline(Instant::now() - SHORT);
     assert_eq!(
         c.err(),
         Some(Error::DeadlineExceeded),
@@ -206,24 +206,24 @@ fn deadline() {
         Error::DeadlineExceeded
     );
 
-    let (c, _h5) = Context::background().with_deadline(Instant::now());
+    let c = Context::background().with_deadline(Instant::now());
     assert_eq!(c.err(), Some(Error::DeadlineExceeded), "now: born done");
     assert_eq!(wait_done(&c, "WithDeadline+now"), Error::DeadlineExceeded);
 }
 
 #[test]
 fn timeout() {
-    let (c, _h) = Context::background().with_timeout(SHORT);
+    let c = Context::background().with_timeout(SHORT);
     assert_eq!(wait_done(&c, "WithTimeout"), Error::DeadlineExceeded);
 
     struct Other;
-    let (c, _h1) = Context::background().with_timeout(SHORT);
+    let c = Context::background().with_timeout(SHORT);
     let o = c.with_value(Other);
     assert_eq!(wait_done(&o, "WithTimeout+other"), Error::DeadlineExceeded);
 
-    let (c, _h2) = Context::background().with_timeout(SHORT);
+    let c = Context::background().with_timeout(SHORT);
     let o = c.with_value(Other);
-    let (c, _h3) = o.with_timeout(VERY_LONG);
+    let c = o.with_timeout(VERY_LONG);
     assert_eq!(
         wait_done(&c, "WithTimeout+other+WithTimeout"),
         Error::DeadlineExceeded
@@ -233,9 +233,9 @@ fn timeout() {
 #[test]
 fn canceled_timeout() {
     struct Other;
-    let (c, _h) = Context::background().with_timeout(Duration::from_secs(1));
+    let c = Context::background().with_timeout(Duration::from_secs(1));
     let o = c.with_value(Other);
-    let (c, cancel) = o.with_timeout(VERY_LONG);
+    let (c, cancel) = o.with_timeout(VERY_LONG).into_parts();
     cancel.cancel(); // Should propagate synchronously.
     assert!(c.is_done(), "not done right after cancel(): {c:?}");
     assert_eq!(c.err(), Some(Error::Canceled));
@@ -304,7 +304,7 @@ fn values() {
     check_values(&o4, "o4", "", "c2k2", "");
 
     // Values cross cancelable layers in both directions.
-    let (c5, _h) = o4.with_cancel();
+    let c5 = o4.with_cancel();
     check_values(&c5, "c5", "", "c2k2", "");
 }
 
@@ -313,7 +313,7 @@ fn values() {
 #[test]
 fn simultaneous_cancels() {
     // A tree of about 100 contexts, four children each, breadth first.
-    let (root, cancel) = Context::background().with_cancel();
+    let (root, cancel) = Context::background().with_cancel().into_parts();
     let mut all: Vec<(Context, CancelHandle)> = vec![(root.clone(), cancel)];
     let mut queue = vec![root];
     let mut next = 0;
@@ -321,7 +321,7 @@ fn simultaneous_cancels() {
         let parent = queue[next].clone();
         next += 1;
         for _ in 0..4 {
-            let (ctx, cancel) = parent.with_cancel();
+            let (ctx, cancel) = parent.with_cancel().into_parts();
             queue.push(ctx.clone());
             all.push((ctx, cancel));
         }
@@ -352,8 +352,8 @@ fn simultaneous_cancels() {
 
 #[test]
 fn interlocked_cancels() {
-    let (parent, cancel_parent) = Context::background().with_cancel();
-    let (child, cancel_child) = parent.with_cancel();
+    let (parent, cancel_parent) = Context::background().with_cancel().into_parts();
+    let (child, cancel_child) = parent.with_cancel().into_parts();
     let watcher = {
         let parent = parent.clone();
         thread::spawn(move || {
@@ -439,13 +439,13 @@ fn test_layers(test_timeout: bool) {
                 innermost[kind] = Some(i);
             }
             1 => {
-                let (c, cancel) = ctx.with_cancel();
+                let (c, cancel) = ctx.with_cancel().into_parts();
                 ctx = c;
                 cancels.push(cancel);
             }
             _ => {
                 let d = if test_timeout { SHORT } else { VERY_LONG };
-                let (c, cancel) = ctx.with_timeout(d);
+                let (c, cancel) = ctx.with_timeout(d).into_parts();
                 ctx = c;
                 cancels.push(cancel);
                 timers += 1;
@@ -501,15 +501,15 @@ fn layers_timeout() {
 
 #[test]
 fn cancel_removes() {
-    let (ctx, _cancel) = Context::background().with_cancel();
+    let ctx = Context::background().with_cancel();
     assert_eq!(ctx.__child_count(), 0, "after creation");
 
-    let (_child, cancel) = ctx.with_cancel();
+    let (_child, cancel) = ctx.with_cancel().into_parts();
     assert_eq!(ctx.__child_count(), 1, "with WithCancel child");
     cancel.cancel();
     assert_eq!(ctx.__child_count(), 0, "after canceling WithCancel child");
 
-    let (_child, cancel) = ctx.with_timeout(Duration::from_secs(3600));
+    let (_child, cancel) = ctx.with_timeout(Duration::from_secs(3600)).into_parts();
     assert_eq!(ctx.__child_count(), 1, "with WithTimeout child");
     cancel.cancel();
     assert_eq!(ctx.__child_count(), 0, "after canceling WithTimeout child");
@@ -525,10 +525,10 @@ fn cancel_removes() {
 
 #[test]
 fn with_cancel_canceled_parent() {
-    let (parent, pcancel) = Context::background().with_cancel_cause();
+    let (parent, pcancel) = Context::background().with_cancel_cause().into_parts();
     pcancel.cancel_with(Named("Because!"));
 
-    let (c, _h) = parent.with_cancel();
+    let c = parent.with_cancel();
     assert!(c.is_done(), "child not done immediately upon construction");
     assert_eq!(c.err(), Some(Error::Canceled));
     assert_eq!(
@@ -541,9 +541,9 @@ fn with_cancel_canceled_parent() {
 #[test]
 fn with_cancel_simultaneously_canceled_parent() {
     for i in 0..100 {
-        let (parent, pcancel) = Context::background().with_cancel_cause();
+        let (parent, pcancel) = Context::background().with_cancel_cause().into_parts();
         let canceler = thread::spawn(move || pcancel.cancel_with(Named("Because!")));
-        let (c, _keep) = parent.with_cancel();
+        let c = parent.with_cancel();
         assert_eq!(wait_done(&c, &format!("iteration {i}")), Error::Canceled);
         assert_eq!(
             err_and_cause(&c).1,
@@ -582,7 +582,7 @@ fn cause() {
         (
             "WithCancel",
             || {
-                let (ctx, cancel) = Context::background().with_cancel();
+                let (ctx, cancel) = Context::background().with_cancel().into_parts();
                 cancel.cancel();
                 (ctx, vec![cancel])
             },
@@ -592,7 +592,7 @@ fn cause() {
         (
             "WithCancelCause",
             || {
-                let (ctx, cancel) = Context::background().with_cancel_cause();
+                let (ctx, cancel) = Context::background().with_cancel_cause().into_parts();
                 cancel.cancel_with(Named("parentCause"));
                 (ctx, vec![cancel])
             },
@@ -602,7 +602,7 @@ fn cause() {
         (
             "WithCancelCause without a reason (Go: nil)",
             || {
-                let (ctx, cancel) = Context::background().with_cancel_cause();
+                let (ctx, cancel) = Context::background().with_cancel_cause().into_parts();
                 cancel.cancel();
                 (ctx, vec![cancel])
             },
@@ -612,8 +612,8 @@ fn cause() {
         (
             "WithCancelCause: parent cause before child",
             || {
-                let (ctx, cancel_parent) = Context::background().with_cancel_cause();
-                let (ctx, cancel_child) = ctx.with_cancel_cause();
+                let (ctx, cancel_parent) = Context::background().with_cancel_cause().into_parts();
+                let (ctx, cancel_child) = ctx.with_cancel_cause().into_parts();
                 cancel_parent.cancel_with(Named("parentCause"));
                 cancel_child.cancel_with(Named("childCause"));
                 (ctx, vec![cancel_parent, cancel_child])
@@ -624,8 +624,8 @@ fn cause() {
         (
             "WithCancelCause: parent cause after child",
             || {
-                let (ctx, cancel_parent) = Context::background().with_cancel_cause();
-                let (ctx, cancel_child) = ctx.with_cancel_cause();
+                let (ctx, cancel_parent) = Context::background().with_cancel_cause().into_parts();
+                let (ctx, cancel_child) = ctx.with_cancel_cause().into_parts();
                 cancel_child.cancel_with(Named("childCause"));
                 cancel_parent.cancel_with(Named("parentCause"));
                 (ctx, vec![cancel_parent, cancel_child])
@@ -636,8 +636,8 @@ fn cause() {
         (
             "WithCancelCause: parent cause before nil",
             || {
-                let (ctx, cancel_parent) = Context::background().with_cancel_cause();
-                let (ctx, cancel_child) = ctx.with_cancel();
+                let (ctx, cancel_parent) = Context::background().with_cancel_cause().into_parts();
+                let (ctx, cancel_child) = ctx.with_cancel().into_parts();
                 cancel_parent.cancel_with(Named("parentCause"));
                 cancel_child.cancel();
                 (ctx, vec![cancel_parent, cancel_child])
@@ -648,8 +648,8 @@ fn cause() {
         (
             "WithCancelCause: parent cause after nil",
             || {
-                let (ctx, cancel_parent) = Context::background().with_cancel_cause();
-                let (ctx, cancel_child) = ctx.with_cancel();
+                let (ctx, cancel_parent) = Context::background().with_cancel_cause().into_parts();
+                let (ctx, cancel_child) = ctx.with_cancel().into_parts();
                 cancel_child.cancel();
                 cancel_parent.cancel_with(Named("parentCause"));
                 (ctx, vec![cancel_parent, cancel_child])
@@ -660,8 +660,8 @@ fn cause() {
         (
             "WithCancelCause: child cause after nil",
             || {
-                let (ctx, cancel_parent) = Context::background().with_cancel();
-                let (ctx, cancel_child) = ctx.with_cancel_cause();
+                let (ctx, cancel_parent) = Context::background().with_cancel().into_parts();
+                let (ctx, cancel_child) = ctx.with_cancel_cause().into_parts();
                 cancel_parent.cancel();
                 cancel_child.cancel_with(Named("childCause"));
                 (ctx, vec![cancel_parent, cancel_child])
@@ -672,8 +672,8 @@ fn cause() {
         (
             "WithCancelCause: child cause before nil",
             || {
-                let (ctx, cancel_parent) = Context::background().with_cancel();
-                let (ctx, cancel_child) = ctx.with_cancel_cause();
+                let (ctx, cancel_parent) = Context::background().with_cancel().into_parts();
+                let (ctx, cancel_child) = ctx.with_cancel_cause().into_parts();
                 cancel_child.cancel_with(Named("childCause"));
                 cancel_parent.cancel();
                 (ctx, vec![cancel_parent, cancel_child])
@@ -684,7 +684,9 @@ fn cause() {
         (
             "WithTimeout",
             || {
-                let (ctx, cancel) = Context::background().with_timeout(Duration::ZERO);
+                let (ctx, cancel) = Context::background()
+                    .with_timeout(Duration::ZERO)
+                    .into_parts();
                 cancel.cancel();
                 (ctx, vec![cancel])
             },
@@ -694,7 +696,7 @@ fn cause() {
         (
             "WithTimeout canceled",
             || {
-                let (ctx, cancel) = Context::background().with_timeout(FOREVER);
+                let (ctx, cancel) = Context::background().with_timeout(FOREVER).into_parts();
                 cancel.cancel();
                 (ctx, vec![cancel])
             },
@@ -704,8 +706,9 @@ fn cause() {
         (
             "WithTimeoutCause",
             || {
-                let (ctx, cancel) =
-                    Context::background().with_timeout_cause(Duration::ZERO, Named("tooSlow"));
+                let (ctx, cancel) = Context::background()
+                    .with_timeout_cause(Duration::ZERO, Named("tooSlow"))
+                    .into_parts();
                 cancel.cancel();
                 (ctx, vec![cancel])
             },
@@ -715,8 +718,9 @@ fn cause() {
         (
             "WithTimeoutCause canceled",
             || {
-                let (ctx, cancel) =
-                    Context::background().with_timeout_cause(FOREVER, Named("tooSlow"));
+                let (ctx, cancel) = Context::background()
+                    .with_timeout_cause(FOREVER, Named("tooSlow"))
+                    .into_parts();
                 cancel.cancel();
                 (ctx, vec![cancel])
             },
@@ -726,8 +730,10 @@ fn cause() {
         (
             "WithTimeoutCause stacked",
             || {
-                let (ctx, cancel) = Context::background().with_cancel_cause();
-                let (ctx, keep) = ctx.with_timeout_cause(Duration::ZERO, Named("tooSlow"));
+                let (ctx, cancel) = Context::background().with_cancel_cause().into_parts();
+                let (ctx, keep) = ctx
+                    .with_timeout_cause(Duration::ZERO, Named("tooSlow"))
+                    .into_parts();
                 cancel.cancel_with(Named("finishedEarly"));
                 (ctx, vec![cancel, keep])
             },
@@ -737,8 +743,10 @@ fn cause() {
         (
             "WithTimeoutCause stacked canceled",
             || {
-                let (ctx, cancel) = Context::background().with_cancel_cause();
-                let (ctx, keep) = ctx.with_timeout_cause(FOREVER, Named("tooSlow"));
+                let (ctx, cancel) = Context::background().with_cancel_cause().into_parts();
+                let (ctx, keep) = ctx
+                    .with_timeout_cause(FOREVER, Named("tooSlow"))
+                    .into_parts();
                 cancel.cancel_with(Named("finishedEarly"));
                 (ctx, vec![cancel, keep])
             },
@@ -754,7 +762,7 @@ fn cause() {
         (
             "WithoutCancel canceled",
             || {
-                let (ctx, cancel) = Context::background().with_cancel_cause();
+                let (ctx, cancel) = Context::background().with_cancel_cause().into_parts();
                 let ctx = ctx.without_cancel();
                 cancel.cancel_with(Named("finishedEarly"));
                 (ctx, vec![cancel])
@@ -765,8 +773,9 @@ fn cause() {
         (
             "WithoutCancel timeout",
             || {
-                let (ctx, cancel) =
-                    Context::background().with_timeout_cause(Duration::ZERO, Named("tooSlow"));
+                let (ctx, cancel) = Context::background()
+                    .with_timeout_cause(Duration::ZERO, Named("tooSlow"))
+                    .into_parts();
                 let ctx = ctx.without_cancel();
                 cancel.cancel();
                 (ctx, vec![cancel])
@@ -793,7 +802,7 @@ fn cause() {
 
 #[test]
 fn cause_race() {
-    let (ctx, cancel) = Context::background().with_cancel_cause();
+    let (ctx, cancel) = Context::background().with_cancel_cause().into_parts();
     let canceler = thread::spawn(move || {
         cancel.cancel_with(Named("TestCauseRace"));
         cancel
@@ -821,7 +830,8 @@ fn without_cancel() {
     struct Key(&'static str);
     let (parent, cancel) = Context::background()
         .with_value(Key("value"))
-        .with_timeout(Duration::from_secs(3600));
+        .with_timeout(Duration::from_secs(3600))
+        .into_parts();
     let ctx = parent.without_cancel();
     assert_eq!(ctx.deadline(), None);
     assert_eq!(ctx.err(), None);
@@ -845,7 +855,7 @@ fn without_cancel() {
 
 #[test]
 fn after_func_called_after_cancel() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let (tx, rx) = mpsc::channel();
     let stop = ctx.after_func(move || tx.send(()).expect("receiver gone"));
     assert!(
@@ -860,7 +870,7 @@ fn after_func_called_after_cancel() {
 
 #[test]
 fn after_func_called_after_timeout() {
-    let (ctx, _cancel) = Context::background().with_timeout(SHORT);
+    let ctx = Context::background().with_timeout(SHORT);
     let (tx, rx) = mpsc::channel();
     let stop = ctx.after_func(move || tx.send(()).expect("receiver gone"));
     rx.recv_timeout(PATIENCE)
@@ -869,7 +879,7 @@ fn after_func_called_after_timeout() {
 
 #[test]
 fn after_func_called_immediately() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     cancel.cancel();
     let (tx, rx) = mpsc::channel();
     let stop = ctx.after_func(move || tx.send(()).expect("receiver gone"));
@@ -880,7 +890,7 @@ fn after_func_called_immediately() {
 
 #[test]
 fn after_func_not_called_after_stop() {
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let calls = Arc::new(AtomicUsize::new(0));
     let stop = ctx.after_func({
         let calls = calls.clone();
@@ -903,7 +913,7 @@ fn after_func_not_called_after_stop() {
 #[test]
 fn after_func_called_asynchronously() {
     // Canceling does not wait for the after-function: it blocks until we read, after cancel().
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let (tx, rx) = mpsc::sync_channel::<()>(0);
     let stop = ctx.after_func(move || tx.send(()).expect("receiver gone"));
     cancel.cancel();

@@ -355,7 +355,7 @@ fn blocking_wait(lim: &Limiter, ctx: &Context, n: u32, want: u32, ok: bool) {
 #[test]
 fn wait_simple() {
     let lim = Limiter::new(10.0, 3).unwrap();
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     cancel.cancel();
     blocking_wait(&lim, &ctx, 1, 0, false); // already canceled
     blocking_wait(&lim, &Context::background(), 4, 0, false); // exceeds burst
@@ -366,7 +366,7 @@ fn wait_simple() {
 #[test]
 fn wait_cancel() {
     let lim = Limiter::new(10.0, 3).unwrap();
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     blocking_wait(&lim, &ctx, 2, 0, true); // 1 token left
     let canceler = std::thread::spawn(move || {
         std::thread::sleep(D);
@@ -380,7 +380,7 @@ fn wait_cancel() {
 #[test]
 fn wait_timeout() {
     let lim = Limiter::new(10.0, 3).unwrap();
-    let (ctx, _cancel) = Context::background().with_timeout(D);
+    let ctx = Context::background().with_timeout(D);
     blocking_wait(&lim, &ctx, 2, 0, true);
     blocking_wait(&lim, &ctx, 3, 0, false); // would exceed the deadline: at once
 }

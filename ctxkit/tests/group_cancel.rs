@@ -101,7 +101,7 @@ async fn queued_tasks_never_start_after_a_failure() {
 async fn spawning_under_a_limit_does_not_block_after_cancellation() {
     // conc#88: the only slot is held by a task that waits for the context; the context is
     // canceled by the parent; spawning more must not deadlock, and wait must return.
-    let (parent, cancel_parent) = Context::background().with_cancel();
+    let (parent, cancel_parent) = Context::background().with_cancel().into_parts();
     let (mut g, ctx) = Group::<(), FetchError>::with_context(&parent);
     g.set_limit(1);
     let holder = ctx.clone();
@@ -121,7 +121,9 @@ async fn spawning_under_a_limit_does_not_block_after_cancellation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_done_parent_means_no_task_starts() {
-    let (parent, cancel) = Context::background().with_timeout(Duration::from_millis(1));
+    let (parent, cancel) = Context::background()
+        .with_timeout(Duration::from_millis(1))
+        .into_parts();
     parent.done().await;
     let (mut g, _ctx) = Group::<(), FetchError>::with_context(&parent);
     let started = Arc::new(AtomicUsize::new(0));

@@ -92,7 +92,7 @@ fn tasks_get_the_groups_context_with_the_parents_values() {
 
 #[test]
 fn a_canceled_parent_stops_the_scope() {
-    let (parent, cancel) = Context::background().with_cancel();
+    let (parent, cancel) = Context::background().with_cancel().into_parts();
     let r = group::scope(&parent, |s| {
         s.go(|ctx| Err::<(), _>(ctx.wait()));
         cancel.cancel();

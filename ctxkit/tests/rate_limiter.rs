@@ -26,7 +26,7 @@ fn types_are_send_and_sync() {
 fn blocking_wait_canceled_midway_returns_promptly_and_gives_the_token_back() {
     let lim = Arc::new(Limiter::new(0.5, 1).unwrap()); // next token in 2 s
     assert!(lim.allow());
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let waiter = {
         let lim = lim.clone();
         std::thread::spawn(move || {
@@ -51,7 +51,7 @@ fn blocking_wait_canceled_midway_returns_promptly_and_gives_the_token_back() {
 fn async_wait_canceled_midway_returns_promptly_and_gives_the_token_back() {
     let lim = Arc::new(Limiter::new(0.5, 1).unwrap());
     assert!(lim.allow());
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let waiter = {
         let lim = lim.clone();
         std::thread::spawn(move || {
@@ -75,7 +75,7 @@ fn async_wait_canceled_midway_returns_promptly_and_gives_the_token_back() {
 fn wait_whose_deadline_is_too_near_fails_at_once_and_spends_nothing() {
     let lim = Limiter::new(1.0 / 3600.0, 1).unwrap(); // next token in an hour
     assert!(lim.allow());
-    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(20));
+    let ctx = Context::background().with_timeout(Duration::from_secs(20));
     let before = lim.tokens();
     let start = Instant::now();
     let err = lim.blocking_wait(&ctx).unwrap_err();
@@ -113,7 +113,7 @@ fn wait_errors_say_what_happened() {
     assert_eq!(err.to_string(), "rate: Wait(n=3) exceeds limiter's burst 2");
 
     lim.blocking_wait_n(&bg, 2).unwrap();
-    let (ctx, _cancel) = bg.with_timeout(Duration::from_secs(60));
+    let ctx = bg.with_timeout(Duration::from_secs(60));
     let err = lim.blocking_wait_n(&ctx, 2).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -125,7 +125,7 @@ fn wait_errors_say_what_happened() {
         Some(&Error::DeadlineExceeded)
     );
 
-    let (ctx, cancel) = bg.with_cancel();
+    let (ctx, cancel) = bg.with_cancel().into_parts();
     cancel.cancel();
     let err = lim.blocking_wait(&ctx).unwrap_err();
     assert_eq!(err.to_string(), "context canceled");
@@ -135,7 +135,7 @@ fn wait_errors_say_what_happened() {
 #[test]
 fn a_done_context_fails_even_with_tokens() {
     let lim = Limiter::new(10.0, 5).unwrap();
-    let (ctx, cancel) = Context::background().with_cancel();
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
     cancel.cancel();
     assert!(lim.blocking_wait(&ctx).unwrap_err().is_canceled());
     assert!(lim.allow_n(5), "nothing was spent");
@@ -221,7 +221,7 @@ fn a_zero_rate_limiter_only_spends_its_burst() {
         err.to_string(),
         "rate: Wait(n=1) can never be satisfied: the limiter's rate is zero"
     );
-    let (ctx, _cancel) = bg.with_timeout(Duration::from_secs(60));
+    let ctx = bg.with_timeout(Duration::from_secs(60));
     assert!(lim.blocking_wait(&ctx).unwrap_err().is_deadline_exceeded());
     let nothing = Limiter::new(0.0, 0).unwrap();
     assert!(!nothing.allow());

@@ -129,7 +129,7 @@ fn reset_restarts_the_schedule() {
 fn dropping_a_tick_future_loses_no_tick() {
     let mut ticker = Ticker::new(50 * MS).unwrap();
     let due = ticker.next_tick().unwrap();
-    let (ctx, _cancel) = Context::background().with_timeout(MS);
+    let ctx = Context::background().with_timeout(MS);
     let result = futures::executor::block_on(ctx.run(ticker.tick()));
     assert_eq!(result, Err(Error::DeadlineExceeded));
     assert_eq!(futures::executor::block_on(ticker.tick()), due);

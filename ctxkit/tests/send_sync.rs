@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ctxkit::{AfterFunc, CancelHandle, Cause, Context, Done, Error};
+use ctxkit::{AfterFunc, CancelContext, CancelHandle, Cause, Context, Done, Error};
 
 fn send_sync<T: Send + Sync>() {}
 fn unpin<T: Unpin>() {}
@@ -15,6 +15,7 @@ fn send_value<T: Send>(_: &T) {}
 #[test]
 fn public_types_are_send_sync_unpin() {
     send_sync::<Context>();
+    send_sync::<CancelContext>();
     send_sync::<CancelHandle>();
     send_sync::<Done>();
     send_sync::<AfterFunc>();
@@ -22,6 +23,7 @@ fn public_types_are_send_sync_unpin() {
     send_sync::<Cause>();
 
     unpin::<Context>();
+    unpin::<CancelContext>();
     unpin::<CancelHandle>();
     unpin::<Done>();
     unpin::<AfterFunc>();
@@ -29,6 +31,7 @@ fn public_types_are_send_sync_unpin() {
     unpin::<Cause>();
 
     static_::<Context>();
+    static_::<CancelContext>();
     static_::<Done>();
     static_::<Cause>();
     clone_::<Context>();
@@ -37,7 +40,7 @@ fn public_types_are_send_sync_unpin() {
 
 #[test]
 fn the_api_futures_are_send() {
-    let (ctx, _cancel) = Context::background().with_cancel();
+    let ctx = Context::background().with_cancel();
     let sleep = ctx.sleep(Duration::from_millis(1));
     send_value(&sleep);
     let run = ctx.run(async { 1 });

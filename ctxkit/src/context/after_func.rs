@@ -71,10 +71,10 @@ impl AfterFuncShared {
 /// use std::sync::mpsc;
 /// use ctxkit::Context;
 ///
-/// let (ctx, cancel) = Context::background().with_cancel();
+/// let ctx = Context::background().with_cancel();
 /// let (tx, rx) = mpsc::channel();
 /// let _after = ctx.after_func(move || tx.send("cleaned up").unwrap());
-/// cancel.cancel();
+/// ctx.cancel();
 /// assert_eq!(rx.recv().unwrap(), "cleaned up");
 /// ```
 pub struct AfterFunc {
@@ -114,11 +114,11 @@ impl AfterFunc {
     /// ```
     /// use ctxkit::Context;
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let ctx = Context::background().with_cancel();
     /// let after = ctx.after_func(|| unreachable!("stopped before the cancel"));
     /// assert!(after.stop());
     /// assert!(!after.stop(), "only the first stop stops it");
-    /// cancel.cancel();
+    /// ctx.cancel();
     /// ```
     pub fn stop(&self) -> bool {
         let stopped = self

@@ -21,8 +21,8 @@ use std::sync::Arc;
 /// ```
 /// use ctxkit::{Context, Error};
 ///
-/// let (ctx, cancel) = Context::background().with_cancel();
-/// cancel.cancel();
+/// let ctx = Context::background().with_cancel();
+/// ctx.cancel();
 /// let err = ctx.err().unwrap();
 /// assert_eq!(err, Error::Canceled);
 /// assert!(err.is_canceled());
@@ -107,8 +107,8 @@ impl From<Error> for std::io::Error {
     ///     Ok(0)
     /// }
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel();
-    /// cancel.cancel();
+    /// let ctx = Context::background().with_cancel();
+    /// ctx.cancel();
     /// let err = copy_chunks(&ctx).unwrap_err();
     /// assert_eq!(err.kind(), io::ErrorKind::Other);
     /// assert_eq!(err.to_string(), "context canceled");
@@ -132,22 +132,22 @@ pub(crate) type Reason = Arc<dyn StdError + Send + Sync + 'static>;
 /// Why a context is done, with the reason a caller gave: one value that answers both
 /// "canceled or deadline?" ([`error`](Cause::error)) and "why?" ([`reason`](Cause::reason)).
 ///
-/// A `Cause` displays as the reason given (by [`CancelHandle::cancel_with`] or the `_cause`
+/// A `Cause` displays as the reason given (by [`CancelContext::cancel_with`] or the `_cause`
 /// constructors), else as the [`Error`] itself, as Go's `context.Cause` returns the cause, else
 /// `ctx.Err()`. Its [`source`](StdError::source) is the reason's own source, so a reporter that
 /// walks the chain prints each text once.
 ///
 /// Cloning is cheap (one reference count).
 ///
-/// [`CancelHandle::cancel_with`]: crate::CancelHandle::cancel_with
+/// [`CancelContext::cancel_with`]: crate::CancelContext::cancel_with
 ///
 /// # Examples
 ///
 /// ```
 /// use ctxkit::Context;
 ///
-/// let (ctx, cancel) = Context::background().with_cancel_cause();
-/// cancel.cancel_with("upstream closed the connection");
+/// let ctx = Context::background().with_cancel_cause();
+/// ctx.cancel_with("upstream closed the connection");
 ///
 /// let cause = ctx.cause().unwrap();
 /// assert!(cause.is_canceled());
@@ -175,20 +175,46 @@ impl Cause {
     ///
     /// ```
     /// # use ctxkit::{Context, Error};
-    /// let (ctx, cancel) = Context::background().with_cancel();
-    /// drop(cancel);
+    /// let ctx = Context::background().with_cancel();
+    /// ctx.cancel();
     /// assert_eq!(ctx.cause().unwrap().error(), Error::Canceled);
     /// ```
     pub fn error(&self) -> Error {
         self.error
     }
 
-    /// True if the context was canceled.
+    /// True if the context was canceled (with or without a reason), rather than timed out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctxkit::Context;
+    ///
+    /// let ctx = Context::background().with_timeout(Duration::from_secs(3600));
+    /// ctx.cancel_with("user pressed stop");
+    /// let cause = ctx.cause().unwrap();
+    /// assert!(cause.is_canceled());
+    /// assert!(!cause.is_deadline_exceeded());
+    /// ```
     pub fn is_canceled(&self) -> bool {
         self.error.is_canceled()
     }
 
-    /// True if the context's deadline passed.
+    /// True if the context's deadline passed (its own or an ancestor's) before any cancel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctxkit::Context;
+    ///
+    /// let ctx = Context::background().with_timeout_cause(Duration::ZERO, "lookup took too long");
+    /// let cause = ctx.cause().unwrap();
+    /// assert!(cause.is_deadline_exceeded());
+    /// assert!(!cause.is_canceled());
+    /// assert_eq!(cause.to_string(), "lookup took too long");
+    /// ```
     pub fn is_deadline_exceeded(&self) -> bool {
         self.error.is_deadline_exceeded()
     }
@@ -199,8 +225,8 @@ impl Cause {
     ///
     /// ```
     /// # use ctxkit::Context;
-    /// let (ctx, cancel) = Context::background().with_cancel();
-    /// cancel.cancel();
+    /// let ctx = Context::background().with_cancel();
+    /// ctx.cancel();
     /// assert!(ctx.cause().unwrap().reason().is_none());
     /// ```
     pub fn reason(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
@@ -223,8 +249,8 @@ impl Cause {
     /// }
     /// impl std::error::Error for Shutdown {}
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel_cause();
-    /// cancel.cancel_with(Shutdown);
+    /// let ctx = Context::background().with_cancel_cause();
+    /// ctx.cancel_with(Shutdown);
     /// assert!(ctx.cause().unwrap().downcast_ref::<Shutdown>().is_some());
     /// ```
     pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {

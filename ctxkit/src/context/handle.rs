@@ -1,38 +1,43 @@
-//! [`CancelHandle`]: the owner's side of a cancelable context.
+//! [`CancelHandle`]: the power to cancel a context, split from it to be handed elsewhere.
 
 use std::error::Error as StdError;
 use std::fmt;
 
 use crate::context::error::{Error, Reason};
 use crate::context::tree::{self, Completion, Node};
+#[cfg(doc)]
+use crate::context::CancelContext;
 use crate::sync::Arc;
 
 /// Cancels the context it came with: explicitly with [`cancel`](CancelHandle::cancel) or
 /// [`cancel_with`](CancelHandle::cancel_with), or implicitly when it is dropped.
+///
+/// Made by [`CancelContext::into_parts`], for handing the power to cancel to another thread or
+/// task. Most code never needs one: a [`CancelContext`] cancels by itself.
 ///
 /// Canceling a context cancels its whole subtree; when the call returns, every descendant
 /// already reports done. The first cancel wins: later calls, and the drop, change nothing.
 ///
 /// # Coming from Go
 ///
-/// This is Go's `CancelFunc` (and `CancelCauseFunc`), with Go's "always `defer cancel()`" built
-/// in: the context is canceled when the handle goes out of scope, so forgetting to cancel cannot
-/// pin the context, its timer or its parent. Keep the handle alive as long as the work should
-/// run. Note that `let (ctx, _) = parent.with_cancel();` drops the handle at once and so
-/// returns a canceled context; write `let (ctx, _cancel) = ...` to keep it.
-/// [`disarm`](CancelHandle::disarm) lets go without canceling.
+/// This is Go's `CancelFunc` (and `CancelCauseFunc`) as a value of its own, with Go's "always
+/// `defer cancel()`" built in: the context is canceled when the handle goes out of scope, so
+/// forgetting to cancel cannot pin the context, its timer or its parent. Keep the handle alive
+/// as long as the work should run: `let (ctx, _) = parent.with_cancel().into_parts();` drops it
+/// at once and so returns a canceled context. [`disarm`](CancelHandle::disarm) lets go without
+/// canceling.
 ///
 /// # Examples
 ///
 /// ```
 /// use ctxkit::Context;
 ///
-/// let root = Context::background();
-/// let ctx = {
-///     let (ctx, _cancel) = root.with_cancel();
-///     assert!(!ctx.is_done());
-///     ctx
-/// }; // `_cancel` dropped here: the context is canceled
+/// let (ctx, cancel) = Context::background().with_cancel().into_parts();
+/// let worker = std::thread::spawn(move || {
+///     // … decide that the work is no longer needed …
+///     drop(cancel); // or cancel.cancel()
+/// });
+/// worker.join().unwrap();
 /// assert!(ctx.is_done());
 /// ```
 #[must_use = "dropping a CancelHandle cancels its context at once; bind it to a named variable"]
@@ -54,8 +59,8 @@ impl CancelHandle {
     /// ```
     /// use ctxkit::{Context, Error};
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel();
-    /// let (child, _child_cancel) = ctx.with_cancel();
+    /// let (ctx, cancel) = Context::background().with_cancel().into_parts();
+    /// let child = ctx.with_cancel();
     /// cancel.cancel();
     /// assert_eq!(child.err(), Some(Error::Canceled));
     /// ```
@@ -78,7 +83,7 @@ impl CancelHandle {
     /// ```
     /// use ctxkit::Context;
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel_cause();
+    /// let (ctx, cancel) = Context::background().with_cancel_cause().into_parts();
     /// cancel.cancel_with("client went away");
     /// cancel.cancel_with("too late: the first reason stays");
     /// assert_eq!(ctx.cause().unwrap().to_string(), "client went away");
@@ -104,7 +109,7 @@ impl CancelHandle {
     /// ```
     /// use ctxkit::Context;
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let (ctx, cancel) = Context::background().with_cancel().into_parts();
     /// cancel.disarm();
     /// assert!(!ctx.is_done());
     /// ```
@@ -117,7 +122,7 @@ impl CancelHandle {
     /// # Examples
     ///
     /// ```
-    /// let (_ctx, cancel) = ctxkit::Context::background().with_cancel();
+    /// let (_ctx, cancel) = ctxkit::Context::background().with_cancel().into_parts();
     /// assert!(!cancel.is_done());
     /// cancel.cancel();
     /// assert!(cancel.is_done());

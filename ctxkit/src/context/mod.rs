@@ -11,6 +11,7 @@
 //! (`timer.rs`). `after_func.rs` runs callbacks on their own threads.
 
 mod after_func;
+mod cancel_context;
 pub(crate) mod clock;
 mod error;
 mod handle;
@@ -33,6 +34,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 pub use after_func::AfterFunc;
+pub use cancel_context::CancelContext;
 pub use error::{Cause, Error};
 pub use handle::CancelHandle;
 pub use wait::Done;
@@ -48,7 +50,8 @@ use values::ValueNode;
 ///
 /// Contexts form a tree. [`background`](Context::background) is a root that is never done;
 /// [`with_cancel`](Context::with_cancel), [`with_deadline`](Context::with_deadline) and
-/// [`with_timeout`](Context::with_timeout) derive a child together with a [`CancelHandle`];
+/// [`with_timeout`](Context::with_timeout) derive a child that owns its cancellation (a
+/// [`CancelContext`]: it derefs to `Context` and cancels when dropped);
 /// [`with_value`](Context::with_value) derives a child carrying one more value. A child is done
 /// when its parent is, never the other way round, and once done it stays done with the same
 /// [`Error`] and [`Cause`].
@@ -67,10 +70,11 @@ use values::ValueNode;
 /// | Go | ctxkit |
 /// |---|---|
 /// | `context.Background()`, `context.TODO()` | [`Context::background`], [`Context::todo`] |
-/// | `ctx, cancel := context.WithCancel(parent)` | `let (ctx, cancel) = parent.with_cancel();` |
+/// | `ctx, cancel := context.WithCancel(parent)` | `let ctx = parent.with_cancel();` (a [`CancelContext`]) |
 /// | `WithDeadline`, `WithTimeout` | [`with_deadline`](Context::with_deadline), [`with_timeout`](Context::with_timeout) |
 /// | `WithCancelCause`, `WithDeadlineCause`, `WithTimeoutCause` | [`with_cancel_cause`](Context::with_cancel_cause), [`with_deadline_cause`](Context::with_deadline_cause), [`with_timeout_cause`](Context::with_timeout_cause) |
-/// | `defer cancel()` | nothing: dropping the [`CancelHandle`] cancels |
+/// | `cancel()`, `defer cancel()` | `ctx.cancel()`; dropping the [`CancelContext`] cancels |
+/// | passing `cancel` to another goroutine | [`into_parts()`](CancelContext::into_parts) gives a [`CancelHandle`] |
 /// | `WithValue(ctx, key, v)`, `ctx.Value(key)` | [`with_value(v)`](Context::with_value), [`value::<T>()`](Context::value) |
 /// | `ctx.Done()` | [`done()`](Context::done) (a future), [`wait()`](Context::wait) (blocking), [`is_done()`](Context::is_done) (a poll) |
 /// | `ctx.Err()`, `context.Cause(ctx)` | [`err()`](Context::err), [`cause()`](Context::cause) |
@@ -79,7 +83,8 @@ use values::ValueNode;
 /// | `context.WithoutCancel(ctx)` | [`without_cancel()`](Context::without_cancel) |
 ///
 /// Differences on purpose: values are keyed by their Rust type, so a private type is a private
-/// key and string keys cannot collide; a cancel handle cancels when dropped; a deadline arms no
+/// key and string keys cannot collide; a derived context cancels when its owner drops it, so
+/// there is no `cancel` to forget (and none to lose with `ctx, _ :=`); a deadline arms no
 /// timer until somebody waits for it.
 ///
 /// # Examples
@@ -92,7 +97,7 @@ use values::ValueNode;
 /// struct RequestId(&'static str);
 ///
 /// let ctx = Context::background().with_value(RequestId("req-2026"));
-/// let (ctx, _cancel) = ctx.with_timeout(Duration::from_millis(20));
+/// let ctx = ctx.with_timeout(Duration::from_millis(20)); // canceled when `ctx` drops
 ///
 /// assert_eq!(ctx.value::<RequestId>(), Some(&RequestId("req-2026")));
 /// assert_eq!(ctx.wait(), Error::DeadlineExceeded);
@@ -162,30 +167,29 @@ impl Context {
     // ===== derived contexts =====
 
     #[inline]
-    fn child(&self, new: NewNode) -> (Context, CancelHandle) {
-        let node = tree::new_child(self.node.as_ref(), new);
-        let ctx = Context {
-            node: Some(node.clone()),
+    fn child(&self, new: NewNode) -> CancelContext {
+        CancelContext::new(Context {
+            node: Some(tree::new_child(self.node.as_ref(), new)),
             values: self.values.clone(),
-        };
-        (ctx, CancelHandle::new(node))
+        })
     }
 
-    /// A child that is canceled when the handle is canceled or dropped, or when `self` is done.
+    /// A child that is canceled when it is canceled or dropped (it is a [`CancelContext`]), or
+    /// when `self` is done.
     ///
     /// # Examples
     ///
     /// ```
     /// use ctxkit::Context;
     ///
-    /// let (parent, cancel_parent) = Context::background().with_cancel();
-    /// let (child, _cancel_child) = parent.with_cancel();
-    /// cancel_parent.cancel();
+    /// let parent = Context::background().with_cancel();
+    /// let child = parent.with_cancel();
+    /// parent.cancel();
     /// assert!(child.is_done());
     /// ```
-    #[must_use = "dropping the CancelHandle cancels the context at once"]
+    #[must_use = "dropping the CancelContext cancels it at once; bind it: `let ctx = ...`"]
     #[inline]
-    pub fn with_cancel(&self) -> (Context, CancelHandle) {
+    pub fn with_cancel(&self) -> CancelContext {
         self.child(NewNode {
             deadline: NO_DEADLINE,
             deadline_cause: None,
@@ -194,20 +198,20 @@ impl Context {
     }
 
     /// The same as [`with_cancel`](Context::with_cancel), named after Go's `WithCancelCause`:
-    /// cancel it with a reason through [`CancelHandle::cancel_with`].
+    /// cancel it with a reason through [`CancelContext::cancel_with`].
     ///
     /// # Examples
     ///
     /// ```
     /// use ctxkit::Context;
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel_cause();
-    /// cancel.cancel_with("shutting down");
+    /// let ctx = Context::background().with_cancel_cause();
+    /// ctx.cancel_with("shutting down");
     /// assert_eq!(ctx.err().unwrap().to_string(), "context canceled");
     /// assert_eq!(ctx.cause().unwrap().to_string(), "shutting down");
     /// ```
-    #[must_use = "dropping the CancelHandle cancels the context at once"]
-    pub fn with_cancel_cause(&self) -> (Context, CancelHandle) {
+    #[must_use = "dropping the CancelContext cancels it at once; bind it: `let ctx = ...`"]
+    pub fn with_cancel_cause(&self) -> CancelContext {
         self.with_cancel()
     }
 
@@ -224,11 +228,11 @@ impl Context {
     /// use std::time::{Duration, Instant};
     /// use ctxkit::{Context, Error};
     ///
-    /// let (ctx, _cancel) = Context::background().with_deadline(Instant::now() - Duration::from_secs(1));
+    /// let ctx = Context::background().with_deadline(Instant::now() - Duration::from_secs(1));
     /// assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
     /// ```
-    #[must_use = "dropping the CancelHandle cancels the context at once"]
-    pub fn with_deadline(&self, deadline: Instant) -> (Context, CancelHandle) {
+    #[must_use = "dropping the CancelContext cancels it at once; bind it: `let ctx = ...`"]
+    pub fn with_deadline(&self, deadline: Instant) -> CancelContext {
         self.with_deadline_reason(deadline, None)
     }
 
@@ -241,24 +245,20 @@ impl Context {
     /// use std::time::Instant;
     /// use ctxkit::Context;
     ///
-    /// let (ctx, _cancel) = Context::background().with_deadline_cause(Instant::now(), "quota window closed");
+    /// let ctx = Context::background().with_deadline_cause(Instant::now(), "quota window closed");
     /// let cause = ctx.cause().unwrap();
     /// assert!(cause.is_deadline_exceeded());
     /// assert_eq!(cause.to_string(), "quota window closed");
     /// ```
-    #[must_use = "dropping the CancelHandle cancels the context at once"]
-    pub fn with_deadline_cause<E>(&self, deadline: Instant, reason: E) -> (Context, CancelHandle)
+    #[must_use = "dropping the CancelContext cancels it at once; bind it: `let ctx = ...`"]
+    pub fn with_deadline_cause<E>(&self, deadline: Instant, reason: E) -> CancelContext
     where
         E: Into<Box<dyn StdError + Send + Sync + 'static>>,
     {
         self.with_deadline_reason(deadline, Some(to_reason(reason)))
     }
 
-    fn with_deadline_reason(
-        &self,
-        deadline: Instant,
-        reason: Option<Reason>,
-    ) -> (Context, CancelHandle) {
+    fn with_deadline_reason(&self, deadline: Instant, reason: Option<Reason>) -> CancelContext {
         self.child(NewNode {
             deadline: clock::encode(deadline).unwrap_or(NO_DEADLINE),
             deadline_cause: reason,
@@ -277,13 +277,13 @@ impl Context {
     /// use std::time::Duration;
     /// use ctxkit::Context;
     ///
-    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(30));
+    /// let ctx = Context::background().with_timeout(Duration::from_secs(30));
     /// assert!(ctx.deadline().is_some());
-    /// let (forever, _cancel) = Context::background().with_timeout(Duration::MAX);
+    /// let forever = Context::background().with_timeout(Duration::MAX);
     /// assert_eq!(forever.deadline(), None);
     /// ```
-    #[must_use = "dropping the CancelHandle cancels the context at once"]
-    pub fn with_timeout(&self, timeout: Duration) -> (Context, CancelHandle) {
+    #[must_use = "dropping the CancelContext cancels it at once; bind it: `let ctx = ...`"]
+    pub fn with_timeout(&self, timeout: Duration) -> CancelContext {
         self.with_timeout_reason(timeout, None)
     }
 
@@ -296,22 +296,18 @@ impl Context {
     /// use std::time::Duration;
     /// use ctxkit::Context;
     ///
-    /// let (ctx, _cancel) = Context::background().with_timeout_cause(Duration::ZERO, "lookup took too long");
+    /// let ctx = Context::background().with_timeout_cause(Duration::ZERO, "lookup took too long");
     /// assert_eq!(ctx.cause().unwrap().to_string(), "lookup took too long");
     /// ```
-    #[must_use = "dropping the CancelHandle cancels the context at once"]
-    pub fn with_timeout_cause<E>(&self, timeout: Duration, reason: E) -> (Context, CancelHandle)
+    #[must_use = "dropping the CancelContext cancels it at once; bind it: `let ctx = ...`"]
+    pub fn with_timeout_cause<E>(&self, timeout: Duration, reason: E) -> CancelContext
     where
         E: Into<Box<dyn StdError + Send + Sync + 'static>>,
     {
         self.with_timeout_reason(timeout, Some(to_reason(reason)))
     }
 
-    fn with_timeout_reason(
-        &self,
-        timeout: Duration,
-        reason: Option<Reason>,
-    ) -> (Context, CancelHandle) {
+    fn with_timeout_reason(&self, timeout: Duration, reason: Option<Reason>) -> CancelContext {
         let now = clock::now();
         // Invariant 2 of `clock`: a deadline that does not fit is no deadline.
         let deadline = u64::try_from(timeout.as_nanos())
@@ -332,6 +328,23 @@ impl Context {
     /// Values are keyed by their type: define a small type per kind of value (a newtype like
     /// `struct TraceId(String)`), and keep it private to keep the key private. Use values for
     /// request-scoped data (trace ids, the authenticated user), not for optional parameters.
+    ///
+    /// The key is the value's exact type, so the type you store is the type you ask for:
+    /// `with_value("ana")` stores a `&'static str`, and `value::<String>()` on it is `None`
+    /// (as is `value::<u64>()` after `with_value(7)`, which stores an `i32`). A newtype per kind
+    /// of value avoids both surprises:
+    ///
+    /// ```
+    /// use ctxkit::Context;
+    ///
+    /// let ctx = Context::background().with_value("ana");
+    /// assert_eq!(ctx.value::<String>(), None); // stored a &str, asked for a String
+    /// assert_eq!(ctx.value::<&str>(), Some(&"ana"));
+    ///
+    /// struct UserName(String);
+    /// let ctx = ctx.with_value(UserName("ana".into()));
+    /// assert_eq!(ctx.value::<UserName>().unwrap().0, "ana");
+    /// ```
     ///
     /// # Examples
     ///
@@ -364,9 +377,9 @@ impl Context {
     ///
     /// struct TraceId(u64);
     ///
-    /// let (ctx, cancel) = Context::background().with_value(TraceId(7)).with_cancel();
+    /// let ctx = Context::background().with_value(TraceId(7)).with_cancel();
     /// let detached = ctx.without_cancel();
-    /// cancel.cancel();
+    /// ctx.cancel();
     /// assert!(ctx.is_done());
     /// assert!(!detached.is_done());
     /// assert_eq!(detached.value::<TraceId>().unwrap().0, 7);
@@ -410,8 +423,8 @@ impl Context {
     /// use ctxkit::Context;
     ///
     /// let at = Instant::now() + Duration::from_secs(60);
-    /// let (ctx, _cancel) = Context::background().with_deadline(at);
-    /// let (child, _cancel_child) = ctx.with_timeout(Duration::from_secs(3600));
+    /// let ctx = Context::background().with_deadline(at);
+    /// let child = ctx.with_timeout(Duration::from_secs(3600));
     /// assert_eq!(child.deadline(), Some(at));
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
@@ -429,9 +442,9 @@ impl Context {
     /// ```
     /// use ctxkit::{Context, Error};
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let ctx = Context::background().with_cancel();
     /// assert_eq!(ctx.err(), None);
-    /// cancel.cancel();
+    /// ctx.cancel();
     /// assert_eq!(ctx.err(), Some(Error::Canceled));
     /// ```
     #[inline]
@@ -440,7 +453,7 @@ impl Context {
     }
 
     /// Why the context is done, with the reason given: the reason passed to
-    /// [`CancelHandle::cancel_with`] or a `_cause` constructor, else the error itself. `None`
+    /// [`CancelContext::cancel_with`] or a `_cause` constructor, else the error itself. `None`
     /// while the context is not done. Once `Some`, always the same.
     ///
     /// # Examples
@@ -448,8 +461,8 @@ impl Context {
     /// ```
     /// use ctxkit::{Context, Error};
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel();
-    /// cancel.cancel();
+    /// let ctx = Context::background().with_cancel();
+    /// ctx.cancel();
     /// let cause = ctx.cause().unwrap();
     /// assert_eq!(cause.error(), Error::Canceled);
     /// assert_eq!(cause.to_string(), "context canceled");
@@ -463,10 +476,11 @@ impl Context {
     /// # Examples
     ///
     /// ```
-    /// let (ctx, cancel) = ctxkit::Context::background().with_cancel();
-    /// assert!(!ctx.is_done());
-    /// drop(cancel);
-    /// assert!(ctx.is_done());
+    /// let ctx = ctxkit::Context::background().with_cancel();
+    /// let observer = ctx.clone(); // a plain Context: sees the cancel, cannot cancel
+    /// assert!(!observer.is_done());
+    /// drop(ctx);
+    /// assert!(observer.is_done());
     /// ```
     #[inline]
     pub fn is_done(&self) -> bool {
@@ -493,9 +507,9 @@ impl Context {
     ///     Ok(sum)
     /// }
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let ctx = Context::background().with_cancel();
     /// assert_eq!(process(&ctx, &[1, 2, 3]), Ok(6));
-    /// cancel.cancel();
+    /// ctx.cancel();
     /// assert_eq!(process(&ctx, &[1, 2, 3]), Err(Error::Canceled));
     /// ```
     #[inline]
@@ -520,7 +534,7 @@ impl Context {
     /// use std::time::Duration;
     /// use ctxkit::{Context, Error};
     ///
-    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
+    /// let ctx = Context::background().with_timeout(Duration::from_millis(10));
     /// assert_eq!(ctx.done().await, Error::DeadlineExceeded);
     /// # });
     /// ```
@@ -545,9 +559,12 @@ impl Context {
     /// ```
     /// use ctxkit::{Context, Error};
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel();
-    /// let worker = std::thread::spawn(move || ctx.wait());
-    /// cancel.cancel();
+    /// let ctx = Context::background().with_cancel();
+    /// let worker = std::thread::spawn({
+    ///     let ctx = ctx.clone();
+    ///     move || ctx.wait()
+    /// });
+    /// ctx.cancel();
     /// assert_eq!(worker.join().unwrap(), Error::Canceled);
     /// ```
     pub fn wait(&self) -> Error {
@@ -571,7 +588,7 @@ impl Context {
     /// use std::time::Duration;
     /// use ctxkit::Context;
     ///
-    /// let (ctx, _cancel) = Context::background().with_cancel();
+    /// let ctx = Context::background().with_cancel();
     /// assert_eq!(ctx.wait_timeout(Duration::from_millis(5)), None);
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Error> {
@@ -602,7 +619,7 @@ impl Context {
     /// use std::time::Duration;
     /// use ctxkit::{Context, Error};
     ///
-    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
+    /// let ctx = Context::background().with_timeout(Duration::from_millis(10));
     /// let slow = async { std::future::pending::<()>().await };
     /// assert_eq!(ctx.run(slow).await, Err(Error::DeadlineExceeded));
     /// assert_eq!(Context::background().run(async { 42 }).await, Ok(42));
@@ -641,13 +658,13 @@ impl Context {
     ///
     /// let root = Context::background();
     /// assert_eq!(root.sleep(Duration::from_millis(1)).await, Ok(()));
-    /// let (ctx, cancel) = root.with_cancel();
-    /// cancel.cancel();
+    /// let ctx = root.with_cancel();
+    /// ctx.cancel();
     /// assert_eq!(ctx.sleep(Duration::from_secs(3600)).await, Err(Error::Canceled));
     /// # });
     /// ```
     pub async fn sleep(&self, duration: Duration) -> Result<(), Error> {
-        let (timer, _cancel) = self.with_timeout(duration);
+        let timer = self.with_timeout(duration);
         timer.done().await;
         self.check()
     }
@@ -669,7 +686,7 @@ impl Context {
     /// use std::time::Duration;
     /// use ctxkit::{Context, Error};
     ///
-    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(5));
+    /// let ctx = Context::background().with_timeout(Duration::from_millis(5));
     /// assert_eq!(ctx.blocking_sleep(Duration::from_secs(3600)), Err(Error::DeadlineExceeded));
     /// ```
     pub fn blocking_sleep(&self, duration: Duration) -> Result<(), Error> {
@@ -696,10 +713,10 @@ impl Context {
     /// use std::sync::mpsc;
     /// use ctxkit::Context;
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let ctx = Context::background().with_cancel();
     /// let (tx, rx) = mpsc::channel();
     /// let after = ctx.after_func(move || tx.send(std::thread::current().name().map(String::from)).unwrap());
-    /// drop(cancel);
+    /// drop(ctx);
     /// assert_eq!(rx.recv().unwrap().as_deref(), Some("ctxkit-after-func"));
     /// assert!(!after.stop(), "already started");
     /// ```

@@ -33,12 +33,12 @@ use crate::sync::{self, Arc};
 /// # futures::executor::block_on(async {
 /// use ctxkit::{Context, Error};
 ///
-/// let (ctx, cancel) = Context::background().with_cancel();
+/// let ctx = Context::background().with_cancel();
 /// let waiter = std::thread::spawn({
 ///     let ctx = ctx.clone();
 ///     move || futures::executor::block_on(ctx.done())
 /// });
-/// cancel.cancel();
+/// ctx.cancel();
 /// assert_eq!(waiter.join().unwrap(), Error::Canceled);
 /// # });
 /// ```

@@ -467,7 +467,7 @@ where
     E: fmt::Display + Send + 'env,
     F: for<'scope> FnOnce(&Scope<'scope, 'env, T, E>),
 {
-    let (ctx, cancel) = parent.with_cancel();
+    let (ctx, cancel) = parent.with_cancel().into_parts();
     std::thread::scope(|threads| {
         let scope = Scope {
             threads,

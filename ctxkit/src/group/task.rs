@@ -501,7 +501,7 @@ where
     /// # });
     /// ```
     pub fn with_context(parent: &Context) -> (Self, Context) {
-        let (ctx, cancel) = parent.with_cancel();
+        let (ctx, cancel) = parent.with_cancel().into_parts();
         (Group::make(Some(ctx.clone()), Some(cancel)), ctx)
     }
 

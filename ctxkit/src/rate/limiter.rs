@@ -855,7 +855,7 @@ impl Limiter {
     /// let limiter = Limiter::new(1.0, 3).unwrap();
     /// limiter.wait_n(&Context::background(), 3).await.unwrap();
     /// // The next token comes in a second: too late for this deadline.
-    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(100));
+    /// let ctx = Context::background().with_timeout(Duration::from_millis(100));
     /// let err = limiter.wait_n(&ctx, 1).await.unwrap_err();
     /// assert!(err.is_deadline_exceeded());
     /// # });
@@ -919,7 +919,7 @@ impl Limiter {
     ///
     /// let limiter = std::sync::Arc::new(Limiter::new(1.0, 1).unwrap());
     /// limiter.blocking_wait_n(&Context::background(), 1).unwrap();
-    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let (ctx, cancel) = Context::background().with_cancel().into_parts();
     /// let waiter = {
     ///     let limiter = limiter.clone();
     ///     std::thread::spawn(move || limiter.blocking_wait(&ctx))

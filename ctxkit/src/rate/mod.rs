@@ -171,7 +171,7 @@ impl StdError for ConfigError {}
 ///
 /// let limiter = Limiter::new(1.0, 1).unwrap(); // one token a second
 /// assert!(limiter.allow());
-/// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
+/// let ctx = Context::background().with_timeout(Duration::from_millis(10));
 /// let err = limiter.blocking_wait(&ctx).unwrap_err(); // fails at once
 /// assert!(err.is_deadline_exceeded());
 /// assert_eq!(err, Error::DeadlineExceeded);
@@ -223,7 +223,7 @@ impl WaitError {
     /// ```
     /// use ctxkit::{rate::Limiter, Context, Error};
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let (ctx, cancel) = Context::background().with_cancel().into_parts();
     /// cancel.cancel();
     /// let err = Limiter::new(10.0, 1).unwrap().blocking_wait(&ctx).unwrap_err();
     /// assert_eq!(err.context_error(), Some(Error::Canceled));
@@ -243,7 +243,7 @@ impl WaitError {
     /// ```
     /// use ctxkit::{rate::Limiter, Context};
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let (ctx, cancel) = Context::background().with_cancel().into_parts();
     /// drop(cancel);
     /// assert!(Limiter::new(10.0, 1).unwrap().blocking_wait(&ctx).unwrap_err().is_canceled());
     /// ```
@@ -261,7 +261,7 @@ impl WaitError {
     ///
     /// let limiter = Limiter::new(0.5, 1).unwrap();
     /// limiter.allow();
-    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(1));
+    /// let ctx = Context::background().with_timeout(Duration::from_secs(1));
     /// assert!(limiter.blocking_wait(&ctx).unwrap_err().is_deadline_exceeded());
     /// ```
     pub fn is_deadline_exceeded(&self) -> bool {
@@ -279,7 +279,7 @@ impl WaitError {
     ///
     /// let limiter = Limiter::new(0.5, 1).unwrap();
     /// limiter.allow();
-    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(1));
+    /// let ctx = Context::background().with_timeout(Duration::from_secs(1));
     /// assert!(limiter.blocking_wait(&ctx).unwrap_err().is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {

@@ -91,7 +91,7 @@ mod tests {
 
     #[test]
     fn blocking_returns_the_context_error() {
-        let (ctx, cancel) = Context::background().with_cancel();
+        let (ctx, cancel) = Context::background().with_cancel().into_parts();
         cancel.cancel();
         let due = Instant::now() + Duration::from_secs(3600);
         assert_eq!(blocking_sleep_until(&ctx, due), Err(Error::Canceled));

@@ -17,11 +17,11 @@ use crate::{Context, Error};
 #[test]
 fn loom_cancel_vs_child_creation() {
     loom::model(|| {
-        let (parent, cancel) = Context::background().with_cancel();
+        let (parent, cancel) = Context::background().with_cancel().into_parts();
         let creator = {
             let parent = parent.clone();
             thread::spawn(move || {
-                let (child, handle) = parent.with_cancel();
+                let (child, handle) = parent.with_cancel().into_parts();
                 handle.disarm();
                 child
             })
@@ -39,12 +39,12 @@ fn loom_cancel_vs_child_creation() {
 #[test]
 fn loom_cancel_vs_shard_child_creation() {
     loom::model(|| {
-        let (parent, cancel) = Context::background().with_cancel();
-        let (inline_child, inline_handle) = parent.with_cancel();
+        let (parent, cancel) = Context::background().with_cancel().into_parts();
+        let (inline_child, inline_handle) = parent.with_cancel().into_parts();
         let creator = {
             let parent = parent.clone();
             thread::spawn(move || {
-                let (child, handle) = parent.with_cancel();
+                let (child, handle) = parent.with_cancel().into_parts();
                 handle.disarm();
                 drop(inline_handle); // the inline child cancels and leaves its place
                 child
@@ -63,8 +63,8 @@ fn loom_cancel_vs_shard_child_creation() {
 #[test]
 fn loom_cancel_vs_drop() {
     loom::model(|| {
-        let (parent, cancel) = Context::background().with_cancel();
-        let (child, handle) = parent.with_cancel();
+        let (parent, cancel) = Context::background().with_cancel().into_parts();
+        let (child, handle) = parent.with_cancel().into_parts();
         handle.disarm();
         let dropper = thread::spawn(move || drop(child));
         cancel.cancel();
@@ -79,8 +79,8 @@ fn loom_cancel_vs_drop() {
 #[test]
 fn loom_concurrent_cancels() {
     loom::model(|| {
-        let (ctx, cancel) = Context::background().with_cancel_cause();
-        let (child, _child_cancel) = ctx.with_cancel();
+        let (ctx, cancel) = Context::background().with_cancel_cause().into_parts();
+        let child = ctx.with_cancel();
         let cancel = std::sync::Arc::new(cancel);
         let other = {
             let cancel = cancel.clone();
@@ -102,7 +102,7 @@ fn loom_concurrent_cancels() {
 #[test]
 fn loom_waiter_registration_vs_cancel() {
     loom::model(|| {
-        let (ctx, cancel) = Context::background().with_cancel();
+        let (ctx, cancel) = Context::background().with_cancel().into_parts();
         let waiter = {
             let ctx = ctx.clone();
             thread::spawn(move || ctx.wait())
@@ -118,8 +118,8 @@ fn loom_waiter_registration_vs_cancel() {
 #[test]
 fn loom_waiter_on_child_vs_parent_cancel() {
     loom::model(|| {
-        let (parent, cancel) = Context::background().with_cancel();
-        let (child, _child_cancel) = parent.with_cancel();
+        let (parent, cancel) = Context::background().with_cancel().into_parts();
+        let child = parent.with_cancel();
         let waiter = thread::spawn(move || child.wait());
         cancel.cancel();
         assert_eq!(waiter.join().unwrap(), Error::Canceled);
@@ -132,9 +132,9 @@ fn loom_waiter_on_child_vs_parent_cancel() {
 #[test]
 fn loom_parent_cancel_vs_child_cancel_waits_for_the_grandchild() {
     loom::model(|| {
-        let (parent, cancel) = Context::background().with_cancel();
-        let (child, child_cancel) = parent.with_cancel();
-        let (grandchild, _grandchild_cancel) = child.with_cancel();
+        let (parent, cancel) = Context::background().with_cancel().into_parts();
+        let (child, child_cancel) = parent.with_cancel().into_parts();
+        let grandchild = child.with_cancel();
         let other = thread::spawn(move || child_cancel.cancel());
         cancel.cancel();
         assert!(
