@@ -25,6 +25,8 @@
 //! The only way to be surprised is Go's trap in another form: storing a bare `&str`/`String`,
 //! which every module can name. Wrap it in a private type instead (see `request_meta`).
 //!
+//! The program prints Go's two lines, then one line of "why" for each.
+//!
 //! Run it with `cargo run --example ctx_key_puzzle`.
 
 use std::io::{self, Write};
@@ -48,8 +50,19 @@ pub fn run(out: &mut dyn Write) -> io::Result<()> {
     let ctx = Context::background();
     let ctx = ctx.with_value(User("ana"));
     let ctx = ctx.with_value(User("beto")); // same key (same type): shadows "ana"
-    writeln!(out, "{}", show(ctx.value::<User>().map(|u| u.0)))?; // beto
-    writeln!(out, "{}", show(ctx.value::<&'static str>().copied()))?; // <nil>
+    let user = show(ctx.value::<User>().map(|u| u.0));
+    let plain = show(ctx.value::<&'static str>().copied());
+    writeln!(out, "{user}")?; // beto
+    writeln!(out, "{plain}")?; // <nil>
+    writeln!(out)?;
+    writeln!(
+        out,
+        "why {user}: the key is the value's type; User(\"beto\") has the same type as User(\"ana\"), so the inner value shadows the outer one"
+    )?;
+    writeln!(
+        out,
+        "why {plain}: nothing of type &str was stored; a lookup by another type never matches (Go: the plain string \"user\" is not a ctxKey)"
+    )?;
     Ok(())
 }
 

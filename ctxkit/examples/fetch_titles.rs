@@ -11,6 +11,13 @@
 //! Go's version keeps a `results` slice that each goroutine writes its own index of; here the
 //! group returns the results in spawn order, and a failing fetch cancels the others through
 //! the group's context.
+//!
+//! To see the error path, make fetch 1 fail (fetch 2, still sleeping, is canceled):
+//!
+//! ```text
+//! cargo run --example fetch_titles -- fail 1
+//! error: fetch 1: service unavailable
+//! ```
 
 use std::error::Error as StdError;
 use std::io::Write;

@@ -78,6 +78,8 @@ pub mod group;
 pub mod rate;
 mod spawn;
 mod sync;
+mod time;
+mod timer;
 
 pub use context::{AfterFunc, CancelContext, CancelHandle, Cause, Context, Done, Error};
 // Re-exports of `group` (owned by the group work):

@@ -156,5 +156,16 @@ fn two_workers_puzzle_prints_two_cancellations_then_main_done() {
 
 #[test]
 fn ctx_key_puzzle_prints_beto_then_nil() {
-    assert_eq!(output(ctx_key_puzzle::run), "beto\n<nil>\n");
+    let out = output(ctx_key_puzzle::run);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["beto", "<nil>", ""], "{out}");
+    assert!(
+        lines[3].starts_with("why beto: the key is the value's type"),
+        "{out}"
+    );
+    assert!(
+        lines[4].starts_with("why <nil>: nothing of type &str was stored"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 5, "{out}");
 }

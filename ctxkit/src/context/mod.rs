@@ -12,10 +12,9 @@
 
 mod after_func;
 mod cancel_context;
-pub(crate) mod clock;
+mod deferred;
 mod error;
 mod handle;
-pub(crate) mod timer;
 pub(crate) mod tree;
 mod values;
 mod wait;
@@ -40,7 +39,7 @@ pub use handle::CancelHandle;
 pub use wait::Done;
 
 use crate::sync::Arc;
-use clock::NO_DEADLINE;
+use crate::time::{self, NO_DEADLINE};
 use error::Reason;
 use tree::{NewNode, Node};
 use values::ValueNode;
@@ -260,7 +259,7 @@ impl Context {
 
     fn with_deadline_reason(&self, deadline: Instant, reason: Option<Reason>) -> CancelContext {
         self.child(NewNode {
-            deadline: clock::encode(deadline).unwrap_or(NO_DEADLINE),
+            deadline: time::encode(deadline).unwrap_or(NO_DEADLINE),
             deadline_cause: reason,
             now: None,
         })
@@ -308,8 +307,8 @@ impl Context {
     }
 
     fn with_timeout_reason(&self, timeout: Duration, reason: Option<Reason>) -> CancelContext {
-        let now = clock::now();
-        // Invariant 2 of `clock`: a deadline that does not fit is no deadline.
+        let now = time::now();
+        // Invariant 2 of `time`: a deadline that does not fit is no deadline.
         let deadline = u64::try_from(timeout.as_nanos())
             .ok()
             .and_then(|timeout| now.checked_add(timeout))
@@ -429,7 +428,7 @@ impl Context {
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
         let node = self.node.as_deref()?;
-        (node.deadline() != NO_DEADLINE).then(|| clock::decode(node.deadline()))
+        (node.deadline() != NO_DEADLINE).then(|| time::decode(node.deadline()))
     }
 
     /// Why the context is done, or `None` while it is not. Once `Some`, always the same.
@@ -785,5 +784,5 @@ pub fn __live_nodes() -> Option<usize> {
 /// Number of deadlines the timer thread watches (tests only).
 #[doc(hidden)]
 pub fn __armed_timers() -> usize {
-    timer::armed_count()
+    crate::timer::armed_count()
 }

@@ -122,11 +122,11 @@
 
 use std::fmt;
 
-use crate::context::clock::{self, NO_DEADLINE};
 use crate::context::error::{Cause, Error, Reason};
-use crate::context::timer;
 use crate::context::waiters::{Taken, Waiter, Waiters};
 use crate::sync::{Arc, AtomicU32, AtomicU8, Mutex, MutexGuard, OnceBox, Ordering, Weak};
+use crate::time::{self, NO_DEADLINE};
+use crate::timer;
 
 // ===== state word =====
 
@@ -181,7 +181,7 @@ pub(crate) struct Node {
     inner: Mutex<Inner>,
     /// The nearest cancelable ancestor. Never changes until `Drop`.
     parent: Option<Arc<Node>>,
-    /// Effective deadline, encoded by `clock`; `NO_DEADLINE` if none. Never changes.
+    /// Effective deadline, encoded by `time`; `NO_DEADLINE` if none. Never changes.
     deadline: u64,
     /// Child shards, allocated when a child is linked while the inline place is taken
     /// (invariants 3, 7 and 9).
@@ -413,7 +413,7 @@ pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
     } else {
         (NO_DEADLINE, 0, None)
     };
-    let expired = owns && deadline <= new.now.unwrap_or_else(clock::now);
+    let expired = owns && deadline <= new.now.unwrap_or_else(time::now);
     let node = Arc::new(Node::new(state, deadline, parent.cloned(), cause));
     let Some(parent) = parent else {
         if expired {
@@ -647,7 +647,7 @@ fn lazy_step(node: &Node, state: u32) -> Lazy<'_> {
         return Lazy::NotDone;
     }
     if state & (OWNS_DEADLINE | ARMED) == OWNS_DEADLINE {
-        return if clock::now() >= node.deadline {
+        return if time::now() >= node.deadline {
             Lazy::Expired
         } else {
             Lazy::NotDone
@@ -915,7 +915,7 @@ fn decide(
         }
         // An unwatched owner whose deadline has passed: the deadline came first, whether or not
         // anybody looked (as in Go, where its timer would have fired). One clock read.
-        None if state & OWNS_DEADLINE != 0 && clock::now() >= node.deadline => {
+        None if state & OWNS_DEADLINE != 0 && time::now() >= node.deadline => {
             (Error::DeadlineExceeded, pending)
         }
         None => requested(completion, pending),
@@ -1137,7 +1137,7 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
     drop(old_reason);
     let children = take_shards(node, used);
     if state & ARMED != 0 {
-        timer::disarm(node.deadline, node as *const Node);
+        timer::disarm(node.deadline, timer::address(node));
     }
     // Invariant 5: the caller notifies the waiters, with no lock held.
     Some(Done {
@@ -1210,6 +1210,13 @@ pub(crate) fn deregister(node: &Node, key: u32) -> Option<Waiter> {
     node.lock().extra.as_mut()?.waiters.remove(key)
 }
 
+/// The timer thread expires an armed owner by completing it with its deadline (invariant 4).
+impl timer::Expire for Node {
+    fn expire(self: Arc<Self>) {
+        cancel(&self, Completion::Expire);
+    }
+}
+
 /// Arms the timer on the ancestor-or-self that owns `node`'s deadline, or completes it at once
 /// if that deadline has already passed.
 fn arm_owner(node: &Arc<Node>) {
@@ -1227,7 +1234,7 @@ fn arm_owner(node: &Arc<Node>) {
     if state & (COMPLETED | ARMED) != 0 {
         return;
     }
-    if state & DONE_MASK != 0 || clock::now() >= owner.deadline {
+    if state & DONE_MASK != 0 || time::now() >= owner.deadline {
         // Expired (perhaps seen by a reader, perhaps not yet): complete it now, which notifies
         // the new waiter through the subtree.
         drop(inner);
@@ -1267,7 +1274,7 @@ impl fmt::Debug for Node {
             .field("err", &err(self))
             .field(
                 "deadline",
-                &(self.deadline != NO_DEADLINE).then(|| clock::decode(self.deadline)),
+                &(self.deadline != NO_DEADLINE).then(|| time::decode(self.deadline)),
             )
             .finish_non_exhaustive()
     }

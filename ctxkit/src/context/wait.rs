@@ -10,11 +10,11 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
-use crate::context::clock::{self, NO_DEADLINE};
 use crate::context::error::Error;
 use crate::context::tree::{self, Node, Registered};
 use crate::context::waiters::Waiter;
 use crate::sync::{self, Arc};
+use crate::time::{self, NO_DEADLINE};
 
 /// A future that completes with the context's [`Error`] once the context is done.
 ///
@@ -110,17 +110,17 @@ impl fmt::Debug for Done {
 /// needs no timer thread: when it wakes past the deadline, the lazy check reports the context
 /// done.
 pub(crate) fn block_until(node: Option<&Arc<Node>>, limit: Option<Instant>) -> Option<Error> {
-    let limit = limit.map(|at| clock::encode(at).unwrap_or(u64::MAX));
+    let limit = limit.map(|at| time::encode(at).unwrap_or(u64::MAX));
     let Some(node) = node else {
         // Never done: sleep out the limit, or forever.
         loop {
             match limit {
                 Some(limit) => {
-                    let now = clock::now();
+                    let now = time::now();
                     if now >= limit {
                         return None;
                     }
-                    sync::park_timeout(clock::until(limit, now));
+                    sync::park_timeout(time::until(limit, now));
                 }
                 None => sync::park(),
             }
@@ -144,7 +144,7 @@ pub(crate) fn block_until(node: Option<&Arc<Node>>, limit: Option<Instant>) -> O
             sync::park();
             continue;
         }
-        let now = clock::now();
+        let now = time::now();
         if limit.is_some_and(|limit| now >= limit) {
             tree::deregister(node, key);
             return None;
@@ -159,7 +159,7 @@ pub(crate) fn block_until(node: Option<&Arc<Node>>, limit: Option<Instant>) -> O
         .flatten()
         .min();
         match wake_at {
-            Some(at) => sync::park_timeout(clock::until(at, now)),
+            Some(at) => sync::park_timeout(time::until(at, now)),
             None => sync::park(),
         }
     }

@@ -15,7 +15,7 @@
 use std::fmt;
 use std::task::Waker;
 
-use crate::context::after_func::AfterFuncShared;
+use crate::context::deferred::Deferred;
 use crate::sync::{Arc, Thread};
 
 /// One party waiting for a context to be done.
@@ -25,7 +25,7 @@ pub(crate) enum Waiter {
     /// A blocked thread: woken with `unpark`.
     Thread(Thread),
     /// A function registered with `after_func`: started on its own thread.
-    AfterFunc(Arc<AfterFuncShared>),
+    AfterFunc(Arc<Deferred>),
 }
 
 impl Waiter {

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use super::sleep;
 use super::{ConfigError, WaitError};
-use crate::context::clock;
+use crate::time as clock;
 use crate::Context;
 
 /// The largest value `zero` takes (invariant 1): about 146 years past the clock's base, which

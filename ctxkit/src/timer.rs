@@ -1,35 +1,47 @@
-//! The one timer thread, `ctxkit-timer`, that completes contexts at their deadlines.
+//! The one timer thread, `ctxkit-timer`: calls [`Expire::expire`] on each armed entry once its
+//! instant has passed.
 //!
-//! Creating a context with a deadline arms nothing (see "Deadlines are lazy" in `tree.rs`). The
-//! timer is armed for a deadline only when somebody must be *notified* when it passes: an async
-//! task awaiting `done()`, `run()` or `sleep()`, or an after-function. A thread blocked in
-//! `wait()` parks with a timeout instead and needs no timer.
+//! The timer knows nothing of contexts: an entry is "something to expire at instant t". The
+//! cancel tree (`context/tree.rs`) arms an entry for a node's deadline only when somebody must
+//! be *notified* when it passes (an async task awaiting `done()`, `run()` or `sleep()`, or an
+//! after-function; see "Deadlines are lazy" there); a node's expiry completes it. A thread
+//! blocked in `wait()` parks with a timeout instead and needs no timer.
 //!
 //! The thread is started by the first arming, is named `ctxkit-timer`, and then lives as long as
 //! the process, asleep on a condition variable while it has nothing to do. It needs no async
-//! runtime: it completes the context, and the completion wakes tasks with their `Waker`s and
-//! threads with `unpark`.
+//! runtime: expiring a context wakes tasks with their `Waker`s and threads with `unpark`.
 //!
 //! # Invariants
 //!
-//! 1. Every armed, not yet completed owner (`ARMED` in `tree.rs`) is in `entries`, keyed by
-//!    (deadline, node address), until its completion removes it or the thread takes it out as due
-//!    (then completes it); the address is unique while the entry holds the node alive.
+//! 1. Every armed entry is in `entries`, keyed by (instant, address), until its owner disarms it
+//!    or the thread takes it out as due (then expires it); the address is unique while the entry
+//!    holds its value alive. (For the tree: every armed, not yet completed deadline owner,
+//!    `ARMED` in `tree.rs`.)
 //! 2. The thread sleeps until the earliest key, or indefinitely when there is none; an arming
 //!    with an earlier deadline wakes it.
 //!
 //! # Lock order
 //!
-//! The timer's lock is a leaf: it is taken under a node's lock (arming), and nothing is taken
-//! under it. Nodes leave the map under the lock but are completed, and dropped, after it is
-//! released.
+//! The timer's lock is a leaf: it may be taken under a caller's lock (the tree arms under a
+//! node's lock), and nothing is taken under it. Entries leave the map under the lock but are
+//! expired, and dropped, after it is released, so `expire` may take any lock.
 
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 
-use crate::context::clock;
-use crate::context::tree::{self, Completion, Node};
 use crate::sync::Arc;
+use crate::time;
+
+/// Something the timer thread expires once its instant has passed.
+pub(crate) trait Expire: Send + Sync {
+    /// Called once, on the timer thread, with no timer lock held.
+    fn expire(self: Arc<Self>);
+}
+
+/// The key part that tells entries with the same instant apart: the value's address.
+pub(crate) fn address<T>(value: &T) -> usize {
+    value as *const T as usize
+}
 
 /// Name of the timer thread, as the leak checker and debuggers see it.
 pub(crate) const THREAD_NAME: &str = "ctxkit-timer";
@@ -43,7 +55,7 @@ struct Timer {
 
 struct State {
     /// Invariant 1.
-    entries: BTreeMap<(u64, usize), Arc<Node>>,
+    entries: BTreeMap<(u64, usize), Arc<dyn Expire>>,
     /// Whether the thread has been started.
     started: bool,
 }
@@ -59,10 +71,10 @@ fn timer() -> &'static Timer {
     })
 }
 
-/// Watches `node`'s deadline; the caller holds the node's lock and sets `ARMED` with it.
-/// Returns false, watching nothing, if the timer thread could not be started (the OS refused a
-/// thread); the next arming tries again.
-pub(crate) fn arm(deadline: u64, node: Arc<Node>) -> bool {
+/// Expires `entry` at `deadline` (encoded by `time`), until [`disarm`]ed with the same deadline
+/// and [`address`]. Returns false, watching nothing, if the timer thread could not be started
+/// (the OS refused a thread); the next arming tries again.
+pub(crate) fn arm<T: Expire + 'static>(deadline: u64, entry: Arc<T>) -> bool {
     let timer = timer();
     let mut state = timer.state.lock().unwrap_or_else(PoisonError::into_inner);
     if !state.started {
@@ -73,19 +85,19 @@ pub(crate) fn arm(deadline: u64, node: Arc<Node>) -> bool {
         state.started = true;
     }
     let earliest = state.entries.keys().next().map(|&(at, _)| at);
-    let key = (deadline, Arc::as_ptr(&node) as usize);
-    state.entries.insert(key, node);
+    let key = (deadline, address(&*entry));
+    state.entries.insert(key, entry);
     if earliest.is_none_or(|at| deadline < at) {
         timer.wake.notify_one();
     }
     true
 }
 
-/// Stops watching the node at `address`, completed before its deadline.
-pub(crate) fn disarm(deadline: u64, address: *const Node) {
+/// Stops watching the entry armed at `deadline` with `address` (done before its deadline).
+pub(crate) fn disarm(deadline: u64, address: usize) {
     let removed = {
         let mut state = timer().state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.entries.remove(&(deadline, address as usize))
+        state.entries.remove(&(deadline, address))
     };
     // Dropped after the lock is released: the lock is a leaf.
     drop(removed);
@@ -104,10 +116,10 @@ pub(crate) fn armed_count() -> usize {
 /// The thread's loop.
 fn run() {
     let timer = timer();
-    let mut due: Vec<Arc<Node>> = Vec::new();
+    let mut due: Vec<Arc<dyn Expire>> = Vec::new();
     let mut state = timer.state.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
-        let now = clock::now();
+        let now = time::now();
         while let Some(entry) = state.entries.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -116,8 +128,8 @@ fn run() {
         }
         if !due.is_empty() {
             drop(state);
-            for node in due.drain(..) {
-                tree::cancel(&node, Completion::Expire);
+            for entry in due.drain(..) {
+                entry.expire();
             }
             state = timer.state.lock().unwrap_or_else(PoisonError::into_inner);
             continue;
@@ -126,7 +138,7 @@ fn run() {
             Some(&(at, _)) => {
                 timer
                     .wake
-                    .wait_timeout(state, clock::until(at, now))
+                    .wait_timeout(state, time::until(at, now))
                     .unwrap_or_else(PoisonError::into_inner)
                     .0
             }
