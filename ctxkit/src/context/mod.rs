@@ -12,6 +12,7 @@
 
 mod after_func;
 mod cancel_context;
+mod children;
 mod deferred;
 mod error;
 mod handle;

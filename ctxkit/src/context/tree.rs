@@ -42,8 +42,8 @@
 //! a child is linked while that place is taken, the parent allocates its shards, and every
 //! later child goes there, even once the inline place is free again.
 //!
-//! Children in shards are linked into one of [`SHARDS`] slabs, each behind its own lock on its
-//! own cache line, chosen per thread. Two threads that create and cancel children of one shared
+//! Children in shards are linked into one of four slabs (`children.rs`), each behind its own
+//! lock on its own cache line, chosen per thread. Two threads that create and cancel children of one shared
 //! parent (the common request-scoped pattern) then take different locks; only the first link
 //! into a shard takes the parent's own lock. A slab keeps its peak size while any child is
 //! linked (its indices are the children's addresses) and is released or cleared when the last
@@ -96,7 +96,7 @@
 //!    the bits under the same lock and empties exactly those shards. A child linked into a shard
 //!    whose bit it saw set is in the shard before the completion empties it, or sees the parent
 //!    completed under the shard's lock and is born done.
-//! 8. [`HAS_PARTS`] is set (under the node's lock) before the node gets anything only the lock
+//! 8. [`NEEDS_LOCK`] is set (under the node's lock) before the node gets anything only the lock
 //!    holder may take out: an `Extra` (a pending reason, a waiter), an inline child, a child
 //!    shard in use, a timer entry. A node without it completes lock-free, with one compare-and-swap that also requires
 //!    the bit clear, when the outcome carries no reason; otherwise completion takes the lock. A
@@ -109,22 +109,30 @@
 //!
 //! # Lock order
 //!
-//! A thread may hold a node's lock and then take an *ancestor's* lock (to read the ancestor's
-//! cause when a completion adopts it), and may hold a node's lock and then take the timer's lock
-//! (arming). A shard's lock is taken with no node lock held, and nothing but the parent's
-//! `used` bits (an atomic) is touched under it. A child unlinking itself from its parent's
-//! inline place takes the parent's lock with no lock held. Nothing takes a descendant's lock while holding a
-//! node's lock: a completion releases a parent before it completes the children. The timer's
-//! lock is a leaf. Ancestry is a partial order, so these rules cannot form a cycle.
+//! 1. A node's lock, then an *ancestor's* lock: a completion that adopts its parent's cause
+//!    reads it under the parent's lock (`decide`).
+//! 2. A node's lock, then the timer's lock: arming (`arm_owner`). The timer's lock is a leaf.
+//! 3. A shard's lock is taken with no node lock held, and nothing but the parent's `used` bits
+//!    (an atomic) is touched under it: a leaf.
+//! 4. A child unlinking itself from its parent's inline place takes the parent's lock with no
+//!    lock held.
+//! 5. Nothing takes a descendant's lock while holding a node's lock: a completion releases a
+//!    node before it completes the children.
+//!
+//! Ancestry is a partial order and the other locks are leaves, so these rules cannot form a
+//! cycle. Each site that takes a second lock cites the rule that allows it.
 //!
 //! Two `expect`s can fire under a lock, each only past a limit no program reaches (500 million
 //! children of one context, 4 billion waiters on one); the locks ignore poisoning.
 
 use std::fmt;
 
+use crate::context::children::{
+    decode_slot, encode_slot, shard_index, Shards, INLINE, INLINE_SLOT, UNLINKED,
+};
 use crate::context::error::{Cause, Error, Reason};
 use crate::context::waiters::{Taken, Waiter, Waiters};
-use crate::sync::{Arc, AtomicU32, AtomicU8, Mutex, MutexGuard, OnceBox, Ordering, Weak};
+use crate::sync::{Arc, AtomicU32, Mutex, MutexGuard, OnceBox, Ordering, Weak};
 use crate::time::{self, NO_DEADLINE};
 use crate::timer;
 
@@ -147,9 +155,10 @@ const OWNS_DEADLINE: u32 = 0b01_0000;
 const ARMED: u32 = 0b10_0000;
 /// The completion has finished with the whole subtree (invariant 6).
 const WALKED: u32 = 0b100_0000;
-/// The node has, or may get, parts only the lock holder may take out: an `Extra` (a reason,
-/// waiters), children, or a timer entry (invariant 8).
-const HAS_PARTS: u32 = 0b1000_0000;
+/// The node must be completed under its lock: it has, or may get, parts only the lock holder
+/// may take out: an `Extra` (a reason, waiters), children, or a timer entry (invariant 8).
+/// Without it, a completion is one lock-free compare-and-swap.
+const NEEDS_LOCK: u32 = 0b1000_0000;
 
 fn done_kind(state: u32) -> Option<Error> {
     match state & DONE_MASK {
@@ -165,9 +174,6 @@ fn done_bits(error: Error) -> u32 {
         Error::DeadlineExceeded => DEADLINE,
     }
 }
-
-/// `slot` value of a node that is not in its parent's slab.
-const UNLINKED: u32 = u32::MAX;
 
 // ===== Node =====
 
@@ -185,7 +191,7 @@ pub(crate) struct Node {
     deadline: u64,
     /// Child shards, allocated when a child is linked while the inline place is taken
     /// (invariants 3, 7 and 9).
-    children: OnceBox<Shards>,
+    children: OnceBox<Shards<Node>>,
     /// Shard and index in the parent's shards, or `UNLINKED` (invariant 3).
     slot: AtomicU32,
     /// Done bits and flags; see the constants above.
@@ -209,78 +215,6 @@ struct Extra {
     cause: Option<Reason>,
     /// Tasks, threads and after-functions to notify on completion.
     waiters: Waiters,
-}
-
-/// Number of child shards per parent.
-pub(crate) const SHARDS: usize = 4;
-
-/// The child shards of one parent (see "Why shards").
-#[derive(Default)]
-struct Shards {
-    /// Bit `i` set: shard `i` may hold children. Written under the parent's lock (invariant 7).
-    used: AtomicU8,
-    shards: [Padded<Mutex<Shard>>; SHARDS],
-}
-
-/// Keeps each shard on a cache line of its own.
-#[derive(Default)]
-#[repr(align(64))]
-struct Padded<T>(T);
-
-/// A slab of weak references to linked children (invariant 3).
-#[derive(Default)]
-struct Shard {
-    entries: Vec<Weak<Node>>,
-    free: Vec<u32>,
-    live: u32,
-}
-
-/// Slabs up to this many entries keep their storage when they empty out, so a parent whose
-/// children come and go one at a time does not allocate for each.
-const KEEP_SLAB: usize = 64;
-
-/// Bits of `slot` that hold the index; the shard is above them.
-const INDEX_BITS: u32 = 29;
-
-/// The "shard" number of a parent's inline place (invariant 9).
-const INLINE: usize = SHARDS;
-
-/// `slot` value of a node in its parent's inline place.
-const INLINE_SLOT: u32 = (INLINE as u32) << INDEX_BITS;
-
-fn encode_slot(shard: usize, index: u32) -> u32 {
-    debug_assert!(index < 1 << INDEX_BITS);
-    ((shard as u32) << INDEX_BITS) | index
-}
-
-fn decode_slot(slot: u32) -> (usize, u32) {
-    (
-        (slot >> INDEX_BITS) as usize,
-        slot & ((1 << INDEX_BITS) - 1),
-    )
-}
-
-/// The shard this thread links children into: threads take shards in turn.
-fn shard_index() -> usize {
-    #[cfg(not(loom))]
-    {
-        use std::cell::Cell;
-        use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        thread_local! {
-            static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
-        }
-        SHARD.with(|shard| {
-            if shard.get() == usize::MAX {
-                shard.set(NEXT.fetch_add(1, StdOrdering::Relaxed) % SHARDS);
-            }
-            shard.get()
-        })
-    }
-    #[cfg(loom)]
-    {
-        0
-    }
 }
 
 #[cfg(debug_assertions)]
@@ -315,7 +249,7 @@ impl Node {
         LIVE_NODES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         // Invariant 8: a pending reason is a part only the lock holder may take out.
         let state = if cause.is_some() {
-            state | HAS_PARTS
+            state | NEEDS_LOCK
         } else {
             state
         };
@@ -417,57 +351,49 @@ pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
     let node = Arc::new(Node::new(state, deadline, parent.cloned(), cause));
     let Some(parent) = parent else {
         if expired {
-            born_done(&node, Error::DeadlineExceeded, None);
+            born_done(&node, BornDone::PastDeadline);
         }
         return node;
     };
     let shard = shard_index();
     let bit = 1u8 << shard;
     let linked_shards = parent.children.get();
-    let used = linked_shards.map_or(0, |shards| shards.used.load(Ordering::Acquire));
+    let used = linked_shards.map_or(0, Shards::used);
     if used & bit == 0 {
         // The inline place (invariant 9) or the first link into this shard (invariant 7) is
         // decided under the parent's lock; and invariant 8: from now on the parent completes
         // under its lock, so a completion cannot run until we release it.
         let mut parent_inner = parent.lock();
-        let before = parent.state.fetch_or(HAS_PARTS, Ordering::AcqRel);
+        let before = parent.state.fetch_or(NEEDS_LOCK, Ordering::AcqRel);
         if before & COMPLETED != 0 {
             // Invariant 2: the parent's reason is final once it is completed.
             let reason = kept_reason(&parent_inner);
             drop(parent_inner);
             born_done(
                 &node,
-                done_kind(before).unwrap_or(Error::Canceled),
-                Some(reason),
+                BornDone::UnderDoneParent(done_kind(before).unwrap_or(Error::Canceled), reason),
             );
             return node;
         }
         if expired {
             drop(parent_inner);
-            born_done(&node, Error::DeadlineExceeded, None);
+            born_done(&node, BornDone::PastDeadline);
             return node;
         }
         // The bits only change under this lock, so this read is exact.
-        let used = parent
-            .children
-            .get()
-            .map_or(0, |shards| shards.used.load(Ordering::Acquire));
+        let used = parent.children.get().map_or(0, Shards::used);
         if used == 0 && parent_inner.first_child.is_none() {
             parent_inner.first_child = Some(Arc::downgrade(&node));
             // Invariant 3: the inline place's lock is the parent's.
             node.slot.store(INLINE_SLOT, Ordering::Relaxed);
             return node;
         }
-        parent
-            .children
-            .get_or_init()
-            .used
-            .fetch_or(bit, Ordering::Release);
+        parent.children.get_or_init().mark_used(shard);
     }
     // Read the parent's fields as few times as possible: under contention each read may cost
     // a cache miss.
     let shards = linked_shards.unwrap_or_else(|| parent.children.get_or_init());
-    let mut slab = shards.shards[shard].0.lock();
+    let mut slab = shards.lock(shard);
     let parent_state = parent.state.load(Ordering::Acquire);
     if parent_state & COMPLETED != 0 {
         drop(slab);
@@ -475,28 +401,13 @@ pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
         let reason = kept_reason(&parent.lock());
         born_done(
             &node,
-            done_kind(parent_state).unwrap_or(Error::Canceled),
-            Some(reason),
+            BornDone::UnderDoneParent(done_kind(parent_state).unwrap_or(Error::Canceled), reason),
         );
     } else if expired {
         drop(slab);
-        born_done(&node, Error::DeadlineExceeded, None);
+        born_done(&node, BornDone::PastDeadline);
     } else {
-        let weak = Arc::downgrade(&node);
-        let index = match slab.free.pop() {
-            Some(index) => {
-                slab.entries[index as usize] = weak;
-                index
-            }
-            None => {
-                slab.entries.push(weak);
-                u32::try_from(slab.entries.len() - 1)
-                    .ok()
-                    .filter(|&index| index < 1 << INDEX_BITS)
-                    .expect("ctxkit: more than 500 million children of one context")
-            }
-        };
-        slab.live += 1;
+        let index = slab.insert(Arc::downgrade(&node));
         // Invariant 3: under the shard's lock.
         node.slot
             .store(encode_slot(shard, index), Ordering::Relaxed);
@@ -504,18 +415,29 @@ pub(crate) fn new_child(parent: Option<&Arc<Node>>, new: NewNode) -> Arc<Node> {
     node
 }
 
-/// Marks a new node, not linked and not shared yet, done at birth: with its parent's error and
-/// reason, as in Go (`Some`), or, when its own deadline has already passed, with
-/// `DeadlineExceeded` and the reason that deadline carries (`None`).
-fn born_done(node: &Node, error: Error, parent_reason: Option<Option<Reason>>) {
-    if let Some(reason) = parent_reason {
-        // Not shared yet: its lock is free. The parent's reason replaces any pending reason of
-        // the child's own deadline (invariant 2).
-        let mut inner = node.lock();
-        if reason.is_some() || inner.extra.is_some() {
-            extra(&mut inner).cause = reason;
+/// Why a new node is born done.
+enum BornDone {
+    /// Its parent is completed: the parent's error and final reason, as in Go.
+    UnderDoneParent(Error, Option<Reason>),
+    /// Its own deadline has already passed: `DeadlineExceeded`, with the reason that deadline
+    /// carries (already pending in the node, invariant 2).
+    PastDeadline,
+}
+
+/// Marks a new node, not linked and not shared yet, done at birth.
+fn born_done(node: &Node, why: BornDone) {
+    let error = match why {
+        BornDone::UnderDoneParent(error, reason) => {
+            // Not shared yet: its lock is free. The parent's reason replaces any pending reason
+            // of the child's own deadline (invariant 2).
+            let mut inner = node.lock();
+            if reason.is_some() || inner.extra.is_some() {
+                extra(&mut inner).cause = reason;
+            }
+            error
         }
-    }
+        BornDone::PastDeadline => Error::DeadlineExceeded,
+    };
     node.state
         .fetch_or(done_bits(error) | COMPLETED | WALKED, Ordering::Release);
 }
@@ -554,7 +476,7 @@ fn unlink_from(parent: &Node, slot: &AtomicU32, me: *const Node) {
     let Some(shards) = parent.children.get() else {
         return;
     };
-    let mut slab = shards.shards[shard].0.lock();
+    let mut slab = shards.lock(shard);
     // Invariant 3: `slot` is only changed under this lock.
     let linked = slot.load(Ordering::Relaxed);
     slot.store(UNLINKED, Ordering::Relaxed);
@@ -562,28 +484,7 @@ fn unlink_from(parent: &Node, slot: &AtomicU32, me: *const Node) {
         return;
     }
     let (_, index) = decode_slot(linked);
-    let Some(entry) = slab.entries.get_mut(index as usize) else {
-        return;
-    };
-    debug_assert!(
-        std::ptr::eq(entry.as_ptr(), me),
-        "a child's slot names another child"
-    );
-    if std::ptr::eq(entry.as_ptr(), me) {
-        *entry = Weak::new();
-        slab.free.push(index);
-        slab.live -= 1;
-        if slab.live == 0 {
-            // Nothing grows without bound: an emptied slab forgets its entries, and a large
-            // one gives its memory back.
-            if slab.entries.capacity() > KEEP_SLAB {
-                *slab = Shard::default();
-            } else {
-                slab.entries.clear();
-                slab.free.clear();
-            }
-        }
-    }
+    slab.remove(index, me);
 }
 
 // ===== reading =====
@@ -797,7 +698,7 @@ struct Frame {
 }
 
 impl Frame {
-    fn new(node: Arc<Node>, done: Done) -> Frame {
+    fn new(node: Arc<Node>, done: Completed) -> Frame {
         Frame {
             node,
             children: done.children,
@@ -875,7 +776,7 @@ impl TakenChildren {
 }
 
 /// What [`complete`] recorded and took out.
-struct Done {
+struct Completed {
     error: Error,
     reason: Option<Reason>,
     /// The inline child, then the entries of every shard.
@@ -886,7 +787,7 @@ struct Done {
     waiters: Taken,
 }
 
-impl Done {
+impl Completed {
     /// Notifies the waiters taken out by the completion; no lock is held.
     fn notify_waiters(&mut self) {
         std::mem::replace(&mut self.waiters, Taken::none()).notify_all();
@@ -906,7 +807,8 @@ fn decide(
         Some(error) => (error, pending),
         // An inheriting (or watched) node adopts what its parent shows, if anything: a reader
         // may have seen this node done through it. Reading the parent's cause may lock the
-        // parent, an ancestor.
+        // parent while the caller holds this node's lock: cannot deadlock, lock order 1 (an
+        // ancestor's lock under a node's).
         None if state & HAS_DEADLINE != 0 && state & (OWNS_DEADLINE | ARMED) != OWNS_DEADLINE => {
             match node.parent.as_deref().and_then(cause) {
                 Some(seen) => (seen.error(), seen.reason_arc().cloned()),
@@ -940,8 +842,8 @@ enum Quick {
     Fallback,
 }
 
-/// The common cases of [`complete`] and [`Done::notify_waiters`] in one, without building a
-/// [`Done`] (moving it costs more than the rest): a node with no deadline completes with
+/// The common cases of [`complete`] and [`Completed::notify_waiters`] in one, without building a
+/// [`Completed`] (moving it costs more than the rest): a node with no deadline completes with
 /// `error` and no reason, and a node with nothing behind its lock with what [`decide`] says
 /// (if that carries no reason); then it calls `leave_parent`, notifies the waiters (invariant
 /// 5: no lock held) and hands back the children. Returns [`Quick::Fallback`], having changed
@@ -957,7 +859,7 @@ fn complete_quick(
     if state & (DONE_MASK | COMPLETED) != 0 {
         return Quick::Fallback;
     }
-    if state & HAS_PARTS == 0 {
+    if state & NEEDS_LOCK == 0 {
         // Invariant 8: nothing behind the lock; one compare-and-swap, as in `complete`, which
         // also decides for a node with a deadline.
         let error = if state & HAS_DEADLINE == 0 {
@@ -991,13 +893,10 @@ fn complete_quick(
         return Quick::Fallback;
     }
     // Invariants 7 and 9: with the lock held no child can be linked or taken out.
-    let used = node
-        .children
-        .get()
-        .map_or(0, |shards| shards.used.load(Ordering::Acquire));
+    let used = node.children.get().map_or(0, Shards::used);
     let first_child = inner.first_child.take();
     let childless = used == 0 && first_child.is_none();
-    // As in `complete`: `HAS_PARTS` is set and the node owns no deadline, so nobody else
+    // As in `complete`: `NEEDS_LOCK` is set and the node owns no deadline, so nobody else
     // writes the state now. No deadline also means no pending reason (invariant 2) and no
     // timer entry (invariant 4).
     let walked = if childless { WALKED } else { 0 };
@@ -1027,35 +926,20 @@ fn complete_quick(
 /// Empties the shards named by `used` of a node whose completion read those bits under its
 /// lock (invariant 7) and returns their entries.
 fn take_shards(node: &Node, used: u8) -> Vec<Weak<Node>> {
-    let mut children: Vec<Weak<Node>> = Vec::new();
-    let Some(shards) = node.children.get().filter(|_| used != 0) else {
-        return children;
-    };
-    for (shard, slab) in shards.shards.iter().enumerate() {
-        if used & (1 << shard) != 0 {
-            let mut slab = slab.0.lock();
-            if slab.live != 0 {
-                // Usually one shard holds them all: take its storage as it is.
-                if children.is_empty() {
-                    children = std::mem::take(&mut slab.entries);
-                } else {
-                    children.append(&mut slab.entries);
-                }
-            }
-            *slab = Shard::default();
-        }
+    match node.children.get() {
+        Some(shards) if used != 0 => shards.take(used),
+        _ => Vec::new(),
     }
-    children
 }
 
 /// Completes one node: sets its done bits if a reader has not (invariant 1), records the reason
 /// (2), takes out its waiters for the caller to notify once no lock is held and the node has
 /// left its parent (5), and hands back its children. `None` if it was already completed.
-fn complete(node: &Node, completion: Completion) -> Option<Done> {
+fn complete(node: &Node, completion: Completion) -> Option<Completed> {
     // Fast path (invariant 8): a node with no parts that only the lock holder may take out
     // completes with one compare-and-swap and no lock, when the outcome carries no reason.
     let mut state = node.state.load(Ordering::Acquire);
-    while state & (COMPLETED | HAS_PARTS) == 0 {
+    while state & (COMPLETED | NEEDS_LOCK) == 0 {
         let (error, reason) = decide(node, state, &completion, None);
         if reason.is_some() {
             break; // A reason must be stored: that needs the lock.
@@ -1068,7 +952,7 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
             Ok(_) => {
                 // Not armed: a timer entry is a part (invariant 8), so nothing to disarm.
                 debug_assert_eq!(state & ARMED, 0);
-                return Some(Done {
+                return Some(Completed {
                     error,
                     reason: None,
                     children: TakenChildren::new(None, Vec::new()),
@@ -1089,10 +973,7 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
     // Invariant 7: the shards in use, read under the lock that marks them (no bit can be set
     // while we hold it). With none, there are no children now or ever: the subtree is walked
     // already, and `WALKED` goes in with the done bits.
-    let used = node
-        .children
-        .get()
-        .map_or(0, |shards| shards.used.load(Ordering::Acquire));
+    let used = node.children.get().map_or(0, Shards::used);
     // Invariant 9: the inline place only changes under the lock we hold.
     let childless = used == 0 && inner.first_child.is_none();
     let walked = if childless { WALKED } else { 0 };
@@ -1104,8 +985,8 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
         let pending = kept_reason(&inner);
         let (error, reason) = decide(node, state, &completion, pending);
         let completed = state | done_bits(error) | COMPLETED | walked;
-        if state & (OWNS_DEADLINE | HAS_PARTS) == HAS_PARTS {
-            // Nobody else writes this state now: lock-free completions need `HAS_PARTS` clear
+        if state & (OWNS_DEADLINE | NEEDS_LOCK) == NEEDS_LOCK {
+            // Nobody else writes this state now: lock-free completions need `NEEDS_LOCK` clear
             // (invariant 8) and readers compare-and-swap only an owner's (invariant 1).
             node.state.store(completed, Ordering::Release);
             break (error, reason);
@@ -1140,7 +1021,7 @@ fn complete(node: &Node, completion: Completion) -> Option<Done> {
         timer::disarm(node.deadline, timer::address(node));
     }
     // Invariant 5: the caller notifies the waiters, with no lock held.
-    Some(Done {
+    Some(Completed {
         error,
         reason,
         children: TakenChildren::new(first_child, children),
@@ -1171,7 +1052,7 @@ pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, arm: bool) -> Registere
     let mut inner = node.lock();
     // Invariant 8: a waiter is a part; from now on the node completes under its lock. The
     // state before tells whether a lock-free completion got here first.
-    let state = node.state.fetch_or(HAS_PARTS, Ordering::AcqRel);
+    let state = node.state.fetch_or(NEEDS_LOCK, Ordering::AcqRel);
     if let Some(error) = done_kind(state) {
         return Registered::Done(error);
     }
@@ -1230,7 +1111,7 @@ fn arm_owner(node: &Arc<Node>) {
     let inner = owner.lock();
     // Invariant 8: the timer entry is a part; a completion that comes after this waits for
     // the lock, so it sees the entry and removes it.
-    let state = owner.state.fetch_or(HAS_PARTS, Ordering::AcqRel);
+    let state = owner.state.fetch_or(NEEDS_LOCK, Ordering::AcqRel);
     if state & (COMPLETED | ARMED) != 0 {
         return;
     }
@@ -1241,7 +1122,8 @@ fn arm_owner(node: &Arc<Node>) {
         cancel(owner, Completion::Expire);
         return;
     }
-    // Invariant 4: the entry goes in under the node's lock, with the flag.
+    // Invariant 4: the entry goes in under the node's lock, with the flag. The timer's lock is
+    // taken under the node's: cannot deadlock, lock order 2 (the timer's lock is a leaf).
     if timer::arm(owner.deadline, owner.clone()) {
         owner.state.fetch_or(ARMED, Ordering::Release);
     }
@@ -1253,14 +1135,7 @@ fn arm_owner(node: &Arc<Node>) {
 /// Number of children linked under `node` (tests and `Debug`).
 pub(crate) fn child_count(node: &Node) -> usize {
     let inline = usize::from(node.lock().first_child.is_some());
-    inline
-        + node.children.get().map_or(0, |shards| {
-            shards
-                .shards
-                .iter()
-                .map(|shard| shard.0.lock().live as usize)
-                .sum()
-        })
+    inline + node.children.get().map_or(0, Shards::live)
 }
 
 /// Number of waiters registered on `node` (tests and `Debug`).
