@@ -191,15 +191,14 @@ fn an_absurd_timeout_means_no_deadline() {
 #[test]
 fn the_first_cancel_wins_error_and_cause() {
     let (parent, cancel_parent) = Context::background().with_cancel_cause().into_parts();
-    let (ctx, cancel) = parent
-        .with_timeout_cause(Duration::from_millis(10), "too slow")
-        .into_parts();
+    let (ctx, cancel) = parent.with_timeout_cause(HOUR, "too slow").into_parts();
     cancel.cancel_with("first");
     cancel.cancel_with("second");
     cancel.cancel();
     cancel_parent.cancel_with("parent");
-    // The deadline passes too: nothing changes.
-    thread::sleep(Duration::from_millis(20));
+    // The deadline passes too (read on a made-up instant past it): nothing changes.
+    let after_deadline = ctx.deadline().unwrap() + Duration::from_secs(1);
+    assert_eq!(ctx.__err_at(after_deadline), Some(Error::Canceled));
     assert_eq!(ctx.err(), Some(Error::Canceled));
     assert_eq!(ctx.cause().unwrap().to_string(), "first");
     drop(cancel);
@@ -441,18 +440,34 @@ fn a_cancel_after_an_unobserved_deadline_records_the_deadline() {
         .with_timeout_cause(Duration::from_millis(5), "took too long")
         .into_parts();
     let child = ctx.with_cancel();
-    std::thread::sleep(Duration::from_millis(30));
+    let deadline = ctx.deadline().unwrap();
+    while std::time::Instant::now() <= deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
     cancel.cancel_with("canceled afterwards");
     assert_eq!(ctx.err(), Some(Error::DeadlineExceeded), "{ctx:?}");
     assert_eq!(ctx.cause().unwrap().to_string(), "took too long");
     assert_eq!(child.err(), Some(Error::DeadlineExceeded), "{child:?}");
     assert_eq!(child.cause().unwrap().to_string(), "took too long");
 
+    // The same decision on a made-up instant: a read past the deadline records it, and a later
+    // cancel keeps it.
+    let ctx = Context::background().with_timeout_cause(HOUR, "took too long");
+    let after_deadline = ctx.deadline().unwrap() + Duration::from_secs(1);
+    assert_eq!(
+        ctx.__err_at(after_deadline - HOUR),
+        None,
+        "read before the deadline"
+    );
+    assert_eq!(ctx.__err_at(after_deadline), Some(Error::DeadlineExceeded));
+    ctx.cancel_with("canceled afterwards");
+    assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+    assert_eq!(ctx.cause().unwrap().to_string(), "took too long");
+
     // Canceled before the deadline: canceled, whatever the clock says later.
-    let (ctx, cancel) = Context::background()
-        .with_timeout(Duration::from_millis(5))
-        .into_parts();
-    cancel.cancel();
-    std::thread::sleep(Duration::from_millis(30));
+    let ctx = Context::background().with_timeout(HOUR);
+    let after_deadline = ctx.deadline().unwrap() + Duration::from_secs(1);
+    ctx.cancel();
+    assert_eq!(ctx.__err_at(after_deadline), Some(Error::Canceled));
     assert_eq!(ctx.err(), Some(Error::Canceled));
 }

@@ -729,6 +729,15 @@ impl Context {
 
     // ===== introspection for tests =====
 
+    /// [`err`](Context::err) as if the clock read `now`: drives the lazy deadline decision on a
+    /// made-up instant (tests only). A `now` past a deadline that no timer watches records it,
+    /// as a real clock read would; an earlier `now` changes nothing.
+    #[doc(hidden)]
+    pub fn __err_at(&self, now: Instant) -> Option<Error> {
+        let node = self.node.as_deref()?;
+        tree::err_at(node, time::encode(now).unwrap_or(u64::MAX))
+    }
+
     /// Number of cancelable children linked under this context's node (tests only).
     #[doc(hidden)]
     pub fn __child_count(&self) -> usize {

@@ -507,18 +507,30 @@ pub(crate) fn err(node: &Node) -> Option<Error> {
     if state & HAS_DEADLINE == 0 {
         return None;
     }
-    err_lazy(node)
+    err_lazy(node, None)
 }
 
-/// [`err`] for a node that has a deadline and is not done yet.
-fn err_lazy(node: &Node) -> Option<Error> {
+/// [`err`] as if the clock read `now` (encoded): the decision on a made-up instant, for tests
+/// of the lazy deadlines. A `now` past an unwatched owner's deadline records it, as a real read
+/// would (invariant 1).
+pub(crate) fn err_at(node: &Node, now: u64) -> Option<Error> {
+    let state = node.state.load(Ordering::Acquire);
+    match done_kind(state) {
+        Some(error) => Some(error),
+        None => err_lazy(node, Some(now)),
+    }
+}
+
+/// [`err`] for a node that has a deadline and is not done yet; `now` is the clock's reading if
+/// the caller has one (else the clock is read, once per owner reached).
+fn err_lazy(node: &Node, now: Option<u64>) -> Option<Error> {
     let mut node = node;
     loop {
         let state = node.state.load(Ordering::Acquire);
         if let Some(error) = done_kind(state) {
             return Some(error);
         }
-        match lazy_step(node, state) {
+        match lazy_step(node, state, now) {
             Lazy::NotDone => return None,
             Lazy::Expired => {
                 // Invariant 1: record what we saw, so everybody after us agrees. If the CAS
@@ -543,12 +555,12 @@ enum Lazy<'a> {
 }
 
 /// The lazy part of a not-yet-done node's state (see the module docs).
-fn lazy_step(node: &Node, state: u32) -> Lazy<'_> {
+fn lazy_step(node: &Node, state: u32, now: Option<u64>) -> Lazy<'_> {
     if state & HAS_DEADLINE == 0 {
         return Lazy::NotDone;
     }
     if state & (OWNS_DEADLINE | ARMED) == OWNS_DEADLINE {
-        return if time::now() >= node.deadline {
+        return if now.unwrap_or_else(time::now) >= node.deadline {
             Lazy::Expired
         } else {
             Lazy::NotDone
