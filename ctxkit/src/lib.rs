@@ -7,6 +7,9 @@
 //!
 //! # A tour
 //!
+//! A request with a deadline and a value, played track by track; each step respects
+//! cancellation:
+//!
 //! ```
 //! use std::time::Duration;
 //! use ctxkit::{Context, Error};
@@ -21,7 +24,7 @@
 //! }
 //!
 //! let ctx = Context::background().with_value(RequestId("req-2026"));
-//! let ctx = ctx.with_timeout(Duration::from_millis(40));
+//! let ctx = ctx.with_timeout(Duration::from_millis(40)); // canceled when `ctx` goes out of scope
 //! let mut played = 0;
 //! for track in ["As It Was", "Vampire", "Anti-Hero", "Houdini"] {
 //!     match play(&ctx, track) {
@@ -35,15 +38,84 @@
 //! assert!(played < 4);
 //! ```
 //!
+//! Fan-out under that kind of context: every task gets the group's context, the first failure
+//! cancels the rest, and results come back in spawn order. On threads (no runtime needed; tasks
+//! may borrow):
+//!
+//! ```
+//! use std::time::Duration;
+//! use ctxkit::{group, Context, Error};
+//!
+//! let songs = ["Flaming June", "Saltwater", "Windowlicker"];
+//! let ctx = Context::background().with_timeout(Duration::from_secs(5));
+//! let lengths = group::scope(&ctx, |s| {
+//!     for song in &songs {
+//!         s.spawn(move |ctx| {
+//!             ctx.check()?; // a real fetch would watch `ctx` while it works
+//!             Ok::<_, Error>(song.len())
+//!         });
+//!     }
+//! });
+//! assert_eq!(lengths, Ok(vec![12, 9, 12]));
+//!
+//! // A fixed set of calls with different result types: a join.
+//! let (title, plays) = group::blocking_join2(
+//!     &ctx,
+//!     |_ctx| Ok::<_, Error>("Saltwater"),
+//!     |_ctx| Ok::<_, Error>(1_234_567u64),
+//! )?;
+//! assert_eq!((title, plays), ("Saltwater", 1_234_567));
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! The same in async code, on tokio (feature `tokio`):
+//!
+//! ```
+//! # #[cfg(feature = "tokio")]
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::time::Duration;
+//! use ctxkit::{Context, Error, Group};
+//!
+//! async fn fetch(ctx: &Context, song: &'static str) -> Result<usize, Error> {
+//!     ctx.sleep(Duration::from_millis(1)).await?; // the network, in this example
+//!     Ok(song.len())
+//! }
+//!
+//! let (mut g, _ctx) = Group::with_context(&Context::background());
+//! for song in ["Flaming June", "Saltwater"] {
+//!     g.spawn(move |ctx| async move { fetch(&ctx, song).await });
+//! }
+//! assert_eq!(g.wait().await, Ok(vec![12, 9]));
+//! # });
+//! ```
+//!
+//! A rate limit shared by every caller: a token bucket of 100 events a second with bursts of
+//! 10, where a wait gives up at once if the context's deadline would pass first:
+//!
+//! ```
+//! use std::time::Duration;
+//! use ctxkit::{Context, Limiter};
+//!
+//! let limiter = Limiter::new(100, 10)?;
+//! assert!(limiter.allow()); // a token was there
+//! let ctx = Context::background().with_timeout(Duration::from_secs(1));
+//! limiter.blocking_wait(&ctx)?; // waits for a token, or for `ctx`, whichever comes first
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # What is here
 //!
 //! * [`Context`]: `background`, `with_cancel`, `with_deadline`, `with_timeout`, `with_value`,
 //!   their `_cause` forms, `without_cancel`; `err`, `cause`, `is_done`, `check`, `done().await`,
 //!   `wait()`, `run`, `sleep`, `after_func`.
-//! * [`CancelHandle`]: cancels on `cancel()`, `cancel_with(reason)` or drop.
+//! * [`CancelContext`]: what `with_cancel` and the deadline constructors return: the child
+//!   context (it derefs to `Context`) and the power to cancel it, on `cancel()`,
+//!   `cancel_with(reason)` or drop; [`CancelHandle`], that power split off for another thread.
 //! * [`Error`] (`context canceled`, `context deadline exceeded`) and [`Cause`].
 //! * [`Group`] (async, on tokio) and [`group::scope`] (scoped threads): errgroup-style fan-out
-//!   with first-error cancellation, results in spawn order, limits, panics resumed at `wait`.
+//!   with first-error cancellation, results in spawn order, limits, panics resumed at `wait`;
+//!   [`group::join2`] … and [`group::blocking_join2`] …: the same for a fixed set of calls with
+//!   different result types, as a tuple.
 //! * [`Limiter`] (a token bucket: `allow`, `reserve`, `wait`) and [`Ticker`] (a throttle with a
 //!   missed-tick policy): rate limiting, in [`rate`]; neither starts a thread.
 //!
@@ -52,7 +124,9 @@
 //! * To stop work when the caller gives up or time runs out: pass a [`Context`] and check it
 //!   (`ctx.check()?` in loops, `ctx.run(fut).await` around futures, `ctx.wait()` on threads).
 //! * To run several tasks and stop them all at the first failure: [`Group`] in async code,
-//!   [`group::scope`] for blocking work or work that borrows local data.
+//!   [`group::scope`] for blocking work or work that borrows local data; for two to six calls
+//!   whose results differ in type, [`group::join2`] (async) or [`group::blocking_join2`]
+//!   (threads) and their siblings.
 //! * To cap how often something happens, allowing bursts: [`Limiter`]. To run a loop at a steady
 //!   pace: [`Ticker`].
 //!
