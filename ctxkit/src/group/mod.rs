@@ -12,18 +12,27 @@
 //! when it is done never start (go#61611), a limit bounds how many run at once without ever
 //! blocking the spawner (no conc#88 deadlock), and panics reach the caller.
 //!
+//! For a fixed set of calls with different result types there are typed joins: [`join2`] …
+//! [`join6`] (async, inside the caller's task, any executor) and [`blocking_join2`] …
+//! [`blocking_join6`] (threads). Each returns a tuple of the calls' values, or the first error,
+//! which cancels the others.
+//!
 //! The error type `E` of a group or scope must implement `From<ctxkit::Error>`: a task that
 //! never started (the context was done first) reports the context's [`Error`](crate::Error).
 //! [`Error`](crate::Error) itself, `String`, `std::io::Error` and
 //! `Box<dyn std::error::Error + Send + Sync>` do; for an error type of your own, add the
-//! one-line impl shown in the example below.
+//! one-line impl shown in the example below. The joins need no such bound.
 //!
 //! # Which one
 //!
-//! * Use [`Group`] for I/O-bound work in async code: a task costs a few hundred nanoseconds.
-//! * Use [`scope`] for blocking or CPU-bound work, or when tasks must borrow local data. Without
-//!   a limit each task gets a thread (tens of microseconds), so set one (`s.set_limit(n)`) when
-//!   there are many tasks: then `n` threads run them all.
+//! * Use a join ([`join2`] …, [`blocking_join2`] …) for a fixed set of calls known when you
+//!   write the code, each with its own result type ("fetch the user and their playlists").
+//! * Use a group for a number of same-typed tasks known only at run time ("fetch every song in
+//!   the list"):
+//!   * [`Group`] for I/O-bound work in async code: a task costs a few hundred nanoseconds.
+//!   * [`scope`] for blocking or CPU-bound work, or when tasks must borrow local data. Without
+//!     a limit each task gets a thread (tens of microseconds), so set one (`s.set_limit(n)`)
+//!     when there are many tasks: then `n` threads run them all.
 //!
 //! # Coming from Go
 //!
@@ -34,6 +43,7 @@
 //! | `g.Go(f)`, `g.TryGo(f)` | `g.spawn(\|ctx\| async move { ... })`, `g.try_spawn(...)` | `s.spawn(\|ctx\| ...)`, `s.try_spawn(...)` |
 //! | `g.SetLimit(n)` | `g.set_limit(n)` | `s.set_limit(n)` |
 //! | `g.Wait()` | `g.wait().await` (or `wait_all`) | the return of `scope` (or `scope_all`) |
+//! | two `g.Go` writing `user` and `songs`, then `g.Wait()` | `let (user, songs) = join2(&ctx, ...).await?;` | `let (user, songs) = blocking_join2(&ctx, ...)?;` |
 //!
 //! # Panics in tasks
 //!
@@ -103,6 +113,7 @@
 //! assert_eq!(squares, Ok(vec![1, 4, 9, 16]));
 //! ```
 
+mod join;
 mod scope;
 mod slots;
 #[cfg(feature = "tokio")]
@@ -111,13 +122,17 @@ mod task;
 use std::error::Error as StdError;
 use std::fmt;
 
+pub use join::{
+    blocking_join2, blocking_join3, blocking_join4, blocking_join5, blocking_join6, join2, join3,
+    join4, join5, join6,
+};
 pub use scope::{scope, scope_all, Scope};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use task::Group;
 
-/// The cause of a group's context when a task failed, panicked or was aborted: what
-/// [`Context::cause`](crate::Context::cause) holds after the group's first failure.
+/// The cause of a group's (or a join's) context when a task failed, panicked or was aborted:
+/// what [`Context::cause`](crate::Context::cause) holds after the first failure.
 ///
 /// Its text is the failing task's error's text (so `ctx.cause()` reads like Go's
 /// `context.Cause(ctx)` of an errgroup), or `ctxkit::group: task panicked: <message>` for a
