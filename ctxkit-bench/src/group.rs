@@ -56,7 +56,7 @@ async fn async_go_wait(parent: &Context, limit: Option<usize>) -> f64 {
         g.set_limit(limit);
     }
     for _ in 0..TASKS {
-        g.spawn(async { Ok(()) });
+        g.spawn(|_ctx| async { Ok(()) });
     }
     let results = g.wait().await.expect("no task fails");
     black_box(results);
@@ -71,7 +71,7 @@ fn thread_go_wait(parent: &Context, limit: Option<usize>) -> f64 {
             s.set_limit(limit);
         }
         for _ in 0..TASKS {
-            s.go(|_ctx| Ok::<(), BenchError>(()));
+            s.spawn(|_ctx| Ok::<(), BenchError>(()));
         }
     })
     .expect("no task fails");
@@ -82,18 +82,18 @@ fn thread_go_wait(parent: &Context, limit: Option<usize>) -> f64 {
 /// `BLOCKERS` tasks park on the group's context; one more returns an error once triggered.
 /// Microseconds from just before that return until `wait` has returned the error.
 async fn first_error_trial() -> f64 {
-    let (mut g, ctx) = Group::<(), BenchError>::with_context(&Context::background());
+    let (mut g, _ctx) = Group::<(), BenchError>::with_context(&Context::background());
     let started = Arc::new(AtomicUsize::new(0));
     for _ in 0..BLOCKERS {
-        let (ctx, started) = (ctx.clone(), started.clone());
-        g.spawn(async move {
+        let started = started.clone();
+        g.spawn(move |ctx| async move {
             let done = ctx.done();
             started.fetch_add(1, Ordering::Release);
             Err(done.await.into())
         });
     }
     let (trigger, fire) = tokio::sync::oneshot::channel::<()>();
-    g.spawn(async move {
+    g.spawn(move |_ctx| async move {
         let _ = fire.await;
         Err(BenchError::Boom(Instant::now()))
     });
@@ -146,7 +146,7 @@ pub(crate) fn run(cfg: &Cfg) {
             "ns_per_task",
             Some(stats(&samples)),
             &format!(
-                "one Group::with_context(parent) per batch, 10,000 spawn(async {{ Ok(()) }}) (tasks capture nothing, as Go's), wait() returns the 10,000 results in order; {how}; driver is a task on a 2-worker multi-thread runtime"
+                "one Group::with_context(parent) per batch, 10,000 spawn(|_ctx| async {{ Ok(()) }}) (tasks capture nothing, as Go's; each gets a clone of the context), wait() returns the 10,000 results in order; {how}; driver is a task on a 2-worker multi-thread runtime"
             ),
         );
 
@@ -167,7 +167,7 @@ pub(crate) fn run(cfg: &Cfg) {
             "ctxkit/thread",
             "ns_per_task",
             Some(stats(&samples)),
-            &format!("group::scope(parent), 10,000 s.go(|_| Ok(())), results in order; {how}"),
+            &format!("group::scope(parent), 10,000 s.spawn(|_ctx| Ok(())) (each gets a clone of the context), results in order; {how}"),
         );
     }
 

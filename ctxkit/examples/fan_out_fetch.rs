@@ -88,10 +88,10 @@ pub async fn fan_out_fetch(
     songs: &[&str],
     latencies: &[Duration],
 ) -> Result<Vec<String>, Error> {
-    let (mut g, group_ctx) = Group::with_context(ctx);
+    let (mut g, _group_ctx) = Group::with_context(ctx);
     for (song, &latency) in songs.iter().zip(latencies) {
-        let (ctx, song) = (group_ctx.clone(), song.to_string());
-        g.spawn(async move {
+        let song = song.to_string();
+        g.spawn(move |ctx| async move {
             ctx.sleep(latency).await?; // the simulated fetch, cut short by the deadline
             Ok(format!("{song} ({} ms)", latency.as_millis()))
         });

@@ -51,10 +51,9 @@ pub fn run(out: &mut dyn Write, unit: Duration, fail: Option<usize>) -> std::io:
         .worker_threads(2)
         .build()?;
     runtime.block_on(async {
-        let (mut g, ctx) = Group::with_context(&Context::background());
+        let (mut g, _ctx) = Group::with_context(&Context::background());
         for id in 0..3 {
-            let ctx = ctx.clone();
-            g.spawn(async move { fetch_title(&ctx, id, unit, fail).await });
+            g.spawn(move |ctx| async move { fetch_title(&ctx, id, unit, fail).await });
         }
         match g.wait().await {
             Ok(titles) => {

@@ -158,7 +158,7 @@ fn io_error_can_be_a_group_error_type() {
     let (ctx, cancel) = Context::background().with_cancel().into_parts();
     cancel.cancel();
     let result: Result<Vec<u32>, std::io::Error> = ctxkit::group::scope(&ctx, |s| {
-        s.go(|_| Ok(1));
+        s.spawn(|_| Ok(1));
     });
     let err = result.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::Other);

@@ -72,7 +72,7 @@ async fn zero_group() {
         for (i, err) in errs.iter().cloned().enumerate() {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let before = prev.replace(rx);
-            g.spawn(async move {
+            g.spawn(move |_ctx| async move {
                 if let Some(before) = before {
                     let _ = before.await;
                 }
@@ -94,7 +94,7 @@ async fn zero_group() {
         let mut g = Group::<(), TestError>::new();
         for err in errs.iter().cloned() {
             let task_err = err.clone();
-            g.spawn(async move { task_err.map_or(Ok(()), Err) });
+            g.spawn(move |_ctx| async move { task_err.map_or(Ok(()), Err) });
             let got = bounded(g.wait()).await;
             assert_eq!(got, err.map_or(Ok(vec![()]), Err));
         }
@@ -104,8 +104,8 @@ async fn zero_group() {
 #[test]
 fn zero_group_threads() {
     let r = group::scope(&Context::background(), |s| {
-        s.go(|_| Ok::<_, TestError>(1));
-        s.go(|_| Ok(2));
+        s.spawn(|_| Ok::<_, TestError>(1));
+        s.spawn(|_| Ok(2));
     });
     assert_eq!(r, Ok(vec![1, 2]));
     let r: Result<Vec<()>, TestError> = group::scope(&Context::background(), |_| {});
@@ -128,7 +128,7 @@ async fn with_context_cancels_on_error_and_after_wait() {
     for (errs, want) in cases {
         let (mut g, ctx) = Group::with_context(&Context::background());
         for err in errs.iter().cloned() {
-            g.spawn(async move { err.map_or(Ok(()), Err) });
+            g.spawn(move |_ctx| async move { err.map_or(Ok(()), Err) });
         }
         let got = bounded(g.wait()).await;
         match &want {
@@ -143,7 +143,7 @@ async fn with_context_cancels_on_error_and_after_wait() {
 fn with_context_threads() {
     let mut seen = None;
     let r = group::scope(&Context::background(), |s| {
-        s.go(|_| Err::<(), _>(TestError::Doom(0)));
+        s.spawn(|_| Err::<(), _>(TestError::Doom(0)));
         seen = Some(s.context().clone());
     });
     assert_eq!(r, Err(TestError::Doom(0)));
@@ -154,7 +154,7 @@ fn with_context_threads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_cause_is_the_error() {
     let (mut g, ctx) = Group::<(), TestError>::with_context(&Context::background());
-    g.spawn(async { Err(TestError::Doom(7)) });
+    g.spawn(|_ctx| async { Err(TestError::Doom(7)) });
     assert_eq!(bounded(g.wait()).await, Err(TestError::Doom(7)));
     let cause = ctx.cause().unwrap();
     assert!(cause.is_canceled());
@@ -167,13 +167,12 @@ async fn cancel_cause_is_the_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_error_in_time_wins() {
     let (mut g, ctx) = Group::<(), TestError>::with_context(&Context::background());
-    let slow = ctx.clone();
-    g.spawn(async move {
+    g.spawn(|slow| async move {
         // Fails only after the context is done: second in time, first in spawn order.
         slow.done().await;
         Err(TestError::Doom(1))
     });
-    g.spawn(async { Err(TestError::Doom(2)) });
+    g.spawn(|_ctx| async { Err(TestError::Doom(2)) });
     assert_eq!(bounded(g.wait()).await, Err(TestError::Doom(2)));
     assert_eq!(ctx.cause().unwrap().to_string(), "errgroup_test: doomed 2");
 }
@@ -189,7 +188,7 @@ async fn limit_bounds_active_tasks() {
     let active = Arc::new(AtomicUsize::new(0));
     for _ in 0..=1 << 10 {
         let active = active.clone();
-        g.spawn(async move {
+        g.spawn(move |_ctx| async move {
             let n = active.fetch_add(1, SeqCst) + 1;
             if n > LIMIT {
                 return Err(TestError::Msg(format!(
@@ -212,7 +211,7 @@ fn limit_bounds_active_threads() {
         s.set_limit(LIMIT);
         for _ in 0..200 {
             let active = &active;
-            s.go(move |_| {
+            s.spawn(move |_| {
                 let n = active.fetch_add(1, SeqCst) + 1;
                 if n > LIMIT {
                     return Err(TestError::Msg(format!(
@@ -244,27 +243,27 @@ async fn try_spawn_under_a_limit() {
     };
     for i in 0..n {
         assert!(
-            g.try_spawn(task(release.clone())),
+            g.try_spawn(|_ctx| task(release.clone())),
             "try_spawn should succeed at call {i}"
         );
     }
     assert!(
-        !g.try_spawn(task(release.clone())),
+        !g.try_spawn(|_ctx| task(release.clone())),
         "try_spawn should fail at the limit"
     );
     release.add_permits(n);
     assert_eq!(bounded(g.wait()).await.map(|v| v.len()), Ok(n));
 
     assert!(
-        g.try_spawn(task(release.clone())),
+        g.try_spawn(|_ctx| task(release.clone())),
         "try_spawn should succeed after wait"
     );
     release.add_permits(1);
     bounded(g.wait()).await.unwrap();
 
     g.set_limit(1);
-    assert!(g.try_spawn(task(release.clone())));
-    assert!(!g.try_spawn(task(release.clone())));
+    assert!(g.try_spawn(|_ctx| task(release.clone())));
+    assert!(!g.try_spawn(|_ctx| task(release.clone())));
     release.add_permits(1);
     bounded(g.wait()).await.unwrap();
 
@@ -277,15 +276,15 @@ async fn try_spawn_under_a_limit() {
 }
 
 #[test]
-fn try_go_under_a_limit_threads() {
+fn try_spawn_under_a_limit_threads() {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let rx = std::sync::Mutex::new(rx);
     let r = group::scope(&Context::background(), |s| {
         s.set_limit(2);
         let rx = &rx;
-        assert!(s.try_go(move |_| Ok::<_, TestError>(rx.lock().unwrap().recv().is_ok())));
-        assert!(s.try_go(move |_| Ok(rx.lock().unwrap().recv().is_ok())));
-        assert!(!s.try_go(|_| Ok(false)));
+        assert!(s.try_spawn(move |_| Ok::<_, TestError>(rx.lock().unwrap().recv().is_ok())));
+        assert!(s.try_spawn(move |_| Ok(rx.lock().unwrap().recv().is_ok())));
+        assert!(!s.try_spawn(|_| Ok(false)));
         tx.send(()).unwrap();
         tx.send(()).unwrap();
     });
@@ -300,14 +299,14 @@ async fn reuse_after_wait() {
     let mut g = Group::<u32, TestError>::new();
     for round in 0..3u32 {
         for i in 0..10 {
-            g.spawn(async move { Ok(round * 10 + i) });
+            g.spawn(move |_ctx| async move { Ok(round * 10 + i) });
         }
         let want: Vec<u32> = (0..10).map(|i| round * 10 + i).collect();
         assert_eq!(bounded(g.wait()).await, Ok(want));
     }
-    g.spawn(async { Err(TestError::Doom(3)) });
+    g.spawn(|_ctx| async { Err(TestError::Doom(3)) });
     assert_eq!(bounded(g.wait()).await, Err(TestError::Doom(3)));
-    g.spawn(async { Ok(4) });
+    g.spawn(|_ctx| async { Ok(4) });
     assert_eq!(
         bounded(g.wait()).await,
         Ok(vec![4]),
@@ -320,16 +319,16 @@ async fn reuse_after_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_context_group_after_wait() {
     let (mut g, ctx) = Group::<u32, TestError>::with_context(&Context::background());
-    g.spawn(async { Ok(1) });
+    g.spawn(|_ctx| async { Ok(1) });
     assert_eq!(bounded(g.wait()).await, Ok(vec![1]));
     assert!(ctx.is_done());
     let started = Arc::new(AtomicUsize::new(0));
     let s = started.clone();
-    g.spawn(async move {
+    g.spawn(move |_ctx| async move {
         s.fetch_add(1, SeqCst);
         Ok(2)
     });
-    assert!(!g.try_spawn(async { Ok(3) }));
+    assert!(!g.try_spawn(|_ctx| async { Ok(3) }));
     assert_eq!(
         bounded(g.wait()).await,
         Err(TestError::Ctx(Error::Canceled))

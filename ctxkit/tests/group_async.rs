@@ -1,6 +1,8 @@
 //! The async `Group`'s scheduling guarantees: without a limit every task runs at once (tasks
 //! that wait for each other finish), also when the group reuses worker tasks between spawns and
-//! rounds; a limit set after an unlimited round still holds.
+//! rounds; a limit set after an unlimited round still holds. And how a task gets its context:
+//! `spawn` calls the closure at once, on the caller's side, with the group's context, and not at
+//! all once that context is done.
 
 #![cfg(feature = "tokio")]
 
@@ -21,7 +23,7 @@ fn spawn_rendezvous(g: &mut Group<usize, Error>, n: usize) {
     let barrier = Arc::new(tokio::sync::Barrier::new(n));
     for i in 0..n {
         let barrier = barrier.clone();
-        g.spawn(async move {
+        g.spawn(move |_ctx| async move {
             barrier.wait().await;
             Ok(i)
         });
@@ -44,7 +46,7 @@ async fn reused_workers_still_run_every_task_at_once() {
     for round in 0..5 {
         // Quick tasks leave idle workers behind...
         for i in 0..50 {
-            g.spawn(async move { Ok(i) });
+            g.spawn(move |_ctx| async move { Ok(i) });
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
         // ...which must not serialize tasks that need each other.
@@ -64,7 +66,7 @@ async fn a_limit_set_after_an_unlimited_round_holds() {
     let (active, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     for _ in 0..300 {
         let (active, peak) = (active.clone(), peak.clone());
-        g.spawn(async move {
+        g.spawn(move |_ctx| async move {
             peak.fetch_max(active.fetch_add(1, SeqCst) + 1, SeqCst);
             tokio::task::yield_now().await;
             active.fetch_sub(1, SeqCst);
@@ -93,7 +95,7 @@ async fn stale_wakers_left_by_tasks_are_harmless() {
         senders.push(tx);
         receivers.lock().unwrap().push(rx);
         let receivers = receivers.clone();
-        g.spawn(async move {
+        g.spawn(move |_ctx| async move {
             // Register this task's waker with the channel, then end without waiting.
             poll_fn(|cx| {
                 let mut receivers = receivers.lock().unwrap();
@@ -115,8 +117,88 @@ async fn stale_wakers_left_by_tasks_are_harmless() {
         spawn_rendezvous(&mut g, 8);
         assert_eq!(bounded(g.wait()).await.unwrap().len(), 8, "round {round}");
         for i in 0..100 {
-            g.spawn(async move { Ok(i) });
+            g.spawn(move |_ctx| async move { Ok(i) });
         }
         assert_eq!(bounded(g.wait()).await.unwrap().len(), 100, "round {round}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_calls_the_closure_at_once_with_the_groups_context() {
+    struct RequestId(&'static str);
+    let parent = ctxkit::Context::background().with_value(RequestId("req-9"));
+    let (mut g, ctx) = Group::<&'static str, Error>::with_context(&parent);
+    // The closure runs here: it may borrow mutably and use what is not `Send`, as long as the
+    // future it returns is `Send + 'static`.
+    let mut calls = Vec::new();
+    let not_send = std::rc::Rc::new("from the caller");
+    let mut seen = None;
+    g.spawn(|task_ctx| {
+        calls.push(*not_send);
+        seen = Some(task_ctx.clone());
+        async move {
+            task_ctx.check()?;
+            Ok(task_ctx.value::<RequestId>().map_or("none", |id| id.0))
+        }
+    });
+    assert_eq!(calls, ["from the caller"], "called by spawn itself");
+    let seen = seen.unwrap();
+    assert!(!seen.is_done());
+    assert_eq!(bounded(g.wait()).await, Ok(vec!["req-9"]));
+    assert!(
+        seen.is_done() && ctx.is_done(),
+        "the task got the group's context"
+    );
+
+    // Once the context is done the closure is not called: nothing starts.
+    let mut called = false;
+    g.spawn(|_ctx| {
+        called = true;
+        async { Ok("never") }
+    });
+    assert!(!called);
+    assert!(
+        !g.try_spawn(|_ctx| -> std::future::Ready<Result<&'static str, Error>> {
+            unreachable!("try_spawn on a done group calls nothing")
+        })
+    );
+    assert_eq!(bounded(g.wait()).await, Err(Error::Canceled));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_without_a_context_hands_tasks_the_background() {
+    let mut g = Group::<bool, Error>::new();
+    let mut seen = None;
+    g.spawn(|ctx| {
+        seen = Some(ctx.clone());
+        async move { Ok(ctx.is_done()) }
+    });
+    assert_eq!(bounded(g.wait()).await, Ok(vec![false]));
+    let seen = seen.unwrap();
+    assert!(!seen.is_done(), "never canceled");
+    assert_eq!(seen.deadline(), None);
+}
+
+#[test]
+fn spawn_outside_a_runtime_panics_and_changes_nothing() {
+    let mut g = Group::<u32, Error>::new();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        g.spawn(|_ctx| async { Ok(1) });
+    }));
+    let payload = panicked.expect_err("no runtime: spawn panics");
+    assert_eq!(
+        payload.downcast_ref::<&str>().copied(),
+        Some("ctxkit::group: spawn needs a tokio runtime to start a worker task")
+    );
+    assert_eq!(g.active(), 0);
+    // The group is as it was: a round on a runtime holds only its own task.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let r = rt.block_on(async {
+        g.spawn(|_ctx| async { Ok(2) });
+        bounded(g.wait()).await
+    });
+    assert_eq!(r, Ok(vec![2]));
 }

@@ -45,8 +45,8 @@ async fn a_failure_stops_tasks_that_watch_the_context() {
     // Every task starts before the failure (one not started by then would never start).
     let started = Arc::new(tokio::sync::Barrier::new(9));
     for _ in 0..8 {
-        let (ctx, stopped, started) = (ctx.clone(), stopped.clone(), started.clone());
-        g.spawn(async move {
+        let (stopped, started) = (stopped.clone(), started.clone());
+        g.spawn(move |ctx| async move {
             started.wait().await;
             // Long-running work in slices, checking the context between them.
             loop {
@@ -57,10 +57,9 @@ async fn a_failure_stops_tasks_that_watch_the_context() {
             }
         });
     }
-    let fail_ctx = ctx.clone();
-    g.spawn(async move {
+    g.spawn(move |ctx| async move {
         started.wait().await;
-        fail_ctx.sleep(Duration::from_millis(5)).await?;
+        ctx.sleep(Duration::from_millis(5)).await?;
         Err(FetchError::Broken(8))
     });
     assert_eq!(bounded(g.wait()).await, Err(FetchError::Broken(8)));
@@ -81,10 +80,10 @@ async fn queued_tasks_never_start_after_a_failure() {
     let (mut g, _ctx) = Group::<(), FetchError>::with_context(&Context::background());
     g.set_limit(1);
     let started = Arc::new(AtomicUsize::new(0));
-    g.spawn(async { Err(FetchError::Broken(0)) });
+    g.spawn(|_ctx| async { Err(FetchError::Broken(0)) });
     for _ in 0..100 {
         let started = started.clone();
-        g.spawn(async move {
+        g.spawn(move |_ctx| async move {
             started.fetch_add(1, SeqCst);
             Ok(())
         });
@@ -101,17 +100,16 @@ async fn queued_tasks_never_start_after_a_failure() {
 async fn spawning_under_a_limit_does_not_block_after_cancellation() {
     // conc#88: the only slot is held by a task that waits for the context; the context is
     // canceled by the parent; spawning more must not deadlock, and wait must return.
-    let (parent, cancel_parent) = Context::background().with_cancel().into_parts();
-    let (mut g, ctx) = Group::<(), FetchError>::with_context(&parent);
+    let parent = Context::background().with_cancel();
+    let (mut g, _ctx) = Group::<(), FetchError>::with_context(&parent);
     g.set_limit(1);
-    let holder = ctx.clone();
-    g.spawn(async move { Err(holder.done().await.into()) });
+    g.spawn(|ctx| async move { Err(ctx.done().await.into()) });
     for _ in 0..1000 {
-        g.spawn(async { Ok(()) }); // queued: returns at once
+        g.spawn(|_ctx| async { Ok(()) }); // queued: returns at once
     }
-    cancel_parent.cancel();
+    parent.cancel();
     for _ in 0..1000 {
-        g.spawn(async { Ok(()) }); // context done: not even queued
+        g.spawn(|_ctx| async { Ok(()) }); // context done: not even queued
     }
     assert_eq!(
         bounded(g.wait()).await,
@@ -129,7 +127,7 @@ async fn a_done_parent_means_no_task_starts() {
     let started = Arc::new(AtomicUsize::new(0));
     for _ in 0..10 {
         let started = started.clone();
-        g.spawn(async move {
+        g.spawn(move |_ctx| async move {
             started.fetch_add(1, SeqCst);
             Ok(())
         });
@@ -150,7 +148,7 @@ fn a_failure_stops_threads_that_watch_the_context() {
     let r = group::scope(&Context::background(), |s| {
         for _ in 0..4 {
             let (stopped, started) = (&stopped, &started);
-            s.go(move |ctx| -> Result<(), FetchError> {
+            s.spawn(move |ctx| -> Result<(), FetchError> {
                 started.wait();
                 loop {
                     if let Err(err) = ctx.blocking_sleep(Duration::from_millis(1)) {
@@ -161,7 +159,7 @@ fn a_failure_stops_threads_that_watch_the_context() {
             });
         }
         let started = &started;
-        s.go(move |ctx| {
+        s.spawn(move |ctx| {
             started.wait();
             ctx.blocking_sleep(Duration::from_millis(5))?;
             Err(FetchError::Broken(4))
@@ -176,10 +174,10 @@ fn queued_threads_tasks_never_start_after_a_failure() {
     let started = AtomicUsize::new(0);
     let r = group::scope(&Context::background(), |s| {
         s.set_limit(1);
-        s.go(|_| Err::<(), _>(FetchError::Broken(0)));
+        s.spawn(|_| Err::<(), _>(FetchError::Broken(0)));
         for _ in 0..100 {
             let started = &started;
-            s.go(move |_| {
+            s.spawn(move |_| {
                 started.fetch_add(1, SeqCst);
                 Ok(())
             });
@@ -194,7 +192,7 @@ fn scope_all_collects_every_error() {
     let r = group::scope_all(&Context::background(), |s| {
         s.set_limit(1); // run in order so every task starts before the first failure lands
         for i in 0..4usize {
-            s.go(move |_| {
+            s.spawn(move |_| {
                 if i % 2 == 0 {
                     Err(FetchError::Broken(i))
                 } else {

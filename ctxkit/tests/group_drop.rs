@@ -31,7 +31,7 @@ async fn drop_cancels_the_context_and_aborts_tasks() {
     let (mut g, ctx) = Group::<(), Error>::with_context(&Context::background());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    g.spawn(async move {
+    g.spawn(move |_ctx| async move {
         let _signal = DropSignal(Some(tx));
         let _ = started_tx.send(());
         // Ignores the context: only the abort can end it.
@@ -52,7 +52,7 @@ async fn drop_under_a_limit_aborts_running_and_queued_tasks() {
     g.set_limit(1);
     let (tx, rx) = tokio::sync::oneshot::channel();
     let signal = DropSignal(Some(tx));
-    g.spawn(async move {
+    g.spawn(move |_ctx| async move {
         let _signal = signal;
         std::future::pending::<()>().await;
         Ok(())
@@ -61,7 +61,7 @@ async fn drop_under_a_limit_aborts_running_and_queued_tasks() {
     let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
     let signal = DropSignal(Some(queued_tx));
-    g.spawn(async move {
+    g.spawn(move |_ctx| async move {
         let _signal = signal;
         r.fetch_add(1, SeqCst);
         Ok(())
@@ -84,7 +84,7 @@ fn scope_joins_every_thread_before_returning() {
     let r = ctxkit::group::scope(&Context::background(), |s| {
         for _ in 0..8 {
             let live = &live;
-            s.go(move |_| {
+            s.spawn(move |_| {
                 live.fetch_add(1, SeqCst);
                 std::thread::sleep(Duration::from_millis(5));
                 live.fetch_sub(1, SeqCst);
@@ -100,7 +100,7 @@ fn scope_joins_every_thread_before_returning() {
 async fn set_limit_while_tasks_are_active_panics() {
     let mut g = Group::<(), Error>::new();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    g.spawn(async move {
+    g.spawn(move |_ctx| async move {
         let _ = rx.await;
         Ok(())
     });
@@ -129,7 +129,7 @@ fn set_limit_zero_panics_on_a_scope() {
 #[should_panic(expected = "ctxkit::group: set_limit while")]
 fn set_limit_while_threads_are_active_panics() {
     let _ = ctxkit::group::scope(&Context::background(), |s| {
-        s.go(|ctx| {
+        s.spawn(|ctx| {
             ctx.wait_timeout(Duration::from_secs(10));
             Ok::<_, Error>(())
         });
@@ -143,7 +143,7 @@ async fn an_abandoned_wait_loses_nothing() {
     // their results.
     let mut g = Group::<u32, Error>::new();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    g.spawn(async move {
+    g.spawn(move |_ctx| async move {
         let _ = rx.await;
         Ok(1)
     });

@@ -28,19 +28,18 @@ async fn bounded<F: std::future::Future>(f: F) -> F::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_task_cancels_siblings_and_wait_resumes_it() {
-    let (mut g, ctx) = Group::<(), Error>::with_context(&Context::background());
+    let (mut g, _ctx) = Group::<(), Error>::with_context(&Context::background());
     let observed = Arc::new(Mutex::new(None));
-    let sibling = ctx.clone();
     let seen = observed.clone();
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
-    g.spawn(async move {
+    g.spawn(move |sibling| async move {
         let done = sibling.done();
         let _ = started_tx.send(());
         let err = done.await; // ends only because the other task panics
         *seen.lock().unwrap() = sibling.cause();
         Err(err)
     });
-    g.spawn(async move {
+    g.spawn(move |_ctx| async move {
         // A task not started when the context is done never starts: let the sibling start.
         let _ = started_rx.await;
         panic!("task exploded: {}", 42)
@@ -71,7 +70,7 @@ async fn a_panic_under_a_limit_is_resumed_and_the_group_stays_usable() {
     let ran = Arc::new(AtomicUsize::new(0));
     for i in 0..20u32 {
         let ran = ran.clone();
-        g.spawn(async move {
+        g.spawn(move |_ctx| async move {
             ran.fetch_add(1, SeqCst);
             if i == 3 {
                 panic!("panic in task 3");
@@ -84,15 +83,15 @@ async fn a_panic_under_a_limit_is_resumed_and_the_group_stays_usable() {
         .expect_err("resumed");
     assert_eq!(message(&*payload), "panic in task 3");
     assert_eq!(ran.load(SeqCst), 20);
-    g.spawn(async { Ok(7) });
+    g.spawn(|_ctx| async { Ok(7) });
     assert_eq!(bounded(g.wait()).await, Ok(vec![7]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_wins_over_an_error() {
     let mut g = Group::<(), Error>::new();
-    g.spawn(async { Err(Error::Canceled) });
-    g.spawn(async { panic!("boom") });
+    g.spawn(|_ctx| async { Err(Error::Canceled) });
+    g.spawn(|_ctx| async { panic!("boom") });
     let payload = bounded(AssertUnwindSafe(g.wait_all()).catch_unwind())
         .await
         .expect_err("resumed");
@@ -105,13 +104,13 @@ fn a_panicking_thread_cancels_siblings_and_scope_resumes_it() {
     let started = std::sync::Barrier::new(2);
     let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
         group::scope(&Context::background(), |s| {
-            s.go(|ctx| {
+            s.spawn(|ctx| {
                 started.wait();
                 let err = ctx.wait();
                 *observed.lock().unwrap() = ctx.cause();
                 Err(err)
             });
-            s.go(|_| -> Result<(), Error> {
+            s.spawn(|_| -> Result<(), Error> {
                 started.wait();
                 panic!("thread exploded")
             });
@@ -129,7 +128,7 @@ fn a_panic_in_the_closure_cancels_and_joins_the_tasks() {
         group::scope(&Context::background(), |s| {
             for _ in 0..3 {
                 let finished = &finished;
-                s.go(move |ctx| {
+                s.spawn(move |ctx| {
                     let err = ctx.wait(); // would block forever without the cancel on unwind
                     finished.fetch_add(1, SeqCst);
                     Err::<(), _>(err)
@@ -152,7 +151,7 @@ fn a_panic_on_a_limited_scope_is_resumed() {
         group::scope(&Context::background(), |s| {
             s.set_limit(1);
             for i in 0..10 {
-                s.go(move |_| -> Result<u32, Error> {
+                s.spawn(move |_| -> Result<u32, Error> {
                     if i == 5 {
                         panic!("limited {i}");
                     }

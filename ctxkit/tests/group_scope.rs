@@ -19,7 +19,7 @@ fn tasks_borrow_from_the_callers_stack() {
     let r = group::scope(&Context::background(), |s| {
         for (song, count) in songs.iter().zip(counts.iter_mut()) {
             let log = &log;
-            s.go(move |_ctx| {
+            s.spawn(move |_ctx| {
                 *count = song.len(); // a &mut borrow of the caller's vector
                 log.lock().unwrap().push(song.as_str());
                 Ok::<_, Error>(song.to_uppercase())
@@ -39,7 +39,7 @@ fn a_limit_of_n_uses_at_most_n_threads() {
             s.set_limit(limit);
             for i in 0..300u32 {
                 let threads = &threads;
-                s.go(move |_| {
+                s.spawn(move |_| {
                     let me = std::thread::current();
                     assert_eq!(me.name(), Some("ctxkit-group"));
                     threads.lock().unwrap().insert(me.id());
@@ -64,7 +64,7 @@ fn without_a_limit_each_task_has_its_own_thread() {
     let r = group::scope(&Context::background(), |s| {
         for i in 0..4 {
             let barrier = &barrier;
-            s.go(move |_| {
+            s.spawn(move |_| {
                 barrier.wait();
                 Ok::<_, Error>(i)
             });
@@ -79,7 +79,7 @@ fn tasks_get_the_groups_context_with_the_parents_values() {
     let parent = Context::background().with_value(RequestId("req-7"));
     let seen = AtomicUsize::new(0);
     let r = group::scope(&parent, |s| {
-        s.go(|ctx| {
+        s.spawn(|ctx| {
             assert_eq!(ctx.value::<RequestId>().map(|r| r.0), Some("req-7"));
             assert!(!ctx.is_done());
             seen.fetch_add(1, SeqCst);
@@ -94,9 +94,9 @@ fn tasks_get_the_groups_context_with_the_parents_values() {
 fn a_canceled_parent_stops_the_scope() {
     let (parent, cancel) = Context::background().with_cancel().into_parts();
     let r = group::scope(&parent, |s| {
-        s.go(|ctx| Err::<(), _>(ctx.wait()));
+        s.spawn(|ctx| Err::<(), _>(ctx.wait()));
         cancel.cancel();
-        s.go(|_| Ok(())); // the context is done: never starts
+        s.spawn(|_| Ok(())); // the context is done: never starts
     });
     assert_eq!(r, Err(Error::Canceled));
 }
@@ -111,7 +111,7 @@ fn back_to_back_tasks_under_a_limit_do_not_share_one_idle_worker() {
     let result = ctxkit::group::scope(&Context::background(), |s| {
         s.set_limit(2);
         let (warm_tx, warm_rx) = std::sync::mpsc::channel();
-        s.go(move |_| {
+        s.spawn(move |_| {
             warm_tx.send(()).unwrap();
             Ok::<_, Error>(false)
         });
@@ -119,8 +119,8 @@ fn back_to_back_tasks_under_a_limit_do_not_share_one_idle_worker() {
         // Setup only: give the worker time to go idle (if it has not, the test is just weaker).
         std::thread::sleep(std::time::Duration::from_millis(50));
         let (tx, rx) = std::sync::mpsc::channel();
-        s.go(move |_| Ok(rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok()));
-        s.go(move |_| {
+        s.spawn(move |_| Ok(rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok()));
+        s.spawn(move |_| {
             tx.send(()).unwrap();
             Ok(true)
         });

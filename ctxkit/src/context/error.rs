@@ -293,3 +293,28 @@ impl PartialEq<Error> for Cause {
         self.error == *other
     }
 }
+
+impl From<Error> for String {
+    /// The error's text, Go's: `context canceled` or `context deadline exceeded`. So `String`
+    /// works as the error type of a [`Group`](crate::group) or [`scope`](crate::group::scope),
+    /// and `?` works in functions that return `Result<_, String>`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::{group, Context, Error};
+    ///
+    /// assert_eq!(String::from(Error::DeadlineExceeded), "context deadline exceeded");
+    ///
+    /// let r = group::scope::<u32, String, _>(&Context::background(), |s| {
+    ///     s.spawn(|ctx| {
+    ///         ctx.check()?;
+    ///         Err(format!("song {}: not found", 7))
+    ///     });
+    /// });
+    /// assert_eq!(r, Err("song 7: not found".to_string()));
+    /// ```
+    fn from(error: Error) -> String {
+        error.as_str().to_owned()
+    }
+}

@@ -7,17 +7,32 @@
 //! * [`scope`] / [`Scope`]: tasks on scoped threads that may borrow from the caller's stack;
 //!   `scope` returns when all have ended. No runtime needed.
 //!
-//! Both derive a context from a parent; the first task to fail cancels it with a [`TaskFailed`]
-//! cause, tasks not yet started when it is done never start (go#61611), a limit bounds how many
-//! run at once without ever blocking the spawner (no conc#88 deadlock), and panics reach the
-//! caller.
+//! Both derive a context from a parent and hand it to each task (`spawn(|ctx| ...)`, in both
+//! forms); the first task to fail cancels it with a [`TaskFailed`] cause, tasks not yet started
+//! when it is done never start (go#61611), a limit bounds how many run at once without ever
+//! blocking the spawner (no conc#88 deadlock), and panics reach the caller.
+//!
+//! For a fixed set of calls with different result types there are typed joins: [`join2`] …
+//! [`join6`] (async, inside the caller's task, any executor) and [`blocking_join2`] …
+//! [`blocking_join6`] (threads). Each returns a tuple of the calls' values, or the first error,
+//! which cancels the others.
+//!
+//! The error type `E` of a group or scope must implement `From<ctxkit::Error>`: a task that
+//! never started (the context was done first) reports the context's [`Error`](crate::Error).
+//! [`Error`](crate::Error) itself, `String`, `std::io::Error` and
+//! `Box<dyn std::error::Error + Send + Sync>` do; for an error type of your own, add the
+//! one-line impl shown in the example below. The joins need no such bound.
 //!
 //! # Which one
 //!
-//! * Use [`Group`] for I/O-bound work in async code: a task costs a few hundred nanoseconds.
-//! * Use [`scope`] for blocking or CPU-bound work, or when tasks must borrow local data. Without
-//!   a limit each task gets a thread (tens of microseconds), so set one (`s.set_limit(n)`) when
-//!   there are many tasks: then `n` threads run them all.
+//! * Use a join ([`join2`] …, [`blocking_join2`] …) for a fixed set of calls known when you
+//!   write the code, each with its own result type ("fetch the user and their playlists").
+//! * Use a group for a number of same-typed tasks known only at run time ("fetch every song in
+//!   the list"):
+//!   * [`Group`] for I/O-bound work in async code: a task costs a few hundred nanoseconds.
+//!   * [`scope`] for blocking or CPU-bound work, or when tasks must borrow local data. Without
+//!     a limit each task gets a thread (tens of microseconds), so set one (`s.set_limit(n)`)
+//!     when there are many tasks: then `n` threads run them all.
 //!
 //! # Coming from Go
 //!
@@ -25,9 +40,10 @@
 //! |---|---|---|
 //! | `g, ctx := errgroup.WithContext(parent)` | `let (mut g, ctx) = Group::with_context(&parent);` | `group::scope(&parent, \|s\| ...)` |
 //! | `var g errgroup.Group` | [`Group::new()`](Group::new) | `group::scope(&Context::background(), ...)` |
-//! | `g.Go(f)`, `g.TryGo(f)` | `g.spawn(fut)`, `g.try_spawn(fut)` | `s.go(f)`, `s.try_go(f)` |
+//! | `g.Go(f)`, `g.TryGo(f)` | `g.spawn(\|ctx\| async move { ... })`, `g.try_spawn(...)` | `s.spawn(\|ctx\| ...)`, `s.try_spawn(...)` |
 //! | `g.SetLimit(n)` | `g.set_limit(n)` | `s.set_limit(n)` |
 //! | `g.Wait()` | `g.wait().await` (or `wait_all`) | the return of `scope` (or `scope_all`) |
+//! | two `g.Go` writing `user` and `songs`, then `g.Wait()` | `let (user, songs) = join2(&ctx, ...).await?;` | `let (user, songs) = blocking_join2(&ctx, ...)?;` |
 //!
 //! # Panics in tasks
 //!
@@ -51,19 +67,53 @@
 //!
 //! # Examples
 //!
-//! ```
-//! use ctxkit::{group, Context, Error};
+//! A group whose tasks return an error type of your own: one variant and a one-line `From`
+//! impl carry the context's error.
 //!
-//! let nums = [1, 2, 3, 4];
+//! ```
+//! use std::fmt;
+//! use ctxkit::{group, Context};
+//!
+//! #[derive(Debug, PartialEq)]
+//! enum FetchError {
+//!     NotFound(u32),
+//!     Context(ctxkit::Error), // a task that never started, or stopped for the context
+//! }
+//!
+//! impl From<ctxkit::Error> for FetchError {
+//!     fn from(e: ctxkit::Error) -> Self {
+//!         FetchError::Context(e)
+//!     }
+//! }
+//!
+//! impl fmt::Display for FetchError {
+//!     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+//!         match self {
+//!             FetchError::NotFound(id) => write!(f, "song {id}: not found"),
+//!             FetchError::Context(e) => e.fmt(f),
+//!         }
+//!     }
+//! }
+//!
+//! fn fetch(ctx: &Context, id: u32) -> Result<u32, FetchError> {
+//!     ctx.check()?; // `?` converts the context's error
+//!     if id == 0 {
+//!         return Err(FetchError::NotFound(id));
+//!     }
+//!     Ok(id * id)
+//! }
+//!
+//! let ids = [1, 2, 3, 4];
 //! let squares = group::scope(&Context::background(), |s| {
 //!     s.set_limit(2);
-//!     for n in &nums {
-//!         s.go(move |_ctx| Ok::<_, Error>(n * n));
+//!     for &id in &ids {
+//!         s.spawn(move |ctx| fetch(&ctx, id));
 //!     }
 //! });
 //! assert_eq!(squares, Ok(vec![1, 4, 9, 16]));
 //! ```
 
+mod join;
 mod scope;
 mod slots;
 #[cfg(feature = "tokio")]
@@ -72,18 +122,24 @@ mod task;
 use std::error::Error as StdError;
 use std::fmt;
 
+pub use join::{
+    blocking_join2, blocking_join3, blocking_join4, blocking_join5, blocking_join6, join2, join3,
+    join4, join5, join6,
+};
 pub use scope::{scope, scope_all, Scope};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use task::Group;
 
-/// The cause of a group's context when a task failed or panicked: what
-/// [`Context::cause`](crate::Context::cause) holds after the group's first failure.
+/// The cause of a group's (or a join's) context when a task failed, panicked or was aborted:
+/// what [`Context::cause`](crate::Context::cause) holds after the first failure.
 ///
 /// Its text is the failing task's error's text (so `ctx.cause()` reads like Go's
 /// `context.Cause(ctx)` of an errgroup), or `ctxkit::group: task panicked: <message>` for a
-/// panic. The error value itself is returned by `wait`; the cause holds its text because a
-/// task's error type need not be `Clone` or `Sync`.
+/// panic, or `ctxkit::group: task aborted: its tokio runtime shut down before it finished` for
+/// an async [`Group`]'s task that its runtime dropped ([`is_aborted`](TaskFailed::is_aborted)).
+/// The error value itself is returned by `wait`; the cause holds its text because a task's
+/// error type need not be `Clone` or `Sync`.
 ///
 /// # Examples
 ///
@@ -93,11 +149,11 @@ pub use task::Group;
 ///
 /// let started = std::sync::Barrier::new(2);
 /// let r = group::scope(&Context::background(), |s| {
-///     s.go(|_| {
+///     s.spawn(|_| {
 ///         started.wait();
 ///         Err::<(), _>(Error::DeadlineExceeded)
 ///     });
-///     s.go(|ctx| {
+///     s.spawn(|ctx| {
 ///         started.wait();
 ///         ctx.wait(); // until the sibling fails
 ///         let cause = ctx.cause().unwrap();
@@ -112,21 +168,45 @@ pub use task::Group;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskFailed {
     message: String,
-    panicked: bool,
+    kind: FailureKind,
 }
+
+/// How the task failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FailureKind {
+    /// It returned an error; `message` is the error's text.
+    Error,
+    /// It panicked; `message` is the panic's message.
+    Panic,
+    /// Its tokio runtime shut down before it finished; `message` says so.
+    Aborted,
+}
+
+/// The text of an aborted task's [`TaskFailed`].
+const ABORTED: &str = "its tokio runtime shut down before it finished";
 
 impl TaskFailed {
     pub(crate) fn error(message: String) -> Self {
         TaskFailed {
             message,
-            panicked: false,
+            kind: FailureKind::Error,
         }
     }
 
     pub(crate) fn panic(message: String) -> Self {
         TaskFailed {
             message,
-            panicked: true,
+            kind: FailureKind::Panic,
+        }
+    }
+
+    /// A task of an async [`Group`] whose future was dropped before it finished: only the
+    /// shutdown of its tokio runtime does that while the group is alive (dropping the group
+    /// drops its tasks too, but cancels the context first, so this cause is never seen then).
+    pub(crate) fn aborted() -> Self {
+        TaskFailed {
+            message: ABORTED.to_owned(),
+            kind: FailureKind::Aborted,
         }
     }
 
@@ -142,11 +222,11 @@ impl TaskFailed {
     /// let started = std::sync::Barrier::new(2);
     /// let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
     ///     group::scope(&Context::background(), |s| {
-    ///         s.go(|_| -> Result<(), Error> {
+    ///         s.spawn(|_| -> Result<(), Error> {
     ///             started.wait(); // the observer has started: it will see the cancel
     ///             panic!("oops")
     ///         });
-    ///         s.go(|ctx| {
+    ///         s.spawn(|ctx| {
     ///             started.wait();
     ///             ctx.wait();
     ///             let failed = ctx.cause().unwrap().downcast_ref::<TaskFailed>().cloned();
@@ -161,10 +241,52 @@ impl TaskFailed {
     /// assert_eq!(failed.message(), "oops");
     /// ```
     pub fn is_panic(&self) -> bool {
-        self.panicked
+        self.kind == FailureKind::Panic
     }
 
-    /// The error's text, or the panic's message.
+    /// True if the task was aborted: an async [`Group`]'s task whose tokio runtime shut down
+    /// (was dropped, or `shutdown_timeout` passed) before the task finished. Its text is
+    /// `ctxkit::group: task aborted: its tokio runtime shut down before it finished`, and `wait`
+    /// reports the task as `E::from(ctxkit::Error::Canceled)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # {
+    /// use std::time::Duration;
+    /// use ctxkit::group::TaskFailed;
+    /// use ctxkit::{Context, Error, Group};
+    ///
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    /// let (mut g, ctx) = Group::<(), Error>::with_context(&Context::background());
+    /// runtime.block_on(async {
+    ///     let (started, started_rx) = tokio::sync::oneshot::channel();
+    ///     g.spawn(|_ctx| async move {
+    ///         let _ = started.send(());
+    ///         tokio::time::sleep(Duration::from_secs(3600)).await; // ignores its context
+    ///         Ok(())
+    ///     });
+    ///     started_rx.await.unwrap(); // the task is running, asleep
+    /// });
+    /// drop(runtime); // drops the sleeping task
+    ///
+    /// // `wait` returns at once, on any executor.
+    /// assert_eq!(futures::executor::block_on(g.wait()), Err(Error::Canceled));
+    /// let cause = ctx.cause().unwrap();
+    /// let failed = cause.downcast_ref::<TaskFailed>().unwrap();
+    /// assert!(failed.is_aborted());
+    /// assert_eq!(
+    ///     failed.to_string(),
+    ///     "ctxkit::group: task aborted: its tokio runtime shut down before it finished"
+    /// );
+    /// # }
+    /// ```
+    pub fn is_aborted(&self) -> bool {
+        self.kind == FailureKind::Aborted
+    }
+
+    /// The error's text, the panic's message, or why the task was aborted.
     ///
     /// # Examples
     ///
@@ -176,10 +298,10 @@ impl TaskFailed {
 
 impl fmt::Display for TaskFailed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.panicked {
-            write!(f, "ctxkit::group: task panicked: {}", self.message)
-        } else {
-            f.write_str(&self.message)
+        match self.kind {
+            FailureKind::Error => f.write_str(&self.message),
+            FailureKind::Panic => write!(f, "ctxkit::group: task panicked: {}", self.message),
+            FailureKind::Aborted => write!(f, "ctxkit::group: task aborted: {}", self.message),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! 2. `State::workers` (limit mode) is the number of worker threads alive, `State::idle` how
 //!    many of them wait on `Inner::work` for a task. A worker leaves only once `State::closed`
 //!    is set (the caller's closure has returned or unwound) and the queue is empty, deciding so
-//!    under `state`; `go` queues a task only while more workers are idle than tasks are queued
+//!    under `state`; `spawn` queues a task only while more workers are idle than tasks are queued
 //!    (and then notifies one: an idle worker counts as idle until it wakes, so each queued task
 //!    claims one) or `workers == limit`, under `state`. So a queued task always has a worker
 //!    that will run or drain it without waiting for another queued task, at most `limit`
@@ -40,7 +40,7 @@ use super::TaskFailed;
 use crate::context::{CancelHandle, Context, Error};
 
 /// A queued task.
-type Job<'scope, T, E> = Box<dyn FnOnce(&Context) -> Result<T, E> + Send + 'scope>;
+type Job<'scope, T, E> = Box<dyn FnOnce(Context) -> Result<T, E> + Send + 'scope>;
 
 /// What the scope's threads share.
 struct Inner<'scope, T, E> {
@@ -76,7 +76,7 @@ impl<'scope, T, E: fmt::Display> Inner<'scope, T, E> {
     /// Runs `job` unless the context is done; how it ended, `None` if it never started.
     fn run<G>(&self, job: G) -> Option<Outcome<T, E>>
     where
-        G: FnOnce(&Context) -> Result<T, E>,
+        G: FnOnce(Context) -> Result<T, E>,
     {
         if self.ctx.is_done() {
             // go#61611: a task does not start once the context is done.
@@ -84,10 +84,12 @@ impl<'scope, T, E: fmt::Display> Inner<'scope, T, E> {
                 .err()
                 .map(Outcome::Panicked);
         }
-        Some(match catch_unwind(AssertUnwindSafe(|| job(&self.ctx))) {
-            Ok(result) => Outcome::Returned(result),
-            Err(payload) => Outcome::Panicked(payload),
-        })
+        Some(
+            match catch_unwind(AssertUnwindSafe(|| job(self.ctx.clone()))) {
+                Ok(result) => Outcome::Returned(result),
+                Err(payload) => Outcome::Panicked(payload),
+            },
+        )
     }
 
     fn message(&self, outcome: &Option<Outcome<T, E>>) -> Option<String> {
@@ -191,13 +193,14 @@ impl<'scope, T, E: fmt::Display> Inner<'scope, T, E> {
 
 /// Lets [`scope`]'s closure start tasks on threads that may borrow from the caller's stack.
 ///
-/// Tasks get the group's context (`&Context`); see [`scope`] for the semantics.
+/// Tasks get the group's context (a clone of it, by value, as [`Group`](super::Group)'s tasks
+/// do); see [`scope`] for the semantics.
 ///
 /// # Coming from Go
 ///
-/// `s.go(f)` is errgroup's `g.Go(f)`, `s.try_go(f)` is `g.TryGo(f)`, `s.set_limit(n)` is
-/// `g.SetLimit(n)`; the `Wait` is the end of [`scope`]. Unlike Go's `Go` under a limit, `go` never
-/// blocks: the task is queued for one of at most `n` worker threads.
+/// `s.spawn(f)` is errgroup's `g.Go(f)`, `s.try_spawn(f)` is `g.TryGo(f)`, `s.set_limit(n)` is
+/// `g.SetLimit(n)`; the `Wait` is the end of [`scope`]. Unlike Go's `Go` under a limit, `spawn`
+/// never blocks: the task is queued for one of at most `n` worker threads.
 ///
 /// # Examples
 ///
@@ -207,7 +210,7 @@ impl<'scope, T, E: fmt::Display> Inner<'scope, T, E> {
 /// let words = vec!["Flaming June", "Saltwater", "Windowlicker"];
 /// let lengths = group::scope(&Context::background(), |s| {
 ///     for word in &words {
-///         s.go(move |ctx| {
+///         s.spawn(move |ctx| {
 ///             ctx.check()?;
 ///             Ok::<_, Error>(word.len()) // borrows `words` from the caller's stack
 ///         });
@@ -229,7 +232,7 @@ pub struct Scope<'scope, 'env, T, E> {
 impl<'scope, T, E> Scope<'scope, '_, T, E>
 where
     T: Send + 'scope,
-    E: fmt::Display + Send + 'scope,
+    E: From<Error> + fmt::Display + Send + 'scope,
 {
     /// The group's context, as tasks get it: canceled by the first failure and when [`scope`]
     /// returns.
@@ -239,7 +242,7 @@ where
     /// ```
     /// let r = ctxkit::group::scope(&ctxkit::Context::background(), |s| {
     ///     assert!(!s.context().is_done());
-    ///     s.go(|_| Err::<(), _>(ctxkit::Error::Canceled));
+    ///     s.spawn(|_| Err::<(), _>(ctxkit::Error::Canceled));
     /// });
     /// assert!(r.is_err());
     /// ```
@@ -248,8 +251,9 @@ where
     }
 
     /// Starts `task` on a thread of its own (no limit) or on one of at most `n` worker threads
-    /// (after [`set_limit(n)`](Scope::set_limit), queued until one is free); never blocks. A task
-    /// spawned once the context is done never starts.
+    /// (after [`set_limit(n)`](Scope::set_limit), queued until one is free); never blocks.
+    /// `task` gets the group's context (a clone, by value). A task spawned once the context is
+    /// done never starts.
     ///
     /// # Examples
     ///
@@ -258,7 +262,7 @@ where
     /// let r = ctxkit::group::scope(&ctxkit::Context::background(), |s| {
     ///     for i in 1..=4 {
     ///         let total = &total;
-    ///         s.go(move |_ctx| {
+    ///         s.spawn(move |_ctx| {
     ///             total.fetch_add(i, std::sync::atomic::Ordering::Relaxed);
     ///             Ok::<_, ctxkit::Error>(i * i)
     ///         });
@@ -272,9 +276,9 @@ where
     ///
     /// If the OS refuses to start a thread (as `std::thread::scope`'s `spawn`).
     #[track_caller]
-    pub fn go<G>(&self, task: G)
+    pub fn spawn<G>(&self, task: G)
     where
-        G: FnOnce(&Context) -> Result<T, E> + Send + 'scope,
+        G: FnOnce(Context) -> Result<T, E> + Send + 'scope,
     {
         let index = self.spawned.get();
         self.spawned.set(index + 1);
@@ -321,8 +325,8 @@ where
     /// let (tx, rx) = mpsc::channel::<()>();
     /// let r = ctxkit::group::scope(&ctxkit::Context::background(), |s| {
     ///     s.set_limit(1);
-    ///     assert!(s.try_go(move |_| { rx.recv().ok(); Ok::<_, ctxkit::Error>(1) }));
-    ///     assert!(!s.try_go(|_| Ok(2))); // the one thread is busy
+    ///     assert!(s.try_spawn(move |_| { rx.recv().ok(); Ok::<_, ctxkit::Error>(1) }));
+    ///     assert!(!s.try_spawn(|_| Ok(2))); // the one thread is busy
     ///     tx.send(()).unwrap();
     /// });
     /// assert_eq!(r, Ok(vec![1]));
@@ -330,26 +334,26 @@ where
     ///
     /// # Panics
     ///
-    /// As [`go`](Scope::go).
+    /// As [`spawn`](Scope::spawn).
     #[track_caller]
-    pub fn try_go<G>(&self, task: G) -> bool
+    pub fn try_spawn<G>(&self, task: G) -> bool
     where
-        G: FnOnce(&Context) -> Result<T, E> + Send + 'scope,
+        G: FnOnce(Context) -> Result<T, E> + Send + 'scope,
     {
         if self.inner.ctx.is_done() {
             return false;
         }
         if let Some(limit) = self.limit.get() {
             let state = lock(&self.inner.state);
-            // As in `go`: a free idle worker, or room for another thread (invariant #2).
+            // As in `spawn`: a free idle worker, or room for another thread (invariant #2).
             if state.idle <= state.queue.len() && state.workers >= limit.get() {
                 return false;
             }
             drop(state);
-            self.go(task); // starts a worker, or hands the task to an idle one
+            self.spawn(task); // starts a worker, or hands the task to an idle one
             return true;
         }
-        self.go(task);
+        self.spawn(task);
         true
     }
 
@@ -375,7 +379,7 @@ where
     ///     s.set_limit(2);
     ///     for i in 0..100 {
     ///         let threads = &threads;
-    ///         s.go(move |_| {
+    ///         s.spawn(move |_| {
     ///             threads.lock().unwrap().insert(std::thread::current().id());
     ///             Ok::<_, ctxkit::Error>(i)
     ///         });
@@ -408,7 +412,7 @@ where
     /// ctxkit::group::scope(&ctxkit::Context::background(), |s| {
     ///     s.set_limit(1);
     ///     s.remove_limit();
-    ///     s.go(|_| Ok::<_, ctxkit::Error>(()));
+    ///     s.spawn(|_| Ok::<_, ctxkit::Error>(()));
     /// })
     /// .unwrap();
     /// ```
@@ -501,11 +505,9 @@ where
         }
         let skipped = scope.inner.ctx.err().unwrap_or(Error::Canceled);
         scope.inner.cancel.cancel();
-        let taken = take(
-            &mut lock(&scope.inner.state).slots,
-            scope.spawned.get(),
-            skipped,
-        );
+        // Taken out of the lock first: `take` runs user code (`E::from`, drops).
+        let mut slots = lock(&scope.inner.state).slots.take();
+        let taken = take(&mut slots, scope.spawned.get(), skipped);
         match taken {
             Ok(result) => result,
             Err(payload) => resume_unwind(payload),
@@ -513,7 +515,7 @@ where
     })
 }
 
-/// Runs a group of tasks on scoped threads: the closure starts them with [`Scope::go`], and
+/// Runs a group of tasks on scoped threads: the closure starts them with [`Scope::spawn`], and
 /// `scope` returns once all have ended, with their results in spawn order or the first error.
 ///
 /// The blocking counterpart of [`Group`](super::Group), with the same semantics:
@@ -522,11 +524,15 @@ where
 ///   with a [`TaskFailed`] cause carrying the error's text; tasks still running should watch it
 ///   (`ctx.check()?`, `ctx.blocking_sleep(d)?`) and return.
 /// * A task spawned once the context is done never starts and counts as failed with the
-///   context's [`Error`] (hence `E: From<ctxkit::Error>`), unless another error came first.
+///   context's [`Error`], unless another error came first. Hence the error type `E` must
+///   implement `From<ctxkit::Error>`: `ctxkit::Error`, `String`, `std::io::Error` and
+///   `Box<dyn std::error::Error + Send + Sync>` do; for an error enum of your own, add a variant
+///   and a one-line `impl From<ctxkit::Error> for MyError` (see the
+///   [module docs](super#examples)).
 /// * Tasks may borrow from the caller's stack: they only need to outlive the call.
 /// * Without a limit each task gets a thread (named `ctxkit-group`), as each `Go` gets a
 ///   goroutine. With [`Scope::set_limit(n)`](Scope::set_limit), at most `n` threads run the
-///   tasks, taking them from a queue in spawn order; `go` never blocks.
+///   tasks, taking them from a queue in spawn order; `spawn` never blocks.
 /// * A task that panics cancels the context like an error; `scope` resumes the panic once every
 ///   thread has been joined (which panic, if several, is unspecified). If the closure itself
 ///   panics, the context is canceled, the threads are joined, and that panic propagates.
@@ -542,7 +548,7 @@ where
 /// let pages = ["/", "/about", "/missing"];
 /// let r = group::scope(&Context::background(), |s| {
 ///     for page in &pages {
-///         s.go(move |ctx| -> Result<usize, BoxError> {
+///         s.spawn(move |ctx| -> Result<usize, BoxError> {
 ///             ctx.check()?;
 ///             if page.ends_with("missing") {
 ///                 return Err(format!("{page}: 404").into());
@@ -562,7 +568,7 @@ where
 /// let shared = Rc::new(5);
 /// let _ = ctxkit::group::scope(&ctxkit::Context::background(), |s| {
 ///     let shared = shared.clone();
-///     s.go(move |_| Ok::<_, ctxkit::Error>(*shared)); // error: `Rc<i32>` cannot be sent
+///     s.spawn(move |_| Ok::<_, ctxkit::Error>(*shared)); // error: `Rc<i32>` cannot be sent
 /// });
 /// ```
 ///
@@ -603,11 +609,11 @@ where
 /// let started = std::sync::Barrier::new(2);
 /// let r = group::scope_all(&Context::background(), |s| {
 ///     let started = &started;
-///     s.go(move |_| {
+///     s.spawn(move |_| {
 ///         started.wait();
 ///         Err::<u32, _>(Error::DeadlineExceeded)
 ///     });
-///     s.go(move |_| {
+///     s.spawn(move |_| {
 ///         started.wait();
 ///         Err(Error::Canceled)
 ///     });

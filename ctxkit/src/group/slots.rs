@@ -21,15 +21,31 @@ pub(crate) enum Outcome<T, E> {
     Returned(Result<T, E>),
     /// It panicked with this payload.
     Panicked(Panic),
+    /// It was dropped before it finished, by nobody's choice: its worker went away (the tokio
+    /// runtime shut down). Counts as a failure, reported as `E::from(Error::Canceled)`.
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "only the async Group's workers abort")
+    )]
+    Aborted,
 }
 
-/// Each task's outcome by spawn index; `None` while it has not reported.
-type Outcomes<T, E> = Vec<Option<Result<T, E>>>;
+/// What one task left in its slot.
+enum Slot<T, E> {
+    /// Not finished, never started, or panicked.
+    Empty,
+    /// It returned.
+    Returned(Result<T, E>),
+    /// It was aborted ([`Outcome::Aborted`]); its error is made when the round is taken.
+    Aborted,
+}
+
+/// Each task's slot by spawn index.
+type Outcomes<T, E> = Vec<Slot<T, E>>;
 
 /// The results of one round of a group (spawns up to a `wait`).
 pub(crate) struct Slots<T, E> {
-    /// Index = spawn order. `None`: not finished, never started, or panicked. Grows on demand,
-    /// so a spawn that is skipped needs no entry.
+    /// Index = spawn order. Grows on demand, so a spawn that is skipped needs no entry.
     results: Outcomes<T, E>,
     /// The index of the first error in time (`errgroup`'s `errOnce`); set once per round.
     first_err: Option<usize>,
@@ -66,7 +82,7 @@ impl<T, E> Slots<T, E> {
         let first = !self.has_failed();
         match outcome {
             Outcome::Returned(Ok(value)) => {
-                self.put(index, Ok(value));
+                self.put(index, Slot::Returned(Ok(value)));
                 None
             }
             Outcome::Returned(Err(error)) => {
@@ -74,8 +90,15 @@ impl<T, E> Slots<T, E> {
                 if self.first_err.is_none() {
                     self.first_err = Some(index);
                 }
-                self.put(index, Err(error));
+                self.put(index, Slot::Returned(Err(error)));
                 cause
+            }
+            Outcome::Aborted => {
+                if self.first_err.is_none() {
+                    self.first_err = Some(index);
+                }
+                self.put(index, Slot::Aborted);
+                first.then(TaskFailed::aborted)
             }
             Outcome::Panicked(payload) => {
                 let cause = first.then(|| TaskFailed::panic(panic_message(&*payload)));
@@ -87,11 +110,17 @@ impl<T, E> Slots<T, E> {
         }
     }
 
-    fn put(&mut self, index: usize, result: Result<T, E>) {
+    fn put(&mut self, index: usize, slot: Slot<T, E>) {
         if self.results.len() <= index {
-            self.results.resize_with(index + 1, || None);
+            self.results.resize_with(index + 1, || Slot::Empty);
         }
-        self.results[index] = Some(result);
+        self.results[index] = slot;
+    }
+
+    /// Takes the round's slots out, leaving empty ones: called under the caller's lock, so that
+    /// [`take_first`](Slots::take_first) or [`take_all`](Slots::take_all) runs outside it.
+    pub(crate) fn take(&mut self) -> Slots<T, E> {
+        std::mem::replace(self, Slots::new())
     }
 
     /// Resets for the next round and hands back this round's results and the index of its first
@@ -106,7 +135,11 @@ impl<T, E> Slots<T, E> {
 
     /// Ends the round: the first panic if any (to be resumed by the caller), else the first
     /// error, else every result in spawn order. `spawned` is how many tasks the round had; a
-    /// task that never started counts as failed with `skipped` (the context's error).
+    /// task that never started counts as failed with `skipped` (the context's error), an
+    /// aborted one with [`Error::Canceled`].
+    ///
+    /// Runs user code (`E::from`, drops of results): call it on slots taken out of the lock
+    /// (see [`take`](Slots::take)).
     pub(crate) fn take_first(
         &mut self,
         spawned: usize,
@@ -118,17 +151,19 @@ impl<T, E> Slots<T, E> {
         let (mut results, first_err) = self.end_round()?;
         if let Some(index) = first_err {
             return Ok(match results.swap_remove(index) {
-                Some(Err(error)) => Err(error),
+                Slot::Returned(Err(error)) => Err(error),
+                Slot::Aborted => Err(E::from(Error::Canceled)),
                 _ => unreachable!("ctxkit::group: first_err names a slot that holds no error"),
             });
         }
-        results.resize_with(spawned, || None);
+        results.resize_with(spawned, || Slot::Empty);
         let mut values = Vec::with_capacity(spawned);
         for result in results {
             match result {
-                Some(Ok(value)) => values.push(value),
-                Some(Err(error)) => return Ok(Err(error)),
-                None => return Ok(Err(E::from(skipped))),
+                Slot::Returned(Ok(value)) => values.push(value),
+                Slot::Returned(Err(error)) => return Ok(Err(error)),
+                Slot::Aborted => return Ok(Err(E::from(Error::Canceled))),
+                Slot::Empty => return Ok(Err(E::from(skipped))),
             }
         }
         Ok(Ok(values))
@@ -144,14 +179,15 @@ impl<T, E> Slots<T, E> {
         E: From<Error>,
     {
         let (mut results, _) = self.end_round()?;
-        results.resize_with(spawned, || None);
+        results.resize_with(spawned, || Slot::Empty);
         let mut values = Vec::with_capacity(spawned);
         let mut errors = Vec::new();
         for result in results {
             match result {
-                Some(Ok(value)) => values.push(value),
-                Some(Err(error)) => errors.push(error),
-                None => errors.push(E::from(skipped)),
+                Slot::Returned(Ok(value)) => values.push(value),
+                Slot::Returned(Err(error)) => errors.push(error),
+                Slot::Aborted => errors.push(E::from(Error::Canceled)),
+                Slot::Empty => errors.push(E::from(skipped)),
             }
         }
         Ok(if errors.is_empty() {
@@ -186,7 +222,11 @@ impl<T, E> fmt::Debug for Slots<T, E> {
         f.debug_struct("Slots")
             .field(
                 "filled",
-                &self.results.iter().filter(|r| r.is_some()).count(),
+                &self
+                    .results
+                    .iter()
+                    .filter(|r| !matches!(r, Slot::Empty))
+                    .count(),
             )
             .field("first_err", &self.first_err)
             .field("panicked", &self.panic.is_some())
@@ -257,6 +297,34 @@ mod tests {
                 E::Ctx(Error::Canceled),
                 E::Boom(1),
                 E::Ctx(Error::Canceled)
+            ])
+        );
+    }
+
+    #[test]
+    fn an_aborted_task_fails_with_canceled_and_names_the_cause() {
+        let mut slots = Slots::<u32, E>::new();
+        slots.record(0, Outcome::Returned(Ok(0)), None);
+        let cause = slots.record(1, Outcome::Aborted, None).unwrap();
+        assert!(cause.is_aborted());
+        // Not the first failure: no second cause.
+        assert!(slots.record(2, Outcome::Aborted, None).is_none());
+        assert_eq!(
+            slots.take_first(3, Error::DeadlineExceeded).ok().unwrap(),
+            Err(E::Ctx(Error::Canceled))
+        );
+        slots.record(
+            0,
+            Outcome::Returned(Err(E::Boom(0))),
+            Some("Boom(0)".into()),
+        );
+        slots.record(1, Outcome::Aborted, None);
+        assert_eq!(
+            slots.take_all(3, Error::DeadlineExceeded).ok().unwrap(),
+            Err(vec![
+                E::Boom(0),
+                E::Ctx(Error::Canceled),
+                E::Ctx(Error::DeadlineExceeded)
             ])
         );
     }
