@@ -49,3 +49,21 @@ fn the_api_futures_are_send() {
     send_value(&done);
     drop((sleep, run, done));
 }
+
+#[test]
+fn the_context_futures_own_what_they_need() {
+    // 'static: they can be returned from a tower service or moved into a task without the
+    // context they came from.
+    fn static_future<F: std::future::Future + Send + 'static>(_: &F) {}
+    let run = {
+        let ctx = Context::background().with_cancel();
+        ctx.run(async { 1 })
+    };
+    static_future(&run);
+    let sleep = {
+        let ctx = Context::background().with_cancel();
+        ctx.sleep(Duration::from_millis(1))
+    };
+    static_future(&sleep);
+    drop((run, sleep));
+}

@@ -27,17 +27,15 @@ mod tests;
 use std::any::Any;
 use std::error::Error as StdError;
 use std::fmt;
-use std::future::{Future, IntoFuture};
-use std::pin::{pin, Pin};
+use std::future::IntoFuture;
 use std::sync::OnceLock;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 pub use after_func::AfterFunc;
 pub use cancel_context::CancelContext;
 pub use error::{Cause, Error};
 pub use handle::CancelHandle;
-pub use wait::Done;
+pub use wait::{Done, Run, Sleep};
 
 use crate::sync::Arc;
 use crate::time::{self, NO_DEADLINE};
@@ -604,6 +602,10 @@ impl Context {
     /// If the context is done first, `work` is dropped and its error returned. If both are
     /// ready at the same poll, the context wins: no work is reported done after the context.
     ///
+    /// The returned [`Run`] owns a reference to the context (it does not borrow `self`), so it
+    /// is `'static` whenever `work` is: it can be moved into a task or returned from a tower
+    /// service as it is.
+    ///
     /// # Errors
     ///
     /// The context's [`Error`] if it is done before `work` finishes.
@@ -625,21 +627,15 @@ impl Context {
     /// assert_eq!(Context::background().run(async { 42 }).await, Ok(42));
     /// # });
     /// ```
-    pub async fn run<F: IntoFuture>(&self, work: F) -> Result<F::Output, Error> {
-        let mut done = self.done();
-        let mut work = pin!(work.into_future());
-        std::future::poll_fn(move |cx| {
-            if let Poll::Ready(error) = Pin::new(&mut done).poll(cx) {
-                return Poll::Ready(Err(error));
-            }
-            work.as_mut().poll(cx).map(Ok)
-        })
-        .await
+    pub fn run<F: IntoFuture>(&self, work: F) -> Run<F::IntoFuture> {
+        Run::new(self.done(), work.into_future())
     }
 
     /// Sleeps for `duration`, or until the context is done, whichever comes first.
     ///
     /// Needs no async runtime: the wake-up comes from the `ctxkit-timer` thread.
+    ///
+    /// The returned [`Sleep`] owns what it needs (it does not borrow `self`): it is `'static`.
     ///
     /// # Errors
     ///
@@ -663,10 +659,8 @@ impl Context {
     /// assert_eq!(ctx.sleep(Duration::from_secs(3600)).await, Err(Error::Canceled));
     /// # });
     /// ```
-    pub async fn sleep(&self, duration: Duration) -> Result<(), Error> {
-        let timer = self.with_timeout(duration);
-        timer.done().await;
-        self.check()
+    pub fn sleep(&self, duration: Duration) -> Sleep {
+        Sleep::new(self.clone(), self.with_timeout(duration))
     }
 
     /// Blocks the current thread for `duration`, or until the context is done, whichever comes
