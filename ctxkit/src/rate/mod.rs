@@ -36,6 +36,11 @@
 //! float token count under a mutex; the semantics here follow it case by case
 //! (`tests/go_rate.rs`), except where the docs of each method say otherwise.
 //!
+//! A cancel undoes a take: while a canceled reservation is the last take standing, `zero` goes
+//! back to where the reservation found it, and a canceled reservation with takes still
+//! standing after it waits (in a small list locked only by cancels and setters) until those
+//! are canceled too. `limiter.rs` argues why this never admits more than `burst + rate · t`.
+//!
 //! Precise waiting (`sleep.rs`): a wait sleeps until shortly before its time, then spins (a
 //! thread) or yields to the executor (a task) for the rest, because an OS or timer-thread sleep
 //! wakes 50–100 µs late. Waits are scheduled on absolute instants, so a late wake-up never
@@ -146,7 +151,8 @@ impl StdError for ConfigError {}
 
 /// Why a [`Limiter`] wait returned without its tokens.
 ///
-/// Four things can stop a wait, and each spends nothing:
+/// Four things can stop a wait, and each spends nothing (a wait whose context is done while
+/// it sleeps gives its tokens back as [`Reservation::cancel`] says):
 ///
 /// * the context was done before the tokens came: [`context_error`](WaitError::context_error)
 ///   is its [`Error`], and the text is the context's (`context canceled`, …);
