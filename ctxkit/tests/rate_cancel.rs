@@ -200,13 +200,13 @@ fn a_rate_change_keeps_earlier_reservations_spent_but_an_idle_setter_does_not() 
     let lim = Limiter::new_at(10.0, 1, t0).unwrap();
     assert!(lim.allow_at(t0));
     let r = lim.reserve_n_at(t0, 1).unwrap();
-    lim.set_rate_at(t0, 10.0).unwrap(); // changes nothing
+    lim.set_rate_at(t0, 10).unwrap(); // changes nothing
     lim.set_burst_at(t0, 1).unwrap(); // changes nothing
     r.cancel_at(t0);
     assert_eq!(lim.tokens_at(t0), 0.0, "no change: the token is back");
 
     let r = lim.reserve_n_at(t0, 1).unwrap();
-    lim.set_rate_at(t0, 20.0).unwrap(); // -1 token, now at 20 a second
+    lim.set_rate_at(t0, 20).unwrap(); // -1 token, now at 20 a second
     r.cancel_at(t0);
     assert_eq!(
         lim.tokens_at(t0),

@@ -330,8 +330,11 @@ impl Canceled {
 }
 
 impl Limiter {
-    /// A limiter of `rate` tokens a second (a fraction is fine) and bursts of up to `burst`,
-    /// starting full.
+    /// A limiter of `rate` tokens a second and bursts of up to `burst`, starting full.
+    ///
+    /// `rate` is any number that converts to `f64` without loss: an integer (`5`, `1_000`, of
+    /// up to 32 bits), a fraction (`0.5`) or an `f32`. A `u64` or `usize` does not (it could
+    /// lose precision, so it does not compile): write `rate as f64`.
     ///
     /// `f64::INFINITY` makes an unlimited limiter (Go's `rate.Inf`), which ignores `burst`. A
     /// rate of zero makes a limiter that spends its `burst` tokens and no more; with a burst of
@@ -342,17 +345,35 @@ impl Limiter {
     /// ```
     /// use ctxkit::rate::Limiter;
     ///
-    /// let limiter = Limiter::new(0.0, 2).unwrap(); // a zero rate: two tokens, ever
+    /// let five_a_second = Limiter::new(5, 2).unwrap();
+    /// let one_every_two_seconds = Limiter::new(0.5, 1).unwrap();
+    /// let a_billion = Limiter::new(1e9, 1_000_000_000).unwrap();
+    /// assert_eq!(five_a_second.rate(), 5.0);
+    /// # drop((one_every_two_seconds, a_billion));
+    ///
+    /// let limiter = Limiter::new(0, 2).unwrap(); // a zero rate: two tokens, ever
     /// assert!(limiter.allow() && limiter.allow());
     /// assert!(!limiter.allow());
     /// assert!(Limiter::new(f64::INFINITY, 0).unwrap().allow_n(1_000));
+    ///
+    /// let from_config: u64 = 250;
+    /// let limiter = Limiter::new(from_config as f64, 10).unwrap();
+    /// # drop(limiter);
+    /// ```
+    ///
+    /// A `u64` (or `usize`) rate needs that `as f64`:
+    ///
+    /// ```compile_fail,E0277
+    /// let from_config: u64 = 250;
+    /// // error: the trait bound `f64: From<u64>` is not satisfied
+    /// let limiter = ctxkit::rate::Limiter::new(from_config, 10);
     /// ```
     ///
     /// # Errors
     ///
     /// [`ConfigError`] for a rate that is negative or NaN, and for a burst of zero with a
     /// positive finite rate (it could never allow an event).
-    pub fn new(rate: f64, burst: u32) -> Result<Limiter, ConfigError> {
+    pub fn new(rate: impl Into<f64>, burst: u32) -> Result<Limiter, ConfigError> {
         Limiter::new_at(rate, burst, Instant::now())
     }
 
@@ -375,8 +396,8 @@ impl Limiter {
     /// # Errors
     ///
     /// As [`Limiter::new`].
-    pub fn new_at(rate: f64, burst: u32, now: Instant) -> Result<Limiter, ConfigError> {
-        let config = Config::new(rate, burst, encode(now))?;
+    pub fn new_at(rate: impl Into<f64>, burst: u32, now: Instant) -> Result<Limiter, ConfigError> {
+        let config = Config::new(rate.into(), burst, encode(now))?;
         Ok(Limiter {
             // Zero tokens at the clock's base, about a century ago: full now (invariant 1).
             zero: AtomicU64::new(0),
@@ -404,7 +425,7 @@ impl Limiter {
     pub fn unlimited() -> Limiter {
         match Limiter::new(f64::INFINITY, 0) {
             Ok(limiter) => limiter,
-            Err(_) => unreachable!("an infinite rate is always valid"),
+            Err(_) => unreachable!("ctxkit::rate: an infinite rate is always valid"),
         }
     }
 
@@ -644,7 +665,7 @@ impl Limiter {
     }
 
     /// Changes the rate, keeping the tokens the bucket holds now (and the debt of queued
-    /// reservations, which are not rescheduled).
+    /// reservations, which are not rescheduled). `rate` is a number as for [`Limiter::new`].
     ///
     /// A change starts a new configuration: reservations made before it give nothing back
     /// when canceled after it (see [`Reservation::cancel_at`]). Setting the rate it already
@@ -655,16 +676,17 @@ impl Limiter {
     /// ```
     /// use ctxkit::rate::Limiter;
     ///
-    /// let limiter = Limiter::new(1.0, 3).unwrap();
-    /// limiter.set_rate(1_000.0).unwrap();
+    /// let limiter = Limiter::new(1, 3).unwrap();
+    /// limiter.set_rate(1_000).unwrap();
     /// assert!(limiter.allow_n(3), "the 3 tokens earned are kept");
+    /// limiter.set_rate(0.5).unwrap();
     /// ```
     ///
     /// # Errors
     ///
     /// [`ConfigError`] as for [`Limiter::new`] (also when the burst is 0 and the new rate is
     /// positive); the limiter is then unchanged.
-    pub fn set_rate(&self, rate: f64) -> Result<(), ConfigError> {
+    pub fn set_rate(&self, rate: impl Into<f64>) -> Result<(), ConfigError> {
         self.set_rate_at(Instant::now(), rate)
     }
 
@@ -686,8 +708,8 @@ impl Limiter {
     /// # Errors
     ///
     /// As [`set_rate`](Limiter::set_rate).
-    pub fn set_rate_at(&self, now: Instant, rate: f64) -> Result<(), ConfigError> {
-        let now = encode(now);
+    pub fn set_rate_at(&self, now: Instant, rate: impl Into<f64>) -> Result<(), ConfigError> {
+        let (now, rate) = (encode(now), rate.into());
         self.reconfigure(now, |old| Config::new(rate, old.burst, now))
     }
 
@@ -998,8 +1020,9 @@ impl Limiter {
     /// # Errors
     ///
     /// A [`WaitError`]: the context's error; a deadline error when the deadline would come
-    /// first; "exceeds limiter's burst" when `n` is above the burst; "can never be satisfied"
-    /// when the rate is zero, the bucket holds fewer than `n` and `ctx` has no deadline.
+    /// first; "exceeds the limiter's burst" when `n` is above the burst; "can never be
+    /// satisfied" when the rate is zero, the bucket holds fewer than `n` and `ctx` has no
+    /// deadline.
     ///
     /// # Cancel safety
     ///
