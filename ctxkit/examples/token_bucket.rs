@@ -8,7 +8,7 @@
 //!
 //! ```
 //! # use ctxkit::rate::Limiter;
-//! let tokens = Limiter::new(5.0, 3).unwrap(); // 5 tokens a second (one per 200 ms), bursts of 3, starts full
+//! let tokens = Limiter::new(5, 3).unwrap(); // 5 tokens a second (one per 200 ms), bursts of 3, starts full
 //! ```
 //!
 //! and `<-tokens` is `tokens.blocking_wait(&ctx)?` (or `.wait(&ctx).await`). No goroutine (no
@@ -35,7 +35,7 @@ use ctxkit::Context;
 pub fn run(out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error>> {
     let ctx = Context::background();
     let start = Instant::now();
-    let tokens = Limiter::new(5.0, 3)?; // the whole bucket, refill included
+    let tokens = Limiter::new(5, 3)?; // the whole bucket, refill included
     for i in 1..=5 {
         tokens.blocking_wait(&ctx)?; // take a token, blocking if none is there
         let at = start.elapsed().as_millis() / 100 * 100;

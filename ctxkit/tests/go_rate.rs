@@ -10,10 +10,20 @@
 //!
 //! The `_at` methods stand in for Go's `AllowN(t, n)` / `reserveN(t, n)` / `CancelAt(t)`, so
 //! these run on made-up instants. Where ctxkit differs on purpose the test says so and expects
-//! ctxkit's answer: when the instant passed in goes *backwards*, Go keeps the tokens it had
-//! earned at the later instant, and ctxkit does not (it never admits more than
-//! `burst + rate · t` over any window, even for such calls). `TestEvery` has no counterpart
-//! (there is no `Every`), and `TestLongRunningQPS` runs for 1 s instead of 5 s.
+//! ctxkit's answer. Two differences:
+//!
+//! * when the instant passed in goes *backwards*, Go keeps the tokens it had earned at the
+//!   later instant, and ctxkit does not (it never admits more than `burst + rate · t` over any
+//!   window, even for such calls);
+//! * a canceled reservation with later reservations still standing gives nothing back at once
+//!   (Go gives back its tokens less those reserved after it); it gives everything back once
+//!   the later ones are canceled too. Go's partial give-back can admit more than
+//!   `burst + rate · t` (`tests/rate_cancel.rs` has the case) and loses the rest of the tokens
+//!   for good. A reservation made before a rate or burst change gives nothing back after it
+//!   (Go converts its tokens at the new rate). See `Reservation::cancel_at`.
+//!
+//! `TestEvery` has no counterpart (there is no `Every`), and `TestLongRunningQPS` runs for 1 s
+//! instead of 5 s.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -250,6 +260,10 @@ fn cancel_0_tokens() {
     let _ = reserve(&lim, &c, 0, 1, Some(3));
 }
 
+/// Go's `TestCancel1Token`. Go gives 1 token back at once (2 taken, less the 1 reserved
+/// after), and the last reservation acts at t4. ctxkit gives nothing back while the
+/// reservation after it stands (see the header), so it acts at t5; `cancel_1_token_then_all`
+/// shows the tokens coming back.
 #[test]
 fn cancel_1_token() {
     let c = Clock::new();
@@ -257,10 +271,26 @@ fn cancel_1_token() {
     let _ = reserve(&lim, &c, 0, 2, Some(0));
     let r = reserve(&lim, &c, 0, 2, Some(2)).unwrap();
     let _ = reserve(&lim, &c, 0, 1, Some(3));
-    r.cancel_at(c.t(2)); // 1 token back
-    let _ = reserve(&lim, &c, 2, 2, Some(4));
+    r.cancel_at(c.t(2)); // Go: 1 token back; ctxkit: none yet
+    let _ = reserve(&lim, &c, 2, 2, Some(5)); // Go: t4
 }
 
+/// `cancel_1_token` with the reservation after `r` canceled too: all 3 tokens are back.
+#[test]
+fn cancel_1_token_then_all() {
+    let c = Clock::new();
+    let lim = Limiter::new_at(10.0, 2, c.t(0)).unwrap();
+    let _ = reserve(&lim, &c, 0, 2, Some(0));
+    let r = reserve(&lim, &c, 0, 2, Some(2)).unwrap();
+    let after = reserve(&lim, &c, 0, 1, Some(3)).unwrap();
+    r.cancel_at(c.t(2));
+    after.cancel_at(c.t(2)); // the last one: its token and `r`'s 2 come back
+    let _ = reserve(&lim, &c, 2, 2, Some(2));
+}
+
+/// Go's `TestCancelMulti`. Go gives `a` 2 of its 3 tokens back at once (less the 1 reserved
+/// after it), and the last reservation acts at t5. ctxkit gives `a`'s tokens back only once
+/// the reservation after it is canceled too (see the header), so it acts at t7.
 #[test]
 fn cancel_multi() {
     let c = Clock::new();
@@ -270,8 +300,8 @@ fn cancel_multi() {
     let _ = reserve(&lim, &c, 0, 1, Some(4));
     let last = reserve(&lim, &c, 0, 1, Some(5)).unwrap();
     last.cancel_at(c.t(1)); // 1 token back
-    a.cancel_at(c.t(1)); // 2 tokens back, as if `last` was never reserved
-    let _ = reserve(&lim, &c, 1, 3, Some(5));
+    a.cancel_at(c.t(1)); // Go: 2 tokens back; ctxkit: none while the one after `a` stands
+    let _ = reserve(&lim, &c, 1, 3, Some(7)); // Go: t5
 }
 
 #[test]
@@ -285,6 +315,9 @@ fn reserve_jump_back() {
     let _ = reserve(&lim, &c, 2, 2, Some(4));
 }
 
+/// Go's `TestReserveJumpBackCancel`. Go gives 1 token back (2 taken, less the 1 reserved
+/// after) and answers t4, which its own comment says "should violate Limit,Burst". ctxkit
+/// gives nothing back while the reservation after `r` stands (see the header): t6.
 #[test]
 fn reserve_jump_back_cancel() {
     let c = Clock::new();
@@ -292,9 +325,8 @@ fn reserve_jump_back_cancel() {
     let _ = reserve(&lim, &c, 1, 2, Some(1)); // start at t1
     let r = reserve(&lim, &c, 1, 2, Some(3)).unwrap();
     let _ = reserve(&lim, &c, 1, 1, Some(4));
-    r.cancel_at(c.t(0)); // 1 token back
-                         // Go: t4 ("should violate Limit,Burst"); ctxkit keeps to them: t5.
-    let _ = reserve(&lim, &c, 1, 2, Some(5));
+    r.cancel_at(c.t(0)); // Go: 1 token back; ctxkit: none yet
+    let _ = reserve(&lim, &c, 1, 2, Some(6)); // Go: t4
 }
 
 #[test]
@@ -320,6 +352,11 @@ fn reserve_set_burst() {
     let _ = reserve(&lim, &c, 0, 4, Some(12));
 }
 
+/// Go's `TestReserveSetLimitCancel`. Go gives `r`'s 2 tokens back at the new rate, and the
+/// next reservation acts at t3. In ctxkit a reservation made before a rate change gives
+/// nothing back after it (the queued debt was converted to the new rate, and `r`'s share of
+/// it is no longer known; see the header): at t2 the bucket holds -1 token at 10 a second, so
+/// 2 more come at t5.
 #[test]
 fn reserve_set_limit_cancel() {
     let c = Clock::new();
@@ -327,8 +364,8 @@ fn reserve_set_limit_cancel() {
     let _ = reserve(&lim, &c, 0, 2, Some(0));
     let r = reserve(&lim, &c, 0, 2, Some(4)).unwrap();
     lim.set_rate_at(c.t(2), 10.0).unwrap();
-    r.cancel_at(c.t(2)); // 2 tokens back
-    let _ = reserve(&lim, &c, 2, 2, Some(3));
+    r.cancel_at(c.t(2)); // Go: 2 tokens back; ctxkit: none (made before the change)
+    let _ = reserve(&lim, &c, 2, 2, Some(5)); // Go: t3
 }
 
 /// Go's `runWait`: the wait must take `want` multiples of d, rounded; more only by scheduling

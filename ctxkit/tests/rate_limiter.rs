@@ -110,14 +110,17 @@ fn wait_errors_say_what_happened() {
     assert!(err.is_exceeds_burst());
     assert!(!err.is_deadline_exceeded() && !err.is_canceled());
     assert_eq!(err.context_error(), None);
-    assert_eq!(err.to_string(), "rate: Wait(n=3) exceeds limiter's burst 2");
+    assert_eq!(
+        err.to_string(),
+        "ctxkit::rate: wait_n(n=3) exceeds the limiter's burst 2"
+    );
 
     lim.blocking_wait_n(&bg, 2).unwrap();
     let ctx = bg.with_timeout(Duration::from_secs(60));
     let err = lim.blocking_wait_n(&ctx, 2).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "rate: Wait(n=2) would exceed context deadline"
+        "ctxkit::rate: wait_n(n=2) would exceed the context's deadline"
     );
     let source = err.source().unwrap();
     assert_eq!(
@@ -219,7 +222,7 @@ fn a_zero_rate_limiter_only_spends_its_burst() {
     let err = lim.blocking_wait(&bg).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "rate: Wait(n=1) can never be satisfied: the limiter's rate is zero"
+        "ctxkit::rate: wait_n(n=1) can never be satisfied: the limiter's rate is zero"
     );
     let ctx = bg.with_timeout(Duration::from_secs(60));
     assert!(lim.blocking_wait(&ctx).unwrap_err().is_deadline_exceeded());

@@ -1,5 +1,5 @@
 //! The token-bucket [`Limiter`]: GCRA on one atomic word, with a sequence lock around its
-//! configuration.
+//! configuration and a small lock on the cancel path.
 //!
 //! # Invariants
 //!
@@ -8,10 +8,13 @@
 //!    clamped. Takers and cancellers change it only with a compare-exchange whose expected value
 //!    they computed from, so a decision made from a stale `zero` never commits.
 //! 2. The configuration (`interval`, `tau`, `burst`, `frozen`, `rate`) changes only while `seq`
-//!    is odd, and only by the one setter that made it odd (the compare-exchange from even to
-//!    odd is the setters' lock). A reader takes a snapshot of `zero` and the configuration
-//!    between two loads of `seq` that see the same even value (a sequence lock), so it never
-//!    computes from half of one configuration and half of another.
+//!    is odd, and only by the one setter that made it odd (setters make it odd only while they
+//!    hold `undo`, which is therefore the setters' lock). A reader takes a snapshot of `zero`
+//!    and the configuration between two loads of `seq` that see the same even value (a
+//!    sequence lock), so it never computes from half of one configuration and half of
+//!    another. The even value a snapshot
+//!    saw is its *epoch*; a setter that changes nothing puts `seq` back, so epochs change only
+//!    with the configuration.
 //! 3. A setter rewrites `zero` for the new configuration (keeping the tokens earned) with a
 //!    compare-exchange while `seq` is odd, so a reader that took its snapshot before the setter
 //!    began fails its own compare-exchange and retries under the new configuration (unless the
@@ -19,15 +22,56 @@
 //! 4. `interval == 0` means unlimited: `zero` is then neither read nor written by takers.
 //!    `frozen != 0` means a zero rate: the bucket's clock stands still at `frozen`, so it only
 //!    spends what it holds.
+//! 5. Within one epoch, the takes that moved `zero` form a stack: each moved it from `prev` to
+//!    `end > prev`, so the `end`s strictly increase up the stack and the top's `end` is `zero`.
+//!    A *rollback* pops the top: it moves `zero` from `end` back to `prev` exactly, as if that
+//!    take had never been made. Only a reservation canceled in time, of the current epoch,
+//!    is rolled back, and only while it is the top, which the compare-exchange `end → prev`
+//!    itself checks: `zero == end` means the top, because `end`s strictly increase and a
+//!    reservation is canceled once. A reservation canceled while not the top is remembered
+//!    in `undo` (`end → prev`) until a rollback uncovers it; while `undo` is unlocked, no
+//!    remembered `end` equals `zero` (each rollback goes on through every remembered
+//!    reservation it uncovers), and `undo` holds only reservations of the current epoch (a
+//!    setter clears it under the lock).
+//!
+//! Why a rollback never lets the limiter admit more than `burst + rate · t` in a window of
+//! length `t`: give each admitted take the stretch `[from, end)` of `n · interval` it moved
+//! `zero` over. A take acts at `max(now, end)` and starts at `from ≥ now - tau` (`tau` is
+//! `burst · interval`), with `n ≤ burst`, so its stretch lies within `[act - tau, act]`.
+//! The stretches of the stack never overlap, and popping the top only removes the stretch of
+//! a reservation that does not act; later takes start at or after the new `zero`, above every
+//! stretch still standing. So the takes acting in `[a, a + t]` own disjoint stretches inside
+//! `[a - tau, a + t]`: at most `(t + tau) / interval = burst + rate · t` tokens. This holds
+//! per configuration: a change rewrites `zero` in the new units (invariant 3) and starts a new
+//! stack, and `tests/rate_props.rs` checks the bound for the takes of each. Go's partial
+//! give-back for a reservation that is not the top (x/time `CancelAt`) breaks this: it lowers
+//! `zero` under stretches that stay, which admits more when the cancel's instant is earlier
+//! than a take made after the reservation (as the `now`s of racing threads are);
+//! `tests/rate_cancel.rs` has the case.
 //!
 //! # Lock order
 //!
-//! There is no lock on the fast path. Setters serialise on `seq` (invariant 2); readers spin
-//! (with `yield_now` after a few rounds) while a setter runs, which takes a few nanoseconds
-//! and calls no user code.
+//! There is no lock on the fast path: takers (`allow`, `reserve`, the start of a wait) take
+//! neither lock. Setters serialise on `seq` (invariant 2); readers spin (with `yield_now`
+//! after a few rounds) while a setter runs, which takes a few nanoseconds and calls no user
+//! code. The cancel path locks `undo`, a leaf mutex that only cancellers and setters take,
+//! and in one order: `undo` first, then `seq` (a setter locks `undo` before it makes `seq`
+//! odd), so a canceller holding `undo` sees `seq` even and unchanging (invariant 5).
+//!
+//! # Memory
+//!
+//! `undo` holds one entry (two `u64`s in a `BTreeMap`) per canceled reservation that was not
+//! the top when canceled and has not been uncovered since. An entry is dropped once it cannot
+//! matter: when a rollback uncovers it, when the configuration changes, or once its `end` is a
+//! whole bucket (`burst / rate`) before a later cancel's instant, since the bucket is full
+//! again by then either way. Entries' `end`s are at least an interval apart and no later
+//! than `zero`, so after a cancel at `now` the map holds at most `burst + 1 + q` entries,
+//! where `q` is the number of tokens reserved beyond `now` (`max(0, -tokens_at(now))`).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::sleep;
@@ -59,7 +103,7 @@ fn backoff(spins: &mut u32) {
 }
 
 /// One consistent view of the configuration (invariant 2).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Config {
     /// Nanoseconds per token; 0 = unlimited.
     interval: u64,
@@ -156,8 +200,12 @@ enum Limit {
 /// Tokens taken.
 #[derive(Clone, Copy, Debug)]
 struct Grant {
+    /// `zero` just before the take: where a rollback puts it back (invariant 5).
+    prev: u64,
     /// `zero` just after the take: where this grant's tokens end on the timeline.
     end: u64,
+    /// The epoch (`seq`) of the snapshot the take was decided on (invariants 2 and 5).
+    epoch: u64,
     /// When the tokens may be used.
     at: u64,
     /// False for an unlimited limiter, which takes nothing.
@@ -194,9 +242,9 @@ enum Refusal {
 /// * [`reserve`](Limiter::reserve): take a token now, to be used after the
 ///   [`Reservation`]'s delay; cancel it to give the token back.
 ///
-/// A limiter runs no thread: tokens are computed from the time of each call. `allow` takes no
-/// lock (one atomic compare-exchange). Share a limiter between threads with `Arc<Limiter>` or a
-/// `static`.
+/// A limiter runs no thread: tokens are computed from the time of each call. `allow` and
+/// `reserve` take no lock (one atomic compare-exchange); canceling a reservation takes a
+/// small lock of its own. Share a limiter between threads with `Arc<Limiter>` or a `static`.
 ///
 /// Rates are kept as whole nanoseconds between tokens: `1e9 / rate` is rounded to the nearest
 /// nanosecond, so a rate above 1e9 per second acts as 1e9 per second. [`Limiter::unlimited`]
@@ -219,10 +267,14 @@ enum Refusal {
 ///
 /// Differences on purpose: a wait that cannot finish before the context's deadline fails with
 /// a [`WaitError`] that *is* a deadline error (`is_deadline_exceeded()`; Go's is a plain
-/// string, go#54541); a wait whose future is dropped gives its tokens back; a reservation
-/// canceled before anybody reserved after it gives back exactly the tokens it took (go#69419);
-/// and when the clock passed to an `_at` method goes backwards, tokens earned "in the future"
-/// are not kept (Go keeps them), since [`Instant`] never goes backwards anyway.
+/// string, go#54541); a wait whose future is dropped gives its tokens back; canceled
+/// reservations give back exactly the tokens they took, in whatever order they are canceled,
+/// once nothing taken after them stands (Go gives back only what no later reservation
+/// depends on, and a part of a reservation's tokens at once, which can over-admit: see
+/// [`Reservation::cancel_at`]); a reservation made before a rate or burst change gives
+/// nothing back after it; and when the clock passed to an `_at` method goes backwards, tokens
+/// earned "in the future" are not kept (Go keeps them), since [`Instant`] never goes
+/// backwards anyway.
 ///
 /// # Examples
 ///
@@ -249,11 +301,40 @@ pub struct Limiter {
     frozen: AtomicU64,
     /// The rate as set, as `f64` bits. Written only under `seq`.
     rate: AtomicU64,
+    /// Canceled reservations waiting to be uncovered (invariant 5). Locked only by cancellers
+    /// and setters, before `seq` (see "Lock order").
+    undo: Mutex<Canceled>,
+}
+
+/// The reservations canceled while not the top of the stack (invariant 5), under
+/// `Limiter::undo`.
+#[derive(Debug, Default)]
+struct Canceled {
+    /// `end → prev` of each such reservation of the current epoch; `end`s are unique (they
+    /// strictly increase up the stack).
+    by_end: BTreeMap<u64, u64>,
+}
+
+impl Canceled {
+    /// Forgets the entries whose `end` is at or before `cutoff`: the bucket is full again by
+    /// the instant they were pruned at, so rolling them back would change nothing.
+    fn prune(&mut self, cutoff: u64) {
+        // Terminates: each round removes an entry of the finite map.
+        while let Some((&end, _)) = self.by_end.first_key_value() {
+            if end > cutoff {
+                break;
+            }
+            self.by_end.pop_first();
+        }
+    }
 }
 
 impl Limiter {
-    /// A limiter of `rate` tokens a second (a fraction is fine) and bursts of up to `burst`,
-    /// starting full.
+    /// A limiter of `rate` tokens a second and bursts of up to `burst`, starting full.
+    ///
+    /// `rate` is any number that converts to `f64` without loss: an integer (`5`, `1_000`, of
+    /// up to 32 bits), a fraction (`0.5`) or an `f32`. A `u64` or `usize` does not (it could
+    /// lose precision, so it does not compile): write `rate as f64`.
     ///
     /// `f64::INFINITY` makes an unlimited limiter (Go's `rate.Inf`), which ignores `burst`. A
     /// rate of zero makes a limiter that spends its `burst` tokens and no more; with a burst of
@@ -264,17 +345,35 @@ impl Limiter {
     /// ```
     /// use ctxkit::rate::Limiter;
     ///
-    /// let limiter = Limiter::new(0.0, 2).unwrap(); // a zero rate: two tokens, ever
+    /// let five_a_second = Limiter::new(5, 2).unwrap();
+    /// let one_every_two_seconds = Limiter::new(0.5, 1).unwrap();
+    /// let a_billion = Limiter::new(1e9, 1_000_000_000).unwrap();
+    /// assert_eq!(five_a_second.rate(), 5.0);
+    /// # drop((one_every_two_seconds, a_billion));
+    ///
+    /// let limiter = Limiter::new(0, 2).unwrap(); // a zero rate: two tokens, ever
     /// assert!(limiter.allow() && limiter.allow());
     /// assert!(!limiter.allow());
     /// assert!(Limiter::new(f64::INFINITY, 0).unwrap().allow_n(1_000));
+    ///
+    /// let from_config: u64 = 250;
+    /// let limiter = Limiter::new(from_config as f64, 10).unwrap();
+    /// # drop(limiter);
+    /// ```
+    ///
+    /// A `u64` (or `usize`) rate needs that `as f64`:
+    ///
+    /// ```compile_fail,E0277
+    /// let from_config: u64 = 250;
+    /// // error: the trait bound `f64: From<u64>` is not satisfied
+    /// let limiter = ctxkit::rate::Limiter::new(from_config, 10);
     /// ```
     ///
     /// # Errors
     ///
     /// [`ConfigError`] for a rate that is negative or NaN, and for a burst of zero with a
     /// positive finite rate (it could never allow an event).
-    pub fn new(rate: f64, burst: u32) -> Result<Limiter, ConfigError> {
+    pub fn new(rate: impl Into<f64>, burst: u32) -> Result<Limiter, ConfigError> {
         Limiter::new_at(rate, burst, Instant::now())
     }
 
@@ -297,8 +396,8 @@ impl Limiter {
     /// # Errors
     ///
     /// As [`Limiter::new`].
-    pub fn new_at(rate: f64, burst: u32, now: Instant) -> Result<Limiter, ConfigError> {
-        let config = Config::new(rate, burst, encode(now))?;
+    pub fn new_at(rate: impl Into<f64>, burst: u32, now: Instant) -> Result<Limiter, ConfigError> {
+        let config = Config::new(rate.into(), burst, encode(now))?;
         Ok(Limiter {
             // Zero tokens at the clock's base, about a century ago: full now (invariant 1).
             zero: AtomicU64::new(0),
@@ -308,6 +407,7 @@ impl Limiter {
             burst: AtomicU32::new(config.burst),
             frozen: AtomicU64::new(config.frozen),
             rate: AtomicU64::new(config.rate.to_bits()),
+            undo: Mutex::new(Canceled::default()),
         })
     }
 
@@ -325,7 +425,7 @@ impl Limiter {
     pub fn unlimited() -> Limiter {
         match Limiter::new(f64::INFINITY, 0) {
             Ok(limiter) => limiter,
-            Err(_) => unreachable!("an infinite rate is always valid"),
+            Err(_) => unreachable!("ctxkit::rate: an infinite rate is always valid"),
         }
     }
 
@@ -347,6 +447,13 @@ impl Limiter {
     /// `zero` and the configuration, consistent with each other (invariant 2).
     #[inline]
     fn snapshot(&self) -> (u64, Config) {
+        let (_, zero, config) = self.snapshot_epoch();
+        (zero, config)
+    }
+
+    /// The epoch, `zero` and the configuration, consistent with each other (invariant 2).
+    #[inline]
+    fn snapshot_epoch(&self) -> (u64, u64, Config) {
         let mut spins = 0;
         // Terminates: a setter keeps `seq` odd only for a few instructions (no user code).
         loop {
@@ -356,11 +463,19 @@ impl Limiter {
                 let config = self.load_config();
                 fence(Ordering::Acquire);
                 if self.seq.load(Ordering::Relaxed) == seq {
-                    return (zero, config);
+                    return (seq, zero, config);
                 }
             }
             backoff(&mut spins);
         }
+    }
+
+    /// Locks `undo`: the first lock of the lock order, taken by cancellers and setters only.
+    fn lock_undo(&self) -> MutexGuard<'_, Canceled> {
+        // Nothing under this lock panics (an allocation failure aborts). Were it poisoned, the
+        // map would still hold whole entries (an insert or removal happens or does not), each
+        // safe to roll back or to forget, so poisoning is ignored.
+        self.undo.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes `n` tokens at `now` (encoded), if `limit` allows.
@@ -369,10 +484,12 @@ impl Limiter {
         // Terminates: each failed compare-exchange means another taker, canceller or setter
         // changed `zero` (lock-free progress), invariant 1.
         loop {
-            let (zero, config) = self.snapshot();
+            let (epoch, zero, config) = self.snapshot_epoch();
             if config.interval == 0 {
                 return Ok(Grant {
-                    end: now,
+                    prev: zero,
+                    end: zero,
+                    epoch,
                     at: now,
                     took: false,
                 });
@@ -397,6 +514,7 @@ impl Limiter {
                 }
             }
             let at = if ready { now } else { end };
+            // Pushes this take on the stack of invariant 5 (`end > zero` unless nothing moves).
             if end == zero
                 || self
                     .zero
@@ -404,7 +522,9 @@ impl Limiter {
                     .is_ok()
             {
                 return Ok(Grant {
+                    prev: zero,
                     end,
+                    epoch,
                     at,
                     took: true,
                 });
@@ -412,29 +532,53 @@ impl Limiter {
         }
     }
 
-    /// Gives back what a grant of `n` tokens ending at `end` took, less the time reserved
-    /// after it.
-    fn give_back(&self, n: u32, end: u64) {
-        // Terminates: as `take`.
-        loop {
-            let (zero, config) = self.snapshot();
-            if config.interval == 0 {
-                return;
-            }
-            let taken = u64::from(n).saturating_mul(config.interval);
-            let reserved_after = zero.saturating_sub(end);
-            let restore = taken.saturating_sub(reserved_after);
-            if restore == 0 {
-                return;
-            }
-            let new = zero.saturating_sub(restore);
+    /// Gives back the tokens of a reservation canceled at `now` (not later than its time to
+    /// act), as far as invariant 5 allows: all of them, and those of every canceled
+    /// reservation this uncovers, if it is the top of the stack of the current epoch; none yet
+    /// if it is not the top (it is remembered until it is uncovered); none ever if the
+    /// configuration changed since it was made.
+    fn cancel_grant(&self, grant: &Grant, now: u64) {
+        // Lock order: `undo` first; a setter holds it while `seq` is odd, so `seq` is even and
+        // does not change while we hold it (invariant 5).
+        let mut canceled = self.lock_undo();
+        let (epoch, _, config) = self.snapshot_epoch();
+        if epoch != grant.epoch {
+            // The configuration changed: `zero` was rewritten in the new units and `prev` is
+            // meaningless now; the tokens stay spent (the safe side).
+            return;
+        }
+        let cutoff = config.clock(now).saturating_sub(config.tau);
+        canceled.prune(cutoff);
+        // The top of the stack iff `zero == end` (invariant 5); a taker that pushed on top
+        // meanwhile makes this fail, and then the reservation is not the top either.
+        if self
+            .zero
+            .compare_exchange(grant.end, grant.prev, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.uncover(&mut canceled, grant.prev);
+        } else if grant.end > cutoff {
+            canceled.by_end.insert(grant.end, grant.prev);
+        }
+    }
+
+    /// After a rollback left `zero` at `top`, rolls back every remembered reservation that is
+    /// now the top, keeping invariant 5's "no remembered `end` equals `zero`". Takes the
+    /// locked `undo` to prove the lock is held.
+    fn uncover(&self, canceled: &mut MutexGuard<'_, Canceled>, mut top: u64) {
+        // Terminates: each round removes an entry of the finite map, or stops.
+        while let Some(&prev) = canceled.by_end.get(&top) {
             if self
                 .zero
-                .compare_exchange_weak(zero, new, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
+                .compare_exchange(top, prev, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
             {
+                // A taker pushed on top: the entry stays remembered, and its `end` is no
+                // longer `zero` (invariant 5).
                 return;
             }
+            canceled.by_end.remove(&top);
+            top = prev;
         }
     }
 
@@ -444,54 +588,54 @@ impl Limiter {
         now: u64,
         change: impl Fn(&Config) -> Result<Config, ConfigError>,
     ) -> Result<(), ConfigError> {
-        // Take the setters' lock: `seq` from even to odd. Terminates: setters hold it briefly.
-        let mut spins = 0;
-        let seq = loop {
-            let seq = self.seq.load(Ordering::Relaxed);
-            if seq & 1 == 0
-                && self
-                    .seq
-                    .compare_exchange_weak(seq, seq + 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                break seq;
-            }
-            backoff(&mut spins);
-        };
+        // Lock order: `undo`, then `seq`. Holding `undo` makes this the only setter, so `seq`
+        // is even here and nobody else makes it odd (invariant 2).
+        let mut canceled = self.lock_undo();
+        let seq = self.seq.load(Ordering::Relaxed);
+        debug_assert_eq!(seq & 1, 0, "a setter runs without holding `undo`");
+        self.seq.store(seq + 1, Ordering::Relaxed);
         fence(Ordering::Release);
         // Only this thread writes the configuration now (invariant 2).
         let old = self.load_config();
-        let result = change(&old);
-        if let Ok(new) = &result {
-            // Terminates: takers' compare-exchanges are lock-free progress (invariant 3).
-            loop {
-                let zero = self.zero.load(Ordering::Acquire);
-                let tokens = if old.interval == 0 {
-                    f64::from(new.burst)
-                } else {
-                    old.tokens(zero, now)
-                };
-                let converted = if new.interval == 0 {
-                    zero
-                } else {
-                    new.zero_for(tokens, now)
-                };
-                if self
-                    .zero
-                    .compare_exchange_weak(zero, converted, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    break;
-                }
+        let new = match change(&old) {
+            Ok(new) if new != old => new,
+            unchanged => {
+                // Nothing was written: the epoch goes on, and the reservations made in it can
+                // still be rolled back (invariants 2 and 5).
+                self.seq.store(seq, Ordering::Release);
+                return unchanged.map(|_| ());
             }
-            self.interval.store(new.interval, Ordering::Relaxed);
-            self.tau.store(new.tau, Ordering::Relaxed);
-            self.burst.store(new.burst, Ordering::Relaxed);
-            self.frozen.store(new.frozen, Ordering::Relaxed);
-            self.rate.store(new.rate.to_bits(), Ordering::Relaxed);
+        };
+        // Terminates: takers' compare-exchanges are lock-free progress (invariant 3).
+        loop {
+            let zero = self.zero.load(Ordering::Acquire);
+            let tokens = if old.interval == 0 {
+                f64::from(new.burst)
+            } else {
+                old.tokens(zero, now)
+            };
+            let converted = if new.interval == 0 {
+                zero
+            } else {
+                new.zero_for(tokens, now)
+            };
+            if self
+                .zero
+                .compare_exchange_weak(zero, converted, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                break;
+            }
         }
+        self.interval.store(new.interval, Ordering::Relaxed);
+        self.tau.store(new.tau, Ordering::Relaxed);
+        self.burst.store(new.burst, Ordering::Relaxed);
+        self.frozen.store(new.frozen, Ordering::Relaxed);
+        self.rate.store(new.rate.to_bits(), Ordering::Relaxed);
+        // A new epoch: the remembered reservations' `prev`s are in the old units (invariant 5).
+        canceled.by_end.clear();
         self.seq.store(seq + 2, Ordering::Release);
-        result.map(|_| ())
+        Ok(())
     }
 
     // ===== configuration =====
@@ -521,23 +665,28 @@ impl Limiter {
     }
 
     /// Changes the rate, keeping the tokens the bucket holds now (and the debt of queued
-    /// reservations, which are not rescheduled).
+    /// reservations, which are not rescheduled). `rate` is a number as for [`Limiter::new`].
+    ///
+    /// A change starts a new configuration: reservations made before it give nothing back
+    /// when canceled after it (see [`Reservation::cancel_at`]). Setting the rate it already
+    /// has changes nothing.
     ///
     /// # Examples
     ///
     /// ```
     /// use ctxkit::rate::Limiter;
     ///
-    /// let limiter = Limiter::new(1.0, 3).unwrap();
-    /// limiter.set_rate(1_000.0).unwrap();
+    /// let limiter = Limiter::new(1, 3).unwrap();
+    /// limiter.set_rate(1_000).unwrap();
     /// assert!(limiter.allow_n(3), "the 3 tokens earned are kept");
+    /// limiter.set_rate(0.5).unwrap();
     /// ```
     ///
     /// # Errors
     ///
     /// [`ConfigError`] as for [`Limiter::new`] (also when the burst is 0 and the new rate is
     /// positive); the limiter is then unchanged.
-    pub fn set_rate(&self, rate: f64) -> Result<(), ConfigError> {
+    pub fn set_rate(&self, rate: impl Into<f64>) -> Result<(), ConfigError> {
         self.set_rate_at(Instant::now(), rate)
     }
 
@@ -559,12 +708,15 @@ impl Limiter {
     /// # Errors
     ///
     /// As [`set_rate`](Limiter::set_rate).
-    pub fn set_rate_at(&self, now: Instant, rate: f64) -> Result<(), ConfigError> {
-        let now = encode(now);
+    pub fn set_rate_at(&self, now: Instant, rate: impl Into<f64>) -> Result<(), ConfigError> {
+        let (now, rate) = (encode(now), rate.into());
         self.reconfigure(now, |old| Config::new(rate, old.burst, now))
     }
 
     /// Changes the burst, keeping the tokens the bucket holds now (up to the new burst).
+    ///
+    /// A change starts a new configuration, as [`set_rate`](Limiter::set_rate) says; setting
+    /// the burst it already has changes nothing.
     ///
     /// # Examples
     ///
@@ -840,10 +992,14 @@ impl Limiter {
     ///
     /// Fails at once, sleeping for nothing and spending nothing, when `n` exceeds the burst,
     /// when `ctx` is already done, and when `ctx`'s deadline comes before the tokens would.
-    /// Otherwise sleeps until the tokens' time (precisely: it spins for the last fraction of a
-    /// millisecond) or until `ctx` is done, whichever comes first; in the latter case the
-    /// tokens go back to the bucket. Needs no async runtime. An unlimited limiter returns at
-    /// once for any `n`.
+    /// Otherwise it reserves the tokens (as [`reserve_n`](Limiter::reserve_n)) and sleeps
+    /// until their time (precisely: it spins for the last fraction of a millisecond) or until
+    /// `ctx` is done, whichever comes first. If `ctx` is done first, the wait cancels its
+    /// reservation ([`Reservation::cancel`]) and returns the context's error: the tokens come
+    /// back at once if no take after it is still held, else as soon as the takes after it are
+    /// canceled too, so when every waiter of a queue is canceled, in any order, the bucket
+    /// gets every token back. Needs no async runtime. An unlimited limiter returns at once for
+    /// any `n`.
     ///
     /// # Examples
     ///
@@ -864,13 +1020,17 @@ impl Limiter {
     /// # Errors
     ///
     /// A [`WaitError`]: the context's error; a deadline error when the deadline would come
-    /// first; "exceeds limiter's burst" when `n` is above the burst; "can never be satisfied"
-    /// when the rate is zero, the bucket holds fewer than `n` and `ctx` has no deadline.
+    /// first; "exceeds the limiter's burst" when `n` is above the burst; "can never be
+    /// satisfied" when the rate is zero, the bucket holds fewer than `n` and `ctx` has no
+    /// deadline.
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: dropping the future before it completes cancels its reservation, which
-    /// gives the tokens back (unless their time has come).
+    /// Cancel safe. Dropping the future before it completes (a `select!` that picked another
+    /// branch, an aborted task, a runtime shut down under it) cancels its reservation at the
+    /// instant it is dropped, exactly as a done context does: the tokens come back as
+    /// [`Reservation::cancel`] says (not if their time had already come). Dropped before
+    /// its first poll, it took nothing.
     pub async fn wait_n(&self, ctx: &Context, n: u32) -> Result<(), WaitError> {
         let reservation = self.start_wait(ctx, n, Instant::now())?;
         let at = reservation.time_to_act();
@@ -936,16 +1096,21 @@ impl Limiter {
     /// # Blocking
     ///
     /// Parks the thread until shortly before the tokens' time, then spins (the last
-    /// 150 µs) to return on time. Wakes at once when `ctx` is done. Do not call it inside
-    /// async code; await [`wait_n`](Limiter::wait_n) there.
+    /// 150 µs) to return on time. Wakes at once when `ctx` is done (canceled from any thread,
+    /// or its deadline), and then cancels its reservation as [`wait_n`](Limiter::wait_n)
+    /// does, so the tokens come back by the same rules. Do not call it inside async code;
+    /// await [`wait_n`](Limiter::wait_n) there.
     pub fn blocking_wait_n(&self, ctx: &Context, n: u32) -> Result<(), WaitError> {
         let reservation = self.start_wait(ctx, n, Instant::now())?;
-        match sleep::blocking_sleep_until(ctx, reservation.time_to_act()) {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                reservation.cancel();
-                Err(WaitError::context(error))
+        let at = reservation.time_to_act();
+        // Also gives the tokens back if the sleep unwinds.
+        let guard = CancelOnDrop(Some(reservation));
+        match sleep::blocking_sleep_until(ctx, at) {
+            Ok(()) => {
+                guard.disarm();
+                Ok(())
             }
+            Err(error) => Err(WaitError::context(error)), // `guard` gives the tokens back
         }
     }
 }
@@ -961,7 +1126,8 @@ impl fmt::Debug for Limiter {
     }
 }
 
-/// Cancels a wait's reservation unless disarmed (cancel safety of `wait_n`).
+/// Cancels a wait's reservation unless disarmed (cancel safety of `wait_n`; the context's
+/// error in both forms).
 struct CancelOnDrop<'a>(Option<Reservation<'a>>);
 
 impl CancelOnDrop<'_> {
@@ -1068,7 +1234,8 @@ impl Reservation<'_> {
         clock::until(self.grant.at, encode(now))
     }
 
-    /// Gives the tokens back: the holder will not act. See [`cancel_at`](Reservation::cancel_at).
+    /// Gives the tokens back: the holder will not act. [`cancel_at`](Reservation::cancel_at)
+    /// at [`Instant::now`], which says what comes back and when.
     ///
     /// # Examples
     ///
@@ -1084,12 +1251,42 @@ impl Reservation<'_> {
         self.cancel_at(Instant::now());
     }
 
-    /// Gives the tokens back at `now`, as far as other reservations allow.
+    /// Gives the tokens back at `now`: the holder will not act.
     ///
-    /// Nothing happens if the tokens' time has passed (they count as used, as in Go). A
-    /// reservation that is the last one made gives back exactly the tokens it took (go#69419).
-    /// One with later reservations behind it gives back less, by the tokens those were already
-    /// promised (their times are not moved, and the rate must hold for them), as Go does.
+    /// What comes back, and when:
+    ///
+    /// * **Nothing, ever**, if `now` is after [`time_to_act`](Reservation::time_to_act): the
+    ///   tokens count as used (as in Go). Nothing either for a reservation of an unlimited
+    ///   limiter or of zero tokens, which took nothing.
+    /// * **All its tokens, at once**, if it is the last take still standing: nothing taken
+    ///   after it is left (or all of that was canceled already). The limiter is then exactly as
+    ///   if the reservation had never been made (go#69419).
+    /// * **All its tokens, later**, if tokens were taken after it and are still held: it is
+    ///   remembered, and its tokens come back the moment every take after it has been canceled
+    ///   too, in any order. So canceling all of a queue of waits, in any order, gives every
+    ///   token back. Until then the tokens stay spent, and they stay spent for good if an
+    ///   [`allow`](Limiter::allow) or a reservation that is not canceled was made after it:
+    ///   the times promised to those were computed with this reservation's tokens gone.
+    /// * **Nothing, ever**, if [`set_rate`](Limiter::set_rate) or
+    ///   [`set_burst`](Limiter::set_burst) changed the limiter since the reservation was made
+    ///   (a call that changes nothing does not count): the queued tokens were converted to the
+    ///   new configuration, and this reservation's share of them is no longer known.
+    ///
+    /// A remembered reservation costs the limiter a few bytes until its tokens come back, the
+    /// configuration changes, or a whole bucket's time (`burst / rate`) has passed since its
+    /// tokens' time, when the bucket is full again either way and it is forgotten. So a limiter
+    /// remembers at most `burst + 1` reservations plus one per token reserved ahead of now.
+    ///
+    /// # Coming from Go
+    ///
+    /// Go's `CancelAt` gives a reservation with later ones behind it part of its tokens back
+    /// at once (its tokens less those reserved after it). ctxkit gives nothing back at once
+    /// then, and everything once the later ones are canceled: Go's partial give-back lets the
+    /// limiter admit more than `burst + rate · t` when the cancel's instant is earlier than a
+    /// take made after the reservation (two threads racing), and the tokens it leaves behind
+    /// can never come back. Go's tests `TestCancel1Token`, `TestCancelMulti` and
+    /// `TestReserveJumpBackCancel` expect the partial give-back; `tests/go_rate.rs` says where
+    /// ctxkit's answer differs.
     ///
     /// # Examples
     ///
@@ -1098,17 +1295,24 @@ impl Reservation<'_> {
     /// use ctxkit::rate::Limiter;
     ///
     /// let t0 = Instant::now();
-    /// let limiter = Limiter::new_at(10.0, 2, t0).unwrap();
+    /// let limiter = Limiter::new_at(10.0, 1, t0).unwrap();
     /// let before = limiter.tokens_at(t0);
-    /// let r = limiter.reserve_n_at(t0, 2).unwrap();
-    /// r.cancel_at(t0);
-    /// assert_eq!(limiter.tokens_at(t0), before);
+    /// let first = limiter.reserve_n_at(t0, 1).unwrap(); // acts at t0
+    /// let second = limiter.reserve_n_at(t0, 1).unwrap(); // at t0 + 100 ms
+    /// let third = limiter.reserve_n_at(t0, 1).unwrap(); // at t0 + 200 ms
+    /// second.cancel_at(t0); // `third` is after it: nothing back yet
+    /// assert_eq!(limiter.tokens_at(t0), before - 3.0);
+    /// third.cancel_at(t0); // the last one: its token and `second`'s come back
+    /// assert_eq!(limiter.tokens_at(t0), before - 1.0);
+    /// first.cancel_at(t0 + Duration::from_millis(1)); // too late: it acted at t0
+    /// assert_eq!(limiter.tokens_at(t0), before - 1.0);
     /// ```
     pub fn cancel_at(self, now: Instant) {
-        if !self.grant.took || self.n == 0 || encode(now) > self.grant.at {
+        let now = encode(now);
+        if !self.grant.took || self.n == 0 || now > self.grant.at {
             return;
         }
-        self.limiter.give_back(self.n, self.grant.end);
+        self.limiter.cancel_grant(&self.grant, now);
     }
 }
 
@@ -1169,6 +1373,91 @@ mod tests {
         let r = lim.reserve_n_at(t0 + 3 * MS, 5).unwrap();
         r.cancel_at(t0 + 3 * MS);
         assert_eq!(lim.tokens_at(t0 + 3 * MS), before);
+    }
+
+    /// Reserves `count` single tokens at `now`.
+    fn queue(lim: &Limiter, now: Instant, count: usize) -> Vec<Reservation<'_>> {
+        (0..count)
+            .map(|_| lim.reserve_n_at(now, 1).unwrap())
+            .collect()
+    }
+
+    fn remembered(lim: &Limiter) -> usize {
+        lim.lock_undo().by_end.len()
+    }
+
+    #[test]
+    fn remembered_cancels_are_uncovered_in_one_go() {
+        let t0 = Instant::now();
+        let lim = Limiter::new_at(1000.0, 2, t0).unwrap();
+        assert!(lim.allow_n_at(t0, 2));
+        let mut waits = queue(&lim, t0, 1000);
+        let last = waits.pop().unwrap();
+        for w in waits {
+            w.cancel_at(t0);
+        }
+        assert_eq!(remembered(&lim), 999);
+        assert_eq!(lim.tokens_at(t0), -1000.0);
+        last.cancel_at(t0);
+        assert_eq!(remembered(&lim), 0);
+        assert_eq!(lim.tokens_at(t0), 0.0);
+    }
+
+    #[test]
+    fn remembered_cancels_are_pruned_to_the_documented_bound() {
+        let t0 = Instant::now();
+        let lim = Limiter::new_at(1000.0, 2, t0).unwrap(); // 1 ms a token
+        assert!(lim.allow_n_at(t0, 2));
+        let mut waits = queue(&lim, t0, 1000);
+        // The last acts at t0 + 1 s and keeps the others' tokens spent while it stands.
+        let keep = waits.pop().unwrap();
+        // Cancel in arrival order, each at its own instant just before its time to act.
+        for (k, w) in waits.into_iter().enumerate() {
+            let now = w.time_to_act() - Duration::from_micros(1);
+            w.cancel_at(now);
+            // The module docs' bound: burst + 1 + tokens reserved beyond `now`.
+            let queued = (-lim.tokens_at(now)).max(0.0);
+            let bound = 2.0 + 1.0 + queued;
+            assert!(
+                remembered(&lim) as f64 <= bound,
+                "after cancel #{k}: {} remembered, bound {bound}",
+                remembered(&lim)
+            );
+            assert!(remembered(&lim) <= 3, "only the last bucketful is kept");
+        }
+        assert!(
+            remembered(&lim) >= 1,
+            "the latest ones are still remembered"
+        );
+        keep.cancel_at(t0 + 999 * MS);
+        assert_eq!(remembered(&lim), 0);
+        // The bucket is full at t0 + 1 s either way, as if nothing had been reserved.
+        assert_eq!(lim.tokens_at(t0 + 1000 * MS), 2.0);
+    }
+
+    #[test]
+    fn a_setter_that_changes_something_forgets_remembered_cancels() {
+        let t0 = Instant::now();
+        let lim = Limiter::new_at(10.0, 1, t0).unwrap();
+        assert!(lim.allow_at(t0));
+        let mut waits = queue(&lim, t0, 3);
+        let last = waits.pop().unwrap();
+        for w in waits {
+            w.cancel_at(t0);
+        }
+        assert_eq!(remembered(&lim), 2);
+        lim.set_rate_at(t0, 10.0).unwrap();
+        lim.set_burst_at(t0, 1).unwrap();
+        assert!(lim.set_rate_at(t0, f64::NAN).is_err());
+        assert_eq!(remembered(&lim), 2, "nothing changed: the epoch goes on");
+        lim.set_burst_at(t0, 2).unwrap();
+        assert_eq!(remembered(&lim), 0);
+        last.cancel_at(t0);
+        assert_eq!(
+            lim.tokens_at(t0),
+            -3.0,
+            "all made before the change: all spent"
+        );
     }
 
     #[test]

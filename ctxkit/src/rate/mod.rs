@@ -36,6 +36,11 @@
 //! float token count under a mutex; the semantics here follow it case by case
 //! (`tests/go_rate.rs`), except where the docs of each method say otherwise.
 //!
+//! A cancel undoes a take: while a canceled reservation is the last take standing, `zero` goes
+//! back to where the reservation found it, and a canceled reservation with takes still
+//! standing after it waits (in a small list locked only by cancels and setters) until those
+//! are canceled too. `limiter.rs` argues why this never admits more than `burst + rate · t`.
+//!
 //! Precise waiting (`sleep.rs`): a wait sleeps until shortly before its time, then spins (a
 //! thread) or yields to the executor (a task) for the rest, because an OS or timer-thread sleep
 //! wakes 50–100 µs late. Waits are scheduled on absolute instants, so a late wake-up never
@@ -146,19 +151,26 @@ impl StdError for ConfigError {}
 
 /// Why a [`Limiter`] wait returned without its tokens.
 ///
-/// Four things can stop a wait, and each spends nothing:
+/// Four things can stop a wait, and each spends nothing (a wait whose context is done while
+/// it sleeps gives its tokens back as [`Reservation::cancel`] says):
 ///
 /// * the context was done before the tokens came: [`context_error`](WaitError::context_error)
-///   is its [`Error`], and the text is the context's (`context canceled`, …);
-/// * the context's deadline comes before the tokens would (Go's
+///   is its [`Error`], and the text is the context's own (`context canceled`,
+///   `context deadline exceeded`), passed through as Go's `Wait` returns `ctx.Err()`;
+/// * the context's deadline comes before the tokens would
+///   (`ctxkit::rate: wait_n(n=5) would exceed the context's deadline`; Go's
 ///   `rate: Wait(n=5) would exceed context deadline`): this error **is** a deadline error,
 ///   [`is_deadline_exceeded`](WaitError::is_deadline_exceeded) is true and
 ///   [`context_error`](WaitError::context_error) is [`Error::DeadlineExceeded`], though the
 ///   context itself is not done yet (Go's error is a plain string, which broke callers that
 ///   test for a deadline: go#54541);
-/// * `n` exceeds the limiter's burst (`rate: Wait(n=5) exceeds limiter's burst 3`);
+/// * `n` exceeds the limiter's burst (`ctxkit::rate: wait_n(n=5) exceeds the limiter's burst 3`);
 /// * the limiter's rate is zero and it has too few tokens left for `n`, so the wait could never
-///   end.
+///   end (`ctxkit::rate: wait_n(n=5) can never be satisfied: the limiter's rate is zero`).
+///
+/// Every text but the context's own starts with `ctxkit::rate: ` and names the method as
+/// `wait_n`, for all four wait methods (`wait` is `wait_n(n=1)`, the `blocking_` forms are
+/// the same waits).
 ///
 /// A `WaitError` compares equal to the [`Error`] that [`context_error`](WaitError::context_error)
 /// returns, so `assert_eq!(err, Error::DeadlineExceeded)` works.
@@ -175,7 +187,10 @@ impl StdError for ConfigError {}
 /// let err = limiter.blocking_wait(&ctx).unwrap_err(); // fails at once
 /// assert!(err.is_deadline_exceeded());
 /// assert_eq!(err, Error::DeadlineExceeded);
-/// assert_eq!(err.to_string(), "rate: Wait(n=1) would exceed context deadline");
+/// assert_eq!(
+///     err.to_string(),
+///     "ctxkit::rate: wait_n(n=1) would exceed the context's deadline"
+/// );
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitError {
@@ -296,7 +311,10 @@ impl WaitError {
     /// let limiter = Limiter::new(10.0, 3).unwrap();
     /// let err = limiter.blocking_wait_n(&Context::background(), 4).unwrap_err();
     /// assert!(err.is_exceeds_burst());
-    /// assert_eq!(err.to_string(), "rate: Wait(n=4) exceeds limiter's burst 3");
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "ctxkit::rate: wait_n(n=4) exceeds the limiter's burst 3"
+    /// );
     /// ```
     pub fn is_exceeds_burst(&self) -> bool {
         matches!(self.kind, WaitKind::ExceedsBurst { .. })
@@ -307,15 +325,17 @@ impl fmt::Display for WaitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
             WaitKind::Context(error) => fmt::Display::fmt(&error, f),
-            WaitKind::WouldExceedDeadline { n } => {
-                write!(f, "rate: Wait(n={n}) would exceed context deadline")
-            }
-            WaitKind::ExceedsBurst { n, burst } => {
-                write!(f, "rate: Wait(n={n}) exceeds limiter's burst {burst}")
-            }
+            WaitKind::WouldExceedDeadline { n } => write!(
+                f,
+                "ctxkit::rate: wait_n(n={n}) would exceed the context's deadline"
+            ),
+            WaitKind::ExceedsBurst { n, burst } => write!(
+                f,
+                "ctxkit::rate: wait_n(n={n}) exceeds the limiter's burst {burst}"
+            ),
             WaitKind::Never { n } => write!(
                 f,
-                "rate: Wait(n={n}) can never be satisfied: the limiter's rate is zero"
+                "ctxkit::rate: wait_n(n={n}) can never be satisfied: the limiter's rate is zero"
             ),
         }
     }
