@@ -231,7 +231,7 @@ fn canceled_async_waits_give_every_token_back() {
         .unwrap();
     let mut waits = Vec::new();
     for queued in 1..=3 {
-        let (ctx, cancel) = Context::background().with_cancel();
+        let (ctx, cancel) = Context::background().with_cancel().into_parts();
         let lim2 = lim.clone();
         let task = rt.spawn(async move { lim2.wait(&ctx).await });
         // In arrival order: the next one starts after this one has reserved.
@@ -306,7 +306,7 @@ fn blocking_waits_canceled_from_another_thread_give_every_token_back() {
     assert!(lim.allow());
     let mut waiters = Vec::new();
     for queued in 1..=3 {
-        let (ctx, cancel) = Context::background().with_cancel();
+        let (ctx, cancel) = Context::background().with_cancel().into_parts();
         let lim2 = lim.clone();
         let thread = std::thread::spawn(move || lim2.blocking_wait(&ctx));
         wait_for(&lim, "reservation", |t| t < 0.5 - f64::from(queued));

@@ -76,8 +76,8 @@ use std::time::{Duration, Instant};
 
 use super::sleep;
 use super::{ConfigError, WaitError};
-use crate::time as clock;
-use crate::Context;
+use crate::context::Context;
+use crate::time;
 
 /// The largest value `zero` takes (invariant 1): about 146 years past the clock's base, which
 /// is about a century before the process started.
@@ -89,7 +89,7 @@ const NANOS_PER_SEC: f64 = 1e9;
 /// Encodes an instant on the crate clock (invariant 1 bounds it).
 #[inline]
 fn encode(instant: Instant) -> u64 {
-    clock::encode(instant).unwrap_or(MAX_T).min(MAX_T)
+    time::encode(instant).unwrap_or(MAX_T).min(MAX_T)
 }
 
 /// Spins, then yields, while a setter holds the sequence lock.
@@ -1079,13 +1079,13 @@ impl Limiter {
     ///
     /// let limiter = std::sync::Arc::new(Limiter::new(1.0, 1).unwrap());
     /// limiter.blocking_wait_n(&Context::background(), 1).unwrap();
-    /// let (ctx, cancel) = Context::background().with_cancel().into_parts();
+    /// let ctx = Context::background().with_cancel();
     /// let waiter = {
-    ///     let limiter = limiter.clone();
+    ///     let (limiter, ctx) = (limiter.clone(), ctx.clone());
     ///     std::thread::spawn(move || limiter.blocking_wait(&ctx))
     /// };
     /// std::thread::sleep(Duration::from_millis(10));
-    /// cancel.cancel();
+    /// ctx.cancel();
     /// assert!(waiter.join().unwrap().unwrap_err().is_canceled());
     /// ```
     ///
@@ -1201,7 +1201,7 @@ impl Reservation<'_> {
     /// assert!(limiter.reserve().unwrap().time_to_act() >= before);
     /// ```
     pub fn time_to_act(&self) -> Instant {
-        clock::decode(self.grant.at.max(1))
+        time::decode(self.grant.at.max(1))
     }
 
     /// How long from now until the tokens may be used (zero if they may be used now).
@@ -1231,7 +1231,7 @@ impl Reservation<'_> {
     /// assert_eq!(r.delay_from(t0 + Duration::from_secs(1)), Duration::ZERO);
     /// ```
     pub fn delay_from(&self, now: Instant) -> Duration {
-        clock::until(self.grant.at, encode(now))
+        time::until(self.grant.at, encode(now))
     }
 
     /// Gives the tokens back: the holder will not act. [`cancel_at`](Reservation::cancel_at)

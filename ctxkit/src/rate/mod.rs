@@ -54,7 +54,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
-use crate::Error;
+use crate::context::Error;
 
 pub use limiter::{Limiter, Reservation};
 pub use ticker::{MissedTickBehavior, Ticker};
@@ -238,8 +238,8 @@ impl WaitError {
     /// ```
     /// use ctxkit::{rate::Limiter, Context, Error};
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel().into_parts();
-    /// cancel.cancel();
+    /// let ctx = Context::background().with_cancel();
+    /// ctx.cancel();
     /// let err = Limiter::new(10.0, 1).unwrap().blocking_wait(&ctx).unwrap_err();
     /// assert_eq!(err.context_error(), Some(Error::Canceled));
     /// ```
@@ -258,8 +258,8 @@ impl WaitError {
     /// ```
     /// use ctxkit::{rate::Limiter, Context};
     ///
-    /// let (ctx, cancel) = Context::background().with_cancel().into_parts();
-    /// drop(cancel);
+    /// let ctx = Context::background().with_cancel();
+    /// ctx.cancel();
     /// assert!(Limiter::new(10.0, 1).unwrap().blocking_wait(&ctx).unwrap_err().is_canceled());
     /// ```
     pub fn is_canceled(&self) -> bool {

@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use crate::{Context, Error};
+use crate::context::{Context, Error};
 
 /// How long before the due instant a thread stops sleeping and starts spinning.
 const THREAD_MARGIN: Duration = Duration::from_micros(150);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::sleep;
 use super::ConfigError;
-use crate::Context;
+use crate::context::Context;
 
 /// What a [`Ticker`] does when a tick is taken late, after the next one was due too.
 ///
