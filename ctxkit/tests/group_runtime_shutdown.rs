@@ -16,8 +16,9 @@ use std::time::Duration;
 use ctxkit::group::TaskFailed;
 use ctxkit::{Context, Error, Group};
 
-/// How long each task sleeps (ignoring its context): only the shutdown ends it.
-const NAP: Duration = Duration::from_millis(100);
+/// How long each task sleeps (ignoring its context): only the shutdown ends it. Long, so that a
+/// stall of the test machine between the tasks' start and the shutdown cannot let one finish.
+const NAP: Duration = Duration::from_secs(60);
 
 /// Runs `f` on a thread and returns its result, or fails the test if it takes over 10 s (the
 /// tasks sleep 100 ms: only a hang takes that long).
@@ -214,6 +215,16 @@ fn a_group_without_a_context_reports_aborted_tasks() {
         }
         for _ in 0..3 {
             started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        }
+        // The first task has finished too (it may not even have been polled yet on a loaded
+        // machine): only the three sleepers are left to abort.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while g.active() != 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "setup: the first task never ended"
+            );
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
     drop(rt);
