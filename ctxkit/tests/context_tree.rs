@@ -1,20 +1,20 @@
-//! The cancel tree's behaviour (issue 2, §3–§5): propagation one way only, deadlines as the
-//! earlier of a child's and its parent's, contexts born done, the first cancel winning, cancel
-//! on drop, `disarm`, unlinking from the parent when a child is gone, bad input, and lazily
-//! expired deadlines that every reader sees alike.
+//! The cancel tree's behaviour: propagation one way only (with the cancel's reason, through
+//! every kind of child, to every waiter), deadlines as the earlier of a child's and its
+//! parent's, contexts born done (with their parent's cause), the first cancel winning, cancel on
+//! drop, `disarm`, unlinking from the parent when a child is gone, bad input, and lazily expired
+//! deadlines that every reader sees alike, also when a cancel comes after them.
+//!
+//! Cancels racing other work on other threads are in `context_cancel_races.rs`; a deadline
+//! racing a cancel, in `context_deadline_races.rs`.
 
+mod common;
+
+use std::task::Poll;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{channel_waker, poll_with, wait_done, HOUR};
 use ctxkit::{Context, Error};
-
-const PATIENCE: Duration = Duration::from_secs(10);
-const HOUR: Duration = Duration::from_secs(3600);
-
-fn wait_done(ctx: &Context, what: &str) -> Error {
-    ctx.wait_timeout(PATIENCE)
-        .unwrap_or_else(|| panic!("{what}: not done after {PATIENCE:?}: {ctx:?}"))
-}
 
 // ===== propagation =====
 
@@ -74,6 +74,105 @@ fn when_cancel_returns_every_descendant_reports_done() {
     drop(keep);
 }
 
+/// A chain of contexts, each the inline child of the one before, mixing nodes with and without
+/// deadlines (owned and inherited), pending deadline reasons, and threads waiting: one cancel
+/// of the root completes the whole chain with `Canceled` and wakes every waiter.
+#[test]
+fn cancel_of_a_chain_with_deadlines_and_waiters_completes_every_link() {
+    let (root, cancel) = Context::background().with_cancel().into_parts();
+    let mut chain = vec![root.clone()];
+    let mut handles = Vec::new();
+    for i in 0..200 {
+        let last = chain.last().unwrap();
+        let (next, handle) = match i % 5 {
+            0 => last.with_cancel(),
+            // Owns a deadline (the first) or inherits it (the later, longer ones).
+            1 => last.with_timeout(HOUR + Duration::from_secs(i)),
+            2 => last.with_timeout_cause(HOUR - Duration::from_secs(i), "own deadline"),
+            3 => last.with_cancel_cause(),
+            _ => last.with_deadline(Instant::now() + 2 * HOUR),
+        }
+        .into_parts();
+        assert_eq!(last.__child_count(), 1);
+        chain.push(next);
+        handles.push(handle);
+    }
+    let waiters: Vec<_> = chain
+        .iter()
+        .step_by(7)
+        .map(|ctx| {
+            let ctx = ctx.clone();
+            thread::spawn(move || ctx.wait())
+        })
+        .collect();
+    // Async waiters arm the timer on deadline owners: the completion must disarm them.
+    let mut futures: Vec<_> = chain
+        .iter()
+        .skip(3)
+        .step_by(11)
+        .map(|ctx| {
+            let (waker, woken) = channel_waker();
+            let mut done = ctx.done();
+            assert!(poll_with(&mut done, &waker).is_pending());
+            (done, waker, woken)
+        })
+        .collect();
+    cancel.cancel();
+    for (i, ctx) in chain.iter().enumerate() {
+        assert_eq!(ctx.err(), Some(Error::Canceled), "link {i}");
+        let cause = ctx.cause().unwrap();
+        assert!(cause.reason().is_none(), "link {i}: {cause}");
+        assert_eq!(ctx.__child_count(), 0, "link {i}");
+    }
+    for waiter in waiters {
+        assert_eq!(waiter.join().unwrap(), Error::Canceled);
+    }
+    for (done, waker, woken) in &mut futures {
+        assert!(woken.try_recv().is_ok(), "the cancel woke no task");
+        assert_eq!(poll_with(done, waker), Poll::Ready(Error::Canceled));
+    }
+    for ctx in &chain {
+        assert_eq!(ctx.__waiter_count(), 0);
+    }
+}
+
+/// A `with_cancel_cause` reason reaches every descendant, in the inline place and in shards,
+/// through nodes with and without deadlines; a descendant born after the cancel gets it too.
+#[test]
+fn a_cancel_reason_propagates_through_inline_and_shard_children() {
+    let (root, cancel) = Context::background().with_cancel_cause().into_parts();
+    let inline = root.with_cancel(); // the inline place
+    let shard = root.with_timeout_cause(HOUR, "shard deadline"); // a shard
+    let inline_of_inline = inline.with_timeout(HOUR);
+    let inline_of_shard = shard.with_cancel();
+    let shard_of_shard = shard.with_timeout_cause(HOUR / 2, "own deadline");
+    let deep = shard_of_shard.with_cancel_cause();
+    let all = [
+        &root,
+        &inline,
+        &shard,
+        &inline_of_inline,
+        &inline_of_shard,
+        &shard_of_shard,
+        &deep,
+    ];
+    assert_eq!(root.__child_count(), 2);
+    assert_eq!(shard.__child_count(), 2);
+    cancel.cancel_with("shutting down");
+    for (i, ctx) in all.iter().enumerate() {
+        assert_eq!(ctx.err(), Some(Error::Canceled), "node {i}");
+        assert_eq!(
+            ctx.cause().unwrap().to_string(),
+            "shutting down",
+            "node {i}"
+        );
+        assert_eq!(ctx.__child_count(), 0, "node {i}");
+    }
+    let late = deep.with_timeout_cause(HOUR, "late");
+    assert_eq!(late.err(), Some(Error::Canceled));
+    assert_eq!(late.cause().unwrap().to_string(), "shutting down");
+}
+
 #[test]
 fn a_child_of_a_done_parent_is_born_done_with_its_error_and_cause() {
     let (parent, cancel) = Context::background().with_cancel_cause().into_parts();
@@ -86,6 +185,29 @@ fn a_child_of_a_done_parent_is_born_done_with_its_error_and_cause() {
     let expired = Context::background().with_timeout(Duration::ZERO);
     let child = expired.with_cancel();
     assert_eq!(child.err(), Some(Error::DeadlineExceeded));
+}
+
+/// A child born done under an already-canceled parent takes the parent's cause, not the reason
+/// of its own deadline (Go: `Cause(child) == Cause(parent)`).
+#[test]
+fn a_child_born_done_takes_its_parents_cause_not_its_deadline_reason() {
+    let (parent, cancel) = Context::background().with_cancel().into_parts();
+    cancel.cancel();
+    let ctx = parent.with_timeout_cause(Duration::from_secs(60), "too slow");
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+    let cause = ctx.cause().unwrap();
+    assert_eq!(cause.error(), Error::Canceled);
+    assert_eq!(cause.to_string(), "context canceled", "cause = {cause:?}");
+}
+
+/// The same through `with_deadline_cause`, under a parent canceled by dropping its handle: the
+/// child has no reason, as its parent has none.
+#[test]
+fn a_child_born_done_under_a_reasonless_cancel_has_no_reason() {
+    let (parent, cancel) = Context::background().with_cancel().into_parts();
+    drop(cancel);
+    let ctx = parent.with_deadline_cause(Instant::now() + Duration::from_secs(5), "quota");
+    assert!(ctx.cause().unwrap().reason().is_none(), "{:?}", ctx.cause());
 }
 
 // ===== deadlines =====
@@ -216,35 +338,6 @@ fn the_first_cancel_wins_error_and_cause() {
     assert_eq!(cause.to_string(), "too slow");
 }
 
-#[test]
-fn concurrent_cancels_agree_on_one_winner() {
-    for round in 0..50 {
-        let (ctx, cancel) = Context::background().with_cancel_cause().into_parts();
-        let cancel = std::sync::Arc::new(cancel);
-        let threads: Vec<_> = (0..4)
-            .map(|i| {
-                let cancel = cancel.clone();
-                thread::spawn(move || cancel.cancel_with(format!("canceler {i}")))
-            })
-            .collect();
-        let seen = ctx.cause().map(|c| c.to_string());
-        for t in threads {
-            t.join().unwrap();
-        }
-        let last = ctx.cause().unwrap().to_string();
-        assert!(last.starts_with("canceler "), "round {round}: {last}");
-        if let Some(seen) = seen {
-            assert_eq!(
-                seen, last,
-                "round {round}: the cause changed after it was set"
-            );
-        }
-        for _ in 0..3 {
-            assert_eq!(ctx.cause().unwrap().to_string(), last);
-        }
-    }
-}
-
 // ===== the cancel handle =====
 
 #[test]
@@ -344,6 +437,38 @@ fn a_child_nobody_holds_leaves_its_parent() {
     let _clone = child.clone();
     assert_eq!(parent.__child_count(), 1);
     cancel.cancel();
+    assert_eq!(parent.__child_count(), 0);
+}
+
+/// Children that leave (canceled or dropped) leave no trace, in the parent's inline place or in
+/// its shards: the inline place is reused once its child leaves; once shards are in use they
+/// take every later child; a parent's cancel completes children in both places.
+#[test]
+fn children_come_and_go_and_a_cancel_reaches_every_one_left() {
+    let (parent, cancel) = Context::background().with_cancel().into_parts();
+    for _ in 0..3 {
+        let (child, handle) = parent.with_cancel().into_parts();
+        assert_eq!(parent.__child_count(), 1);
+        handle.cancel();
+        assert!(child.is_done());
+        assert_eq!(parent.__child_count(), 0);
+        let (dropped, handle) = parent.with_cancel().into_parts();
+        handle.disarm();
+        assert_eq!(parent.__child_count(), 1);
+        drop(dropped);
+        assert_eq!(parent.__child_count(), 0);
+    }
+    let (first, first_handle) = parent.with_cancel().into_parts();
+    let second = parent.with_cancel();
+    drop(first_handle); // the inline place is free again; later children still go to shards
+    assert!(first.is_done());
+    let third = parent.with_timeout(HOUR);
+    let fourth = parent.with_cancel();
+    assert_eq!(parent.__child_count(), 3);
+    cancel.cancel();
+    for ctx in [&second, &third, &fourth] {
+        assert_eq!(ctx.err(), Some(Error::Canceled));
+    }
     assert_eq!(parent.__child_count(), 0);
 }
 
@@ -470,4 +595,32 @@ fn a_cancel_after_an_unobserved_deadline_records_the_deadline() {
     ctx.cancel();
     assert_eq!(ctx.__err_at(after_deadline), Some(Error::Canceled));
     assert_eq!(ctx.err(), Some(Error::Canceled));
+}
+
+/// A child that owns a deadline which has passed unseen, under a parent canceled without a
+/// reason: the walk completes it with `DeadlineExceeded` and the reason of its own deadline
+/// (its deadline came first), and its inheriting child adopts the same.
+#[test]
+fn a_walk_completes_an_expired_unseen_owner_with_its_deadline() {
+    let (parent, cancel) = Context::background().with_cancel().into_parts();
+    let plain = parent.with_timeout(Duration::from_millis(1));
+    let caused = parent.with_timeout_cause(Duration::from_millis(1), "too slow");
+    let below_plain = plain.with_cancel();
+    let below_caused = caused.with_cancel();
+    // Let both deadlines pass without reading any of these contexts: the probe's deadline is
+    // no earlier than theirs.
+    let probe = Context::background().with_timeout(Duration::from_millis(1));
+    while probe.err().is_none() {
+        thread::sleep(Duration::from_millis(1));
+    }
+    cancel.cancel();
+    assert_eq!(parent.err(), Some(Error::Canceled));
+    for ctx in [&plain, &below_plain] {
+        assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+        assert!(ctx.cause().unwrap().reason().is_none());
+    }
+    for ctx in [&caused, &below_caused] {
+        assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+        assert_eq!(ctx.cause().unwrap().to_string(), "too slow");
+    }
 }
