@@ -2,14 +2,15 @@
 //! context is done (at once if it already is), never on the canceling thread; `stop()` reports
 //! whether it prevented the run and does not wait for a started function.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
+use common::PATIENCE;
 use ctxkit::Context;
-
-const PATIENCE: Duration = Duration::from_secs(10);
 
 /// Registers an after-function that reports (thread name, thread id) on a channel.
 fn reporting(

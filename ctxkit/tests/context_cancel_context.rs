@@ -2,13 +2,13 @@
 //! (`ctx, cancel := context.WithTimeout(...)`) must not give a context that is already canceled;
 //! the compile-time half of that is the `compile_fail` example on `CancelContext`.
 
+mod common;
+
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
 
+use common::HOUR;
 use ctxkit::{Context, Error};
-
-const HOUR: Duration = Duration::from_secs(3600);
 
 fn takes_a_context(ctx: &Context) -> Option<Error> {
     ctx.err()

@@ -11,10 +11,13 @@
 //! One test, in its own process, because of the process-wide node count. The seed is printed;
 //! set `CTXKIT_STRESS_SEED` to replay a run's choices (thread timing still varies).
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{clock_seed, XorShift};
 use ctxkit::context::__live_nodes;
 use ctxkit::{CancelHandle, Context, Error};
 
@@ -27,21 +30,6 @@ const MAX_WAITERS: usize = 24;
 const WAIT_LIMIT: Duration = Duration::from_secs(9);
 /// How soon after the final cancel every waiter must be back.
 const WAKE_BOUND: Duration = Duration::from_secs(5);
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 struct Entry {
     id: u64,
@@ -78,7 +66,7 @@ fn worker(
     shared: Arc<Mutex<Shared>>,
     stop_at: Instant,
 ) -> Vec<thread::JoinHandle<WaitResult>> {
-    let mut rng = XorShift(seed | 1);
+    let mut rng = XorShift::new(seed);
     let mut waiters = Vec::new();
     while Instant::now() < stop_at {
         let roll = rng.below(100);
@@ -192,11 +180,7 @@ fn random_create_cancel_wait_drop() {
     let seed: u64 = std::env::var("CTXKIT_STRESS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0x2545_F491_4F6C_DD1D, |d| d.as_nanos() as u64)
-        });
+        .unwrap_or_else(clock_seed);
     println!("context_stress seed: {seed} (replay with CTXKIT_STRESS_SEED={seed})");
     let start_nodes = __live_nodes();
 

@@ -1,11 +1,11 @@
 //! Request-scoped values (issue 2, §3 and §5): keyed by type, the innermost shadowing, carried
 //! through every kind of derived context, and kept by `without_cancel`, which is never done.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
+mod common;
+
 use std::time::Duration;
 
+use common::poll_once;
 use ctxkit::{Context, Error};
 
 #[derive(Debug, PartialEq)]
@@ -72,11 +72,6 @@ fn a_long_chain_finds_every_value() {
     assert_eq!(ctx.value::<Depth>().map(|d| d.0), Some(299));
     assert_eq!(ctx.value::<User>(), Some(&User("root")));
     assert!(ctx.value::<TraceId>().is_none());
-}
-
-fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
-    let waker = futures::task::noop_waker();
-    Pin::new(f).poll(&mut TaskContext::from_waker(&waker))
 }
 
 #[test]

@@ -2,39 +2,16 @@
 //! tokio, waiter bookkeeping, `run`, async `sleep`, `blocking_sleep`, `wait`, `wait_timeout`,
 //! and deadlines that wake async waiters with no runtime timer at all.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{mpsc, Arc};
-use std::task::{Context as TaskContext, Poll, Wake, Waker};
+mod common;
+
+use std::sync::Arc;
+use std::task::Poll;
 use std::thread;
 use std::time::Duration;
 
+use common::{channel_waker, poll_with, HOUR, PATIENCE};
 use ctxkit::{Context, Error};
 use futures::executor::block_on;
-
-const PATIENCE: Duration = Duration::from_secs(10);
-const HOUR: Duration = Duration::from_secs(3600);
-
-fn poll_with<F: Future + Unpin>(f: &mut F, waker: &Waker) -> Poll<F::Output> {
-    Pin::new(f).poll(&mut TaskContext::from_waker(waker))
-}
-
-/// A waker that reports each wake on a channel: proof of who woke a task, with no runtime.
-struct ChannelWaker(std::sync::Mutex<mpsc::Sender<()>>);
-
-impl Wake for ChannelWaker {
-    fn wake(self: Arc<Self>) {
-        let _ = self.0.lock().unwrap().send(());
-    }
-}
-
-fn channel_waker() -> (Waker, mpsc::Receiver<()>) {
-    let (tx, rx) = mpsc::channel();
-    (
-        Waker::from(Arc::new(ChannelWaker(std::sync::Mutex::new(tx)))),
-        rx,
-    )
-}
 
 /// Cancels `cancel` from another thread after a short pause.
 fn cancel_soon(cancel: ctxkit::CancelHandle) -> thread::JoinHandle<()> {

@@ -17,26 +17,23 @@
 //! implementations and `WithValue` key checks have no counterpart in ctxkit's API and are left
 //! out.
 
+mod common;
+
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+// `PATIENCE` plays the part of Go's `veryLongDuration` as an upper bound on any wait that must
+// succeed; `wait_done` is Go's `<-c.Done()` under that bound.
+use common::{clock_seed, wait_done, XorShift, PATIENCE};
 use ctxkit::{CancelHandle, Context, Error};
 
-/// Go's `veryLongDuration`: an upper bound on any wait that must succeed.
-const PATIENCE: Duration = Duration::from_secs(10);
 /// Go's `shortDuration`.
 const SHORT: Duration = Duration::from_millis(1);
 /// Go's `veryLongDuration` used as a timeout that must never fire during a test.
 const VERY_LONG: Duration = Duration::from_secs(1000 * 3600);
-
-/// Waits (bounded) for `ctx` to be done; on a hang, panics with the context's state.
-fn wait_done(ctx: &Context, what: &str) -> Error {
-    ctx.wait_timeout(PATIENCE)
-        .unwrap_or_else(|| panic!("{what}: context not done after {PATIENCE:?}: {ctx:?}"))
-}
 
 /// A named error, as Go's `fmt.Errorf("parentCause")` values.
 #[derive(Debug, PartialEq, Eq)]
@@ -368,26 +365,6 @@ fn interlocked_cancels() {
 
 // ===== layers =====
 
-/// A seeded xorshift generator (Go's test uses math/rand with a printed seed).
-struct XorShift(u64);
-
-impl XorShift {
-    fn from_clock() -> (u64, XorShift) {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64)
-            | 1;
-        (seed, XorShift(seed))
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// One of eight value types; which one a layer uses is chosen at random.
 #[derive(Debug, PartialEq)]
 struct Layer<const N: usize>(usize);
@@ -419,7 +396,9 @@ fn get_value(ctx: &Context, kind: usize) -> Option<usize> {
 }
 
 fn test_layers(test_timeout: bool) {
-    let (seed, mut rng) = XorShift::from_clock();
+    // Go's test uses math/rand with a printed seed; this one a seeded xorshift.
+    let seed = clock_seed();
+    let mut rng = XorShift::new(seed);
     println!("test_layers(timeout={test_timeout}): seed={seed}");
     const MIN_LAYERS: usize = 30;
     let mut innermost: [Option<usize>; 8] = [None; 8];
@@ -434,7 +413,7 @@ fn test_layers(test_timeout: bool) {
     {
         match rng.below(3) {
             0 => {
-                let kind = rng.below(8) as usize;
+                let kind = rng.below(8);
                 ctx = add_value(&ctx, kind, i);
                 innermost[kind] = Some(i);
             }
@@ -476,7 +455,7 @@ fn test_layers(test_timeout: bool) {
         );
         check_values("after timeout");
     } else {
-        let index = rng.below(cancels.len() as u64) as usize;
+        let index = rng.below(cancels.len());
         cancels[index].cancel();
         assert!(
             ctx.is_done(),

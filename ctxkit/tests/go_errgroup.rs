@@ -12,11 +12,13 @@
 
 #![cfg(feature = "tokio")]
 
+mod common;
+
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::Duration;
 
+use common::bounded;
 use ctxkit::{group, Context, Error, Group};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -40,13 +42,6 @@ impl From<Error> for TestError {
     fn from(e: Error) -> Self {
         TestError::Ctx(e)
     }
-}
-
-/// Every wait in these tests is bounded: a hang fails the test instead of the CI job.
-async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .expect("timed out after 20 s")
 }
 
 // ===== TestZeroGroup =====

@@ -6,17 +6,14 @@
 
 #![cfg(feature = "tokio")]
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::bounded;
 use ctxkit::{Error, Group};
-
-async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(10), f)
-        .await
-        .expect("timed out after 10 s: tasks were not all running at once")
-}
 
 /// Spawns `n` tasks that each wait until all `n` have started.
 fn spawn_rendezvous(g: &mut Group<usize, Error>, n: usize) {

@@ -4,11 +4,14 @@
 
 #![cfg(feature = "tokio")]
 
+mod common;
+
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::bounded;
 use ctxkit::{group, Context, Error, Group};
 
 #[derive(Debug, PartialEq)]
@@ -30,12 +33,6 @@ impl From<Error> for FetchError {
     fn from(e: Error) -> Self {
         FetchError::Ctx(e)
     }
-}
-
-async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .expect("timed out after 20 s")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,10 +3,13 @@
 
 #![cfg(feature = "tokio")]
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::bounded;
 use ctxkit::{Context, Error, Group};
 
 /// Signals on a channel when dropped: shows that a task's future was dropped.
@@ -18,12 +21,6 @@ impl Drop for DropSignal {
             let _ = tx.send(());
         }
     }
-}
-
-async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .expect("timed out after 20 s")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

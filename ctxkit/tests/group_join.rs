@@ -6,6 +6,8 @@
 //!
 //! The async joins run under `futures::executor::block_on`: no tokio runtime anywhere here.
 
+mod common;
+
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -14,6 +16,7 @@ use std::sync::Mutex;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
+use common::panic_message as message;
 use ctxkit::group::{self, TaskFailed};
 use ctxkit::{Context, Error};
 use futures::executor::block_on;
@@ -61,14 +64,6 @@ impl Drop for DropFlag<'_> {
     fn drop(&mut self) {
         *self.0.lock().unwrap() = true;
     }
-}
-
-fn message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
 }
 
 /// The `TaskFailed` a context was canceled with.

@@ -3,28 +3,16 @@
 
 #![cfg(feature = "tokio")]
 
+mod common;
+
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use common::{bounded, panic_message as message};
 use ctxkit::group::{self, TaskFailed};
 use ctxkit::{Context, Error, Group};
 use futures::FutureExt;
-
-fn message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
-}
-
-async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .expect("timed out after 20 s")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_task_cancels_siblings_and_wait_resumes_it() {

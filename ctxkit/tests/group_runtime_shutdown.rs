@@ -10,31 +10,18 @@
 
 #![cfg(feature = "tokio")]
 
+mod common;
+
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::{wait_until, watchdog};
 use ctxkit::group::TaskFailed;
 use ctxkit::{Context, Error, Group};
 
 /// How long each task sleeps (ignoring its context): only the shutdown ends it. Long, so that a
 /// stall of the test machine between the tasks' start and the shutdown cannot let one finish.
 const NAP: Duration = Duration::from_secs(60);
-
-/// Runs `f` on a thread and returns its result, or fails the test if it takes over 10 s (the
-/// tasks sleep 100 ms: only a hang takes that long).
-fn watchdog<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(value) => value,
-        Err(_) => panic!(
-            "{what}: no result after 10 s, for tasks that sleep {NAP:?}: wait hangs on tasks its \
-             dead runtime dropped"
-        ),
-    }
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -218,14 +205,7 @@ fn a_group_without_a_context_reports_aborted_tasks() {
         }
         // The first task has finished too (it may not even have been polled yet on a loaded
         // machine): only the three sleepers are left to abort.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while g.active() != 3 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "setup: the first task never ended"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_until("setup: the first task's end", || g.active(), |&n| n == 3);
     }
     drop(rt);
     let result = watchdog("Group::new", move || {
