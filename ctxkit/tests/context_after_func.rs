@@ -1,4 +1,4 @@
-//! `after_func` (issue 2, §3): runs once, on its own `ctxkit-after-func` thread, after the
+//! `after_func`: runs once, on its own `ctxkit-after-func` thread, after the
 //! context is done (at once if it already is), never on the canceling thread; `stop()` reports
 //! whether it prevented the run and does not wait for a started function.
 

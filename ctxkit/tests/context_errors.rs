@@ -1,4 +1,4 @@
-//! `Error` and `Cause` (issue 2, §3): Go's exact texts, the two kinds easy to tell apart, the
+//! `Error` and `Cause`: Go's exact texts, the two kinds easy to tell apart, the
 //! traits `Error` promises, and `cause()` being the reason given, else the error itself.
 
 use std::error::Error as StdError;

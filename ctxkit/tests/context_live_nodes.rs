@@ -1,4 +1,4 @@
-//! "No memory is pinned" (issue 2, §4): after building, canceling and dropping contexts in
+//! No memory is pinned: after building, canceling and dropping contexts in
 //! every way the API allows, the number of live cancel-tree nodes returns to where it started.
 //! One test, in its own process: the count is process-wide (`__live_nodes()`, debug builds).
 

@@ -1,4 +1,4 @@
-//! A randomized stress test of the cancel tree (issue 2, "How it is checked"): four threads
+//! A randomized stress test of the cancel tree: four threads
 //! spend about two seconds creating, cloning, canceling, waiting on (blocking `wait_timeout` and
 //! async `done()` on `futures`' executor) and dropping contexts at random. Checked:
 //!

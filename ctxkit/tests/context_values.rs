@@ -1,4 +1,4 @@
-//! Request-scoped values (issue 2, §3 and §5): keyed by type, the innermost shadowing, carried
+//! Request-scoped values: keyed by type, the innermost shadowing, carried
 //! through every kind of derived context, and kept by `without_cancel`, which is never done.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Waiting on a context (issue 2, §2 and §4): the `done()` future on `futures`' executor and on
+//! Waiting on a context: the `done()` future on `futures`' executor and on
 //! tokio, waiter bookkeeping, `run`, async `sleep`, `blocking_sleep`, `wait`, `wait_timeout`,
 //! and deadlines that wake async waiters with no runtime timer at all.
 

@@ -1,4 +1,4 @@
-//! The context examples' output, checked (issue 2, §6). Each example is compiled in as a
+//! The context examples' output, checked. Each example is compiled in as a
 //! module and run against a buffer; where an example's output depends on timing, the test runs
 //! it with margins of a second or more instead of the chapter's tight ones.
 

@@ -1,6 +1,7 @@
 //! A failed group cancels work still running (tasks observe the context and stop), never
-//! starts queued work once its context is done (go#61611), and never blocks a spawner on a
-//! limit after cancellation (conc#88).
+//! starts queued work once its context is done, and never blocks a spawner on a limit after
+//! cancellation (two pitfalls reported against Go's errgroup and sourcegraph/conc; the tests
+//! name the reports).
 
 #![cfg(feature = "tokio")]
 

@@ -4,9 +4,9 @@
 //! which nothing can run any more, count as aborted too; idle workers of the dead runtime must
 //! not be handed new tasks.
 //!
-//! Before the fix each of these hung: `wait` never returned (the watchdog fired after 10 s).
-//! Every wait runs on a thread of its own, bounded by a watchdog, so a regression fails the test
-//! instead of hanging the suite.
+//! The failure to guard against is a hang: `wait` never returning. So every wait runs on a
+//! thread of its own under a watchdog (`common::watchdog`), and a hang fails the test instead of
+//! hanging the suite.
 
 #![cfg(feature = "tokio")]
 

@@ -1,4 +1,4 @@
-//! Canceled reservations and waits give their tokens back (issue 8): in any order, from a
+//! Canceled reservations and waits give their tokens back: in any order, from a
 //! context canceled on another thread, and from a wait future dropped mid-sleep.
 //!
 //! The `_at` tests drive made-up instants and compare with a twin limiter that never made the
