@@ -77,7 +77,9 @@ async fn a_limit_set_after_an_unlimited_round_holds() {
 
 /// A task may leave a waker behind (here: it polls a channel once and ends); when that waker
 /// fires later, the group's idle worker task is polled spuriously. It must stay idle and keep
-/// taking tasks.
+/// taking tasks. Every round leaves stale wakers on eight workers (the tasks meet at a barrier
+/// first, so each runs on a worker of its own) and fires them while those workers idle, so
+/// workers reused from earlier rounds get spurious polls too, not only fresh ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_wakers_left_by_tasks_are_harmless() {
     use std::future::{poll_fn, Future};
@@ -85,29 +87,36 @@ async fn stale_wakers_left_by_tasks_are_harmless() {
     use std::task::Poll;
 
     let mut g = Group::<usize, Error>::new();
-    let mut senders = Vec::new();
-    let receivers = Arc::new(std::sync::Mutex::new(Vec::new()));
-    for i in 0..8 {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        senders.push(tx);
-        receivers.lock().unwrap().push(rx);
-        let receivers = receivers.clone();
-        g.spawn(move |_ctx| async move {
-            // Register this task's waker with the channel, then end without waiting.
-            poll_fn(|cx| {
-                let mut receivers = receivers.lock().unwrap();
-                let _ = Pin::new(&mut receivers[i]).poll(cx);
-                Poll::Ready(())
-            })
-            .await;
-            Ok(i)
-        });
-    }
-    assert_eq!(bounded(g.wait()).await.unwrap(), (0..8).collect::<Vec<_>>());
     for round in 0..3 {
-        // Fire the stale wakers while the workers are idle, then use the group again.
-        for tx in senders.drain(..) {
-            let _ = tx.send(());
+        // Tasks that register their worker's waker with a channel, then end without waiting.
+        let mut senders = Vec::new();
+        let receivers = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let all_running = Arc::new(tokio::sync::Barrier::new(8));
+        for i in 0..8 {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            senders.push(tx);
+            receivers.lock().unwrap().push(rx);
+            let (receivers, all_running) = (receivers.clone(), all_running.clone());
+            g.spawn(move |_ctx| async move {
+                all_running.wait().await;
+                poll_fn(|cx| {
+                    let mut receivers = receivers.lock().unwrap();
+                    let _ = Pin::new(&mut receivers[i]).poll(cx);
+                    Poll::Ready(())
+                })
+                .await;
+                Ok(i)
+            });
+        }
+        assert_eq!(
+            bounded(g.wait()).await.unwrap(),
+            (0..8).collect::<Vec<_>>(),
+            "round {round}"
+        );
+        // Fire the stale wakers while the workers are idle (each receiver is still there to be
+        // woken), then use the group again.
+        for tx in senders {
+            assert!(tx.send(()).is_ok(), "round {round}: a receiver is gone");
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
         // As many tasks as there may be idle workers: each must be taken by a live one.
@@ -117,6 +126,7 @@ async fn stale_wakers_left_by_tasks_are_harmless() {
             g.spawn(move |_ctx| async move { Ok(i) });
         }
         assert_eq!(bounded(g.wait()).await.unwrap().len(), 100, "round {round}");
+        drop(receivers);
     }
 }
 
