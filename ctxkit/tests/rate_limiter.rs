@@ -3,12 +3,15 @@
 //! Timing bounds are generous (a loaded 2-core runner): tests assert what happened and in
 //! which order, and that "at once" is far shorter than the alternative, never a tight figure.
 
+mod common;
+
 use std::error::Error as _;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use common::{wait_until, watchdog, HOUR};
 use ctxkit::rate::{ConfigError, Limiter, WaitError};
 use ctxkit::{Context, Error};
 
@@ -22,52 +25,48 @@ fn types_are_send_and_sync() {
     assert_send_sync::<ctxkit::rate::Reservation<'static>>();
 }
 
+/// One token an hour: a wait on an empty bucket cannot end by itself while a test runs.
+fn slow_limiter() -> Arc<Limiter> {
+    let lim = Arc::new(Limiter::new(1.0 / HOUR.as_secs_f64(), 1).unwrap());
+    assert!(lim.allow());
+    lim
+}
+
+/// Waits until the waiter on `lim` has taken its reservation (the bucket went into debt): from
+/// then on it is waiting, and a cancel lands mid-wait, not before the wait began.
+fn until_reserved(lim: &Limiter) {
+    wait_until("the waiter's reservation", || lim.tokens(), |&t| t < -0.5);
+}
+
 #[test]
 fn blocking_wait_canceled_midway_returns_promptly_and_gives_the_token_back() {
-    let lim = Arc::new(Limiter::new(0.5, 1).unwrap()); // next token in 2 s
-    assert!(lim.allow());
+    let lim = slow_limiter();
     let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let waiter = {
         let lim = lim.clone();
-        std::thread::spawn(move || {
-            let result = lim.blocking_wait(&ctx);
-            (result, Instant::now())
-        })
+        std::thread::spawn(move || lim.blocking_wait(&ctx))
     };
-    std::thread::sleep(Duration::from_millis(50));
-    let canceled = Instant::now();
+    until_reserved(&lim);
     cancel.cancel();
-    let (result, returned) = waiter.join().unwrap();
-    assert_eq!(result.unwrap_err(), Error::Canceled);
-    assert!(
-        returned - canceled < Duration::from_millis(1500),
-        "not prompt"
-    );
+    // Prompt: within the watchdog's bound, where a wait that missed the cancel takes an hour.
+    let result = watchdog("a blocking wait canceled mid-wait", move || waiter.join());
+    assert_eq!(result.unwrap().unwrap_err(), Error::Canceled);
     // The reservation was the last one: its token is back (no debt left).
     assert!(lim.tokens() > -0.01, "tokens {}", lim.tokens());
 }
 
 #[test]
 fn async_wait_canceled_midway_returns_promptly_and_gives_the_token_back() {
-    let lim = Arc::new(Limiter::new(0.5, 1).unwrap());
-    assert!(lim.allow());
+    let lim = slow_limiter();
     let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let waiter = {
         let lim = lim.clone();
-        std::thread::spawn(move || {
-            let result = futures::executor::block_on(lim.wait(&ctx));
-            (result, Instant::now())
-        })
+        std::thread::spawn(move || futures::executor::block_on(lim.wait(&ctx)))
     };
-    std::thread::sleep(Duration::from_millis(50));
-    let canceled = Instant::now();
+    until_reserved(&lim);
     drop(cancel);
-    let (result, returned) = waiter.join().unwrap();
-    assert!(result.unwrap_err().is_canceled());
-    assert!(
-        returned - canceled < Duration::from_millis(1500),
-        "not prompt"
-    );
+    let result = watchdog("an async wait canceled mid-wait", move || waiter.join());
+    assert!(result.unwrap().unwrap_err().is_canceled());
     assert!(lim.tokens() > -0.01, "tokens {}", lim.tokens());
 }
 
