@@ -1,12 +1,22 @@
-//! Trait hygiene (STYLE #14): the public context types are `Send + Sync` (and `Unpin` where a
-//! value is polled or held across awaits), `Context` is `'static`, and the futures the context
-//! API returns can move to another thread.
+//! Trait hygiene, checked at compile time: every public type can move to and be shared with
+//! other threads (`Send + Sync`) and is `Unpin` where it is a plain value (so it can be held
+//! across awaits and polled without pinning); `Context` and the context's futures are
+//! `'static`; and the futures the API returns (`done`, `run`, `sleep`, a group's `wait`, a
+//! limiter's `wait`, a ticker's `tick`) are `Send`, so they can run on a multi-thread runtime.
+//!
+//! `group::Scope` is the exception on purpose: it is `Send` but not `Sync`, since only the
+//! closure that `group::scope` runs, on the caller's thread, spawns through it; its tasks get a
+//! `Context`, which is `Sync`.
 
 use std::time::Duration;
 
+use ctxkit::context::{Run, Sleep};
+use ctxkit::group::{Scope, TaskFailed};
+use ctxkit::rate::{ConfigError, Limiter, MissedTickBehavior, Reservation, Ticker, WaitError};
 use ctxkit::{AfterFunc, CancelContext, CancelHandle, Cause, Context, Done, Error};
 
 fn send_sync<T: Send + Sync>() {}
+fn send<T: Send>() {}
 fn unpin<T: Unpin>() {}
 fn static_<T: 'static>() {}
 fn clone_<T: Clone>() {}
@@ -39,6 +49,51 @@ fn public_types_are_send_sync_unpin() {
 }
 
 #[test]
+fn the_context_futures_are_send_sync_unpin() {
+    // `Run` is as `Send`, `Sync` and `Unpin` as the work it wraps.
+    type Work = std::future::Ready<u8>;
+    send_sync::<Run<Work>>();
+    unpin::<Run<Work>>();
+    static_::<Run<Work>>();
+    send_sync::<Sleep>();
+    unpin::<Sleep>();
+    static_::<Sleep>();
+}
+
+#[test]
+fn group_types_are_send_sync_unpin() {
+    #[cfg(feature = "tokio")]
+    {
+        send_sync::<ctxkit::Group<u32, Error>>();
+        unpin::<ctxkit::Group<u32, Error>>();
+    }
+    send_sync::<TaskFailed>();
+    unpin::<TaskFailed>();
+    static_::<TaskFailed>();
+    clone_::<TaskFailed>();
+    // Not `Sync`: see the module docs.
+    send::<Scope<'static, 'static, u32, Error>>();
+}
+
+#[test]
+fn rate_types_are_send_sync_unpin() {
+    send_sync::<Limiter>();
+    unpin::<Limiter>();
+    send_sync::<Reservation<'static>>();
+    unpin::<Reservation<'static>>();
+    send_sync::<Ticker>();
+    unpin::<Ticker>();
+    send_sync::<MissedTickBehavior>();
+    unpin::<MissedTickBehavior>();
+    send_sync::<WaitError>();
+    unpin::<WaitError>();
+    static_::<WaitError>();
+    send_sync::<ConfigError>();
+    unpin::<ConfigError>();
+    static_::<ConfigError>();
+}
+
+#[test]
 fn the_api_futures_are_send() {
     let ctx = Context::background().with_cancel();
     let sleep = ctx.sleep(Duration::from_millis(1));
@@ -48,6 +103,31 @@ fn the_api_futures_are_send() {
     let done = ctx.done();
     send_value(&done);
     drop((sleep, run, done));
+
+    // Made, never polled: no runtime needed.
+    #[cfg(feature = "tokio")]
+    {
+        let mut g = ctxkit::Group::<u32, Error>::new();
+        let wait = g.wait();
+        send_value(&wait);
+        drop(wait);
+        let wait_all = g.wait_all();
+        send_value(&wait_all);
+        drop(wait_all);
+    }
+
+    let lim = Limiter::new(1.0, 1).unwrap();
+    let wait = lim.wait(&ctx);
+    send_value(&wait);
+    drop(wait);
+    let wait_n = lim.wait_n(&ctx, 1);
+    send_value(&wait_n);
+    drop(wait_n);
+
+    let mut ticker = Ticker::new(Duration::from_secs(1)).unwrap();
+    let tick = ticker.tick();
+    send_value(&tick);
+    drop(tick);
 }
 
 #[test]
