@@ -5,8 +5,9 @@
 //!
 //! What it shows:
 //!
-//! * `with_timeout` returns the context and a `CancelHandle`. Go's "always `defer cancel()`" is
-//!   the handle going out of scope at the end of `run_with`: nothing to remember.
+//! * `with_timeout` returns one value, the context that owns its cancellation. Go's "always
+//!   `defer cancel()`" is that value going out of scope at the end of `run_with`: nothing to
+//!   remember, and no `cancel` to lose.
 //! * `ctx.run(work)` is Go's `select { case <-done: case <-ctx.Done(): }`. When the context wins,
 //!   the slow call is *dropped*, so unlike the Go version no goroutine is left sleeping behind.
 //! * The slow call itself waits with `Context::sleep`, which needs no async runtime: the whole

@@ -149,6 +149,7 @@
 
 pub mod context;
 pub mod group;
+pub mod procs;
 pub mod rate;
 mod spawn;
 mod sync;

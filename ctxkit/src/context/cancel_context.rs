@@ -11,10 +11,11 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::ops::Deref;
 
+use crate::context::error::Error;
 use crate::context::error::Reason;
 use crate::context::handle::CancelHandle;
 use crate::context::tree::{self, Completion};
-use crate::context::{Context, Error};
+use crate::context::Context;
 use crate::sync::Arc;
 
 /// A child context that owns its cancellation: returned by [`Context::with_cancel`],

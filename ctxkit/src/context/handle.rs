@@ -5,15 +5,14 @@ use std::fmt;
 
 use crate::context::error::{Error, Reason};
 use crate::context::tree::{self, Completion, Node};
-#[cfg(doc)]
-use crate::context::CancelContext;
 use crate::sync::Arc;
 
 /// Cancels the context it came with: explicitly with [`cancel`](CancelHandle::cancel) or
 /// [`cancel_with`](CancelHandle::cancel_with), or implicitly when it is dropped.
 ///
-/// Made by [`CancelContext::into_parts`], for handing the power to cancel to another thread or
-/// task. Most code never needs one: a [`CancelContext`] cancels by itself.
+/// Made by [`CancelContext::into_parts`](crate::CancelContext::into_parts), for handing the power
+/// to cancel to another thread or task. Most code never needs one: a
+/// [`CancelContext`](crate::CancelContext) cancels by itself.
 ///
 /// Canceling a context cancels its whole subtree; when the call returns, every descendant
 /// already reports done. The first cancel wins: later calls, and the drop, change nothing.

@@ -15,6 +15,7 @@ mod cancel_context;
 mod children;
 mod deferred;
 mod error;
+mod futures;
 mod handle;
 pub(crate) mod tree;
 mod values;
@@ -34,8 +35,9 @@ use std::time::{Duration, Instant};
 pub use after_func::AfterFunc;
 pub use cancel_context::CancelContext;
 pub use error::{Cause, Error};
+pub use futures::{Run, Sleep};
 pub use handle::CancelHandle;
-pub use wait::{Done, Run, Sleep};
+pub use wait::Done;
 
 use crate::sync::Arc;
 use crate::time::{self, NO_DEADLINE};
