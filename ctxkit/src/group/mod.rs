@@ -9,8 +9,10 @@
 //!
 //! Both derive a context from a parent and hand it to each task (`spawn(|ctx| ...)`, in both
 //! forms); the first task to fail cancels it with a [`TaskFailed`] cause, tasks not yet started
-//! when it is done never start (go#61611), a limit bounds how many run at once without ever
-//! blocking the spawner (no conc#88 deadlock), and panics reach the caller.
+//! when it is done never start (go#61611), and panics reach the caller. A limit bounds how many
+//! run at once: at the limit `spawn` waits for a free slot, as Go's `Go` does, or for the
+//! context to be done, whichever comes first (so no conc#88 deadlock), and `spawn_queued`
+//! queues instead of waiting (see [`Group`]'s "Limit: why a wait, and why a queue").
 //!
 //! For a fixed set of calls with different result types there are typed joins: [`join2`] …
 //! [`join6`] (async, inside the caller's task, any executor) and [`blocking_join2`] …
@@ -31,8 +33,9 @@
 //!   the list"):
 //!   * [`Group`] for I/O-bound work in async code: a task costs a few hundred nanoseconds.
 //!   * [`scope`] for blocking or CPU-bound work, or when tasks must borrow local data. Without
-//!     a limit each task gets a thread (tens of microseconds), so set one (`s.set_limit(n)`)
-//!     when there are many tasks: then `n` threads run them all.
+//!     a limit every task starts at once, on an idle thread of the scope or a new one (tens of
+//!     microseconds), so set one (`s.set_limit(n)`) when there are many tasks: then `n` threads
+//!     run them all.
 //!
 //! # Coming from Go
 //!
@@ -40,7 +43,9 @@
 //! |---|---|---|
 //! | `g, ctx := errgroup.WithContext(parent)` | `let (mut g, ctx) = Group::with_context(&parent);` | `group::scope(&parent, \|s\| ...)` |
 //! | `var g errgroup.Group` | [`Group::new()`](Group::new) | `group::scope(&Context::background(), ...)` |
-//! | `g.Go(f)`, `g.TryGo(f)` | `g.spawn(\|ctx\| async move { ... })`, `g.try_spawn(...)` | `s.spawn(\|ctx\| ...)`, `s.try_spawn(...)` |
+//! | `g.Go(f)` (waits under a limit) | `g.spawn(\|ctx\| async move { ... }).await` | `s.spawn(\|ctx\| ...)` |
+//! | `g.TryGo(f)` | `g.try_spawn(...)` | `s.try_spawn(...)` |
+//! | (none: `Go` waits) | `g.spawn_queued(...)` (queues, never waits) | `s.spawn_queued(...)` |
 //! | `g.SetLimit(n)` | `g.set_limit(n)` | `s.set_limit(n)` |
 //! | `g.Wait()` | `g.wait().await` (or `wait_all`) | the return of `scope` (or `scope_all`) |
 //! | two `g.Go` writing `user` and `songs`, then `g.Wait()` | `let (user, songs) = join2(&ctx, ...).await?;` | `let (user, songs) = blocking_join2(&ctx, ...)?;` |
@@ -114,10 +119,13 @@
 //! ```
 
 mod join;
+mod scheduler;
 mod scope;
 mod slots;
 #[cfg(feature = "tokio")]
 mod task;
+#[cfg(all(test, loom))]
+mod tests;
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -266,7 +274,8 @@ impl TaskFailed {
     ///         let _ = started.send(());
     ///         tokio::time::sleep(Duration::from_secs(3600)).await; // ignores its context
     ///         Ok(())
-    ///     });
+    ///     })
+    ///     .await;
     ///     started_rx.await.unwrap(); // the task is running, asleep
     /// });
     /// drop(runtime); // drops the sleeping task
