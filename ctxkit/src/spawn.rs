@@ -19,19 +19,21 @@
 //!
 //! # Cost
 //!
-//! A unit costs one registration (an allocation, a lock, a slab insert) and, when it ends,
-//! one reference-count decrement (no lock); a task also costs two thread-local writes per
-//! poll. The async `Group` reuses its
+//! A unit costs one registration (a lock, a slab insert; a thread's record is also an
+//! allocation); when it ends, a thread's costs one reference-count decrement and a task's
+//! nothing (no lock either way). A task is polled through a wrapper that sets its tag, two
+//! thread-local writes per poll once any tag has been entered in the process. The async `Group` reuses its
 //! worker tasks, so that cost is paid per worker, not per group task.
 //!
 //! # Invariants
 //!
-//! 1. A unit is in the registry (its record held by the registry and by the unit's
-//!    registration) from before it can start running until its body has returned or unwound
-//!    (a thread), or its future has completed or been dropped (a task): the registration, a
-//!    guard that the body owns, then lets go of the record. A unit that could not be started
-//!    lets go at once. A record only the registry holds is not reported, and is reclaimed by
-//!    a later registration, under the lock.
+//! 1. A thread is in the registry (its record held by the registry and by the thread's
+//!    registration) from before it can start running until its body has returned or unwound:
+//!    the registration, a guard that the body owns, then lets go of the record (at once if the
+//!    thread could not be started). A task is in it from before `spawn_task` returns until
+//!    tokio has finished it (its future completed, or was dropped): the registry holds its
+//!    abort handle and asks. An ended unit's record is not reported, and is reclaimed by a
+//!    later registration, under the lock.
 //! 2. A unit's tag is the current tag of the code that started it, fixed when it is started.
 //!    While the unit runs (a thread) or is polled (a task), the current tag of its thread is
 //!    that tag, and the previous one is restored after each poll; so what it starts inherits it.
@@ -168,15 +170,45 @@ pub(crate) struct UnitInfo {
     pub(crate) tag: Option<ScopeTag>,
 }
 
-/// The units that run: a slab of shared records. A unit's [`Registration`] holds the other
-/// reference to its record, so a unit ends with one reference-count decrement on its own
-/// record, never the registry's lock (the `group.first_error_cancel` workload ends a thousand
-/// worker tasks at once); a later registration reclaims the records nobody else holds.
+/// One entry of the registry: a unit's record and how to tell whether it still runs.
+enum Record {
+    /// A thread's record: the thread runs while its [`Registration`] holds the second
+    /// reference.
+    Thread(Arc<UnitInfo>),
+    /// A task's record: the task runs until tokio has finished it (its future completed, or
+    /// was dropped). Asking tokio costs the task nothing when it ends: the state it reads is
+    /// the one tokio writes anyway.
+    #[cfg(feature = "tokio")]
+    Task(UnitInfo, tokio::task::AbortHandle),
+}
+
+impl Record {
+    fn runs(&self) -> bool {
+        match self {
+            Record::Thread(info) => Arc::strong_count(info) > 1,
+            #[cfg(feature = "tokio")]
+            Record::Task(_, handle) => !handle.is_finished(),
+        }
+    }
+
+    fn info(&self) -> &UnitInfo {
+        match self {
+            Record::Thread(info) => info,
+            #[cfg(feature = "tokio")]
+            Record::Task(info, _) => info,
+        }
+    }
+}
+
+/// The units that run: a slab of records. A unit ends without taking the registry's lock (a
+/// reference-count decrement for a thread, nothing of ours for a task: the
+/// `group.first_error_cancel` workload ends a thousand worker tasks at once); a later
+/// registration reclaims the records of the units that have ended.
 #[derive(Default)]
 struct Registry {
-    /// By key: the record of a unit that runs (its registration holds it too), or that ran and
-    /// is not reclaimed yet (only the registry holds it); `None` for a reclaimed entry.
-    units: Vec<Option<Arc<UnitInfo>>>,
+    /// By key: the record of a unit that runs, or that ran and is not reclaimed yet; `None` for
+    /// a reclaimed entry.
+    units: Vec<Option<Record>>,
     /// Reclaimed keys.
     free: Vec<usize>,
     /// `units.len()` less the free keys after the last sweep: the next sweep waits until the
@@ -184,33 +216,26 @@ struct Registry {
     swept_at: usize,
 }
 
-/// Whether the unit of `record` still runs: its registration holds the second reference.
-fn runs(record: &Arc<UnitInfo>) -> bool {
-    Arc::strong_count(record) > 1
-}
-
 impl Registry {
-    /// A key for a new record: a reclaimed one, else (once the slab has doubled since the last
-    /// sweep) one that a sweep reclaims, else a new one.
-    fn key(&mut self) -> usize {
+    /// Adds `record`, reclaiming first (once the slab has doubled since the last sweep) the
+    /// records of the units that have ended; returns them, to be dropped after the lock is
+    /// released (a task's last handle may drop its output: invariant 3).
+    fn insert(&mut self, record: Record) -> Vec<Record> {
+        let mut ended = Vec::new();
         if self.free.is_empty() && self.units.len() >= (2 * self.swept_at).max(64) {
-            self.sweep();
-        }
-        self.free.pop().unwrap_or_else(|| {
-            self.units.push(None);
-            self.units.len() - 1
-        })
-    }
-
-    /// Reclaims the records of the units that have ended (invariant 1).
-    fn sweep(&mut self) {
-        for (key, entry) in self.units.iter_mut().enumerate() {
-            if entry.as_ref().is_some_and(|record| !runs(record)) {
-                *entry = None;
-                self.free.push(key);
+            for (key, entry) in self.units.iter_mut().enumerate() {
+                if entry.as_ref().is_some_and(|record| !record.runs()) {
+                    ended.extend(entry.take());
+                    self.free.push(key);
+                }
             }
+            self.swept_at = self.units.len() - self.free.len();
         }
-        self.swept_at = self.units.len() - self.free.len();
+        match self.free.pop() {
+            Some(key) => self.units[key] = Some(record),
+            None => self.units.push(Some(record)),
+        }
+        ended
     }
 }
 
@@ -219,23 +244,32 @@ sync::lazy_static! {
     static ref REGISTRY: Mutex<Registry> = Mutex::new(Registry::default());
 }
 
-/// A unit's hold on its record; dropping it ends the record's life (invariant 1).
+/// Records `record` (invariant 1).
+fn register(record: Record) {
+    let ended = REGISTRY.lock().insert(record);
+    drop(ended); // invariant 3: after the lock is released
+}
+
+/// What is known about a unit being started: its kind, its origin, now, and its tag.
+fn unit_info(kind: Kind, origin: Origin, tag: Option<ScopeTag>) -> UnitInfo {
+    UnitInfo {
+        kind,
+        name: origin.name,
+        spawned_at: origin.site,
+        started: Instant::now(),
+        tag,
+    }
+}
+
+/// A thread's hold on its record; dropping it ends the record's life (invariant 1).
 #[derive(Debug)]
 struct Registration(#[allow(dead_code, reason = "held for its reference count")] Arc<UnitInfo>);
 
 impl Registration {
     fn new(kind: Kind, origin: Origin, tag: Option<ScopeTag>) -> Registration {
-        let record = Arc::new(UnitInfo {
-            kind,
-            name: origin.name,
-            spawned_at: origin.site,
-            started: Instant::now(),
-            tag,
-        });
-        let mut registry = REGISTRY.lock();
-        let key = registry.key();
-        registry.units[key] = Some(record.clone());
-        Registration(record)
+        let info = Arc::new(unit_info(kind, origin, tag));
+        register(Record::Thread(info.clone()));
+        Registration(info)
     }
 }
 
@@ -247,8 +281,8 @@ pub(crate) fn live_units() -> Vec<UnitInfo> {
         .units
         .iter()
         .flatten()
-        .filter(|record| runs(record))
-        .map(|record| UnitInfo::clone(record))
+        .filter(|record| record.runs())
+        .map(|record| record.info().clone())
         .collect()
 }
 
@@ -329,10 +363,8 @@ where
     F::Output: Send + 'static,
 {
     let tag = ScopeTag::current();
-    let registration = Registration::new(Kind::Task, origin, tag);
-    runtime.spawn(async move {
-        // Declared first, so dropped last: after the task's future (invariant 1).
-        let _registration = registration;
+    let info = unit_info(Kind::Task, origin, tag);
+    let handle = runtime.spawn(async move {
         let mut task = std::pin::pin!(task);
         std::future::poll_fn(|cx| {
             // Invariant 2. Relaxed: a tag entered on another thread does not concern this
@@ -345,7 +377,11 @@ where
             task.as_mut().poll(cx)
         })
         .await
-    })
+    });
+    // Invariant 1: recorded before this returns; a task that already ended is recorded as
+    // ended.
+    register(Record::Task(info, handle.abort_handle()));
+    handle
 }
 
 #[cfg(all(test, not(loom)))]
@@ -390,7 +426,7 @@ mod tests {
         let origin = Origin::here("ctxkit-test-reclaim");
         for _ in 0..20 {
             let batch: Vec<_> = (0..1_000)
-                .map(|_| Registration::new(Kind::Task, origin, None))
+                .map(|_| Registration::new(Kind::Thread, origin, None))
                 .collect();
             assert!(
                 live_units()
