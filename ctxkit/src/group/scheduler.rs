@@ -54,6 +54,9 @@
 //!    touching the counts. At most [`MAX_IDLE`] workers idle; another leaves instead.
 //!    [`retire`](Scheduler::retire) starts a new generation: its counts start at zero, and a
 //!    worker of an older one leaves at its next search without touching them.
+//!    [`close`](Scheduler::close) (no more spawns will come) makes a worker that finds the queue
+//!    empty leave instead of idling, and counts the idle ones as searching (woken, they search
+//!    and leave): once every worker has left, every task has been run or skipped.
 //! 4. A *free slot* ([`has_free_slot`](Scheduler::has_free_slot)) means a spawn now would not
 //!    queue behind running tasks: a searching worker is unmatched, a worker idles, or
 //!    `workers < limit`. Only the spawner takes a free slot away (by spawning, or by changing
@@ -212,6 +215,8 @@ pub(crate) struct Scheduler<T, E, J, P> {
     /// At most this many workers; `usize::MAX` for no limit. Changed only while nothing is
     /// pending.
     limit: usize,
+    /// Set once by [`close`](Scheduler::close) (no more spawns), never cleared (invariant 3).
+    closed: bool,
 }
 
 impl<T, E, J, P: Unpark> Scheduler<T, E, J, P> {
@@ -228,6 +233,7 @@ impl<T, E, J, P: Unpark> Scheduler<T, E, J, P> {
             next_id: 0,
             generation: 0,
             limit: usize::MAX,
+            closed: false,
         }
     }
 
@@ -346,12 +352,12 @@ impl<T, E, J, P: Unpark> Scheduler<T, E, J, P> {
         if let Some((index, job)) = self.queue.pop_front() {
             return Search::Run(index, job);
         }
-        if self.idle.len() >= MAX_IDLE {
+        if self.closed || self.idle.len() >= MAX_IDLE {
             self.workers -= 1;
             return Search::Leave;
         }
-        // Only `spawn` (which counts the worker as searching), `retire` (which ends its
-        // generation) and `abandon` (invariant 6) take the entry out.
+        // Only `spawn` (which counts the worker as searching), `close` (likewise), `retire`
+        // (which ends its generation) and `abandon` (invariant 6) take the entry out.
         self.idle.push((worker.id, token.clone()));
         Search::Idle
     }
@@ -409,6 +415,13 @@ impl<T, E, J, P: Unpark> Scheduler<T, E, J, P> {
 
     /// Invariant 2, the waiter's side: true if nothing is pending (and forgets any token), else
     /// stores `token` to be unparked by whoever lowers `pending` to zero.
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(
+            dead_code,
+            reason = "only the async Group's wait settles; a scope closes"
+        )
+    )]
     pub(crate) fn poll_settled(&mut self, token: &P) -> bool {
         if self.pending == 0 {
             self.waiter = None;
@@ -418,6 +431,16 @@ impl<T, E, J, P: Unpark> Scheduler<T, E, J, P> {
             self.waiter = Some(token.clone());
         }
         false
+    }
+
+    /// No more spawns (invariant 3): from now on a worker that finds the queue empty leaves
+    /// instead of idling; the idle ones are counted as searching and their tokens returned, to
+    /// unpark (they leave at their next search). Queued tasks still run, so once every worker
+    /// has left, every task has finished.
+    pub(crate) fn close(&mut self) -> Vec<P> {
+        self.closed = true;
+        self.searching += self.idle.len();
+        self.idle.drain(..).map(|(_, token)| token).collect()
     }
 
     /// Ends the generation of the workers (invariant 3): they leave instead of taking another
@@ -635,6 +658,13 @@ impl<T, E, J, P: Unpark> Shared<T, E, J, P> {
     }
 
     /// See [`Scheduler::poll_settled`].
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(
+            dead_code,
+            reason = "only the async Group's wait settles; a scope closes"
+        )
+    )]
     pub(crate) fn poll_settled(&self, token: &P) -> bool {
         self.state.lock().poll_settled(token)
     }
@@ -769,6 +799,14 @@ impl<T, E, J, P: Unpark> Shared<T, E, J, P> {
             token.unpark();
         }
         Ok(())
+    }
+
+    /// See [`Scheduler::close`]: the idle workers are unparked after the lock is released.
+    pub(crate) fn close(&self) {
+        let idle = self.state.lock().close();
+        for token in idle {
+            token.unpark();
+        }
     }
 
     /// Retires the workers (see [`Scheduler::retire`]) and drains what is queued, dropping it
@@ -978,6 +1016,29 @@ mod tests {
         assert!(matches!(core.search(busy, &token), Search::Leave));
         assert_eq!(core.workers, 1);
         assert_ne!(new.generation, busy.generation);
+    }
+
+    #[test]
+    fn after_close_workers_finish_the_queue_then_leave_and_idle_ones_leave_when_woken() {
+        let mut core = limited(2);
+        let (t0, t1) = (Token::new(0), Token::new(1));
+        let w0 = start(core.spawn(0, 0)).0;
+        let w1 = start(core.spawn(1, 1)).0;
+        assert!(matches!(core.spawn(2, 2), Spawned::Queued));
+        ok(&mut core, 0);
+        core.lower(1);
+        assert!(matches!(core.search(w0, &t0), Search::Run(2, 2)));
+        ok(&mut core, 1);
+        core.lower(1);
+        assert!(matches!(core.search(w1, &t1), Search::Idle));
+        let woken = core.close();
+        assert_eq!(woken.len(), 1);
+        assert!(woken[0].is_same(&t1));
+        assert_eq!(core.poll_idle(w1, &t1), Poll::Ready(None));
+        ok(&mut core, 2);
+        core.lower(1);
+        assert!(matches!(core.search(w0, &t0), Search::Leave));
+        assert_eq!((core.workers, core.searching, core.pending()), (0, 0, 0));
     }
 
     #[test]

@@ -8,15 +8,15 @@
 //! through `spawn.rs`) that runs tasks one after another and idles by parking with its
 //! [`Thread`] registered. A spawn waiting for a free slot parks too, registered with the
 //! scheduler (for the slot) and with the group's context (for its end); the end of [`scope`]
-//! parks until nothing is pending.
+//! closes the scheduler and joins the workers.
 //!
 //! # Invariants
 //!
 //! 1. Every thread started is joined before [`scope`] reads the outcomes: by the join loop at
-//!    the end of [`scope`], once the round has settled (scheduler invariant 2) and the workers
-//!    have been retired (so that the idle ones leave); or by `std::thread::scope` itself if the
-//!    caller's closure panics (the context is canceled and the workers retired first, so tasks
-//!    that watch it end and idle workers leave).
+//!    the end of [`scope`], after the scheduler is closed (scheduler invariant 3: the workers
+//!    run what is queued, then leave, the idle ones as soon as they are woken); or by
+//!    `std::thread::scope` itself if the caller's closure panics (the context is canceled and
+//!    the workers retired first, so tasks that watch it end and idle workers leave).
 //! 2. Only the caller's closure spawns (a [`Scope`] is not `Sync`), so the scheduler has one
 //!    spawner, as its invariants 1 and 4 require.
 //!
@@ -76,8 +76,8 @@ pub(super) fn work<'scope, T, E>(
         let next = match shared.finish(worker, index, outcome, message, &me) {
             Search::Run(index, job) => Some((index, job)),
             Search::Leave => None,
-            // Terminates: a spawn hands it a task, or `retire` (at the latest at the end of
-            // `scope`) ends its generation; either unparks it.
+            // Terminates: a spawn hands it a task, or `close` (at the latest at the end of
+            // `scope`) or `retire` makes it leave; each unparks it.
             Search::Idle => loop {
                 sync::park();
                 if let Poll::Ready(next) = shared.poll_idle(worker, &me) {
@@ -89,15 +89,6 @@ pub(super) fn work<'scope, T, E>(
             Some(next) => (index, job) = next,
             None => return,
         }
-    }
-}
-
-/// Blocks until nothing of the round is pending (scheduler invariant 2).
-pub(super) fn settle<T, E>(shared: &Shared<'_, T, E>) {
-    let me = sync::current_thread();
-    // Terminates: whoever lowers `pending` to zero takes our token and unparks us.
-    while !shared.poll_settled(&me) {
-        sync::park();
     }
 }
 
@@ -516,9 +507,9 @@ where
             let _unwind = OnUnwind(&scope.inner);
             f(&scope);
         }
-        // Invariant 1: the round settles, the workers leave, then they are joined.
-        settle(&scope.inner);
-        scope.inner.retire();
+        // Invariant 1: no more spawns, so the workers run what is queued and leave; joined, they
+        // have recorded every task.
+        scope.inner.close();
         // Tasks catch their own panics, so a join error is ctxkit's own bug.
         for handle in scope.handles.take() {
             if let Err(payload) = handle.join() {

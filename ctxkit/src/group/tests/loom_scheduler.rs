@@ -14,7 +14,7 @@
 use loom::thread;
 
 use super::super::scheduler::NewWorker;
-use super::super::scope::{settle, spawn_when_free, work, Job, Shared, WhenFree};
+use super::super::scope::{spawn_when_free, work, Job, Shared, WhenFree};
 use crate::context::{Context, Error};
 use crate::sync::{Arc, AtomicBool, Ordering::SeqCst};
 
@@ -37,6 +37,15 @@ fn start(
     let NewWorker { id, index, job } = new?;
     let shared = shared.clone();
     Some(thread::spawn(move || work(&shared, id, index, job)))
+}
+
+/// Waits as the async `Group::wait` does, with a parked thread for its task: until nothing of
+/// the round is pending (scheduler invariant 2).
+fn settle(shared: &Group) {
+    let me = crate::sync::current_thread();
+    while !shared.poll_settled(&me) {
+        crate::sync::park();
+    }
 }
 
 /// The end of a round as the async `Group::wait` does it: settle, then end the round and take
@@ -106,6 +115,29 @@ fn assert_failure_is_the_cause(shared: &Group) {
         failed.map(ToString::to_string).as_deref(),
         Some("context deadline exceeded")
     );
+}
+
+/// The end of `scope`: close the scheduler while the last tasks finish (task 1 handed to an
+/// idle worker 0, or to a new worker), join the workers, read the outcomes. Every worker
+/// leaves (loom reports a deadlock if an idle one is never woken, or one idles after the
+/// close), and by then every task is recorded (scheduler invariant 3).
+#[test]
+fn loom_close_vs_last_tasks() {
+    loom::model(|| {
+        let shared = group(&Context::background(), None);
+        let workers = (0..2u32)
+            .filter_map(|i| {
+                let job: Job<'static, u32, Error> = Box::new(move |_| Ok(i));
+                start(&shared, shared.spawn(i as usize, job))
+            })
+            .collect::<Vec<_>>();
+        shared.close();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        let (mut slots, skipped) = shared.end_round();
+        assert_eq!(slots.take_first(2, skipped).ok().unwrap(), Ok(vec![0, 1]));
+    });
 }
 
 /// Under a limit of 1, a spawn waits for the slot that the running task holds; the task ends
