@@ -48,15 +48,27 @@ where
     rt.block_on(rt.spawn(fut)).expect("bench task panicked")
 }
 
+/// How the spawning loop starts its tasks under a limit.
+#[derive(Clone, Copy, PartialEq)]
+enum Spawn {
+    /// `spawn_queued`: never waits, queues at the limit (the form these rows always measured).
+    Queued,
+    /// `spawn`: waits for a free slot at the limit (as Go's `Go`).
+    Waits,
+}
+
 /// One async group of `TASKS` tasks that succeed at once; ns per task.
-async fn async_go_wait(parent: &Context, limit: Option<usize>) -> f64 {
+async fn async_go_wait(parent: &Context, limit: Option<usize>, how: Spawn) -> f64 {
     let start = Instant::now();
     let (mut g, _ctx) = Group::<(), BenchError>::with_context(parent);
     if let Some(limit) = limit {
         g.set_limit(limit);
     }
     for _ in 0..TASKS {
-        g.spawn(|_ctx| async { Ok(()) });
+        match how {
+            Spawn::Queued => g.spawn_queued(|_ctx| async { Ok(()) }),
+            Spawn::Waits => g.spawn(|_ctx| async { Ok(()) }).await,
+        }
     }
     let results = g.wait().await.expect("no task fails");
     black_box(results);
@@ -64,14 +76,17 @@ async fn async_go_wait(parent: &Context, limit: Option<usize>) -> f64 {
 }
 
 /// One scoped-thread group of `TASKS` tasks that succeed at once; ns per task.
-fn thread_go_wait(parent: &Context, limit: Option<usize>) -> f64 {
+fn thread_go_wait(parent: &Context, limit: Option<usize>, how: Spawn) -> f64 {
     let start = Instant::now();
     let results = group::scope(parent, |s| {
         if let Some(limit) = limit {
             s.set_limit(limit);
         }
         for _ in 0..TASKS {
-            s.spawn(|_ctx| Ok::<(), BenchError>(()));
+            match how {
+                Spawn::Queued => s.spawn_queued(|_ctx| Ok::<(), BenchError>(())),
+                Spawn::Waits => s.spawn(|_ctx| Ok::<(), BenchError>(())),
+            }
         }
     })
     .expect("no task fails");
@@ -90,13 +105,15 @@ async fn first_error_trial() -> f64 {
             let done = ctx.done();
             started.fetch_add(1, Ordering::Release);
             Err(done.await.into())
-        });
+        })
+        .await;
     }
     let (trigger, fire) = tokio::sync::oneshot::channel::<()>();
     g.spawn(move |_ctx| async move {
         let _ = fire.await;
         Err(BenchError::Boom(Instant::now()))
-    });
+    })
+    .await;
     while started.load(Ordering::Acquire) < BLOCKERS {
         tokio::time::sleep(Duration::from_micros(100)).await;
     }
@@ -122,53 +139,67 @@ pub(crate) fn run(cfg: &Cfg) {
         if !cfg.want(&[workload]) {
             continue;
         }
-        progress(workload);
-        // All runs inside one task (not `batches` around `on_worker`): a fresh task and
-        // block_on per run made the limit-2 figure swing between 70 and 220 ns/task.
-        let samples = on_worker(&rt, async move {
-            let parent = Context::background();
-            let mut out = Vec::new();
-            for i in 0..=runs {
-                let x = async_go_wait(&parent, limit).await;
-                if i > 0 {
-                    out.push(x);
+        // Without a limit `spawn` never waits (the same as `spawn_queued`); with one, the rows
+        // named `ctxkit/async` and `ctxkit/thread` measure `spawn_queued` (what they always
+        // measured), the `-wait` rows the waiting `spawn`.
+        let forms: &[(Spawn, &str, &str)] = match limit {
+            None => &[(Spawn::Waits, "ctxkit/async", "ctxkit/thread")],
+            Some(_) => &[
+                (Spawn::Queued, "ctxkit/async", "ctxkit/thread"),
+                (Spawn::Waits, "ctxkit/async-wait", "ctxkit/thread-wait"),
+            ],
+        };
+        for &(how, async_impl, thread_impl) in forms {
+            progress(&format!("{workload} ({async_impl})"));
+            // All runs inside one task (not `batches` around `on_worker`): a fresh task and
+            // block_on per run made the limit-2 figure swing between 70 and 220 ns/task.
+            let samples = on_worker(&rt, async move {
+                let parent = Context::background();
+                let mut out = Vec::new();
+                for i in 0..=runs {
+                    let x = async_go_wait(&parent, limit, how).await;
+                    if i > 0 {
+                        out.push(x);
+                    }
                 }
-            }
-            out
-        });
-        let how = match limit {
-            None => "no limit: each task is handed to a free worker task of the group or a new one (tokio::spawn only when none is free)",
-            Some(_) => "set_limit(2): spawn never blocks, it queues; at most 2 worker tasks run the queue (no spawn per task)",
-        };
-        emit(
-            workload,
-            "ctxkit/async",
-            "ns_per_task",
-            Some(stats(&samples)),
-            &format!(
-                "one Group::with_context(parent) per batch, 10,000 spawn(|_ctx| async {{ Ok(()) }}) (tasks capture nothing, as Go's; each gets a clone of the context), wait() returns the 10,000 results in order; {how}; driver is a task on a 2-worker multi-thread runtime"
-            ),
-        );
+                out
+            });
+            let note = match (limit, how) {
+                (None, _) => "spawn(|_ctx| async { Ok(()) }).await; no limit: each task is handed to a free worker task of the group or a new one (a worker task is started only when none is free)",
+                (Some(_), Spawn::Queued) => "spawn_queued(|_ctx| async { Ok(()) }); set_limit(2): never waits, it queues; at most 2 worker tasks run the queue (no start per task)",
+                (Some(_), Spawn::Waits) => "spawn(|_ctx| async { Ok(()) }).await; set_limit(2): waits while 2 tasks run (as Go's Go blocks), so at most 2 are held; the driver is woken by the worker that frees a slot",
+            };
+            emit(
+                workload,
+                async_impl,
+                "ns_per_task",
+                Some(stats(&samples)),
+                &format!(
+                    "one Group::with_context(parent) per batch, 10,000 tasks (capturing nothing, as Go's; each gets a clone of the context), wait() returns the 10,000 results in order; {note}; driver is a task on a 2-worker multi-thread runtime"
+                ),
+            );
 
-        progress(&format!("{workload} (scoped threads)"));
-        let thread_runs = match limit {
-            None => cfg.pick(5, 2),
-            Some(_) => runs,
-        };
-        let samples = batches(thread_runs, || {
-            thread_go_wait(&Context::background(), limit)
-        });
-        let how = match limit {
-            None => "no limit: one OS thread per task, as each Go gets a goroutine",
-            Some(_) => "set_limit(2): 2 worker threads run the queue",
-        };
-        emit(
-            workload,
-            "ctxkit/thread",
-            "ns_per_task",
-            Some(stats(&samples)),
-            &format!("group::scope(parent), 10,000 s.spawn(|_ctx| Ok(())) (each gets a clone of the context), results in order; {how}"),
-        );
+            progress(&format!("{workload} ({thread_impl})"));
+            let thread_runs = match limit {
+                None => cfg.pick(5, 2),
+                Some(_) => runs,
+            };
+            let samples = batches(thread_runs, || {
+                thread_go_wait(&Context::background(), limit, how)
+            });
+            let note = match (limit, how) {
+                (None, _) => "s.spawn; no limit: every task starts at once, on an idle thread of the scope or a new OS thread",
+                (Some(_), Spawn::Queued) => "s.spawn_queued; set_limit(2): never blocks; 2 worker threads run the queue",
+                (Some(_), Spawn::Waits) => "s.spawn; set_limit(2): blocks while 2 tasks run (as Go's Go), woken by the worker thread that frees a slot",
+            };
+            emit(
+                workload,
+                thread_impl,
+                "ns_per_task",
+                Some(stats(&samples)),
+                &format!("group::scope(parent), 10,000 tasks |_ctx| Ok(()) (each gets a clone of the context), results in order; {note}"),
+            );
+        }
     }
 
     if cfg.want(&["group.first_error_cancel"]) {

@@ -94,7 +94,8 @@ pub async fn fan_out_fetch(
         g.spawn(move |ctx| async move {
             ctx.sleep(latency).await?; // the simulated fetch, cut short by the deadline
             Ok(format!("{song} ({} ms)", latency.as_millis()))
-        });
+        })
+        .await;
     }
     g.wait().await
 }

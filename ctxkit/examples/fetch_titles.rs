@@ -53,7 +53,8 @@ pub fn run(out: &mut dyn Write, unit: Duration, fail: Option<usize>) -> std::io:
     runtime.block_on(async {
         let (mut g, _ctx) = Group::with_context(&Context::background());
         for id in 0..3 {
-            g.spawn(move |ctx| async move { fetch_title(&ctx, id, unit, fail).await });
+            g.spawn(move |ctx| async move { fetch_title(&ctx, id, unit, fail).await })
+                .await;
         }
         match g.wait().await {
             Ok(titles) => {

@@ -83,7 +83,7 @@
 //!
 //! let (mut g, _ctx) = Group::with_context(&Context::background());
 //! for song in ["Flaming June", "Saltwater"] {
-//!     g.spawn(move |ctx| async move { fetch(&ctx, song).await });
+//!     g.spawn(move |ctx| async move { fetch(&ctx, song).await }).await;
 //! }
 //! assert_eq!(g.wait().await, Ok(vec![12, 9]));
 //! # });
@@ -135,9 +135,11 @@
 //! * `ctxkit-timer`: one thread, started the first time an async waiter or an after-function
 //!   needs to be woken at a deadline, then alive for the life of the process, asleep when idle.
 //! * `ctxkit-after-func`: one short-lived thread per after-function that runs.
-//! * `ctxkit-group`: the scoped threads of [`group::scope`], always joined before it returns.
+//! * `ctxkit-group`: the scoped threads of [`group::scope`] (reused from task to task while
+//!   the scope lasts) and of the blocking joins, always joined before they return.
 //!
-//! Async [`Group`] tasks run on the caller's tokio runtime.
+//! Async [`Group`] tasks run on the caller's tokio runtime, on worker tasks that the group
+//! starts there and reuses.
 //!
 //! # Feature flags
 //!

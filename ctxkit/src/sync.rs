@@ -1,9 +1,11 @@
-//! The std/loom switch for every lock, atomic and park that ctxkit's concurrent core uses.
+//! The std/loom switch for every lock, condition variable, atomic and park that ctxkit's
+//! concurrent code uses, and the one place a lock's poisoning is ignored.
 //!
 //! Under `--cfg loom` (the model-checking job of `.ci/run`) the mutex, condition variable,
-//! atomics and thread parking come from [`loom`](https://docs.rs/loom), so the models in
-//! `context/tests/loom_tree.rs` explore every interleaving of them. Everywhere else they are
-//! std's.
+//! atomics, thread parking and process-wide values come from [`loom`](https://docs.rs/loom), so
+//! the models (`context/tests/`, `group/tests/`) explore every interleaving of them. Everywhere
+//! else they are std's. Nothing outside this file and `spawn.rs` names std's locks, condition
+//! variables or atomics.
 //!
 //! `Arc` and `Weak` are always std's: loom's `Arc` has no `Weak`, and the reference counts are
 //! std's own well-tested code. loom therefore explores our locks and state words, not the
@@ -13,17 +15,18 @@
 //!
 //! ctxkit runs no user callback while it holds one of these locks (after-functions run on their
 //! own threads, wakers are woken after the lock is released, replaced wakers and reasons are
-//! dropped after it). What can still happen under a lock is a `Waker::clone` or `will_wake` (the
-//! executor's code) and the two size `expect`s named in `context/tree.rs`. A poisoned lock holds
-//! consistent data in every such case, so [`Mutex::lock`] ignores poisoning rather than turning
-//! one panic into many.
+//! dropped after it, a group's tasks run and are dropped outside its lock). What can still
+//! happen under a lock is a `Waker::clone` or `will_wake` (the executor's code) and the two size
+//! `expect`s named in `context/tree.rs`. A poisoned lock holds consistent data in every such
+//! case, so [`Mutex::lock`] and the waits of [`Condvar`] ignore poisoning rather than turning one
+//! panic into many. They are the only poison-ignoring helpers in the crate.
 
 pub(crate) use std::sync::{Arc, Weak};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 #[cfg(loom)]
 pub(crate) use loom::thread::{current as current_thread, park, Thread};
@@ -111,3 +114,62 @@ impl<T> Mutex<T> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
+
+/// A condition variable to use with [`Mutex`]; its waits ignore poisoning (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct Condvar(inner::Condvar);
+
+impl Condvar {
+    pub(crate) fn new() -> Self {
+        Condvar(inner::Condvar::new())
+    }
+
+    /// Releases `guard`'s lock and blocks until notified (or spuriously woken); locks again.
+    pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        self.0
+            .wait(guard)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// As [`wait`](Condvar::wait), for at most `timeout`.
+    pub(crate) fn wait_timeout<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: std::time::Duration,
+    ) -> MutexGuard<'a, T> {
+        match self.0.wait_timeout(guard, timeout) {
+            Ok((guard, _)) => guard,
+            Err(poisoned) => poisoned.into_inner().0,
+        }
+    }
+
+    pub(crate) fn notify_one(&self) {
+        self.0.notify_one();
+    }
+
+    #[allow(dead_code, reason = "kept beside notify_one for the coming pool")]
+    pub(crate) fn notify_all(&self) {
+        self.0.notify_all();
+    }
+}
+
+/// Declares a process-wide value built on first use: `static ref NAME: Type = init;`, read
+/// through `Deref`.
+///
+/// A `static` [`LazyLock`](std::sync::LazyLock) normally. Under `--cfg loom` it is
+/// `loom::lazy_static!`: each model execution builds its own value, inside the model (so the
+/// locks it holds are loom's and start fresh), and drops it at the end. Such a value must then
+/// be used only inside models.
+macro_rules! lazy_static {
+    ($(#[$attr:meta])* static ref $name:ident: $ty:ty = $init:expr;) => {
+        #[cfg(not(loom))]
+        $(#[$attr])*
+        static $name: std::sync::LazyLock<$ty> = std::sync::LazyLock::new(|| $init);
+        #[cfg(loom)]
+        loom::lazy_static! {
+            $(#[$attr])*
+            static ref $name: $ty = $init;
+        }
+    };
+}
+pub(crate) use lazy_static;

@@ -7,9 +7,14 @@
 //! after-function; see "Deadlines are lazy" there); a node's expiry completes it. A thread
 //! blocked in `wait()` parks with a timeout instead and needs no timer.
 //!
-//! The thread is started by the first arming, is named `ctxkit-timer`, and then lives as long as
-//! the process, asleep on a condition variable while it has nothing to do. It needs no async
-//! runtime: expiring a context wakes tasks with their `Waker`s and threads with `unpark`.
+//! The thread is started (through `spawn`) by the first arming, is named `ctxkit-timer`, and
+//! then lives as long as the process, asleep on a condition variable while it has nothing to do.
+//! It needs no async runtime: expiring a context wakes tasks with their `Waker`s and threads
+//! with `unpark`.
+//!
+//! Under `--cfg loom` the timer's state is built inside each model (`sync::lazy_static!`) and no
+//! thread is started: arming and disarming keep the entries, which is what the models check
+//! (`context/tests/loom_timer.rs`); nothing expires them.
 //!
 //! # Invariants
 //!
@@ -27,9 +32,9 @@
 //! expired, and dropped, after it is released, so `expire` may take any lock.
 
 use std::collections::BTreeMap;
-use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 
-use crate::sync::Arc;
+use crate::spawn::{self, Origin};
+use crate::sync::{self, Arc, Condvar, Mutex};
 use crate::time;
 
 /// Something the timer thread expires once its instant has passed.
@@ -42,9 +47,6 @@ pub(crate) trait Expire: Send + Sync {
 pub(crate) fn address<T>(value: &T) -> usize {
     value as *const T as usize
 }
-
-/// Name of the timer thread, as the leak checker and debuggers see it.
-pub(crate) const THREAD_NAME: &str = "ctxkit-timer";
 
 struct Timer {
     /// Guards the entries and whether the thread runs.
@@ -60,15 +62,34 @@ struct State {
     started: bool,
 }
 
-fn timer() -> &'static Timer {
-    static TIMER: OnceLock<Timer> = OnceLock::new();
-    TIMER.get_or_init(|| Timer {
+sync::lazy_static! {
+    static ref TIMER: Timer = Timer {
         state: Mutex::new(State {
             entries: BTreeMap::new(),
             started: false,
         }),
         wake: Condvar::new(),
-    })
+    };
+}
+
+fn timer() -> &'static Timer {
+    &TIMER
+}
+
+/// Starts the timer thread; false if the OS refused (said on stderr). Under loom no thread is
+/// started (see the module docs).
+fn start_thread() -> bool {
+    if cfg!(loom) {
+        return true;
+    }
+    let name = spawn::TIMER_THREAD;
+    match spawn::try_spawn_named(Origin::here(name), run) {
+        Ok(()) => true,
+        Err((error, _)) => {
+            eprintln!("ctxkit: could not start the {name} thread ({error}); deadlines will wake async waiters only when they are polled again");
+            false
+        }
+    }
 }
 
 /// Expires `entry` at `deadline` (encoded by `time`), until [`disarm`]ed with the same deadline
@@ -76,10 +97,11 @@ fn timer() -> &'static Timer {
 /// (the OS refused a thread); the next arming tries again.
 pub(crate) fn arm<T: Expire + 'static>(deadline: u64, entry: Arc<T>) -> bool {
     let timer = timer();
-    let mut state = timer.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut state = timer.state.lock();
     if !state.started {
-        if let Err((error, _)) = crate::spawn::try_spawn_named(THREAD_NAME, run) {
-            eprintln!("ctxkit: could not start the {THREAD_NAME} thread ({error}); deadlines will wake async waiters only when they are polled again");
+        // The registry's lock is taken under the timer's: cannot deadlock, it is a leaf
+        // (`spawn.rs`, invariant 3).
+        if !start_thread() {
             return false;
         }
         state.started = true;
@@ -96,7 +118,7 @@ pub(crate) fn arm<T: Expire + 'static>(deadline: u64, entry: Arc<T>) -> bool {
 /// Stops watching the entry armed at `deadline` with `address` (done before its deadline).
 pub(crate) fn disarm(deadline: u64, address: usize) {
     let removed = {
-        let mut state = timer().state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = timer().state.lock();
         state.entries.remove(&(deadline, address))
     };
     // Dropped after the lock is released: the lock is a leaf.
@@ -105,19 +127,14 @@ pub(crate) fn disarm(deadline: u64, address: usize) {
 
 /// Number of armed deadlines (tests).
 pub(crate) fn armed_count() -> usize {
-    timer()
-        .state
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .entries
-        .len()
+    timer().state.lock().entries.len()
 }
 
 /// The thread's loop.
 fn run() {
     let timer = timer();
     let mut due: Vec<Arc<dyn Expire>> = Vec::new();
-    let mut state = timer.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut state = timer.state.lock();
     loop {
         let now = time::now();
         while let Some(entry) = state.entries.first_entry() {
@@ -131,21 +148,12 @@ fn run() {
             for entry in due.drain(..) {
                 entry.expire();
             }
-            state = timer.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state = timer.state.lock();
             continue;
         }
         state = match state.entries.keys().next() {
-            Some(&(at, _)) => {
-                timer
-                    .wake
-                    .wait_timeout(state, time::until(at, now))
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0
-            }
-            None => timer
-                .wake
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner),
+            Some(&(at, _)) => timer.wake.wait_timeout(state, time::until(at, now)),
+            None => timer.wake.wait(state),
         };
     }
 }

@@ -76,7 +76,8 @@ async fn zero_group() {
                     Some(e) => Err(e),
                     None => Ok(i),
                 }
-            });
+            })
+            .await;
         }
         let want = errs.iter().flatten().next().cloned();
         let got = bounded(g.wait()).await;
@@ -89,7 +90,8 @@ async fn zero_group() {
         let mut g = Group::<(), TestError>::new();
         for err in errs.iter().cloned() {
             let task_err = err.clone();
-            g.spawn(move |_ctx| async move { task_err.map_or(Ok(()), Err) });
+            g.spawn(move |_ctx| async move { task_err.map_or(Ok(()), Err) })
+                .await;
             let got = bounded(g.wait()).await;
             assert_eq!(got, err.map_or(Ok(vec![()]), Err));
         }
@@ -123,7 +125,8 @@ async fn with_context_cancels_on_error_and_after_wait() {
     for (errs, want) in cases {
         let (mut g, ctx) = Group::with_context(&Context::background());
         for err in errs.iter().cloned() {
-            g.spawn(move |_ctx| async move { err.map_or(Ok(()), Err) });
+            g.spawn(move |_ctx| async move { err.map_or(Ok(()), Err) })
+                .await;
         }
         let got = bounded(g.wait()).await;
         match &want {
@@ -149,7 +152,7 @@ fn with_context_threads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_cause_is_the_error() {
     let (mut g, ctx) = Group::<(), TestError>::with_context(&Context::background());
-    g.spawn(|_ctx| async { Err(TestError::Doom(7)) });
+    g.spawn(|_ctx| async { Err(TestError::Doom(7)) }).await;
     assert_eq!(bounded(g.wait()).await, Err(TestError::Doom(7)));
     let cause = ctx.cause().unwrap();
     assert!(cause.is_canceled());
@@ -166,8 +169,9 @@ async fn first_error_in_time_wins() {
         // Fails only after the context is done: second in time, first in spawn order.
         slow.done().await;
         Err(TestError::Doom(1))
-    });
-    g.spawn(|_ctx| async { Err(TestError::Doom(2)) });
+    })
+    .await;
+    g.spawn(|_ctx| async { Err(TestError::Doom(2)) }).await;
     assert_eq!(bounded(g.wait()).await, Err(TestError::Doom(2)));
     assert_eq!(ctx.cause().unwrap().to_string(), "errgroup_test: doomed 2");
 }
@@ -193,7 +197,8 @@ async fn limit_bounds_active_tasks() {
             tokio::task::yield_now().await; // give others a chance to raise `active`
             active.fetch_sub(1, SeqCst);
             Ok(())
-        });
+        })
+        .await;
     }
     assert_eq!(bounded(g.wait()).await.map(|v| v.len()), Ok(1025));
 }
@@ -294,14 +299,14 @@ async fn reuse_after_wait() {
     let mut g = Group::<u32, TestError>::new();
     for round in 0..3u32 {
         for i in 0..10 {
-            g.spawn(move |_ctx| async move { Ok(round * 10 + i) });
+            g.spawn(move |_ctx| async move { Ok(round * 10 + i) }).await;
         }
         let want: Vec<u32> = (0..10).map(|i| round * 10 + i).collect();
         assert_eq!(bounded(g.wait()).await, Ok(want));
     }
-    g.spawn(|_ctx| async { Err(TestError::Doom(3)) });
+    g.spawn(|_ctx| async { Err(TestError::Doom(3)) }).await;
     assert_eq!(bounded(g.wait()).await, Err(TestError::Doom(3)));
-    g.spawn(|_ctx| async { Ok(4) });
+    g.spawn(|_ctx| async { Ok(4) }).await;
     assert_eq!(
         bounded(g.wait()).await,
         Ok(vec![4]),
@@ -314,7 +319,7 @@ async fn reuse_after_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_context_group_after_wait() {
     let (mut g, ctx) = Group::<u32, TestError>::with_context(&Context::background());
-    g.spawn(|_ctx| async { Ok(1) });
+    g.spawn(|_ctx| async { Ok(1) }).await;
     assert_eq!(bounded(g.wait()).await, Ok(vec![1]));
     assert!(ctx.is_done());
     let started = Arc::new(AtomicUsize::new(0));
@@ -322,7 +327,8 @@ async fn with_context_group_after_wait() {
     g.spawn(move |_ctx| async move {
         s.fetch_add(1, SeqCst);
         Ok(2)
-    });
+    })
+    .await;
     assert!(!g.try_spawn(|_ctx| async { Ok(3) }));
     assert_eq!(
         bounded(g.wait()).await,

@@ -16,21 +16,22 @@ use common::bounded;
 use ctxkit::{Error, Group};
 
 /// Spawns `n` tasks that each wait until all `n` have started.
-fn spawn_rendezvous(g: &mut Group<usize, Error>, n: usize) {
+async fn spawn_rendezvous(g: &mut Group<usize, Error>, n: usize) {
     let barrier = Arc::new(tokio::sync::Barrier::new(n));
     for i in 0..n {
         let barrier = barrier.clone();
         g.spawn(move |_ctx| async move {
             barrier.wait().await;
             Ok(i)
-        });
+        })
+        .await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_limit_every_task_runs_at_once() {
     let mut g = Group::new();
-    spawn_rendezvous(&mut g, 200);
+    spawn_rendezvous(&mut g, 200).await;
     assert_eq!(
         bounded(g.wait()).await.unwrap(),
         (0..200).collect::<Vec<_>>()
@@ -43,11 +44,11 @@ async fn reused_workers_still_run_every_task_at_once() {
     for round in 0..5 {
         // Quick tasks leave idle workers behind...
         for i in 0..50 {
-            g.spawn(move |_ctx| async move { Ok(i) });
+            g.spawn(move |_ctx| async move { Ok(i) }).await;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
         // ...which must not serialize tasks that need each other.
-        spawn_rendezvous(&mut g, 30);
+        spawn_rendezvous(&mut g, 30).await;
         let results = bounded(g.wait()).await.unwrap();
         assert_eq!(results.len(), 80, "round {round}");
         assert_eq!(results[..50], (0..50).collect::<Vec<_>>()[..]);
@@ -57,7 +58,7 @@ async fn reused_workers_still_run_every_task_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limit_set_after_an_unlimited_round_holds() {
     let mut g = Group::<usize, Error>::new();
-    spawn_rendezvous(&mut g, 40); // leaves many idle workers
+    spawn_rendezvous(&mut g, 40).await; // leaves many idle workers
     bounded(g.wait()).await.unwrap();
     g.set_limit(3);
     let (active, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -68,7 +69,8 @@ async fn a_limit_set_after_an_unlimited_round_holds() {
             tokio::task::yield_now().await;
             active.fetch_sub(1, SeqCst);
             Ok(0)
-        });
+        })
+        .await;
     }
     bounded(g.wait()).await.unwrap();
     let peak = peak.load(SeqCst);
@@ -106,7 +108,8 @@ async fn stale_wakers_left_by_tasks_are_harmless() {
                 })
                 .await;
                 Ok(i)
-            });
+            })
+            .await;
         }
         assert_eq!(
             bounded(g.wait()).await.unwrap(),
@@ -120,10 +123,10 @@ async fn stale_wakers_left_by_tasks_are_harmless() {
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
         // As many tasks as there may be idle workers: each must be taken by a live one.
-        spawn_rendezvous(&mut g, 8);
+        spawn_rendezvous(&mut g, 8).await;
         assert_eq!(bounded(g.wait()).await.unwrap().len(), 8, "round {round}");
         for i in 0..100 {
-            g.spawn(move |_ctx| async move { Ok(i) });
+            g.spawn(move |_ctx| async move { Ok(i) }).await;
         }
         assert_eq!(bounded(g.wait()).await.unwrap().len(), 100, "round {round}");
         drop(receivers);
@@ -147,7 +150,8 @@ async fn spawn_calls_the_closure_at_once_with_the_groups_context() {
             task_ctx.check()?;
             Ok(task_ctx.value::<RequestId>().map_or("none", |id| id.0))
         }
-    });
+    })
+    .await;
     assert_eq!(calls, ["from the caller"], "called by spawn itself");
     let seen = seen.unwrap();
     assert!(!seen.is_done());
@@ -162,7 +166,8 @@ async fn spawn_calls_the_closure_at_once_with_the_groups_context() {
     g.spawn(|_ctx| {
         called = true;
         async { Ok("never") }
-    });
+    })
+    .await;
     assert!(!called);
     assert!(
         !g.try_spawn(|_ctx| -> std::future::Ready<Result<&'static str, Error>> {
@@ -179,7 +184,8 @@ async fn a_group_without_a_context_hands_tasks_the_background() {
     g.spawn(|ctx| {
         seen = Some(ctx.clone());
         async move { Ok(ctx.is_done()) }
-    });
+    })
+    .await;
     assert_eq!(bounded(g.wait()).await, Ok(vec![false]));
     let seen = seen.unwrap();
     assert!(!seen.is_done(), "never canceled");
@@ -189,8 +195,9 @@ async fn a_group_without_a_context_hands_tasks_the_background() {
 #[test]
 fn spawn_outside_a_runtime_panics_and_changes_nothing() {
     let mut g = Group::<u32, Error>::new();
+    // Both spawns: the awaited one (polled on another executor) and the queuing one.
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        g.spawn(|_ctx| async { Ok(1) });
+        futures::executor::block_on(g.spawn(|_ctx| async { Ok(1) }));
     }));
     let payload = panicked.expect_err("no runtime: spawn panics");
     assert_eq!(
@@ -198,13 +205,18 @@ fn spawn_outside_a_runtime_panics_and_changes_nothing() {
         Some("ctxkit::group: spawn needs a tokio runtime to start a worker task")
     );
     assert_eq!(g.active(), 0);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        g.spawn_queued(|_ctx| async { Ok(1) });
+    }));
+    assert!(panicked.is_err(), "no runtime: spawn_queued panics");
+    assert_eq!(g.active(), 0);
     // The group is as it was: a round on a runtime holds only its own task.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap();
     let r = rt.block_on(async {
-        g.spawn(|_ctx| async { Ok(2) });
+        g.spawn(|_ctx| async { Ok(2) }).await;
         bounded(g.wait()).await
     });
     assert_eq!(r, Ok(vec![2]));

@@ -53,13 +53,15 @@ async fn a_failure_stops_tasks_that_watch_the_context() {
                     return Err(err.into());
                 }
             }
-        });
+        })
+        .await;
     }
     g.spawn(move |ctx| async move {
         started.wait().await;
         ctx.sleep(Duration::from_millis(5)).await?;
         Err(FetchError::Broken(8))
-    });
+    })
+    .await;
     assert_eq!(bounded(g.wait()).await, Err(FetchError::Broken(8)));
     assert_eq!(
         stopped.load(SeqCst),
@@ -78,10 +80,10 @@ async fn queued_tasks_never_start_after_a_failure() {
     let (mut g, _ctx) = Group::<(), FetchError>::with_context(&Context::background());
     g.set_limit(1);
     let started = Arc::new(AtomicUsize::new(0));
-    g.spawn(|_ctx| async { Err(FetchError::Broken(0)) });
+    g.spawn(|_ctx| async { Err(FetchError::Broken(0)) }).await;
     for _ in 0..100 {
         let started = started.clone();
-        g.spawn(move |_ctx| async move {
+        g.spawn_queued(move |_ctx| async move {
             started.fetch_add(1, SeqCst);
             Ok(())
         });
@@ -101,13 +103,14 @@ async fn spawning_under_a_limit_does_not_block_after_cancellation() {
     let parent = Context::background().with_cancel();
     let (mut g, _ctx) = Group::<(), FetchError>::with_context(&parent);
     g.set_limit(1);
-    g.spawn(|ctx| async move { Err(ctx.done().await.into()) });
+    g.spawn(|ctx| async move { Err(ctx.done().await.into()) })
+        .await;
     for _ in 0..1000 {
-        g.spawn(|_ctx| async { Ok(()) }); // queued: returns at once
+        g.spawn_queued(|_ctx| async { Ok(()) }); // queued: returns at once
     }
     parent.cancel();
     for _ in 0..1000 {
-        g.spawn(|_ctx| async { Ok(()) }); // context done: not even queued
+        g.spawn(|_ctx| async { Ok(()) }).await; // context done: returns at once, not queued
     }
     assert_eq!(
         bounded(g.wait()).await,
@@ -128,7 +131,8 @@ async fn a_done_parent_means_no_task_starts() {
         g.spawn(move |_ctx| async move {
             started.fetch_add(1, SeqCst);
             Ok(())
-        });
+        })
+        .await;
     }
     assert_eq!(
         bounded(g.wait_all()).await.map_err(|errors| errors.len()),
@@ -175,7 +179,7 @@ fn queued_threads_tasks_never_start_after_a_failure() {
         s.spawn(|_| Err::<(), _>(FetchError::Broken(0)));
         for _ in 0..100 {
             let started = &started;
-            s.spawn(move |_| {
+            s.spawn_queued(move |_| {
                 started.fetch_add(1, SeqCst);
                 Ok(())
             });
@@ -190,7 +194,7 @@ fn scope_all_collects_every_error() {
     let r = group::scope_all(&Context::background(), |s| {
         s.set_limit(1); // run in order so every task starts before the first failure lands
         for i in 0..4usize {
-            s.spawn(move |_| {
+            s.spawn_queued(move |_| {
                 if i % 2 == 0 {
                     Err(FetchError::Broken(i))
                 } else {

@@ -34,7 +34,8 @@ async fn drop_cancels_the_context_and_aborts_tasks() {
         // Ignores the context: only the abort can end it.
         std::future::pending::<()>().await;
         Ok(())
-    });
+    })
+    .await;
     bounded(started_rx).await.unwrap();
     drop(g);
     assert!(ctx.is_done(), "the group's context is canceled by the drop");
@@ -53,12 +54,13 @@ async fn drop_under_a_limit_aborts_running_and_queued_tasks() {
         let _signal = signal;
         std::future::pending::<()>().await;
         Ok(())
-    });
+    })
+    .await;
     let (queued_tx, queued_rx) = tokio::sync::oneshot::channel();
     let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
     let signal = DropSignal(Some(queued_tx));
-    g.spawn(move |_ctx| async move {
+    g.spawn_queued(move |_ctx| async move {
         let _signal = signal;
         r.fetch_add(1, SeqCst);
         Ok(())
@@ -100,7 +102,8 @@ async fn set_limit_while_tasks_are_active_panics() {
     g.spawn(move |_ctx| async move {
         let _ = rx.await;
         Ok(())
-    });
+    })
+    .await;
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.set_limit(2)));
     let payload = caught.expect_err("must panic");
     let text = payload.downcast_ref::<String>().unwrap();
@@ -143,7 +146,8 @@ async fn an_abandoned_wait_loses_nothing() {
     g.spawn(move |_ctx| async move {
         let _ = rx.await;
         Ok(1)
-    });
+    })
+    .await;
     assert!(tokio::time::timeout(Duration::from_millis(10), g.wait())
         .await
         .is_err());

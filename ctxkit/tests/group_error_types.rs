@@ -77,39 +77,42 @@ mod async_group {
     #[tokio::test]
     async fn string_errors_in_a_group() {
         let (mut g, ctx) = Group::<u32, String>::with_context(&Context::background());
-        g.spawn(|_ctx| async { Ok(1) });
+        g.spawn(|_ctx| async { Ok(1) }).await;
         g.spawn(|ctx| async move {
             ctx.check()?;
             Err("lyrics: not found".to_string())
-        });
+        })
+        .await;
         assert_eq!(g.wait().await, Err("lyrics: not found".to_string()));
         assert_eq!(ctx.cause().unwrap().to_string(), "lyrics: not found");
 
         let (mut g, _ctx) = Group::<u32, String>::with_context(&done_parent());
-        g.spawn(|_ctx| async { Ok(1) });
+        g.spawn(|_ctx| async { Ok(1) }).await;
         assert_eq!(g.wait().await, Err("context canceled".to_string()));
     }
 
     #[tokio::test]
     async fn io_errors_in_a_group() {
         let mut g = Group::<usize, io::Error>::new();
-        g.spawn(|_ctx| async { Err(io::Error::new(io::ErrorKind::NotFound, "track.flac")) });
+        g.spawn(|_ctx| async { Err(io::Error::new(io::ErrorKind::NotFound, "track.flac")) })
+            .await;
         let err = g.wait().await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
 
         let (mut g, _ctx) = Group::<usize, io::Error>::with_context(&done_parent());
-        g.spawn(|_ctx| async { Ok(1) });
+        g.spawn(|_ctx| async { Ok(1) }).await;
         assert_eq!(g.wait().await.unwrap_err().to_string(), "context canceled");
     }
 
     #[tokio::test]
     async fn boxed_errors_in_a_group() {
         let mut g = Group::<u8, BoxError>::new();
-        g.spawn(|_ctx| async { Err("no route to host".into()) });
+        g.spawn(|_ctx| async { Err("no route to host".into()) })
+            .await;
         assert_eq!(g.wait().await.unwrap_err().to_string(), "no route to host");
 
         let (mut g, _ctx) = Group::<u8, BoxError>::with_context(&done_parent());
-        g.spawn(|_ctx| async { Ok(1) });
+        g.spawn(|_ctx| async { Ok(1) }).await;
         let err = g.wait().await.unwrap_err();
         assert_eq!(err.downcast_ref::<Error>(), Some(&Error::Canceled));
     }

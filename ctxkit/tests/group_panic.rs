@@ -26,12 +26,14 @@ async fn a_panicking_task_cancels_siblings_and_wait_resumes_it() {
         let err = done.await; // ends only because the other task panics
         *seen.lock().unwrap() = sibling.cause();
         Err(err)
-    });
+    })
+    .await;
     g.spawn(move |_ctx| async move {
         // A task not started when the context is done never starts: let the sibling start.
         let _ = started_rx.await;
         panic!("task exploded: {}", 42)
-    });
+    })
+    .await;
     let resumed = bounded(AssertUnwindSafe(g.wait()).catch_unwind()).await;
     let payload = resumed.expect_err("the panic must reach wait");
     assert_eq!(message(&*payload), "task exploded: 42");
@@ -64,22 +66,23 @@ async fn a_panic_under_a_limit_is_resumed_and_the_group_stays_usable() {
                 panic!("panic in task 3");
             }
             Ok(i)
-        });
+        })
+        .await;
     }
     let payload = bounded(AssertUnwindSafe(g.wait()).catch_unwind())
         .await
         .expect_err("resumed");
     assert_eq!(message(&*payload), "panic in task 3");
     assert_eq!(ran.load(SeqCst), 20);
-    g.spawn(|_ctx| async { Ok(7) });
+    g.spawn(|_ctx| async { Ok(7) }).await;
     assert_eq!(bounded(g.wait()).await, Ok(vec![7]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_wins_over_an_error() {
     let mut g = Group::<(), Error>::new();
-    g.spawn(|_ctx| async { Err(Error::Canceled) });
-    g.spawn(|_ctx| async { panic!("boom") });
+    g.spawn(|_ctx| async { Err(Error::Canceled) }).await;
+    g.spawn(|_ctx| async { panic!("boom") }).await;
     let payload = bounded(AssertUnwindSafe(g.wait_all()).catch_unwind())
         .await
         .expect_err("resumed");

@@ -1,8 +1,8 @@
 //! A group whose tokio runtime shuts down while its tasks run: tokio drops the tasks' futures,
 //! and `wait`, run on another runtime or executor, must return (an error: the tasks were
-//! aborted) instead of waiting for outcomes nobody will record. Queued tasks (under a limit),
-//! which nothing can run any more, count as aborted too; idle workers of the dead runtime must
-//! not be handed new tasks.
+//! aborted) instead of waiting for outcomes nobody will record. Queued tasks (under a limit,
+//! with `spawn_queued`), which nothing can run any more, count as aborted too; idle workers of
+//! the dead runtime must not be handed new tasks.
 //!
 //! The failure to guard against is a hang: `wait` never returning. So every wait runs on a
 //! thread of its own under a watchdog (`common::watchdog`), and a hang fails the test instead of
@@ -79,7 +79,7 @@ fn sleepers(
     let (started, started_rx) = mpsc::channel();
     for _ in 0..n {
         let started = started.clone();
-        g.spawn(move |_ctx| async move {
+        g.spawn_queued(move |_ctx| async move {
             let _ = started.send(());
             tokio::time::sleep(NAP).await; // ignores its context
             Ok(())
@@ -165,7 +165,7 @@ fn current_thread_runtime_dropped() {
         let (started, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
         for _ in 0..5 {
             let started = started.clone();
-            g.spawn(move |_ctx| async move {
+            g.spawn_queued(move |_ctx| async move {
                 let _ = started.send(());
                 tokio::time::sleep(NAP).await;
                 Ok(())
@@ -191,10 +191,10 @@ fn a_group_without_a_context_reports_aborted_tasks() {
     {
         let _enter = rt.enter();
         let (started, started_rx) = mpsc::channel();
-        g.spawn(|_ctx| async { Ok(1) });
+        g.spawn_queued(|_ctx| async { Ok(1) });
         for _ in 0..3 {
             let started = started.clone();
-            g.spawn(move |_ctx| async move {
+            g.spawn_queued(move |_ctx| async move {
                 let _ = started.send(());
                 tokio::time::sleep(NAP).await;
                 Ok(2)
@@ -222,7 +222,7 @@ fn the_group_works_on_another_runtime_afterwards() {
     let mut g = Group::<u32, Error>::new();
     rt.block_on(async {
         for i in 0..8 {
-            g.spawn(move |_ctx| async move { Ok(i) });
+            g.spawn(move |_ctx| async move { Ok(i) }).await;
         }
         assert_eq!(g.wait().await, Ok((0..8).collect()));
     });
@@ -230,7 +230,7 @@ fn the_group_works_on_another_runtime_afterwards() {
     let result = watchdog("a round on a second runtime", move || {
         runtime().block_on(async move {
             for i in 0..8 {
-                g.spawn(move |_ctx| async move { Ok(i * 10) });
+                g.spawn(move |_ctx| async move { Ok(i * 10) }).await;
             }
             g.wait().await
         })
@@ -250,7 +250,7 @@ fn a_limited_group_works_on_another_runtime_afterwards() {
         let (started, started_rx) = mpsc::channel();
         for i in 0..5 {
             let started = started.clone();
-            g.spawn(move |_ctx| async move {
+            g.spawn_queued(move |_ctx| async move {
                 let _ = started.send(());
                 tokio::time::sleep(NAP).await;
                 Ok(i)
@@ -265,7 +265,7 @@ fn a_limited_group_works_on_another_runtime_afterwards() {
         runtime().block_on(async move {
             let first = g.wait_all().await;
             for i in 0..20 {
-                g.spawn(move |_ctx| async move { Ok(i) });
+                g.spawn(move |_ctx| async move { Ok(i) }).await;
             }
             (first, g.wait().await)
         })

@@ -58,8 +58,9 @@ fn a_limit_of_n_uses_at_most_n_threads() {
 }
 
 #[test]
-fn without_a_limit_each_task_has_its_own_thread() {
-    // Tasks that wait for each other need real concurrency: all four must be running at once.
+fn without_a_limit_every_task_runs_at_once() {
+    // Tasks that wait for each other need real concurrency: all four must be running at once
+    // (each on a thread of its own: none is idle to be reused).
     let barrier = std::sync::Barrier::new(4);
     let r = group::scope(&Context::background(), |s| {
         for i in 0..4 {

@@ -11,14 +11,12 @@
 //!    through `spawn`), never on the thread that called `start` (the one completing the
 //!    context), unless the OS refuses a thread.
 
+use crate::spawn::{self, Origin};
 use crate::sync::{AtomicU8, Mutex, Ordering};
 
 const PENDING: u8 = 0;
 const STARTED: u8 = 1;
 const STOPPED: u8 = 2;
-
-/// Name of the threads that run deferred functions.
-pub(crate) const THREAD_NAME: &str = "ctxkit-after-func";
 
 /// The function.
 pub(crate) type Callback = Box<dyn FnOnce() + Send + 'static>;
@@ -51,7 +49,9 @@ impl Deferred {
         let Some(callback) = self.callback.lock().take() else {
             return;
         };
-        if let Err((error, callback)) = crate::spawn::try_spawn_named(THREAD_NAME, callback) {
+        if let Err((error, callback)) =
+            spawn::try_spawn_named(Origin::here(spawn::AFTER_FUNC_THREAD), callback)
+        {
             // The OS refused a thread. Running the function late on this thread is the only way
             // left to keep the promise that it runs; say so.
             eprintln!(

@@ -575,6 +575,17 @@ impl Context {
         }
     }
 
+    /// Blocks the current thread until the context is done (its error) or `ready()` is true
+    /// (`None`). `ready` runs before the first park and after every unpark, with no lock of the
+    /// context held; whoever makes it true must unpark this thread. For blocking waits of the
+    /// patterns above (a group's spawn waiting for a free slot).
+    pub(crate) fn block_until_or(&self, ready: impl FnMut() -> bool) -> Option<Error> {
+        match wait::block_until_or(self.node.as_ref(), None, ready) {
+            wait::Blocked::Done(error) => Some(error),
+            wait::Blocked::Ready | wait::Blocked::TimedOut => None,
+        }
+    }
+
     /// Blocks the current thread until the context is done or `timeout` has passed; returns the
     /// context's error, or `None` on timeout.
     ///

@@ -112,15 +112,42 @@ impl fmt::Debug for Done {
 /// needs no timer thread: when it wakes past the deadline, the lazy check reports the context
 /// done.
 pub(crate) fn block_until(node: Option<&Arc<Node>>, limit: Option<Instant>) -> Option<Error> {
+    match block_until_or(node, limit, || false) {
+        Blocked::Done(error) => Some(error),
+        Blocked::TimedOut | Blocked::Ready => None,
+    }
+}
+
+/// How [`block_until_or`] ended.
+pub(crate) enum Blocked {
+    /// The context is done.
+    Done(Error),
+    /// The limit passed.
+    TimedOut,
+    /// `ready` returned true.
+    Ready,
+}
+
+/// As [`block_until`], and also returns once `ready()` is true. `ready` is called before the
+/// first park and after every unpark (spurious ones included), with no lock of the context
+/// held; whoever makes it true must then unpark this thread (`sync::current_thread()`).
+pub(crate) fn block_until_or(
+    node: Option<&Arc<Node>>,
+    limit: Option<Instant>,
+    mut ready: impl FnMut() -> bool,
+) -> Blocked {
     let limit = limit.map(|at| time::encode(at).unwrap_or(u64::MAX));
     let Some(node) = node else {
         // Never done: sleep out the limit, or forever.
         loop {
+            if ready() {
+                return Blocked::Ready;
+            }
             match limit {
                 Some(limit) => {
                     let now = time::now();
                     if now >= limit {
-                        return None;
+                        return Blocked::TimedOut;
                     }
                     sync::park_timeout(time::until(limit, now));
                 }
@@ -129,27 +156,32 @@ pub(crate) fn block_until(node: Option<&Arc<Node>>, limit: Option<Instant>) -> O
         }
     };
     if let Some(error) = tree::err(node) {
-        return Some(error);
+        return Blocked::Done(error);
     }
     let key = match tree::register(node, Waiter::Thread(sync::current_thread()), false) {
         Registered::Waiting(key) => key,
-        Registered::Done(error) => return Some(error),
+        Registered::Done(error) => return Blocked::Done(error),
     };
     let deadline = node.deadline();
     loop {
         if let Some(error) = tree::err(node) {
             tree::deregister(node, key);
-            return Some(error);
+            return Blocked::Done(error);
+        }
+        if ready() {
+            tree::deregister(node, key);
+            return Blocked::Ready;
         }
         if limit.is_none() && deadline == NO_DEADLINE {
-            // Nothing to time: only a completion wakes us (spurious unparks loop back here).
+            // Nothing to time: only a completion (or whoever makes `ready` true) wakes us
+            // (spurious unparks loop back here).
             sync::park();
             continue;
         }
         let now = time::now();
         if limit.is_some_and(|limit| now >= limit) {
             tree::deregister(node, key);
-            return None;
+            return Blocked::TimedOut;
         }
         // Wake for the deadline only while it is ahead: past it and not done means the timer
         // watches it and will unpark us.

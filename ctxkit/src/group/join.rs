@@ -28,7 +28,7 @@
 //!    what the join returns or resumes.
 //! 2. (Blocking joins.) Every thread started is joined before the join reads the outcomes
 //!    (`std::thread::scope` guarantees it). Every way out of the thread scope first cancels the
-//!    context or finds it canceled: a failure cancels it (invariant #1), a closure that panics
+//!    context or finds it canceled: a failure cancels it (invariant 1), a closure that panics
 //!    is caught, and a thread that cannot be started cancels it before panicking; so siblings
 //!    that wait for the context end, and the scope's joins return.
 //!
@@ -41,13 +41,14 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::thread::{Scope as ThreadScope, ScopedJoinHandle};
 
 use super::slots::{panic_message, Panic};
-use super::TaskFailed;
+use super::task_failed::TaskFailed;
 use crate::context::{CancelContext, Context};
+use crate::spawn::{self, Origin};
+use crate::sync::{AtomicUsize, Ordering};
 
 // ===== async joins =====
 
@@ -337,7 +338,7 @@ async_join! {
 
 // ===== blocking joins =====
 
-/// No closure has failed yet (invariant #1).
+/// No closure has failed yet (invariant 1).
 const NONE: usize = usize::MAX;
 
 /// How one closure of a blocking join ended.
@@ -348,16 +349,16 @@ enum Ran<T, E> {
     Error(E),
     /// It panicked.
     Panicked(Panic),
-    /// It was not called: a sibling had failed first (invariant #1).
+    /// It was not called: a sibling had failed first (invariant 1).
     Skipped,
 }
 
 /// What the closures of a blocking join share.
 struct Blocking {
     /// The child of `parent` every closure gets (a clone each); canceled by the first failure
-    /// (invariant #1), and when the join returns.
+    /// (invariant 1), and when the join returns.
     ctx: CancelContext,
-    /// The index of the first closure to fail, or `NONE`; set once (invariant #1).
+    /// The index of the first closure to fail, or `NONE`; set once (invariant 1).
     first: AtomicUsize,
 }
 
@@ -381,7 +382,7 @@ impl Blocking {
         }
     }
 
-    /// Runs closure `index` unless a sibling has failed (invariant #1); catches its panic.
+    /// Runs closure `index` unless a sibling has failed (invariant 1); catches its panic.
     fn run<T, E: fmt::Display>(
         &self,
         index: usize,
@@ -412,7 +413,7 @@ impl Blocking {
         })
     }
 
-    /// Starts closure `index` on a scoped thread of its own (invariant #2).
+    /// Starts closure `index` on a scoped thread of its own (invariant 2).
     fn start<'scope, T, E, F>(
         &'scope self,
         threads: &'scope ThreadScope<'scope, '_>,
@@ -424,23 +425,23 @@ impl Blocking {
         E: fmt::Display + Send + 'scope,
         F: FnOnce(Context) -> Result<T, E> + Send + 'scope,
     {
-        std::thread::Builder::new()
-            .name("ctxkit-group".to_owned())
-            .spawn_scoped(threads, move || self.run(index, f))
-            .unwrap_or_else(|error| {
+        let origin = Origin::here(spawn::GROUP_THREAD);
+        spawn::try_spawn_scoped(threads, origin, move || self.run(index, f)).unwrap_or_else(
+            |error| {
                 // Invariant #2: the closures already started end before the scope's joins.
                 self.ctx.cancel();
                 panic!("ctxkit::group: failed to start a thread: {error}")
-            })
+            },
+        )
     }
 }
 
-/// Joins a closure's thread (invariant #2); a panic that escaped it counts as its panic.
+/// Joins a closure's thread (invariant 2); a panic that escaped it counts as its panic.
 fn joined<T, E>(handle: ScopedJoinHandle<'_, Ran<T, E>>) -> Ran<T, E> {
     handle.join().unwrap_or_else(Ran::Panicked)
 }
 
-/// Keeps closure `index`'s value, or its error if it was the first failure (invariant #1), or
+/// Keeps closure `index`'s value, or its error if it was the first failure (invariant 1), or
 /// its panic (the first failure's, else the first in argument order).
 fn settle<T, E>(
     ran: Ran<T, E>,
@@ -714,7 +715,7 @@ blocking_join! {
 
 #[cfg(test)]
 mod tests {
-    //! The blocking joins' bookkeeping (invariant #1), driven by hand: which closure is first,
+    //! The blocking joins' bookkeeping (invariant 1), driven by hand: which closure is first,
     //! and that one not started after a failure is never called.
 
     use super::*;

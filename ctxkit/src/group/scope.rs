@@ -1,193 +1,142 @@
 //! The blocking group: [`scope`] and [`Scope`], over `std::thread::scope`.
 //!
+//! # Implementation details
+//!
+//! Scheduling is the group's one scheduler (`scheduler.rs`: when a task is handed to an idle
+//! worker, when a worker starts, what is queued, its invariants 1 to 5). This file supplies only
+//! how a worker runs and parks: a worker is a scoped thread (named `ctxkit-group`, started
+//! through `spawn.rs`) that runs tasks one after another and idles by parking with its
+//! [`Thread`] registered. A spawn waiting for a free slot parks too, registered with the
+//! scheduler (for the slot) and with the group's context (for its end); the end of [`scope`]
+//! closes the scheduler and joins the workers.
+//!
 //! # Invariants
 //!
-//! 1. `Inner::active` counts tasks spawned or queued and not yet ended (recorded, skipped or
-//!    drained); only [`Scope::set_limit`] reads it.
-//! 2. `State::workers` (limit mode) is the number of worker threads alive, `State::idle` how
-//!    many of them wait on `Inner::work` for a task. A worker leaves only once `State::closed`
-//!    is set (the caller's closure has returned or unwound) and the queue is empty, deciding so
-//!    under `state`; `spawn` queues a task only while more workers are idle than tasks are queued
-//!    (and then notifies one: an idle worker counts as idle until it wakes, so each queued task
-//!    claims one) or `workers == limit`, under `state`. So a queued task always has a worker
-//!    that will run or drain it without waiting for another queued task, at most `limit`
-//!    threads ever run tasks, and threads are not started again and again when the queue runs
-//!    dry between spawns.
-//! 3. Once the context is done no queued task starts: a worker checks the context before each
-//!    task and drains the queue when it sees it done.
-//! 4. Every thread started is joined before [`scope`] reads the outcomes: by the join loop at the
-//!    end of [`scope`], or by `std::thread::scope` itself if the caller's closure panics (the
-//!    context is canceled first, so tasks that watch it end).
+//! 1. Every thread started is joined before [`scope`] reads the outcomes: by the join loop at
+//!    the end of [`scope`], after the scheduler is closed (scheduler invariant 3: the workers
+//!    run what is queued, then leave, the idle ones as soon as they are woken); or by
+//!    `std::thread::scope` itself if the caller's closure panics (the context is canceled and
+//!    the workers retired first, so tasks that watch it end and idle workers leave).
+//! 2. Only the caller's closure spawns (a [`Scope`] is not `Sync`), so the scheduler has one
+//!    spawner, as its invariants 1 and 4 require.
 //!
 //! # Lock order
 //!
-//! One lock, `Inner::state`, a leaf: nothing is locked under it, no user code runs under it (an
-//! error's text is formatted first; tasks run and are dropped outside it), and the context is
-//! canceled after it is released. Idle workers wait on `Inner::work` with it (released while
-//! they wait).
+//! Only the scheduler's lock (`scheduler.rs`, a leaf); no thread parks while holding it.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::task::Poll;
 use std::thread::ScopedJoinHandle;
 
-use super::slots::{lock, Outcome, Panic, Slots};
-use super::TaskFailed;
-use crate::context::{CancelHandle, Context, Error};
+use super::scheduler::{NewWorker, Search, Shared as Scheduled, WorkerId};
+use super::slots::{Outcome, Panic, Slots};
+use crate::context::{Context, Error};
+use crate::spawn::{self, Origin};
+use crate::sync::{self, Arc, Thread};
 
-/// A queued task.
-type Job<'scope, T, E> = Box<dyn FnOnce(Context) -> Result<T, E> + Send + 'scope>;
+/// A task: a boxed closure, called with the group's context.
+pub(super) type Job<'scope, T, E> = Box<dyn FnOnce(Context) -> Result<T, E> + Send + 'scope>;
 
-/// What the scope's threads share.
-struct Inner<'scope, T, E> {
-    /// The group's context. Never changes.
-    ctx: Context,
-    /// Cancels `ctx`: on the first failure, when the caller's closure unwinds, at the end.
-    cancel: CancelHandle,
-    /// See invariant #1.
-    active: AtomicUsize,
-    /// A hint, set under `state` when the first failure is recorded: lets a failing task skip
-    /// formatting its error once a cause has been set.
-    failed: AtomicBool,
-    /// Protects the outcomes and the queue.
-    state: Mutex<State<'scope, T, E>>,
-    /// Limit mode: signaled when a task is queued for an idle worker, or `closed` is set.
-    work: Condvar,
+/// What the scope and its threads share: the scheduler of `Job`s, with threads as tokens.
+pub(super) type Shared<'scope, T, E> = Scheduled<T, E, Job<'scope, T, E>, Thread>;
+
+/// Runs `job` unless the context is done; how it ended, `None` if it never started (scheduler
+/// invariant 5).
+fn run<T, E>(shared: &Shared<'_, T, E>, job: Job<'_, T, E>) -> Option<Outcome<T, E>> {
+    if shared.is_done() {
+        // go#61611: a task does not start once the context is done.
+        return catch_unwind(AssertUnwindSafe(|| drop(job)))
+            .err()
+            .map(Outcome::Panicked);
+    }
+    let ctx = shared.task_context();
+    Some(match catch_unwind(AssertUnwindSafe(|| job(ctx))) {
+        Ok(result) => Outcome::Returned(result),
+        Err(payload) => Outcome::Panicked(payload),
+    })
 }
 
-struct State<'scope, T, E> {
-    /// The outcomes.
-    slots: Slots<T, E>,
-    /// Limit mode: tasks waiting for a worker, with their spawn index (invariant #2).
-    queue: VecDeque<(usize, Job<'scope, T, E>)>,
-    /// Limit mode: worker threads alive (invariant #2).
-    workers: usize,
-    /// Limit mode: workers waiting on `Inner::work` (invariant #2).
-    idle: usize,
-    /// Set once, when the caller's closure has returned or unwound: no task will be added.
-    closed: bool,
-}
-
-impl<'scope, T, E: fmt::Display> Inner<'scope, T, E> {
-    /// Runs `job` unless the context is done; how it ended, `None` if it never started.
-    fn run<G>(&self, job: G) -> Option<Outcome<T, E>>
-    where
-        G: FnOnce(Context) -> Result<T, E>,
-    {
-        if self.ctx.is_done() {
-            // go#61611: a task does not start once the context is done.
-            return catch_unwind(AssertUnwindSafe(|| drop(job)))
-                .err()
-                .map(Outcome::Panicked);
-        }
-        Some(
-            match catch_unwind(AssertUnwindSafe(|| job(self.ctx.clone()))) {
-                Ok(result) => Outcome::Returned(result),
-                Err(payload) => Outcome::Panicked(payload),
+/// A worker thread's life: runs `job` (task `index`), then the tasks the scheduler gives it,
+/// parked while idle, until the scheduler says leave (scheduler invariant 3).
+pub(super) fn work<'scope, T, E>(
+    shared: &Shared<'scope, T, E>,
+    worker: WorkerId,
+    mut index: usize,
+    mut job: Job<'scope, T, E>,
+) where
+    E: fmt::Display,
+{
+    let me = sync::current_thread();
+    loop {
+        let outcome = run(shared, job);
+        let message = outcome.as_ref().and_then(|o| shared.message(o));
+        let next = match shared.finish(worker, index, outcome, message, &me) {
+            Search::Run(index, job) => Some((index, job)),
+            Search::Leave => None,
+            // Terminates: a spawn hands it a task, or `close` (at the latest at the end of
+            // `scope`) or `retire` makes it leave; each unparks it.
+            Search::Idle => loop {
+                sync::park();
+                if let Poll::Ready(next) = shared.poll_idle(worker, &me) {
+                    break next;
+                }
             },
-        )
-    }
-
-    fn message(&self, outcome: &Option<Outcome<T, E>>) -> Option<String> {
-        match outcome {
-            Some(Outcome::Returned(Err(error))) if !self.failed.load(Ordering::Relaxed) => {
-                Some(error.to_string())
-            }
-            _ => None,
+        };
+        match next {
+            Some(next) => (index, job) = next,
+            None => return,
         }
     }
+}
 
-    /// Records `outcome` under the lock; returns the cause to cancel with, if any.
-    fn record(
-        &self,
-        state: &mut State<'_, T, E>,
-        index: usize,
-        outcome: Option<Outcome<T, E>>,
-        message: Option<String>,
-    ) -> Option<TaskFailed> {
-        let cause = outcome.and_then(|outcome| state.slots.record(index, outcome, message));
-        if state.slots.has_failed() {
-            self.failed.store(true, Ordering::Relaxed);
+/// How [`spawn_when_free`] ended.
+pub(super) enum WhenFree<J> {
+    /// Spawned: handed to a worker, or with a new worker thread to start.
+    Spawned(Option<NewWorker<J>>),
+    /// The group's context was done first: not spawned, the job handed back.
+    GaveUp(J),
+}
+
+/// Spawns task `index` once there is a free slot, blocking until then (see [`Scope::spawn`]),
+/// or gives up if the group's context is done first.
+pub(super) fn spawn_when_free<'scope, T, E>(
+    shared: &Shared<'scope, T, E>,
+    index: usize,
+    mut job: Job<'scope, T, E>,
+) -> WhenFree<Job<'scope, T, E>> {
+    // Terminates: each turn spawns, or gives up once the context is done, or waits until a
+    // slot frees (scheduler invariant 4: it then stays free until this spawn takes it).
+    loop {
+        if shared.is_done() {
+            return WhenFree::GaveUp(job);
         }
-        cause
-    }
-
-    /// Cancels for `cause` (outside the lock), then counts `ended` tasks as ended.
-    fn ended(&self, cause: Option<TaskFailed>, ended: usize) {
-        if let Some(cause) = cause {
-            self.cancel.cancel_with(cause);
+        match shared.spawn_if_free(index, job) {
+            Ok(new) => return WhenFree::Spawned(new),
+            Err(back) => job = back,
         }
-        self.active.fetch_sub(ended, Ordering::AcqRel);
-    }
-
-    /// No limit: one thread, one task.
-    fn run_one(&self, index: usize, job: Job<'scope, T, E>) {
-        let outcome = self.run(job);
-        let message = self.message(&outcome);
-        let cause = self.record(&mut lock(&self.state), index, outcome, message);
-        self.ended(cause, 1);
-    }
-
-    /// Limit mode: a worker thread, starting with `index`/`job`, then taking from the queue.
-    fn work(&self, mut index: usize, mut job: Job<'scope, T, E>) {
-        loop {
-            let outcome = self.run(job);
-            let message = self.message(&outcome);
-            let (cause, next, drained) = {
-                let mut state = lock(&self.state);
-                let cause = self.record(&mut state, index, outcome, message);
-                // Invariant #3.
-                let drained = if cause.is_some() || self.ctx.is_done() {
-                    std::mem::take(&mut state.queue)
-                } else {
-                    VecDeque::new()
-                };
-                let next = state.queue.pop_front();
-                (cause, next, drained)
-            };
-            let ended = 1 + drained.len();
-            let _ = catch_unwind(AssertUnwindSafe(|| drop(drained))); // user drops, outside the lock
-            self.ended(cause, ended);
-            let next = match next {
-                Some(next) => next,
-                None => match self.next_job() {
-                    Some(next) => next,
-                    None => return,
-                },
-            };
-            (index, job) = next;
+        if !wait_for_slot(shared) {
+            return WhenFree::GaveUp(job);
         }
     }
+}
 
-    /// Limit mode: waits for a queued task; `None` when the worker should leave (invariant #2).
-    fn next_job(&self) -> Option<(usize, Job<'scope, T, E>)> {
-        let mut state = lock(&self.state);
-        // Terminates: each wake-up either finds a task, or finds `closed` (set once, for good).
-        loop {
-            if let Some(next) = state.queue.pop_front() {
-                return Some(next);
-            }
-            if state.closed {
-                state.workers -= 1;
-                return None;
-            }
-            state.idle += 1;
-            state = self
-                .work
-                .wait(state)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            state.idle -= 1;
+/// Blocks until there is a free slot (true) or the group's context is done (false): parked,
+/// registered with the scheduler for the slot and with the context for its end (scheduler
+/// invariant 4).
+pub(super) fn wait_for_slot<T, E>(shared: &Shared<'_, T, E>) -> bool {
+    let me = sync::current_thread();
+    let ctx = shared
+        .context()
+        .expect("ctxkit::group: a scope always has a context");
+    match ctx.block_until_or(|| shared.poll_slot(&me)) {
+        None => true,
+        Some(_) => {
+            shared.forget_spawner();
+            false
         }
-    }
-
-    /// No task will be added: idle workers leave (invariant #2).
-    fn close(&self) {
-        lock(&self.state).closed = true;
-        self.work.notify_all();
     }
 }
 
@@ -198,9 +147,10 @@ impl<'scope, T, E: fmt::Display> Inner<'scope, T, E> {
 ///
 /// # Coming from Go
 ///
-/// `s.spawn(f)` is errgroup's `g.Go(f)`, `s.try_spawn(f)` is `g.TryGo(f)`, `s.set_limit(n)` is
-/// `g.SetLimit(n)`; the `Wait` is the end of [`scope`]. Unlike Go's `Go` under a limit, `spawn`
-/// never blocks: the task is queued for one of at most `n` worker threads.
+/// `s.spawn(f)` is errgroup's `g.Go(f)` (under a limit it blocks until a slot frees, as `Go`
+/// does, or until the context is done), `s.try_spawn(f)` is `g.TryGo(f)`, `s.set_limit(n)` is
+/// `g.SetLimit(n)`; the `Wait` is the end of [`scope`]. [`spawn_queued`](Scope::spawn_queued)
+/// has no Go counterpart: under a limit it queues the task instead of blocking.
 ///
 /// # Examples
 ///
@@ -220,12 +170,12 @@ impl<'scope, T, E: fmt::Display> Inner<'scope, T, E> {
 /// ```
 pub struct Scope<'scope, 'env, T, E> {
     threads: &'scope std::thread::Scope<'scope, 'env>,
-    inner: Arc<Inner<'scope, T, E>>,
-    /// Every thread started, joined at the end of [`scope`] (invariant #4).
+    inner: Arc<Shared<'scope, T, E>>,
+    /// Every thread started, joined at the end of [`scope`] (invariant 1).
     handles: RefCell<Vec<ScopedJoinHandle<'scope, ()>>>,
     /// Tasks spawned, skipped ones included: the next spawn index.
     spawned: Cell<usize>,
-    /// At most this many threads run tasks; `None`: one thread per task.
+    /// At most this many threads run tasks (the scheduler keeps the same limit).
     limit: Cell<Option<NonZeroUsize>>,
 }
 
@@ -247,22 +197,38 @@ where
     /// assert!(r.is_err());
     /// ```
     pub fn context(&self) -> &Context {
-        &self.inner.ctx
+        self.inner
+            .context()
+            .expect("ctxkit::group: a scope always has a context")
     }
 
-    /// Starts `task` on a thread of its own (no limit) or on one of at most `n` worker threads
-    /// (after [`set_limit(n)`](Scope::set_limit), queued until one is free); never blocks.
-    /// `task` gets the group's context (a clone, by value). A task spawned once the context is
-    /// done never starts.
+    /// Starts `task` on a thread of the scope, blocking first until a slot is free if the
+    /// scope's limit is reached (as Go's `g.Go` blocks under `SetLimit`); gives up, without
+    /// running `task`, once the group's context is done.
+    ///
+    /// `task` gets the group's context (a clone, by value). It runs on an idle thread of the
+    /// scope, or on a new one; without a limit, or below it, `spawn` never blocks. At the limit
+    /// it blocks until a running task ends, or until the context is done: then `task` never
+    /// runs, and [`scope`] reports it as failed with the context's error (unless another error
+    /// came first). So a spawning loop whose failing task held the only slot ends as soon as
+    /// that failure cancels the context (conc#88). A task spawned once the context is done
+    /// never starts.
+    ///
+    /// Which spawn: `spawn` by default, and always for a large or unbounded number of tasks:
+    /// under a limit of `n` at most `n` tasks are ever held, running or about to, whatever the
+    /// loop spawns. [`spawn_queued`](Scope::spawn_queued) never blocks: it queues, which costs
+    /// memory per queued task and suits a moderate number known in advance.
+    /// [`try_spawn`](Scope::try_spawn) refuses instead of waiting.
     ///
     /// # Examples
     ///
     /// ```
     /// let total = std::sync::atomic::AtomicUsize::new(0);
     /// let r = ctxkit::group::scope(&ctxkit::Context::background(), |s| {
+    ///     s.set_limit(2);
     ///     for i in 1..=4 {
     ///         let total = &total;
-    ///         s.spawn(move |_ctx| {
+    ///         s.spawn(move |_ctx| { // blocks while 2 tasks run
     ///             total.fetch_add(i, std::sync::atomic::Ordering::Relaxed);
     ///             Ok::<_, ctxkit::Error>(i * i)
     ///         });
@@ -275,47 +241,69 @@ where
     /// # Panics
     ///
     /// If the OS refuses to start a thread (as `std::thread::scope`'s `spawn`).
+    ///
+    /// # Blocking
+    ///
+    /// Under a limit, blocks the calling thread (parked) until a slot is free or the group's
+    /// context is done. A task must therefore not wait for something the closure does after
+    /// this spawn, when the limit may be reached (as with Go's `Go`).
     #[track_caller]
     pub fn spawn<G>(&self, task: G)
     where
         G: FnOnce(Context) -> Result<T, E> + Send + 'scope,
     {
-        let index = self.spawned.get();
-        self.spawned.set(index + 1);
-        if self.inner.ctx.is_done() {
+        let origin = Origin::here(spawn::GROUP_THREAD);
+        let index = self.next_index();
+        if self.inner.is_done() {
             return; // go#61611; reported at the end as the context's error.
         }
         let job: Job<'scope, T, E> = Box::new(task);
-        self.inner.active.fetch_add(1, Ordering::AcqRel);
-        match self.limit.get() {
-            None => {
-                let inner = self.inner.clone();
-                self.start(move || inner.run_one(index, job));
-            }
-            Some(limit) => {
-                let mut state = lock(&self.inner.state);
-                // Invariant #2: an idle worker is free only if no queued task claims it yet (it
-                // stays counted as idle until it wakes).
-                let free_idle = state.idle > state.queue.len();
-                if !free_idle && state.workers < limit.get() {
-                    state.workers += 1;
-                    drop(state);
-                    let inner = self.inner.clone();
-                    self.start(move || inner.work(index, job));
-                } else {
-                    state.queue.push_back((index, job));
-                    drop(state);
-                    if free_idle {
-                        self.inner.work.notify_one();
-                    }
-                }
-            }
+        if self.limit.get().is_none() {
+            return self.start(self.inner.spawn(index, job), origin);
+        }
+        match spawn_when_free(&self.inner, index, job) {
+            WhenFree::Spawned(new) => self.start(new, origin),
+            // User data, dropped with no lock held; reported at the end as the context's error.
+            WhenFree::GaveUp(job) => drop(job),
         }
     }
 
-    /// Starts `task` only if no waiting is needed (no limit, or fewer than the limit running)
-    /// and the context is not done; returns whether it did (Go's `TryGo`). On `false`, `task` is
-    /// dropped.
+    /// Starts `task` as [`spawn`](Scope::spawn) does, but never blocks: at the limit, the task
+    /// is queued, and starts when a running task ends (in spawn order), or never, once the
+    /// context is done. Every queued task takes memory until it runs; without a limit it is the
+    /// same as `spawn`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = ctxkit::group::scope(&ctxkit::Context::background(), |s| {
+    ///     s.set_limit(2);
+    ///     for i in 0..5 {
+    ///         s.spawn_queued(move |_ctx| Ok::<_, ctxkit::Error>(i)); // never blocks
+    ///     }
+    ///     assert!(s.active() <= 5); // 2 running, the rest queued
+    /// });
+    /// assert_eq!(r, Ok(vec![0, 1, 2, 3, 4]));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn`](Scope::spawn).
+    #[track_caller]
+    pub fn spawn_queued<G>(&self, task: G)
+    where
+        G: FnOnce(Context) -> Result<T, E> + Send + 'scope,
+    {
+        let origin = Origin::here(spawn::GROUP_THREAD);
+        let index = self.next_index();
+        if self.inner.is_done() {
+            return; // go#61611; reported at the end as the context's error.
+        }
+        self.start(self.inner.spawn(index, Box::new(task)), origin);
+    }
+
+    /// Starts `task` only if no waiting is needed (no limit, or a free slot) and the context is
+    /// not done; returns whether it did (Go's `TryGo`). On `false`, `task` is dropped.
     ///
     /// # Examples
     ///
@@ -340,33 +328,70 @@ where
     where
         G: FnOnce(Context) -> Result<T, E> + Send + 'scope,
     {
-        if self.inner.ctx.is_done() {
+        let origin = Origin::here(spawn::GROUP_THREAD);
+        if self.inner.is_done() {
             return false;
         }
-        if let Some(limit) = self.limit.get() {
-            let state = lock(&self.inner.state);
-            // As in `spawn`: a free idle worker, or room for another thread (invariant #2).
-            if state.idle <= state.queue.len() && state.workers >= limit.get() {
-                return false;
+        let index = self.spawned.get();
+        match self.inner.spawn_if_free(index, Box::new(task)) {
+            Ok(start) => {
+                self.spawned.set(index + 1);
+                self.start(start, origin);
+                true
             }
-            drop(state);
-            self.spawn(task); // starts a worker, or hands the task to an idle one
-            return true;
+            Err(job) => {
+                drop(job);
+                false
+            }
         }
-        self.spawn(task);
-        true
     }
 
+    /// Tasks spawned and not yet ended (queued ones included).
+    ///
+    /// Under a limit of `n`, a scope whose tasks are all started with [`spawn`](Scope::spawn)
+    /// never has more than `n` active: that is the bound on memory that the blocking gives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// ctxkit::group::scope(&ctxkit::Context::background(), |s| {
+    ///     s.set_limit(4);
+    ///     for i in 0..1_000 {
+    ///         s.spawn(move |_| Ok::<_, ctxkit::Error>(i));
+    ///         assert!(s.active() <= 4);
+    ///     }
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn active(&self) -> usize {
+        self.inner.lock().pending()
+    }
+
+    /// The next spawn index, counted whether or not the task starts.
+    fn next_index(&self) -> usize {
+        let index = self.spawned.get();
+        self.spawned.set(index + 1);
+        index
+    }
+
+    /// Starts the worker thread the scheduler asked for, if any, with its first task.
     #[track_caller]
-    fn start<F: FnOnce() + Send + 'scope>(&self, f: F) {
-        let handle = std::thread::Builder::new()
-            .name("ctxkit-group".to_owned())
-            .spawn_scoped(self.threads, f)
-            .unwrap_or_else(|error| panic!("ctxkit::group: failed to start a thread: {error}"));
-        self.handles.borrow_mut().push(handle);
+    fn start(&self, new: Option<NewWorker<Job<'scope, T, E>>>, origin: Origin) {
+        let Some(NewWorker { id, index, job }) = new else {
+            return; // handed to a worker, or queued
+        };
+        let inner = self.inner.clone();
+        match spawn::try_spawn_scoped(self.threads, origin, move || work(&inner, id, index, job)) {
+            Ok(handle) => self.handles.borrow_mut().push(handle),
+            Err(error) => {
+                self.inner.unstart(id);
+                panic!("ctxkit::group: failed to start a thread: {error}");
+            }
+        }
     }
 
-    /// Runs the scope's tasks on at most `n` threads at once; later tasks queue.
+    /// Runs the scope's tasks on at most `n` threads at once: at the limit,
+    /// [`spawn`](Scope::spawn) blocks and [`spawn_queued`](Scope::spawn_queued) queues.
     ///
     /// # Examples
     ///
@@ -400,11 +425,10 @@ where
         let Some(n) = NonZeroUsize::new(n) else {
             panic!("ctxkit::group: set_limit(0) would never run a task; use remove_limit() for no limit");
         };
-        self.assert_idle("set_limit");
-        self.limit.set(Some(n));
+        self.change_limit(Some(n), "set_limit");
     }
 
-    /// Removes the limit: one thread per task again.
+    /// Removes the limit: every spawn starts its task at once again.
     ///
     /// # Examples
     ///
@@ -422,46 +446,45 @@ where
     /// As [`set_limit`](Scope::set_limit), if tasks are active.
     #[track_caller]
     pub fn remove_limit(&self) {
-        self.assert_idle("remove_limit");
-        self.limit.set(None);
+        self.change_limit(None, "remove_limit");
     }
 
     #[track_caller]
-    fn assert_idle(&self, what: &str) {
-        let active = self.inner.active.load(Ordering::Acquire);
-        if active != 0 {
+    fn change_limit(&self, limit: Option<NonZeroUsize>, what: &str) {
+        // The workers of the old limit leave (scheduler invariant 3).
+        if let Err(active) = self.inner.set_limit(limit) {
             panic!("ctxkit::group: {what} while {active} tasks are active");
         }
+        self.limit.set(limit);
     }
 }
 
 impl<T, E> fmt::Debug for Scope<'_, '_, T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
-            .field("active", &self.inner.active.load(Ordering::Acquire))
+            .field("active", &self.inner.lock().pending())
             .field("spawned", &self.spawned.get())
             .field("limit", &self.limit.get())
-            .field("ctx", &self.inner.ctx)
+            .field("ctx", &self.inner.context())
             .finish()
     }
 }
 
-/// Closes the queue when the caller's closure returns or unwinds; on unwind also cancels the
-/// group's context, so tasks watching it end and `std::thread::scope` can join them
-/// (invariant #4).
-struct CloseOnExit<'a, 'scope, T, E: fmt::Display>(&'a Inner<'scope, T, E>);
+/// If the caller's closure unwinds: cancels the group's context, so tasks watching it end, and
+/// retires the workers, so idle ones leave and `std::thread::scope` can join them (invariant 1).
+struct OnUnwind<'a, 'scope, T, E>(&'a Shared<'scope, T, E>);
 
-impl<T, E: fmt::Display> Drop for CloseOnExit<'_, '_, T, E> {
+impl<T, E> Drop for OnUnwind<'_, '_, T, E> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.cancel.cancel();
+            self.0.cancel();
+            self.0.retire();
         }
-        self.0.close();
     }
 }
 
 /// Runs the group and hands its outcomes to `take`.
-fn run<'env, T, E, F, R>(
+fn run_scope<'env, T, E, F, R>(
     parent: &Context,
     f: F,
     take: impl FnOnce(&mut Slots<T, E>, usize, Error) -> Result<R, Panic>,
@@ -475,40 +498,27 @@ where
     std::thread::scope(|threads| {
         let scope = Scope {
             threads,
-            inner: Arc::new(Inner {
-                ctx,
-                cancel,
-                active: AtomicUsize::new(0),
-                failed: AtomicBool::new(false),
-                state: Mutex::new(State {
-                    slots: Slots::new(),
-                    queue: VecDeque::new(),
-                    workers: 0,
-                    idle: 0,
-                    closed: false,
-                }),
-                work: Condvar::new(),
-            }),
+            inner: Arc::new(Shared::new(Some(ctx), Some(cancel))),
             handles: RefCell::new(Vec::new()),
             spawned: Cell::new(0),
             limit: Cell::new(None),
         };
         {
-            let _close = CloseOnExit(&scope.inner);
+            let _unwind = OnUnwind(&scope.inner);
             f(&scope);
         }
-        // Invariant #4. Tasks catch their own panics, so a join error is ctxkit's own bug.
+        // Invariant 1: no more spawns, so the workers run what is queued and leave; joined, they
+        // have recorded every task.
+        scope.inner.close();
+        // Tasks catch their own panics, so a join error is ctxkit's own bug.
         for handle in scope.handles.take() {
             if let Err(payload) = handle.join() {
                 resume_unwind(payload);
             }
         }
-        let skipped = scope.inner.ctx.err().unwrap_or(Error::Canceled);
-        scope.inner.cancel.cancel();
-        // Taken out of the lock first: `take` runs user code (`E::from`, drops).
-        let mut slots = lock(&scope.inner.state).slots.take();
-        let taken = take(&mut slots, scope.spawned.get(), skipped);
-        match taken {
+        let (mut slots, skipped) = scope.inner.end_round();
+        // Out of the lock: `take` runs user code (`E::from`, drops).
+        match take(&mut slots, scope.spawned.get(), skipped) {
             Ok(result) => result,
             Err(payload) => resume_unwind(payload),
         }
@@ -521,8 +531,8 @@ where
 /// The blocking counterpart of [`Group`](super::Group), with the same semantics:
 ///
 /// * Tasks get the group's context, derived from `parent`. The first task to fail cancels it,
-///   with a [`TaskFailed`] cause carrying the error's text; tasks still running should watch it
-///   (`ctx.check()?`, `ctx.blocking_sleep(d)?`) and return.
+///   with a [`TaskFailed`](super::TaskFailed) cause carrying the error's text; tasks still
+///   running should watch it (`ctx.check()?`, `ctx.blocking_sleep(d)?`) and return.
 /// * A task spawned once the context is done never starts and counts as failed with the
 ///   context's [`Error`], unless another error came first. Hence the error type `E` must
 ///   implement `From<ctxkit::Error>`: `ctxkit::Error`, `String`, `std::io::Error` and
@@ -530,9 +540,13 @@ where
 ///   and a one-line `impl From<ctxkit::Error> for MyError` (see the
 ///   [module docs](super#examples)).
 /// * Tasks may borrow from the caller's stack: they only need to outlive the call.
-/// * Without a limit each task gets a thread (named `ctxkit-group`), as each `Go` gets a
-///   goroutine. With [`Scope::set_limit(n)`](Scope::set_limit), at most `n` threads run the
-///   tasks, taking them from a queue in spawn order; `spawn` never blocks.
+/// * Without a limit every task starts at once, as each `Go` gets a goroutine: on a thread of
+///   the scope that is idle, or on a new one (named `ctxkit-group`). Threads are reused, so a
+///   thread may run several tasks one after another, and they end with the scope. With
+///   [`Scope::set_limit(n)`](Scope::set_limit), at most `n` threads run the tasks; when all `n`
+///   are busy, [`Scope::spawn`] blocks until one is free, or until the context is done (then
+///   the task never starts), and [`Scope::spawn_queued`] queues the task instead (see
+///   [`Scope::spawn`] for which to use).
 /// * A task that panics cancels the context like an error; `scope` resumes the panic once every
 ///   thread has been joined (which panic, if several, is unspecified). If the closure itself
 ///   panics, the context is canceled, the threads are joined, and that panic propagates.
@@ -584,14 +598,15 @@ where
 ///
 /// # Blocking
 ///
-/// Blocks the calling thread until every task has ended. Do not call it from async code.
+/// Blocks the calling thread until every task has ended (and, inside the closure,
+/// [`Scope::spawn`] blocks under a limit). Do not call it from async code.
 pub fn scope<'env, T, E, F>(parent: &Context, f: F) -> Result<Vec<T>, E>
 where
     T: Send + 'env,
     E: fmt::Display + From<Error> + Send + 'env,
     F: for<'scope> FnOnce(&Scope<'scope, 'env, T, E>),
 {
-    run(parent, f, Slots::take_first)
+    run_scope(parent, f, Slots::take_first)
 }
 
 /// As [`scope`], but returns every error, in spawn order, instead of the first.
@@ -638,5 +653,42 @@ where
     E: fmt::Display + From<Error> + Send + 'env,
     F: for<'scope> FnOnce(&Scope<'scope, 'env, T, E>),
 {
-    run(parent, f, Slots::take_all)
+    run_scope(parent, f, Slots::take_all)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::spawn::{live_units, Kind, ScopeTag};
+
+    /// The scope's threads go through `spawn.rs`: recorded while they run (as scoped threads
+    /// named `ctxkit-group`, started at the user's `spawn` call), gone once joined, and run
+    /// with the tag of the code that started the scope.
+    #[test]
+    fn group_threads_are_recorded_and_inherit_the_spawners_tag() {
+        let tag = ScopeTag::new();
+        let _entered = tag.enter();
+        let r = scope(&Context::background(), |s| {
+            s.set_limit(2);
+            for _ in 0..4 {
+                s.spawn(move |_| {
+                    let mine: Vec<_> = live_units()
+                        .into_iter()
+                        .filter(|u| u.tag == Some(tag))
+                        .collect();
+                    assert!((1..=2).contains(&mine.len()), "{mine:?}");
+                    for unit in &mine {
+                        assert_eq!((unit.kind, unit.name), (Kind::ScopedThread, "ctxkit-group"));
+                        assert_eq!(unit.spawned_at.file(), file!());
+                    }
+                    Ok::<_, Error>(ScopeTag::current())
+                });
+            }
+        });
+        assert_eq!(r, Ok(vec![Some(tag); 4]));
+        assert!(
+            !live_units().iter().any(|u| u.tag == Some(tag)),
+            "a joined thread is still recorded"
+        );
+    }
 }

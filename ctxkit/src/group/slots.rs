@@ -1,16 +1,19 @@
 //! What a group's tasks leave behind: their results in spawn order, which error came first, the
-//! first panic. Shared by the async [`Group`](super::Group) and the thread [`scope`](super::scope).
+//! first panic. Shared by the async [`Group`](super::Group) and the thread
+//! [`scope`](fn@super::scope).
 //!
-//! Pure bookkeeping: no locks here. Callers keep a `Slots` under their own lock and call its
-//! methods with the lock held (they take `&mut self`), then act on what they return (cancel the
-//! context) after releasing it.
+//! Pure bookkeeping: no locks here. The scheduler (`scheduler.rs`) keeps a `Slots` beside its
+//! own state, under the group's lock, and calls its methods with the lock held (they take
+//! `&mut self`); what they return (a cause to cancel with) is acted on after the lock is
+//! released, and the round's slots are taken out of the lock before they are turned into
+//! results.
 
 use std::any::Any;
 use std::fmt;
 
 use crate::context::Error;
 
-use super::TaskFailed;
+use super::task_failed::TaskFailed;
 
 /// A panic payload, as `catch_unwind` returns it.
 pub(crate) type Panic = Box<dyn Any + Send + 'static>;
@@ -196,14 +199,6 @@ impl<T, E> Slots<T, E> {
             Err(errors)
         })
     }
-}
-
-/// Locks `mutex`, ignoring poisoning: no code of the group panics under its locks and no user
-/// code runs under them, so a poisoned lock only follows a bug in ctxkit itself.
-pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The text of a panic payload (`&str` or `String`, as `panic!` makes them).

@@ -1,188 +1,59 @@
-//! The async [`Group`]: tasks on tokio.
+//! The async [`Group`]: tasks on tokio, run by reusable worker tasks.
 //!
 //! # Implementation details
 //!
-//! Group tasks are boxed and run by *workers*: tokio tasks that run group tasks one after
-//! another. `spawn` hands a task to a worker that runs none (an idle one, parked, which it
-//! wakes) and starts a new worker (one `tokio::spawn`) only when no worker is free and the
-//! limit allows. Under load most tasks therefore cost one box and two short critical sections
-//! (the spawn's, and the one where the worker records the outcome, lowers `pending` and picks
-//! its next step), and no `tokio::spawn`; yet no task waits for another to end unless the limit
-//! says so, because a task is only queued for a worker already committed to it (or when the
-//! limit is reached). Results go into a slot vector indexed by spawn order.
+//! Scheduling is the group's one scheduler (`scheduler.rs`: when a task is handed to an idle
+//! worker, when a worker starts, what is queued, its invariants 1 to 6). This file supplies only
+//! how a worker runs and parks: a worker is a tokio task (started through `spawn.rs`, one
+//! registration per worker, not per group task) that polls group tasks one after another, and
+//! idles by returning `Pending` with its [`Waker`] registered. Under load most group tasks
+//! therefore cost one box and two short critical sections (the spawn's, and the one where the
+//! worker records the outcome, lowers the pending count and picks its next step), and no
+//! `tokio::spawn`.
 //!
 //! Latency of a first failure (the `group.first_error_cancel` workload: 1,000 tasks blocked on
 //! the context, one fails): the cancel wakes every blocked task's tokio task, each records its
 //! outcome and its worker leaves (or idles) in one critical section, and the last one wakes
 //! `wait`. The worker's loop is plain code between awaits (no future per step: that cost some
-//! 20 ns a task under `set_limit(2)`). `wait` then does O(1) work besides taking the results: the handles of workers that
-//! have left are not dropped there (dropping a finished task's last handle frees the task, some
-//! 40 ns each) but pruned by later spawns or dropped with the group.
+//! 20 ns a task under `set_limit(2)`). `wait` then does O(1) work besides taking the results:
+//! the handles of workers that have left are not dropped there (dropping a finished task's last
+//! handle frees the task, some 40 ns each) but pruned by later spawns or dropped with the group.
 //!
 //! A worker's future can be dropped before it returns: tokio drops every task of a runtime that
 //! shuts down (dropped, or `shutdown_timeout` passed), and the group's drop aborts its workers.
 //! Nothing else would then record the task it was running, and `wait` would wait for it
 //! forever; so each worker carries a [`Worker`] guard that knows what it holds and gives it back
-//! when dropped (invariant #5).
+//! when dropped (scheduler invariant 6).
 //!
 //! # Invariants
 //!
-//! 1. `State::pending` counts the tasks of the current round that have been spawned or queued
-//!    and not yet finished (recorded, skipped, drained or aborted). It is raised only by the
-//!    owner of the `Group` (`spawn` takes `&mut self`) and lowered only by workers (or their
-//!    guards, invariant #5), *after* they have recorded the outcome and canceled the context
-//!    for a failure (the round's first failure releases the lock to cancel, then lowers in a
-//!    second critical section: [`lower`]).
-//! 2. `State::waker` is taken, under `state`, only by whoever lowered `pending` to zero, in the
-//!    same critical section; `wait` reads `pending` and stores its waker in one critical section
-//!    under `state`. So a wait cannot miss the last task's wake-up, and when `wait` sees zero
-//!    every outcome is in `State::slots` and the failure's cause is already the context's.
-//! 3. `State::workers` counts the workers of the current generation. Each is *busy* (running
-//!    a task, or recording its outcome), *searching* (woken from idle by `spawn`, counted in
-//!    `State::searching`, bound to take from `queue` before it idles again) or *idle* (its
-//!    waker in `State::idle`). A worker whose task ended takes the next queued task, idles or
-//!    leaves in the critical section where it records the outcome, so it never searches.
-//!    Without a limit, `queue.len() <= searching` at all times: `spawn` queues a task only
-//!    while a searching worker is unmatched, or together with waking an idle worker (which
-//!    then counts as searching), and a searching worker pops before it idles. With a limit,
-//!    `spawn` also queues when `workers == limit`: those busy workers take from the queue when
-//!    their task ends. So a queued task never waits for user code to end, unless the limit is
-//!    reached. An idle worker polled spuriously (a waker that a finished task left behind
-//!    fires) finds its entry still in `idle` and stays idle without touching the counts. At
-//!    most `MAX_IDLE` workers idle; another leaves instead. `close_workers` (a limit change, the
-//!    drop) starts a new generation: its counts start at zero, and a worker of an older one
-//!    leaves at its next search without touching them.
-//! 4. Once the group's context is done, no queued task starts: a worker checks the context
-//!    before each task, and drains the whole queue when it sees it done.
-//! 5. A worker's [`Worker::phase`] says what it holds, and changes only in the same poll as the
+//! 1. A worker's [`Worker::phase`] says what it holds, and changes only in the same poll as the
 //!    critical section that changed what it holds (no `.await` between them), so wherever tokio
-//!    drops the future, the phase is right. A worker dropped before it left gives back, in one
-//!    critical section ([`abandon`]): its task, if busy, recorded as aborted (after the task's
-//!    future has been dropped); its place in the counts of invariant #3, if its generation is
-//!    the current one (an idle worker takes its entry out of `idle`, or, if `spawn` took it
-//!    already, leaves `searching`; queued tasks that no searching worker claims then go to idle
-//!    workers, as `spawn` would hand them; if none idles, a busy one takes them when its task
-//!    ends, which can only happen when the group's workers run on several runtimes and one of
-//!    them shut down). If no worker of the current generation is left, the queue is recorded as
-//!    aborted and drained: nothing could ever run it (a later `spawn` starts new workers, but
-//!    only for its own task). Then `pending` is lowered as in invariant #1.
+//!    drops the future, the phase is right and its drop gives back exactly that.
 //!
 //! # Lock order
 //!
-//! One lock, `Shared::state`, a leaf: nothing else is locked under it, and no user code runs under
-//! it (an error's text is formatted before it is taken; futures are polled and dropped outside
-//! it; wakers are woken after it is released; results are taken out of it before `wait` turns
-//! them into values and errors). The context is canceled after it is released.
+//! Only the scheduler's lock (`scheduler.rs`, a leaf), never held across an `.await`.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 use tokio::task::JoinHandle;
 
-use super::slots::{lock, Outcome, Panic, Slots};
-use super::TaskFailed;
+use super::scheduler::{NewWorker, Search, Shared as Scheduled, WorkerId};
+use super::slots::{Outcome, Panic, Slots};
 use crate::context::{CancelHandle, Context, Error};
+use crate::spawn::{self, Origin};
+use crate::sync::Arc;
 
 type BoxTask<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
 
-/// At most this many workers stay idle (parked tasks, no thread) waiting for the next spawn;
-/// a worker that finds this many idle leaves instead.
-const MAX_IDLE: usize = 16;
-
-/// What the group and its tasks share.
-struct Shared<T, E> {
-    /// The group's context; `None` for [`Group::new`]. Never changes.
-    ctx: Option<Context>,
-    /// Cancels `ctx`; `None` for [`Group::new`]. Canceled by the first failure, by `wait` and by
-    /// the group's drop.
-    cancel: Option<CancelHandle>,
-    /// A hint, set under `state` when the round's first failure is recorded, cleared by `wait`:
-    /// lets a failing task skip formatting its error when a cause has already been set.
-    failed: AtomicBool,
-    /// Protects the round's outcomes, the queue and the waiter.
-    state: Mutex<State<T, E>>,
-}
-
-struct State<T, E> {
-    /// The round's outcomes.
-    slots: Slots<T, E>,
-    /// See invariant #1.
-    pending: usize,
-    /// The task of the current `wait`, if it is waiting (invariant #2).
-    waker: Option<Waker>,
-    /// Tasks handed to an idle worker, or waiting for a busy one under a limit, with their
-    /// spawn index (invariant #3).
-    queue: VecDeque<(usize, BoxTask<T, E>)>,
-    /// Worker tasks alive, idle ones included (invariant #3).
-    workers: usize,
-    /// Idle workers, by id, with their wakers (invariant #3).
-    idle: Vec<(u64, Waker)>,
-    /// The id of the next worker.
-    next_id: u64,
-    /// Workers that run no task and will take one from `queue` before idling (invariant #3).
-    searching: usize,
-    /// Counts worker generations (one ends when the limit changes and at drop); workers of an
-    /// ended one leave (invariant #3).
-    generation: u64,
-}
-
-impl<T, E> Shared<T, E> {
-    fn new(ctx: Option<Context>, cancel: Option<CancelHandle>) -> Self {
-        Shared {
-            ctx,
-            cancel,
-            failed: AtomicBool::new(false),
-            state: Mutex::new(State {
-                slots: Slots::new(),
-                pending: 0,
-                waker: None,
-                queue: VecDeque::new(),
-                workers: 0,
-                idle: Vec::new(),
-                next_id: 0,
-                searching: 0,
-                generation: 0,
-            }),
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.ctx.as_ref().is_some_and(Context::is_done)
-    }
-
-    /// The context a task gets: the group's, or the background for [`Group::new`].
-    fn task_context(&self) -> Context {
-        self.ctx.clone().unwrap_or_else(Context::background)
-    }
-
-    /// The text of a failing task's error, when it may become the context's cause.
-    fn message(&self, outcome: &Outcome<T, E>) -> Option<String>
-    where
-        E: fmt::Display,
-    {
-        match outcome {
-            Outcome::Returned(Err(error))
-                if self.cancel.is_some() && !self.failed.load(Ordering::Relaxed) =>
-            {
-                Some(error.to_string())
-            }
-            _ => None,
-        }
-    }
-
-    /// The handle to cancel the context with `cause`, if the group has a context and `cause`
-    /// is the round's first failure.
-    fn cancel_for(&self, cause: Option<TaskFailed>) -> Option<(&CancelHandle, TaskFailed)> {
-        cause.and_then(|cause| Some((self.cancel.as_ref()?, cause)))
-    }
-}
+/// What the group and its workers share: the scheduler of `BoxTask`s, with wakers as tokens.
+type Shared<T, E> = Scheduled<T, E, BoxTask<T, E>, Waker>;
 
 /// Polls `task` to completion, catching a panic in it (or in its drop) as an outcome.
 async fn catch<F: Future>(task: F) -> Result<F::Output, Panic> {
@@ -212,7 +83,8 @@ async fn catch<F: Future>(task: F) -> Result<F::Output, Panic> {
     .await
 }
 
-/// Runs `task` unless the context is already done; how it ended, or `None` if it never started.
+/// Runs `task` unless the context is already done; how it ended, or `None` if it never started
+/// (scheduler invariant 5).
 async fn run_one<T, E, F>(shared: &Shared<T, E>, task: F) -> Option<Outcome<T, E>>
 where
     F: Future<Output = Result<T, E>>,
@@ -229,196 +101,14 @@ where
     })
 }
 
-/// Where a worker goes after a task (invariant #3).
-enum Search<T, E> {
-    /// Run this task next.
-    Run(usize, BoxTask<T, E>),
-    /// Idle: its waker is in `State::idle`.
-    Idle,
-    /// Leave: its generation ended, or enough workers idle.
-    Leave,
-}
-
-/// Invariant #3: a worker between tasks takes the next queued one, or idles, or leaves, in the
-/// critical section where it became free; `waker` is its task's, for the idle list.
-fn search<T, E>(
-    state: &mut State<T, E>,
-    (generation, id): (u64, u64),
-    waker: &Waker,
-) -> Search<T, E> {
-    if state.generation != generation {
-        // Its generation's counts were reset when it ended; leave them untouched.
-        return Search::Leave;
-    }
-    if let Some((index, task)) = state.queue.pop_front() {
-        return Search::Run(index, task);
-    }
-    if state.idle.len() >= MAX_IDLE {
-        state.workers -= 1;
-        return Search::Leave;
-    }
-    // Only `spawn` (which counts the worker as searching again), `close_workers` (which ends
-    // its generation) and the worker's own guard (invariant #5) take the entry out.
-    state.idle.push((id, waker.clone()));
-    Search::Idle
-}
-
-/// Invariant #1: counts `finished` tasks as finished. For the round's first failure (`cancel`),
-/// or when futures were `drained`, releases the lock to cancel the context and drop them (a
-/// cancel wakes tasks; a future's drop is user code), then locks again; only then lowers
-/// `pending`. Invariant #2: returns `wait`'s waker if it lowered `pending` to zero, to be woken
-/// once the caller releases the lock.
-fn lower<'a, T, E>(
-    shared: &'a Shared<T, E>,
-    mut state: MutexGuard<'a, State<T, E>>,
-    cancel: Option<(&CancelHandle, TaskFailed)>,
-    drained: VecDeque<(usize, BoxTask<T, E>)>,
-    finished: usize,
-) -> (MutexGuard<'a, State<T, E>>, Option<Waker>) {
-    if state.slots.has_failed() && !shared.failed.load(Ordering::Relaxed) {
-        shared.failed.store(true, Ordering::Relaxed);
-    }
-    if cancel.is_some() || !drained.is_empty() {
-        drop(state);
-        if let Some((cancel, cause)) = cancel {
-            cancel.cancel_with(cause);
-        }
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(drained)));
-        state = lock(&shared.state);
-    }
-    state.pending -= finished;
-    // Invariant #2: we lowered it to zero, so the waker is ours to take.
-    let waiter = if state.pending == 0 {
-        state.waker.take()
-    } else {
-        None
-    };
-    (state, waiter)
-}
-
-/// Records how task `index` ended and finds the worker's next step, in one critical section
-/// in the common case (a second one, after the cancel, for the round's first failure).
-///
-/// Invariant #1: `pending` is lowered after the outcome is recorded and, for the first failure,
-/// after the context is canceled; invariant #2: whoever lowers it to zero wakes `wait`.
-fn finish<T, E>(
-    shared: &Shared<T, E>,
-    worker: (u64, u64),
-    index: usize,
-    outcome: Option<Outcome<T, E>>,
-    message: Option<String>,
-    waker: &Waker,
-) -> Search<T, E> {
-    let mut state = lock(&shared.state);
-    let cause = outcome.and_then(|outcome| state.slots.record(index, outcome, message));
-    // The round's first failure cancels the context (outside the lock) before `pending` is
-    // lowered.
-    let cancel = shared.cancel_for(cause);
-    // Invariant #4: once the context is (about to be) done, nothing queued starts.
-    let drained = if !state.queue.is_empty() && (cancel.is_some() || shared.is_done()) {
-        std::mem::take(&mut state.queue)
-    } else {
-        VecDeque::new()
-    };
-    let finished = 1 + drained.len();
-    let (mut state, waiter) = lower(shared, state, cancel, drained, finished);
-    let next = search(&mut state, worker, waker);
-    drop(state);
-    if let Some(waiter) = waiter {
-        waiter.wake();
-    }
-    next
-}
-
-/// An idle worker polled again: still idle (a spurious poll: a waker a finished task left
-/// behind fired late), or handed a task by `spawn` (which took its entry out of
-/// `State::idle` and counted it as searching), or its generation ended (invariant #3).
-fn poll_idle<T, E>(
-    shared: &Shared<T, E>,
-    worker: (u64, u64),
-    waker: &Waker,
-) -> Poll<Option<(usize, BoxTask<T, E>)>> {
-    let mut state = lock(&shared.state);
-    if state.generation != worker.0 {
-        return Poll::Ready(None);
-    }
-    if let Some((_, idle)) = state.idle.iter_mut().find(|(idle, _)| *idle == worker.1) {
-        if !idle.will_wake(waker) {
-            *idle = waker.clone();
-        }
-        return Poll::Pending;
-    }
-    state.searching -= 1;
-    match search(&mut state, worker, waker) {
-        Search::Run(index, task) => Poll::Ready(Some((index, task))),
-        Search::Idle => Poll::Pending,
-        Search::Leave => Poll::Ready(None),
-    }
-}
-
-/// Invariant #5: gives back what a worker whose future was dropped before it left held. `busy`
-/// is the index of the task it was running (already dropped), if any; else it was idle.
-fn abandon<T, E>(shared: &Shared<T, E>, (generation, id): (u64, u64), busy: Option<usize>) {
-    let mut state = lock(&shared.state);
-    let mut cause = None;
-    let mut finished = 0;
-    if let Some(index) = busy {
-        cause = state.slots.record(index, Outcome::Aborted, None);
-        finished += 1;
-    }
-    let mut handed = Vec::new();
-    if state.generation == generation {
-        if busy.is_none() {
-            match state.idle.iter().position(|(idle, _)| *idle == id) {
-                Some(at) => drop(state.idle.swap_remove(at)),
-                // `spawn` took its entry and counted it as searching (invariant #3).
-                None => state.searching -= 1,
-            }
-        }
-        state.workers -= 1;
-        // Invariant #3: a queued task no searching worker claims goes to an idle worker.
-        // Terminates: each turn moves one entry from `idle` to `searching`.
-        while state.queue.len() > state.searching {
-            let Some((_, idle)) = state.idle.pop() else {
-                break;
-            };
-            state.searching += 1;
-            handed.push(idle);
-        }
-    }
-    // No worker of the current generation is left to run what is queued: nothing ever will.
-    let orphans = if state.workers == 0 {
-        std::mem::take(&mut state.queue)
-    } else {
-        VecDeque::new()
-    };
-    for &(index, _) in &orphans {
-        let orphan = state.slots.record(index, Outcome::Aborted, None);
-        cause = cause.or(orphan);
-    }
-    finished += orphans.len();
-    if finished == 0 && handed.is_empty() {
-        return; // an idle worker that only left its place
-    }
-    let cancel = shared.cancel_for(cause);
-    let (state, waiter) = lower(shared, state, cancel, orphans, finished);
-    drop(state);
-    if let Some(waiter) = waiter {
-        waiter.wake();
-    }
-    for idle in handed {
-        idle.wake();
-    }
-}
-
-/// A worker's guard: what its future holds (invariant #5), given back by its drop if the
-/// future is dropped before it leaves (its runtime shut down, or the group's drop aborted it).
+/// A worker's guard: what its future holds (invariant 1), given back by its drop if the future
+/// is dropped before it leaves (its runtime shut down, or the group's drop aborted it).
 struct Worker<T, E> {
     shared: Arc<Shared<T, E>>,
-    /// Its generation and id (invariant #3).
-    id: (u64, u64),
+    /// Its identity in the scheduler.
+    id: WorkerId,
     /// What it holds; set only by the worker's loop, next to the critical section that changed
-    /// it (invariant #5).
+    /// it (invariant 1).
     phase: Phase<T, E>,
 }
 
@@ -426,9 +116,9 @@ struct Worker<T, E> {
 enum Phase<T, E> {
     /// Started by `spawn` and not yet polled: the task it runs first, with its spawn index.
     Start(usize, BoxTask<T, E>),
-    /// Running this task, or recording how it ended: counted in `workers`.
+    /// Running this task, or recording how it ended: counted as busy.
     Busy(usize),
-    /// Idle, its entry in `State::idle`, or woken by `spawn` and counted in `searching`.
+    /// Idle (its waker registered), or woken by `spawn` and counted as searching.
     Idle,
     /// Left: holds nothing, counts nothing.
     Left,
@@ -461,14 +151,14 @@ impl<T, E> Drop for Worker<T, E> {
         // The task's future goes before its outcome is recorded (so before `wait` can return);
         // its drop is user code: outside the lock, a panic in it ignored (it is gone anyway).
         let _ = catch_unwind(AssertUnwindSafe(|| drop(task)));
-        abandon(&self.shared, self.id, busy);
+        self.shared.abandon(self.id, busy);
     }
 }
 
 /// A worker: a tokio task that runs group tasks one after another, starting with the one
-/// `spawn` gave it, then taking from the queue, idle in between (invariant #3). Its guard gives
-/// back what it holds if the future is dropped first (invariant #5): the guard is the
-/// argument, dropped after whatever the body holds at the `.await` where it stopped.
+/// `spawn` gave it, then taking from the queue, idle in between (scheduler invariant 3). Its
+/// guard gives back what it holds if the future is dropped first (invariant 1): the guard is
+/// the argument, dropped after whatever the body holds at the `.await` where it stopped.
 async fn work<T, E>(mut worker: Worker<T, E>)
 where
     E: fmt::Display,
@@ -482,13 +172,16 @@ where
     loop {
         let outcome = run_one(&worker.shared, task).await;
         let message = outcome.as_ref().and_then(|o| worker.shared.message(o));
-        // Invariant #5: each arm sets the phase in the poll that changed what the worker holds.
-        let next = match finish(&worker.shared, worker.id, index, outcome, message, &waker) {
+        // Invariant 1: each arm sets the phase in the poll that changed what the worker holds.
+        let next = match worker
+            .shared
+            .finish(worker.id, index, outcome, message, &waker)
+        {
             Search::Run(index, task) => Some((index, task)),
             Search::Leave => None,
             Search::Idle => {
                 worker.phase = Phase::Idle;
-                poll_fn(|cx| poll_idle(&worker.shared, worker.id, cx.waker())).await
+                poll_fn(|cx| worker.shared.poll_idle(worker.id, cx.waker())).await
             }
         };
         match next {
@@ -504,20 +197,37 @@ where
     }
 }
 
+/// Clears the group's waiting-spawner token if a waiting spawn stops waiting without its slot
+/// (its context is done, or its future is dropped): no stale waker is kept.
+struct SlotWait<'a, T, E> {
+    shared: &'a Shared<T, E>,
+    registered: bool,
+}
+
+impl<T, E> Drop for SlotWait<'_, T, E> {
+    fn drop(&mut self) {
+        if self.registered {
+            self.shared.forget_spawner();
+        }
+    }
+}
+
 /// Runs async tasks on tokio, waits for them all, and returns their results in spawn order or
 /// the first error; the first failure cancels the group's context.
 ///
 /// Make one with [`Group::with_context`] (a derived context for the tasks, canceled by the first
-/// failure) or [`Group::new`] (no context: nothing is canceled, every task runs). Start tasks
-/// with [`spawn`](Group::spawn) or [`try_spawn`](Group::try_spawn), bound how many run at once
-/// with [`set_limit`](Group::set_limit), then [`wait`](Group::wait) (first error) or
-/// [`wait_all`](Group::wait_all) (every error).
+/// failure) or [`Group::new`] (no context: nothing is canceled, every task runs). Bound how
+/// many run at once with [`set_limit`](Group::set_limit), start tasks with
+/// [`spawn`](Group::spawn) (waits for a free slot under a limit),
+/// [`spawn_queued`](Group::spawn_queued) (never waits: queues) or
+/// [`try_spawn`](Group::try_spawn) (never waits: refuses), then [`wait`](Group::wait) (first
+/// error) or [`wait_all`](Group::wait_all) (every error).
 ///
 /// A task is a closure that gets the group's context and returns the future to run:
-/// `g.spawn(|ctx| async move { fetch(&ctx, id).await })`. The closure is called by `spawn`
-/// itself, so it may borrow; the future it returns is what runs on tokio (`Send + 'static`).
-/// Tasks start on the current tokio runtime with `tokio::spawn`, so they run in parallel on a
-/// multi-thread runtime.
+/// `g.spawn(|ctx| async move { fetch(&ctx, id).await }).await`. The closure is called by the
+/// spawn itself, so it may borrow; the future it returns is what runs on tokio
+/// (`Send + 'static`). Tasks run on worker tasks of the current tokio runtime, so they run in
+/// parallel on a multi-thread runtime.
 ///
 /// The error type `E` must implement `From<ctxkit::Error>`, because a task that never started
 /// (the context was done first) reports the context's error, and one aborted by the shutdown of
@@ -548,10 +258,14 @@ where
 ///   a deadline). A task spawned or queued then never runs; [`wait`](Group::wait) reports it as
 ///   failed with the context's [`Error`] (hence `E: From<ctxkit::Error>`), unless another error
 ///   came first.
-/// * **Spawning never blocks.** With [`set_limit(n)`](Group::set_limit), at most `n` tasks run
-///   at once: `spawn` starts the task if fewer than `n` run, else queues it; a queued task
+/// * **A limit bounds the running tasks, and `spawn` waits for a slot.** With
+///   [`set_limit(n)`](Group::set_limit), at most `n` tasks run at once. When `n` run,
+///   [`spawn`](Group::spawn) waits until one ends (as Go's `Go` blocks), or until the context
+///   is done: then it gives up without calling its closure, so a spawning loop whose failing
+///   task held the only slot ends as soon as the failure cancels the context (no conc#88
+///   deadlock). [`spawn_queued`](Group::spawn_queued) never waits: it queues the task, which
 ///   starts when a running one ends, in spawn order, or never, once the context is done. See
-///   "Limit: why a queue" below.
+///   "Limit: why a wait, and why a queue" below.
 /// * **Panics** cancel the context like an error, and [`wait`](Group::wait) resumes the panic
 ///   once every task has ended (see the module docs for why).
 /// * **A runtime that shuts down fails its tasks.** If the tokio runtime running the group's
@@ -571,19 +285,29 @@ where
 ///   on it afterwards never start, and the next `wait` returns `Err(E::from(Error::Canceled))`.
 ///   Make a new group for new work.
 ///
-/// # Limit: why a queue
+/// # Limit: why a wait, and why a queue
 ///
-/// Go's `Go` blocks the spawning goroutine until a slot frees. In async code that would make
-/// `spawn` an `async fn` whose every call under a limit parks and wakes the spawning task: the
-/// costliest part of a small task, and the one that deadlocked conc when the spawner held the
-/// only path to cancellation (conc#88). Here `spawn` never waits: at most `n` tokio tasks run
-/// the queued futures one after another (one box per task, no spawn per task), and they drop
-/// what is queued as soon as the context is done. The price is that queued futures take memory
-/// until they run; [`try_spawn`](Group::try_spawn) gives back-pressure when that matters.
+/// Go's `SetLimit` exists for the loop that spawns more tasks than should run at once, often
+/// far more than fit in memory ("for each line of a huge file"): its `Go` blocks until a slot
+/// frees. [`spawn`](Group::spawn) does the same, awaited: under a limit of `n` the group holds
+/// at most `n` tasks (running, or handed to a worker about to run them), whatever the loop
+/// spawns, so memory stays bounded. It also waits for the group's context: when that is done,
+/// the spawn returns at once and its task never starts (conc#88 deadlocked there: the spawner
+/// waited for a slot that the failing task, the only path to cancellation, held).
 ///
-/// Without a limit the same machinery runs every task at once: a task is handed to a tokio task
-/// that is free, and a new one is started when none is (see the module source for the
-/// invariants).
+/// [`spawn_queued`](Group::spawn_queued) never waits: at the limit the task's future is queued
+/// and run by one of the `n` worker tasks when a task ends (one box per task, no spawn per
+/// task); the queue is dropped as soon as the context is done. It is the cheaper call when
+/// many tasks are spawned at once and they are known to fit in memory (a list already in
+/// hand), and the only one in code that cannot await (a `Drop`, a callback), but every queued
+/// future takes memory until it runs. [`try_spawn`](Group::try_spawn) never waits either: it
+/// refuses instead, for a caller that has something better to do.
+///
+/// Which to use: `spawn` by default, and always for an unbounded or large source of tasks;
+/// `spawn_queued` for a known, moderate number of tasks that should all be in flight at once;
+/// `try_spawn` to shed load. Without a limit the three are the same: every task starts at once,
+/// handed to a worker task that is free, or a new one when none is (see the module source for
+/// the invariants).
 ///
 /// # Coming from Go
 ///
@@ -591,14 +315,15 @@ where
 /// |---|---|
 /// | `g, ctx := errgroup.WithContext(parent)` | `let (mut g, ctx) = Group::with_context(&parent);` |
 /// | `var g errgroup.Group` | `let mut g = Group::new();` |
-/// | `g.Go(func() error { ... })` | `g.spawn(\|ctx\| async move { ... })` |
+/// | `g.Go(func() error { ... })` | `g.spawn(\|ctx\| async move { ... }).await` |
 /// | `g.TryGo(f)` | [`g.try_spawn(f)`](Group::try_spawn) |
+/// | (no counterpart: `Go` waits at the limit) | [`g.spawn_queued(f)`](Group::spawn_queued) |
 /// | `g.SetLimit(n)`, `g.SetLimit(-1)` | [`set_limit(n)`](Group::set_limit), [`remove_limit()`](Group::remove_limit) |
 /// | `err := g.Wait()` | `let values = g.wait().await?;` |
 ///
 /// Differences on purpose: results come back in spawn order (no shared slice); tasks not yet
-/// started when the context is done never start (go#61611); spawning under a limit queues
-/// instead of blocking; panics reach `wait`; dropping the group aborts its tasks; `wait` on a
+/// started when the context is done never start (go#61611); a spawn waiting for a slot gives
+/// up when the context is done (conc#88); panics reach `wait`; dropping the group aborts its tasks; `wait` on a
 /// [`Group::new`] group resets it, where Go's keeps returning its first error.
 ///
 /// # Group vs `JoinSet`
@@ -622,7 +347,7 @@ where
 ///
 /// let (mut g, ctx) = Group::with_context(&Context::background());
 /// for song in ["Flaming June", "Saltwater", "Windowlicker"] {
-///     g.spawn(move |ctx| async move { fetch(&ctx, song).await });
+///     g.spawn(move |ctx| async move { fetch(&ctx, song).await }).await;
 /// }
 /// assert_eq!(g.wait().await, Ok(vec![12, 9, 12]));
 /// assert!(ctx.is_done()); // as Go's: the group's context ends with `wait`
@@ -637,7 +362,7 @@ pub struct Group<T, E> {
     prune_at: usize,
     /// Tasks spawned this round, skipped ones included: the next spawn index.
     spawned: usize,
-    /// At most this many tasks run at once.
+    /// At most this many tasks run at once (the scheduler keeps the same limit).
     limit: Option<NonZeroUsize>,
 }
 
@@ -669,10 +394,10 @@ where
     /// # #[cfg(feature = "tokio")]
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let mut g = ctxkit::Group::new();
-    /// g.spawn(|_ctx| async { Ok(1) });
-    /// g.spawn(|_ctx| async { Err(ctxkit::Error::Canceled) });
+    /// g.spawn(|_ctx| async { Ok(1) }).await;
+    /// g.spawn(|_ctx| async { Err(ctxkit::Error::Canceled) }).await;
     /// assert_eq!(g.wait().await, Err(ctxkit::Error::Canceled));
-    /// g.spawn(|_ctx| async { Ok(2) }); // reused: a new round
+    /// g.spawn(|_ctx| async { Ok(2) }).await; // reused: a new round
     /// assert_eq!(g.wait().await, Ok(vec![2]));
     /// # });
     /// ```
@@ -694,10 +419,11 @@ where
     /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
     ///
     /// let (mut g, ctx) = Group::<(), BoxError>::with_context(&Context::background());
-    /// g.spawn(|_ctx| async { Err("disk full".into()) });
+    /// g.spawn(|_ctx| async { Err("disk full".into()) }).await;
     /// g.spawn(|ctx| async move {
     ///     Err(ctx.done().await.into()) // ends when the sibling fails
-    /// });
+    /// })
+    /// .await;
     /// assert_eq!(g.wait().await.unwrap_err().to_string(), "disk full");
     /// assert_eq!(ctx.cause().unwrap().to_string(), "disk full");
     /// # });
@@ -707,8 +433,9 @@ where
         (Group::make(Some(ctx.clone()), Some(cancel)), ctx)
     }
 
-    /// Lets at most `n` tasks of the group run at once; later spawns queue (see "Limit: why a
-    /// queue" on [`Group`]).
+    /// Lets at most `n` tasks of the group run at once: at the limit, [`spawn`](Group::spawn)
+    /// waits for a slot and [`spawn_queued`](Group::spawn_queued) queues (see "Limit: why a
+    /// wait, and why a queue" on [`Group`]).
     ///
     /// # Examples
     ///
@@ -728,7 +455,8 @@ where
     ///         tokio::task::yield_now().await;
     ///         running.fetch_sub(1, SeqCst);
     ///         Ok::<_, ctxkit::Error>(i)
-    ///     });
+    ///     })
+    ///     .await; // waits while 2 run
     /// }
     /// assert_eq!(g.wait().await.unwrap(), (0..10).collect::<Vec<_>>());
     /// assert!(peak.load(SeqCst) <= 2);
@@ -746,9 +474,7 @@ where
         let Some(n) = NonZeroUsize::new(n) else {
             panic!("ctxkit::group: set_limit(0) would never run a task; use remove_limit() for no limit");
         };
-        self.assert_idle("set_limit");
-        self.close_workers(); // the workers of the old limit leave
-        self.limit = Some(n);
+        self.change_limit(Some(n), "set_limit");
     }
 
     /// Removes the limit (Go's `SetLimit(-1)`): every spawn starts its task at once.
@@ -770,9 +496,7 @@ where
     /// As [`set_limit`](Group::set_limit), if tasks are active.
     #[track_caller]
     pub fn remove_limit(&mut self) {
-        self.assert_idle("remove_limit");
-        self.close_workers();
-        self.limit = None;
+        self.change_limit(None, "remove_limit");
     }
 
     /// The current limit, if any.
@@ -793,38 +517,144 @@ where
 
     /// Tasks spawned and not yet ended (queued ones included).
     ///
+    /// Under a limit of `n`, a group whose tasks are all started with [`spawn`](Group::spawn)
+    /// never has more than `n` active: that is the bound on memory that the waiting gives.
+    ///
     /// # Examples
     ///
     /// ```
     /// # #[cfg(feature = "tokio")]
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let mut g = ctxkit::Group::<(), ctxkit::Error>::new();
-    /// assert_eq!(g.active(), 0);
-    /// g.spawn(|_ctx| async { Ok(()) });
+    /// g.set_limit(8);
+    /// for _ in 0..1_000 {
+    ///     g.spawn(|_ctx| async { Ok(()) }).await;
+    ///     assert!(g.active() <= 8);
+    /// }
     /// g.wait().await.unwrap();
     /// assert_eq!(g.active(), 0);
     /// # });
     /// ```
     pub fn active(&self) -> usize {
-        lock(&self.shared.state).pending
+        self.shared.lock().pending()
     }
 
     #[track_caller]
-    fn assert_idle(&self, what: &str) {
-        let active = self.active();
-        if active != 0 {
+    fn change_limit(&mut self, limit: Option<NonZeroUsize>, what: &str) {
+        // The workers of the old limit leave (scheduler invariant 3).
+        if let Err(active) = self.shared.set_limit(limit) {
             panic!("ctxkit::group: {what} while {active} tasks are active");
+        }
+        self.limit = limit;
+    }
+
+    /// Starts a task, waiting first for a free slot if the group's limit is reached (as Go's
+    /// `g.Go` blocks under `SetLimit`); gives up, without calling `task`, once the group's
+    /// context is done.
+    ///
+    /// `task` gets the group's context (a clone of it; the background for a [`Group::new`]
+    /// group) and returns the future to run on the current tokio runtime, on a free worker task
+    /// of the group or a new one. `task` is called here, on the caller's side, once there is a
+    /// slot, so it may borrow; only the future it returns must be `Send + 'static` (while this
+    /// spawn waits it holds `task`, so the caller's future is `Send` only if `task` is).
+    ///
+    /// Without a limit, or below it, the returned future completes at its first poll. At the
+    /// limit it waits until a running task ends, or until the group's context is done: then
+    /// `task` is never called, nothing starts, and [`wait`](Group::wait) reports the task as
+    /// failed with the context's error (unless another error came first). So a spawning loop
+    /// whose failing task held the only slot ends as soon as that failure cancels the context
+    /// (conc#88). See "Limit: why a wait, and why a queue" on [`Group`] for when to use
+    /// [`spawn_queued`](Group::spawn_queued) or [`try_spawn`](Group::try_spawn) instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use futures::FutureExt;
+    /// use ctxkit::{Context, Error, Group};
+    ///
+    /// let (mut g, _ctx) = Group::with_context(&Context::background());
+    /// g.set_limit(1);
+    /// let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+    /// g.spawn(|_ctx| async move {
+    ///     finished.await.ok();
+    ///     Ok::<_, Error>(1)
+    /// })
+    /// .await;
+    /// // The one slot is taken: this spawn waits (polled once, it is not done)...
+    /// assert!(g.spawn(|_ctx| async { Ok(2) }).now_or_never().is_none());
+    /// // ...and, dropped, it has started nothing. Once the first task ends, it starts.
+    /// finish.send(()).unwrap();
+    /// g.spawn(|_ctx| async { Ok(3) }).await;
+    /// assert_eq!(g.wait().await, Ok(vec![1, 3]));
+    /// # });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// * Outside a tokio runtime, when a new worker task must be started: "ctxkit::group: spawn
+    ///   needs a tokio runtime to start a worker task"; nothing is spawned.
+    /// * If `task` panics: the panic propagates and nothing is spawned.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped before it completes, it has not called `task` and the group is as
+    /// it was (the task is not counted as spawned).
+    #[track_caller]
+    pub fn spawn<'a, F, Fut>(&'a mut self, task: F) -> impl Future<Output = ()> + 'a
+    where
+        F: FnOnce(Context) -> Fut + 'a,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let origin = Origin::here(spawn::GROUP_TASK);
+        async move {
+            if self.limit.is_some() && !self.has_free_slot().await {
+                self.spawned += 1; // go#61611: reported by `wait` as the context's error
+                return;
+            }
+            self.spawn_at(task, origin);
         }
     }
 
-    /// Starts a task: calls `task` with the group's context (a clone of it; the background for
-    /// a [`Group::new`] group) and runs the future it returns on the current tokio runtime (on a
-    /// free worker task of the group, or a new one), or queues it when the limit is reached.
+    /// Waits until there is a free slot (true) or the group's context is done (false; also when
+    /// both). Scheduler invariant 4: a free slot stays free until this group spawns.
+    async fn has_free_slot(&self) -> bool {
+        let shared = &*self.shared;
+        if shared.has_free_slot() {
+            return true;
+        }
+        let mut done = shared.context().map(Context::done);
+        let mut wait = SlotWait {
+            shared,
+            registered: false,
+        };
+        poll_fn(|cx| {
+            if let Some(done) = &mut done {
+                if Pin::new(done).poll(cx).is_ready() {
+                    return Poll::Ready(false);
+                }
+            }
+            if shared.poll_slot(cx.waker()) {
+                wait.registered = false;
+                Poll::Ready(true)
+            } else {
+                wait.registered = true;
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Starts a task as [`spawn`](Group::spawn) does, but never waits: at the limit, the
+    /// task's future is queued, and starts when a running task ends (in spawn order), or
+    /// never, once the group's context is done.
     ///
-    /// `task` is called here, on the caller's side, so it needs no `Send` and may borrow; only
-    /// the future it returns must be `Send + 'static`. Once the group's context is done, `task`
-    /// is not called at all and nothing starts (`wait` reports the task as failed with the
-    /// context's error). Never blocks and never waits (see "Limit: why a queue" on [`Group`]).
+    /// `task` is called here, at once, with the group's context, unless that context is done
+    /// (then nothing starts and `wait` reports the task as failed with the context's error).
+    /// Every queued future takes memory until it runs: for a large or unbounded number of
+    /// tasks, use [`spawn`](Group::spawn), which waits instead. Without a limit it is the same
+    /// as `spawn`, and it needs no `.await`, so it also serves code that cannot await.
     ///
     /// # Examples
     ///
@@ -839,20 +669,29 @@ where
     /// }
     ///
     /// let (mut g, _ctx) = Group::with_context(&Context::background());
-    /// for id in 1..=3 {
-    ///     g.spawn(move |ctx| async move { fetch(&ctx, id).await });
+    /// g.set_limit(2);
+    /// for id in 1..=5 {
+    ///     g.spawn_queued(move |ctx| async move { fetch(&ctx, id).await }); // never waits
     /// }
-    /// assert_eq!(g.wait().await, Ok(vec![10, 20, 30]));
+    /// assert!(g.active() <= 5); // 2 running, the rest queued
+    /// assert_eq!(g.wait().await, Ok(vec![10, 20, 30, 40, 50]));
     /// # });
     /// ```
     ///
     /// # Panics
     ///
-    /// * Outside a tokio runtime, when a new worker task must be started: "ctxkit::group: spawn
-    ///   needs a tokio runtime to start a worker task"; nothing is spawned.
-    /// * If `task` panics: the panic propagates and nothing is spawned.
+    /// As [`spawn`](Group::spawn).
     #[track_caller]
-    pub fn spawn<F, Fut>(&mut self, task: F)
+    pub fn spawn_queued<F, Fut>(&mut self, task: F)
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.spawn_at(task, Origin::here(spawn::GROUP_TASK));
+    }
+
+    /// Calls `task` and spawns its future, or skips it once the context is done.
+    fn spawn_at<F, Fut>(&mut self, task: F, origin: Origin)
     where
         F: FnOnce(Context) -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
@@ -862,64 +701,49 @@ where
             return; // go#61611; reported by `wait` as the context's error.
         }
         let task = task(self.shared.task_context());
-        self.start(Box::pin(task));
+        self.start(Box::pin(task), origin);
     }
 
-    /// Runs `task`, the next spawn of the round, or queues it (invariants #1 and #3).
-    #[track_caller]
-    fn start(&mut self, task: BoxTask<T, E>) {
+    /// Hands `task`, the next spawn of the round, to the scheduler, and starts the worker it
+    /// asks for (scheduler invariants 1 and 3).
+    fn start(&mut self, task: BoxTask<T, E>, origin: Origin) {
         let index = self.spawned;
         self.spawned += 1;
-        let limit = self.limit.map_or(usize::MAX, NonZeroUsize::get);
-        let mut state = lock(&self.shared.state);
-        if state.queue.len() < state.searching {
-            // Invariant #3: a worker that runs no task yet will take it.
-            state.pending += 1; // invariant #1: raised before the task can run and lower it
-            state.queue.push_back((index, task));
-        } else if let Some((_, idle)) = state.idle.pop() {
-            // Invariant #3: an idle worker takes it.
-            state.pending += 1;
-            state.queue.push_back((index, task));
-            state.searching += 1;
-            drop(state);
-            idle.wake();
-        } else if state.workers < limit {
-            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                // Checked before anything changes, so the group stays as it was.
-                drop(state);
-                self.spawned = index;
-                drop(task);
-                panic!("ctxkit::group: spawn needs a tokio runtime to start a worker task");
-            };
-            state.pending += 1;
-            state.workers += 1;
-            let id = (state.generation, state.next_id);
-            state.next_id += 1;
-            drop(state);
-            // From here the worker's guard owns the task (invariant #5): if the runtime is
-            // shutting down and drops the future unpolled, the guard records it as aborted.
-            let worker = Worker {
-                shared: self.shared.clone(),
-                id,
-                phase: Phase::Start(index, task),
-            };
-            self.handles.push(runtime.spawn(work(worker)));
-            if self.handles.len() >= self.prune_at {
-                // Amortized O(1): forget the handles of workers that have left.
-                self.handles.retain(|handle| !handle.is_finished());
-                self.prune_at = (2 * self.handles.len()).max(64);
-            }
-        } else {
-            // Invariant #3: `limit` workers are busy; the first to finish takes it.
-            state.pending += 1;
-            state.queue.push_back((index, task));
+        let Some(NewWorker {
+            id,
+            index,
+            job: task,
+        }) = self.shared.spawn(index, task)
+        else {
+            return; // handed to a worker, or queued
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // The group goes back to how it was.
+            self.shared.unstart(id);
+            self.spawned = index;
+            drop(task);
+            panic!("ctxkit::group: spawn needs a tokio runtime to start a worker task");
+        };
+        // From here the worker's guard owns the task (invariant 1): if the runtime is shutting
+        // down and drops the future unpolled, the guard records it as aborted.
+        let worker = Worker {
+            shared: self.shared.clone(),
+            id,
+            phase: Phase::Start(index, task),
+        };
+        self.handles
+            .push(spawn::spawn_task(&runtime, origin, move || work(worker)));
+        if self.handles.len() >= self.prune_at {
+            // Amortized O(1): forget the handles of workers that have left.
+            self.handles.retain(|handle| !handle.is_finished());
+            self.prune_at = (2 * self.handles.len()).max(64);
         }
     }
 
     /// Starts a task as [`spawn`](Group::spawn) does, but only if that needs no waiting: with
-    /// no limit, or fewer than the limit running and none queued; returns whether it started
-    /// (Go's `TryGo`). Returns `false`, without calling `task`, when the limit is reached or
-    /// the group's context is done.
+    /// no limit, or with a free slot; returns whether it started (Go's `TryGo`). Returns
+    /// `false`, without calling `task`, when the limit is reached or the group's context is
+    /// done.
     ///
     /// # Examples
     ///
@@ -948,36 +772,22 @@ where
         if self.shared.is_done() {
             return false;
         }
-        if let Some(limit) = self.limit {
-            let state = lock(&self.shared.state);
-            // Exactly when `spawn` would not leave it queued behind running tasks.
-            let starts = state.queue.len() < state.searching
-                || !state.idle.is_empty()
-                || state.workers < limit.get();
-            if !starts {
-                return false;
-            }
+        // Scheduler invariant 4: the slot stays free until this spawn takes it.
+        if self.limit.is_some() && !self.shared.has_free_slot() {
+            return false;
         }
-        self.spawn(task); // hands it to an idle worker or starts one: never queues
+        // Hands it to a free worker or starts one: never queues behind running tasks.
+        self.spawn_at(task, Origin::here(spawn::GROUP_TASK));
         true
     }
 
-    /// Waits until no task of this round is running or queued (invariant #2).
+    /// Waits until no task of this round is running or queued (scheduler invariant 2).
     async fn settle(&mut self) {
         let shared = &*self.shared;
         poll_fn(|cx| {
-            let mut state = lock(&shared.state);
-            if state.pending == 0 {
-                state.waker = None;
+            if shared.poll_settled(cx.waker()) {
                 Poll::Ready(())
             } else {
-                if !state
-                    .waker
-                    .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()))
-                {
-                    state.waker = Some(cx.waker().clone());
-                }
                 Poll::Pending
             }
         })
@@ -987,22 +797,6 @@ where
         // `wait` should not pay for a thousand frees before it returns.
     }
 
-    /// Ends the round: the context's error for tasks that never started, the context canceled
-    /// (`with_context`), the counters reset.
-    fn end_round(&mut self) -> (usize, Error) {
-        let skipped = self
-            .shared
-            .ctx
-            .as_ref()
-            .and_then(Context::err)
-            .unwrap_or(Error::Canceled);
-        if let Some(cancel) = &self.shared.cancel {
-            cancel.cancel();
-        }
-        self.shared.failed.store(false, Ordering::Relaxed);
-        (std::mem::take(&mut self.spawned), skipped)
-    }
-
     /// Waits for the round's tasks, ends the round and takes its results with `take`; resumes
     /// the first panic.
     async fn finish_round<R>(
@@ -1010,11 +804,10 @@ where
         take: impl FnOnce(&mut Slots<T, E>, usize, Error) -> Result<R, Panic>,
     ) -> R {
         self.settle().await;
-        let (spawned, skipped) = self.end_round();
-        // Taken out of the lock first: `take` runs user code (`E::from`, drops).
-        let mut slots = lock(&self.shared.state).slots.take();
-        let taken = take(&mut slots, spawned, skipped);
-        match taken {
+        let (mut slots, skipped) = self.shared.end_round();
+        let spawned = std::mem::take(&mut self.spawned);
+        // Out of the lock: `take` runs user code (`E::from`, drops).
+        match take(&mut slots, spawned, skipped) {
             Ok(result) => result,
             Err(payload) => std::panic::resume_unwind(payload),
         }
@@ -1033,8 +826,8 @@ where
     /// # #[cfg(feature = "tokio")]
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let mut g = ctxkit::Group::<u32, Box<dyn std::error::Error + Send + Sync>>::new();
-    /// g.spawn(|_ctx| async { Ok(1) });
-    /// g.spawn(|_ctx| async { Err("no route to host".into()) });
+    /// g.spawn(|_ctx| async { Ok(1) }).await;
+    /// g.spawn(|_ctx| async { Err("no route to host".into()) }).await;
     /// assert_eq!(g.wait().await.unwrap_err().to_string(), "no route to host");
     /// # });
     /// ```
@@ -1079,7 +872,8 @@ where
     ///             2 => Err(Error::Canceled),
     ///             _ => Ok(name.len()),
     ///         }
-    ///     });
+    ///     })
+    ///     .await;
     /// }
     /// // In spawn order, whichever failed first.
     /// assert_eq!(g.wait_all().await, Err(vec![Error::DeadlineExceeded, Error::Canceled]));
@@ -1114,31 +908,12 @@ where
     }
 }
 
-impl<T, E> Group<T, E> {
-    /// Ends the generation of the workers: they leave instead of taking another task, the idle
-    /// ones at once (invariant #3). Called when no task is pending (a limit changes) or on
-    /// drop.
-    fn close_workers(&self) {
-        let idle = {
-            let mut state = lock(&self.shared.state);
-            state.generation += 1;
-            state.workers = 0;
-            state.searching = 0;
-            std::mem::take(&mut state.idle)
-        };
-        for (_, waker) in idle {
-            waker.wake();
-        }
-    }
-}
-
 impl<T, E> Drop for Group<T, E> {
     /// Cancels the group's context and aborts its tasks (see "Drop aborts" on [`Group`]).
     fn drop(&mut self) {
-        if let Some(cancel) = &self.shared.cancel {
-            cancel.cancel();
-        }
-        self.close_workers();
+        self.shared.cancel();
+        // The workers' generation ends (scheduler invariant 3); what is queued is dropped.
+        self.shared.retire();
         for handle in &self.handles {
             handle.abort();
         }
@@ -1148,128 +923,22 @@ impl<T, E> Drop for Group<T, E> {
 impl<T, E> fmt::Debug for Group<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Group")
-            .field("active", &lock(&self.shared.state).pending)
+            .field("active", &self.shared.lock().pending())
             .field("spawned", &self.spawned)
             .field("limit", &self.limit)
-            .field("ctx", &self.shared.ctx)
+            .field("ctx", &self.shared.context())
             .finish()
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
-    //! The guard's give-back (invariant #5) on hand-made states: what a worker whose future
-    //! tokio dropped leaves behind, whatever it was doing.
+    //! The worker guard (invariant 1; the scheduler's give-back itself is tested in
+    //! `scheduler.rs`), and the workers' registration in `spawn.rs`.
 
     use super::*;
-    use std::sync::atomic::AtomicUsize;
-    use std::task::Wake;
-
-    /// Counts its wake-ups.
-    struct Wakes(AtomicUsize);
-
-    impl Wake for Wakes {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn waker() -> (Arc<Wakes>, Waker) {
-        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
-        (wakes.clone(), Waker::from(wakes))
-    }
-
-    fn woken(wakes: &Wakes) -> usize {
-        wakes.0.load(Ordering::SeqCst)
-    }
-
-    fn task(value: u32) -> BoxTask<u32, Error> {
-        Box::pin(async move { Ok(value) })
-    }
-
-    fn with_context() -> (Arc<Shared<u32, Error>>, Context) {
-        let (ctx, cancel) = Context::background().with_cancel().into_parts();
-        (Arc::new(Shared::new(Some(ctx.clone()), Some(cancel))), ctx)
-    }
-
-    fn guard(
-        shared: &Arc<Shared<u32, Error>>,
-        id: u64,
-        phase: Phase<u32, Error>,
-    ) -> Worker<u32, Error> {
-        Worker {
-            shared: shared.clone(),
-            id: (0, id),
-            phase,
-        }
-    }
-
-    #[test]
-    fn a_dropped_idle_worker_only_leaves_its_place() {
-        let (shared, ctx) = with_context();
-        let ((w0, k0), (w1, k1)) = (waker(), waker());
-        {
-            let mut state = lock(&shared.state);
-            state.workers = 2;
-            state.idle = vec![(0, k0), (1, k1)];
-        }
-        drop(guard(&shared, 0, Phase::Idle));
-        let state = lock(&shared.state);
-        assert_eq!(state.workers, 1);
-        assert_eq!(
-            state.idle.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-            [1]
-        );
-        assert_eq!((woken(&w0), woken(&w1)), (0, 0));
-        assert!(!ctx.is_done());
-    }
-
-    #[test]
-    fn a_dropped_searching_worker_hands_its_task_to_an_idle_one() {
-        let (shared, ctx) = with_context();
-        let (w1, k1) = waker();
-        {
-            // Worker 0 was woken by `spawn` for task 0 (its entry taken, counted searching);
-            // worker 1 idles.
-            let mut state = lock(&shared.state);
-            state.workers = 2;
-            state.searching = 1;
-            state.pending = 1;
-            state.queue.push_back((0, task(0)));
-            state.idle = vec![(1, k1)];
-        }
-        drop(guard(&shared, 0, Phase::Idle));
-        let state = lock(&shared.state);
-        assert_eq!((state.workers, state.searching), (1, 1));
-        assert!(state.idle.is_empty());
-        assert_eq!(woken(&w1), 1, "the idle worker was handed the task");
-        assert_eq!((state.queue.len(), state.pending), (1, 1), "still to run");
-        assert!(!state.slots.has_failed());
-        assert!(!ctx.is_done());
-    }
-
-    #[test]
-    fn the_last_worker_dropped_aborts_its_task_and_the_queue_and_wakes_wait() {
-        let (shared, ctx) = with_context();
-        let (waits, wait_waker) = waker();
-        {
-            // Under a limit of 1: task 0 running, 1 and 2 queued, `wait` waiting.
-            let mut state = lock(&shared.state);
-            state.workers = 1;
-            state.pending = 3;
-            state.queue.extend([(1, task(1)), (2, task(2))]);
-            state.waker = Some(wait_waker);
-        }
-        drop(guard(&shared, 0, Phase::Busy(0)));
-        assert_eq!(woken(&waits), 1, "the last task finished wakes wait");
-        let failed = ctx.cause().unwrap();
-        assert!(failed.downcast_ref::<TaskFailed>().unwrap().is_aborted());
-        let mut state = lock(&shared.state);
-        assert_eq!((state.workers, state.pending), (0, 0));
-        assert!(state.queue.is_empty());
-        let taken = state.slots.take().take_all(3, Error::DeadlineExceeded);
-        assert_eq!(taken.ok().unwrap(), Err(vec![Error::Canceled; 3]));
-    }
+    use crate::spawn::{live_units, Kind, ScopeTag};
+    use crate::sync::{AtomicUsize, Ordering};
 
     #[test]
     fn an_unpolled_worker_drops_its_task_before_recording_it() {
@@ -1277,39 +946,87 @@ mod tests {
         struct CheckOnDrop(Arc<Shared<u32, Error>>, Arc<AtomicUsize>);
         impl Drop for CheckOnDrop {
             fn drop(&mut self) {
-                self.1.store(lock(&self.0.state).pending, Ordering::SeqCst);
+                let pending = self.0.lock().pending();
+                self.1.store(pending, Ordering::SeqCst);
             }
         }
-        let (shared, ctx) = with_context();
+        let (ctx, cancel) = Context::background().with_cancel().into_parts();
+        let shared = Arc::new(Shared::new(Some(ctx.clone()), Some(cancel)));
         let pending_at_drop = Arc::new(AtomicUsize::new(usize::MAX));
         let check = CheckOnDrop(shared.clone(), pending_at_drop.clone());
         let first: BoxTask<u32, Error> = Box::pin(async move {
             let _check = check;
             Ok(0)
         });
-        {
-            let mut state = lock(&shared.state);
-            state.workers = 1;
-            state.pending = 1;
-        }
-        drop(guard(&shared, 0, Phase::Start(0, first)));
+        let new = shared.spawn(0, first).expect("a new worker");
+        drop(Worker {
+            shared: shared.clone(),
+            id: new.id,
+            phase: Phase::Start(new.index, new.job),
+        });
         assert_eq!(pending_at_drop.load(Ordering::SeqCst), 1);
-        assert_eq!(lock(&shared.state).pending, 0);
-        assert!(ctx.is_done());
+        assert_eq!(shared.lock().pending(), 0);
+        let cause = ctx.cause().unwrap();
+        assert!(cause
+            .downcast_ref::<super::super::TaskFailed>()
+            .unwrap()
+            .is_aborted());
     }
 
     #[test]
-    fn a_worker_of_an_ended_generation_records_its_task_but_not_its_place() {
-        let (shared, _ctx) = with_context();
-        {
-            // The group was dropped: a new generation with no worker; task 0 still running.
-            let mut state = lock(&shared.state);
-            state.generation = 1;
-            state.pending = 1;
-        }
-        drop(guard(&shared, 0, Phase::Busy(0)));
-        let state = lock(&shared.state);
-        assert_eq!((state.workers, state.searching, state.pending), (0, 0, 0));
-        assert!(state.slots.has_failed());
+    fn a_dropped_idle_worker_leaves_a_free_slot_and_cancels_nothing() {
+        let (ctx, cancel) = Context::background().with_cancel().into_parts();
+        let shared: Arc<Shared<u32, Error>> =
+            Arc::new(Shared::new(Some(ctx.clone()), Some(cancel)));
+        shared.set_limit(NonZeroUsize::new(1)).unwrap();
+        let id = shared.spawn(0, Box::pin(async { Ok(0) })).unwrap().id;
+        assert!(!shared.has_free_slot());
+        let waker = std::task::Waker::noop().clone();
+        let next = shared.finish(id, 0, Some(Outcome::Returned(Ok(0))), None, &waker);
+        assert!(matches!(next, Search::Idle));
+        drop(Worker {
+            shared: shared.clone(),
+            id,
+            phase: Phase::Idle,
+        });
+        assert!(shared.has_free_slot());
+        assert!(!ctx.is_done());
+    }
+
+    /// The group's worker tasks go through `spawn.rs`: recorded as tasks named
+    /// `ctxkit-group-worker`, started at the user's `spawn` call, and polled with the tag of
+    /// the code that spawned them; gone once the runtime drops them.
+    #[test]
+    fn worker_tasks_are_recorded_and_inherit_the_spawners_tag() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let tag = ScopeTag::new();
+        let r = rt.block_on(async {
+            // `block_on` polls this future on the current thread, so the tag is current at
+            // each spawn below.
+            let _entered = tag.enter();
+            let mut g = Group::new();
+            for _ in 0..4 {
+                g.spawn(move |_ctx| async move {
+                    let mine: Vec<_> = live_units()
+                        .into_iter()
+                        .filter(|u| u.tag == Some(tag))
+                        .collect();
+                    assert!(!mine.is_empty());
+                    for unit in &mine {
+                        assert_eq!((unit.kind, unit.name), (Kind::Task, spawn::GROUP_TASK));
+                        assert_eq!(unit.spawned_at.file(), file!());
+                    }
+                    Ok::<_, Error>(ScopeTag::current())
+                })
+                .await;
+            }
+            g.wait().await
+        });
+        assert_eq!(r, Ok(vec![Some(tag); 4]));
+        drop(rt); // drops the idle workers
+        assert!(!live_units().iter().any(|u| u.tag == Some(tag)));
     }
 }
