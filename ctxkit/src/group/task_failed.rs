@@ -10,7 +10,7 @@ use std::fmt;
 /// Its text is the failing task's error's text (so `ctx.cause()` reads like Go's
 /// `context.Cause(ctx)` of an errgroup), or `ctxkit::group: task panicked: <message>` for a
 /// panic, or `ctxkit::group: task aborted: its tokio runtime shut down before it finished` for
-/// an async [`Group`]'s task that its runtime dropped ([`is_aborted`](TaskFailed::is_aborted)).
+/// an async [`Group`](crate::Group)'s task that its runtime dropped ([`is_aborted`](TaskFailed::is_aborted)).
 /// The error value itself is returned by `wait`; the cause holds its text because a task's
 /// error type need not be `Clone` or `Sync`.
 ///
@@ -73,7 +73,7 @@ impl TaskFailed {
         }
     }
 
-    /// A task of an async [`Group`] whose future was dropped before it finished: only the
+    /// A task of an async [`Group`](crate::Group) whose future was dropped before it finished: only the
     /// shutdown of its tokio runtime does that while the group is alive (dropping the group
     /// drops its tasks too, but cancels the context first, so this cause is never seen then).
     pub(crate) fn aborted() -> Self {
@@ -117,7 +117,7 @@ impl TaskFailed {
         self.kind == FailureKind::Panic
     }
 
-    /// True if the task was aborted: an async [`Group`]'s task whose tokio runtime shut down
+    /// True if the task was aborted: an async [`Group`](crate::Group)'s task whose tokio runtime shut down
     /// (was dropped, or `shutdown_timeout` passed) before the task finished. Its text is
     /// `ctxkit::group: task aborted: its tokio runtime shut down before it finished`, and `wait`
     /// reports the task as `E::from(ctxkit::Error::Canceled)`.
