@@ -622,16 +622,18 @@ mod platform {
 /// The cached decision (invariant 2).
 mod cache {
     use super::Procs;
-    use std::sync::{Mutex, PoisonError};
+    use crate::sync::{self, Mutex};
 
-    static CACHE: Mutex<Option<Procs>> = Mutex::new(None);
+    sync::lazy_static! {
+        static ref CACHE: Mutex<Option<Procs>> = Mutex::new(None);
+    }
 
     pub(super) fn get() -> Option<Procs> {
-        CACHE.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        CACHE.lock().clone()
     }
 
     pub(super) fn set(procs: Procs) {
-        *CACHE.lock().unwrap_or_else(PoisonError::into_inner) = Some(procs);
+        *CACHE.lock() = Some(procs);
     }
 }
 

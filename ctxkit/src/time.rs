@@ -12,23 +12,27 @@
 //!    as `None`, which callers treat as "no deadline" (such a deadline can never be reached).
 //! 3. The encoding is monotonic: `a <= b` implies `encode(a) <= encode(b)`.
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use crate::sync;
 
 /// The encoded "no deadline".
 pub(crate) const NO_DEADLINE: u64 = 0;
 
-static BASE: OnceLock<Instant> = OnceLock::new();
-
-fn base() -> Instant {
-    *BASE.get_or_init(|| {
+sync::lazy_static! {
+    /// The base every instant is counted from: taken on first use.
+    static ref BASE: Instant = {
         let now = Instant::now();
         // A century back where the platform's clock can go there, less where it cannot.
         [100 * 365 * 86_400, 86_400, 1]
             .iter()
             .find_map(|&secs| now.checked_sub(Duration::from_secs(secs)))
             .unwrap_or(now)
-    })
+    };
+}
+
+fn base() -> Instant {
+    *BASE
 }
 
 /// Encodes `instant`; `None` when it is too far in the future to matter (invariant 2).

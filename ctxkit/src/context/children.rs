@@ -63,15 +63,17 @@ pub(crate) fn decode_slot(slot: Slot) -> (usize, u32) {
 pub(crate) fn shard_index() -> usize {
     #[cfg(not(loom))]
     {
+        use crate::sync::AtomicUsize;
         use std::cell::Cell;
-        use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        crate::sync::lazy_static! {
+            static ref NEXT: AtomicUsize = AtomicUsize::new(0);
+        }
         thread_local! {
             static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
         }
         SHARD.with(|shard| {
             if shard.get() == usize::MAX {
-                shard.set(NEXT.fetch_add(1, StdOrdering::Relaxed) % SHARDS);
+                shard.set(NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS);
             }
             shard.get()
         })

@@ -29,7 +29,6 @@ use std::any::Any;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::IntoFuture;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub use after_func::AfterFunc;
@@ -114,9 +113,13 @@ pub struct Context {
 /// The marker layer that tells `todo()` apart from `background()`.
 struct TodoMarker;
 
+crate::sync::lazy_static! {
+    /// The one marker layer every `todo()` shares.
+    static ref TODO: Arc<ValueNode> = Arc::new(ValueNode::new(None, TodoMarker));
+}
+
 fn todo_layer() -> &'static Arc<ValueNode> {
-    static TODO: OnceLock<Arc<ValueNode>> = OnceLock::new();
-    TODO.get_or_init(|| Arc::new(ValueNode::new(None, TodoMarker)))
+    &TODO
 }
 
 fn to_reason<E>(reason: E) -> Reason

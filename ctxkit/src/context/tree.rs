@@ -217,16 +217,20 @@ struct Extra {
     waiters: Waiters,
 }
 
-#[cfg(debug_assertions)]
-static LIVE_NODES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+#[cfg(all(debug_assertions, not(loom)))]
+crate::sync::lazy_static! {
+    /// Nodes alive in this process (debug builds; not under loom, where it would only add
+    /// interleavings to explore).
+    static ref LIVE_NODES: crate::sync::AtomicUsize = crate::sync::AtomicUsize::new(0);
+}
 
 /// Number of nodes alive in this process (debug builds only).
 pub(crate) fn live_nodes() -> Option<usize> {
-    #[cfg(debug_assertions)]
+    #[cfg(all(debug_assertions, not(loom)))]
     {
-        Some(LIVE_NODES.load(std::sync::atomic::Ordering::SeqCst))
+        Some(LIVE_NODES.load(Ordering::SeqCst))
     }
-    #[cfg(not(debug_assertions))]
+    #[cfg(not(all(debug_assertions, not(loom))))]
     {
         None
     }
@@ -245,8 +249,8 @@ fn kept_reason(guard: &Guard<'_>) -> Option<Reason> {
 
 impl Node {
     fn new(state: u32, deadline: u64, parent: Option<Arc<Node>>, cause: Option<Reason>) -> Node {
-        #[cfg(debug_assertions)]
-        LIVE_NODES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        #[cfg(all(debug_assertions, not(loom)))]
+        LIVE_NODES.fetch_add(1, Ordering::SeqCst);
         // Invariant 8: a pending reason is a part only the lock holder may take out.
         let state = if cause.is_some() {
             state | NEEDS_LOCK
@@ -297,8 +301,8 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        #[cfg(debug_assertions)]
-        LIVE_NODES.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        #[cfg(all(debug_assertions, not(loom)))]
+        LIVE_NODES.fetch_sub(1, Ordering::SeqCst);
         // Every handle is gone: leave the parent's slab so it pins nothing (invariant 3). Then
         // release the ancestors this node alone kept alive, iteratively: a recursive drop of a
         // 10,000-deep chain would overflow a thread's stack. `drop` runs in place, so `self` is
@@ -1281,7 +1285,7 @@ mod tests {
     /// on every case the quick path takes, and the quick path changes nothing on the others.
     #[test]
     fn both_completion_paths_agree() {
-        use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
+        use crate::sync::{AtomicUsize, Ordering as StdOrdering};
         use std::task::{Wake, Waker};
 
         struct Count(AtomicUsize);
