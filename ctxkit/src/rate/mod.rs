@@ -31,21 +31,26 @@
 //! take n:     zero' = max(zero, now - burst · T) + n · T,  ready at zero'
 //! ```
 //!
-//! `zero` lives in one `AtomicU64` (nanoseconds on the crate's clock), so `allow()` is one load
-//! and one compare-exchange. Go's `x/time/rate` (`rate.go`, v0.5) keeps the same model as a
-//! float token count under a mutex; the semantics here follow it case by case
-//! (`tests/go_rate.rs`), except where the docs of each method say otherwise.
+//! The decisions are pure functions in `gcra.rs` (state, time, configuration, `n` in; new
+//! state, time to act out), apart from where the state is kept, so a limiter keyed by client
+//! or one whose state lives in a shared store can make exactly the same decisions.
+//! `limiter.rs` keeps `zero` in one `AtomicU64` (nanoseconds on the crate's clock), so
+//! `allow()` is one load and one compare-exchange. Go's `x/time/rate` (`rate.go`, v0.5) keeps
+//! the same model as a float token count under a mutex; the semantics here follow it case by
+//! case (`tests/go_rate.rs`), except where the docs of each method say otherwise.
 //!
 //! A cancel undoes a take: while a canceled reservation is the last take standing, `zero` goes
 //! back to where the reservation found it, and a canceled reservation with takes still
 //! standing after it waits (in a small list locked only by cancels and setters) until those
-//! are canceled too. `limiter.rs` argues why this never admits more than `burst + rate · t`.
+//! are canceled too. `gcra.rs` argues why this never admits more than `burst + rate · t`.
 //!
 //! Precise waiting (`sleep.rs`): a wait sleeps until shortly before its time, then spins (a
 //! thread) or yields to the executor (a task) for the rest, because an OS or timer-thread sleep
-//! wakes 50–100 µs late. Waits are scheduled on absolute instants, so a late wake-up never
-//! delays the next one.
+//! wakes 50–100 µs late. A task sleeps on the `ctxkit-timer` thread directly, with no context
+//! node of its own. Waits are scheduled on absolute instants, so a late wake-up never delays
+//! the next one.
 
+mod gcra;
 mod limiter;
 mod sleep;
 mod ticker;
@@ -56,8 +61,11 @@ use std::time::Duration;
 
 use crate::context::Error;
 
-pub use limiter::{Limiter, Reservation};
+pub use limiter::{Limiter, OwnedReservation, OwnedWait, Reservation};
 pub use ticker::{MissedTickBehavior, Ticker};
+
+#[cfg(all(test, loom))]
+mod tests;
 
 #[cfg(doc)]
 use std::time::Instant;

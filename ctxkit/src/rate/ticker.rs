@@ -388,7 +388,7 @@ impl fmt::Debug for Ticker {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
