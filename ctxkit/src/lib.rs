@@ -164,4 +164,7 @@ pub use context::{AfterFunc, CancelContext, CancelHandle, Cause, Context, Done, 
 pub use group::Group;
 pub use group::TaskFailed;
 // Re-exports of `rate` (owned by the rate work):
-pub use rate::{ConfigError, Limiter, MissedTickBehavior, Reservation, Ticker, WaitError};
+pub use rate::{
+    ConfigError, Limiter, MissedTickBehavior, OwnedReservation, OwnedWait, Reservation, Ticker,
+    WaitError,
+};

@@ -173,3 +173,49 @@ macro_rules! lazy_static {
     };
 }
 pub(crate) use lazy_static;
+
+// ===== Rate section: the limiter's sequence lock, and the one spin-then-yield back-off =====
+//
+// Added for `rate/limiter.rs` (its configuration's sequence lock, modeled in
+// `rate/tests/loom_limiter.rs`) and shared with `context/tree.rs` (`wait_walked`). Kept
+// together at the end of the file so that it can change without touching the sections above.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicU64};
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicU64};
+
+/// How a thread waits for another that is a few instructions from done and holds nothing the
+/// waiter needs to give up: a sequence-lock writer (`rate/limiter.rs`), a cancel's subtree walk
+/// (`context/tree.rs`, `wait_walked`). The one copy of spin-then-yield in the crate.
+///
+/// The first [`Backoff::SPINS`] rounds spin with a pause hint (the common case: the other
+/// thread is running on another core and finishes in nanoseconds); every later round yields
+/// the time slice (the other thread was preempted, and spinning would only delay it on a
+/// loaded core). Under loom every round yields: a model must see each spin as a yield, or it
+/// cannot tell a spin loop from a livelock.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    /// Rounds spun so far; stops counting at [`Backoff::SPINS`].
+    spins: u32,
+}
+
+impl Backoff {
+    /// Rounds spun before the first yield.
+    pub(crate) const SPINS: u32 = 64;
+
+    pub(crate) const fn new() -> Backoff {
+        Backoff { spins: 0 }
+    }
+
+    /// Waits one round: a pause hint while spinning, then a yield of the time slice.
+    #[inline]
+    pub(crate) fn snooze(&mut self) {
+        if cfg!(not(loom)) && self.spins < Backoff::SPINS {
+            self.spins += 1;
+            std::hint::spin_loop();
+        } else {
+            yield_now();
+        }
+    }
+}

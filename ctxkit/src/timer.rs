@@ -5,7 +5,8 @@
 //! cancel tree (`context/tree.rs`) arms an entry for a node's deadline only when somebody must
 //! be *notified* when it passes (an async task awaiting `done()`, `run()` or `sleep()`, or an
 //! after-function; see "Deadlines are lazy" there); a node's expiry completes it. A thread
-//! blocked in `wait()` parks with a timeout instead and needs no timer.
+//! blocked in `wait()` parks with a timeout instead and needs no timer. An [`Alarm`] (the
+//! precise sleeps of `rate/sleep.rs`) is an entry that wakes one task, with no context node.
 //!
 //! The thread is started (through `spawn`) by the first arming, is named `ctxkit-timer`, and
 //! then lives as long as the process, asleep on a condition variable while it has nothing to do.
@@ -32,6 +33,7 @@
 //! expired, and dropped, after it is released, so `expire` may take any lock.
 
 use std::collections::BTreeMap;
+use std::task::{Poll, Waker};
 
 use crate::spawn::{self, Origin};
 use crate::sync::{self, Arc, Condvar, Mutex};
@@ -155,5 +157,108 @@ fn run() {
             Some(&(at, _)) => timer.wake.wait_timeout(state, time::until(at, now)),
             None => timer.wake.wait(state),
         };
+    }
+}
+
+// ===== Alarm: wake one task at an instant =====
+
+/// A timer entry that wakes one task at an instant: the async counterpart of a timed park,
+/// for a sleep that needs no context node (`rate/sleep.rs`). Armed by its first
+/// [`poll`](Alarm::poll), disarmed when dropped.
+pub(crate) struct Alarm {
+    /// When it goes off (encoded by `time`): its key in the timer, with the entry's address.
+    at: u64,
+    /// The entry in the timer, once armed (invariant 1: armed until it fires or is disarmed).
+    entry: Option<Arc<AlarmEntry>>,
+}
+
+/// What the timer thread holds for an [`Alarm`].
+struct AlarmEntry {
+    /// Set by the timer thread when it fires, with the waker taken out, under this leaf lock
+    /// (nothing else is taken under it); the waker is woken after it is released.
+    state: crate::sync::Mutex<AlarmState>,
+}
+
+struct AlarmState {
+    /// Set once, by `expire`; never cleared.
+    fired: bool,
+    /// The task to wake, kept up to date by `Alarm::poll`; taken by `expire`.
+    waker: Option<Waker>,
+}
+
+impl Expire for AlarmEntry {
+    fn expire(self: Arc<Self>) {
+        let waker = {
+            let mut state = self.state.lock();
+            state.fired = true;
+            state.waker.take()
+        };
+        // The waker is the executor's code: woken with no lock held.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Alarm {
+    /// An alarm at `at` (encoded by `time`), not armed yet.
+    pub(crate) fn new(at: u64) -> Alarm {
+        Alarm { at, entry: None }
+    }
+
+    /// Ready once the alarm has gone off; otherwise arms it (the first call) or updates the
+    /// task it wakes, and is pending. Also ready, at once, if the timer thread could not be
+    /// started: the caller then gets no wake-up and must poll on its own.
+    pub(crate) fn poll(&mut self, waker: &Waker) -> Poll<()> {
+        let Some(entry) = &self.entry else {
+            let entry = Arc::new(AlarmEntry {
+                state: crate::sync::Mutex::new(AlarmState {
+                    fired: false,
+                    waker: Some(waker.clone()),
+                }),
+            });
+            if !arm(self.at, entry.clone()) {
+                return Poll::Ready(());
+            }
+            self.entry = Some(entry);
+            return Poll::Pending;
+        };
+        let mut state = entry.state.lock();
+        if state.fired {
+            return Poll::Ready(());
+        }
+        let old = match &mut state.waker {
+            Some(current) if current.will_wake(waker) => None,
+            slot => slot.replace(waker.clone()),
+        };
+        drop(state);
+        // A replaced waker is the executor's code: dropped with no lock held.
+        drop(old);
+        Poll::Pending
+    }
+}
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            let fired = entry.state.lock().fired;
+            if !fired {
+                // Invariant 1: the entry leaves the timer with its owner. If it fires
+                // meanwhile, the timer took it out already and this removes nothing.
+                disarm(self.at, address(&*entry));
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+impl Alarm {
+    /// A weak handle on its timer entry, once armed (tests): it can be upgraded while anybody,
+    /// the timer included, still holds the entry.
+    pub(crate) fn entry(&self) -> Option<std::sync::Weak<dyn Expire>> {
+        self.entry.as_ref().map(|entry| {
+            let entry: Arc<dyn Expire> = entry.clone();
+            Arc::downgrade(&entry)
+        })
     }
 }

@@ -384,3 +384,149 @@ fn a_zero_rate_keeps_its_tokens_across_set_burst() {
     lim.set_rate(1.0 / 3600.0).unwrap();
     assert!((lim.tokens() - 2.0).abs() < 0.01);
 }
+
+// ===== owned forms (for tasks and tower services) =====
+
+/// One token an hour: a wait on an empty bucket cannot end while a test runs.
+const SLOW: f64 = 1.0 / 3600.0;
+
+/// Waits until `done(tokens)` holds, polling; panics with the limiter's state after 20 s.
+fn wait_for_tokens(lim: &Limiter, what: &str, done: impl Fn(f64) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done(lim.tokens()) {
+        assert!(
+            Instant::now() < deadline,
+            "watchdog: no {what} after 20 s: {lim:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn owned_waits_run_in_spawned_tasks_holding_only_an_arc_and_a_context() {
+    let rt = runtime();
+    let lim = Arc::new(Limiter::new(100.0, 2).unwrap());
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            // tokio::spawn needs a 'static + Send future: the owned wait is one.
+            let wait = lim.clone().wait_owned(Context::background());
+            rt.spawn(wait)
+        })
+        .collect();
+    for task in tasks {
+        rt.block_on(task).unwrap().unwrap();
+    }
+    let ctx = Context::background().with_cancel();
+    rt.block_on(rt.spawn(lim.clone().wait_n_owned(ctx.clone(), 2)))
+        .unwrap()
+        .unwrap();
+    assert!(immediate_err(lim.wait_n_owned(ctx.clone(), 3)).is_exceeds_burst());
+}
+
+/// The error of a wait that must fail at its first poll.
+fn immediate_err(wait: ctxkit::rate::OwnedWait) -> WaitError {
+    match futures::FutureExt::now_or_never(wait) {
+        Some(Err(err)) => err,
+        other => panic!("expected an immediate error, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_owned_wait_canceled_midway_gives_the_token_back() {
+    let rt = runtime();
+    let lim = Arc::new(Limiter::new(SLOW, 1).unwrap());
+    assert!(lim.allow());
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
+    let task = rt.spawn(lim.clone().wait_owned(ctx));
+    // The wait has reserved the next token (an hour away) and sleeps.
+    wait_for_tokens(&lim, "reservation", |t| t < -0.5);
+    cancel.cancel();
+    let err = rt.block_on(task).unwrap().unwrap_err();
+    assert!(err.is_canceled());
+    assert!(lim.tokens() > -0.01, "tokens {}", lim.tokens());
+}
+
+#[test]
+fn an_aborted_task_gives_its_owned_wait_s_tokens_back() {
+    let rt = runtime();
+    let lim = Arc::new(Limiter::new(SLOW, 2).unwrap());
+    assert!(lim.allow_n(2));
+    let task = rt.spawn(lim.clone().wait_n_owned(Context::background(), 2));
+    wait_for_tokens(&lim, "reservation", |t| t < -1.5);
+    task.abort();
+    assert!(rt.block_on(task).unwrap_err().is_cancelled());
+    wait_for_tokens(&lim, "tokens back after the abort", |t| t > -0.01);
+}
+
+#[test]
+fn an_owned_wait_dropped_before_its_first_poll_took_nothing() {
+    let lim = Arc::new(Limiter::new(SLOW, 1).unwrap());
+    let wait = lim.clone().wait_owned(Context::background());
+    assert!(format!("{wait:?}").contains("not polled"), "{wait:?}");
+    drop(wait);
+    assert!(lim.allow(), "the token is still there");
+}
+
+#[test]
+#[should_panic(expected = "polled after it completed")]
+fn an_owned_wait_polled_after_it_completed_panics() {
+    let lim = Arc::new(Limiter::new(10.0, 1).unwrap());
+    let mut wait = lim.wait_owned(Context::background());
+    futures::executor::block_on(async {
+        assert!(matches!(futures::poll!(&mut wait), Poll::Ready(Ok(()))));
+        let _ = futures::poll!(&mut wait);
+    });
+}
+
+#[test]
+fn an_owned_reservation_acts_and_cancels_as_a_borrowed_one() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis(1);
+    let owned = Arc::new(Limiter::new_at(10.0, 2, t0).unwrap());
+    let twin = Limiter::new_at(10.0, 2, t0).unwrap();
+    for n in [2, 1, 3, 1] {
+        let a = owned.clone().reserve_n_owned_at(t0, n);
+        let b = twin.reserve_n_at(t0, n);
+        assert_eq!(a.is_some(), b.is_some(), "n = {n}");
+        if let (Some(a), Some(b)) = (a, b) {
+            assert_eq!(a.tokens(), b.tokens());
+            assert_eq!(a.time_to_act(), b.time_to_act());
+            assert_eq!(a.delay_from(t0 + 50 * ms), b.delay_from(t0 + 50 * ms));
+            if n == 1 {
+                // Cancel the queued one (the last take): both get the token back.
+                a.cancel_at(t0 + ms);
+                b.cancel_at(t0 + ms);
+            }
+        }
+        assert_eq!(owned.tokens_at(t0 + ms), twin.tokens_at(t0 + ms), "n = {n}");
+    }
+    assert!(format!("{:?}", owned.clone().reserve_owned().unwrap())
+        .starts_with("OwnedReservation { tokens: 1"));
+}
+
+#[test]
+fn an_async_wait_sleeps_without_building_a_context() {
+    // The wait sleeps on the timer thread beside the context's `done()`: no child context
+    // with a timeout per wait.
+    let lim = Limiter::new(SLOW, 1).unwrap();
+    assert!(lim.allow());
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
+    futures::executor::block_on(async {
+        let mut wait = Box::pin(lim.wait(&ctx));
+        assert!(matches!(futures::poll!(wait.as_mut()), Poll::Pending));
+        assert!(lim.tokens() < -0.5, "reserved: it is asleep, not refused");
+        assert_eq!(ctx.__child_count(), 0);
+        cancel.cancel();
+        let result = wait.await;
+        assert!(result.unwrap_err().is_canceled());
+    });
+    assert!(lim.tokens() > -0.01, "tokens {}", lim.tokens());
+}

@@ -147,3 +147,28 @@ fn the_context_futures_own_what_they_need() {
     static_future(&sleep);
     drop((run, sleep));
 }
+
+#[test]
+fn the_limiter_types_are_send_sync_and_the_owned_wait_is_static() {
+    use std::sync::Arc;
+
+    use ctxkit::rate::{Limiter, OwnedReservation, OwnedWait, Reservation, WaitError};
+
+    fn static_future<F: std::future::Future + Send + Unpin + 'static>(_: &F) {}
+
+    send_sync::<Limiter>();
+    send_sync::<Reservation<'static>>();
+    send_sync::<OwnedReservation>();
+    send_sync::<OwnedWait>();
+    send_sync::<WaitError>();
+    unpin::<OwnedWait>();
+    static_::<OwnedReservation>();
+    // Built from an `Arc<Limiter>` and a context that both go out of scope.
+    let wait = {
+        let limiter = Arc::new(Limiter::new(10.0, 1).unwrap());
+        let ctx = Context::background().with_cancel();
+        limiter.wait_owned(ctx.clone())
+    };
+    static_future(&wait);
+    drop(wait);
+}

@@ -132,7 +132,7 @@ use crate::context::children::{
 };
 use crate::context::error::{Cause, Error, Reason};
 use crate::context::waiters::{Taken, Waiter, Waiters};
-use crate::sync::{Arc, AtomicU32, Mutex, MutexGuard, OnceBox, Ordering, Weak};
+use crate::sync::{Arc, AtomicU32, Backoff, Mutex, MutexGuard, OnceBox, Ordering, Weak};
 use crate::time::{self, NO_DEADLINE};
 use crate::timer;
 
@@ -761,14 +761,9 @@ fn wait_walked(node: &Node, own: usize) {
     if node.state.load(Ordering::Acquire) & WALKED != 0 || WALKING.with(|w| w.get()) > own {
         return;
     }
-    let mut spins = 0u32;
+    let mut backoff = Backoff::new();
     while node.state.load(Ordering::Acquire) & WALKED == 0 {
-        if spins < 64 {
-            spins += 1;
-            std::hint::spin_loop();
-        } else {
-            crate::sync::yield_now();
-        }
+        backoff.snooze();
     }
 }
 

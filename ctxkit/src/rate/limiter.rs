@@ -1,20 +1,24 @@
-//! The token-bucket [`Limiter`]: GCRA on one atomic word, with a sequence lock around its
-//! configuration and a small lock on the cancel path.
+//! The token-bucket [`Limiter`]: the GCRA decisions of `gcra.rs` committed on one atomic word,
+//! with a sequence lock around the configuration and a small lock on the cancel path.
+//!
+//! What a take or a cancel *decides* is `gcra.rs`'s (pure functions over the state, the time
+//! and the configuration, with the argument that cancels never over-admit); this file *stores*
+//! the state and commits the decisions, and owns the waits and reservations built on them.
 //!
 //! # Invariants
 //!
-//! 1. `zero` is the instant (nanoseconds on `context::clock`) at which the bucket holds no
-//!    tokens; it never exceeds [`MAX_T`], so `zero + n · interval` cannot overflow before it is
-//!    clamped. Takers and cancellers change it only with a compare-exchange whose expected value
-//!    they computed from, so a decision made from a stale `zero` never commits.
+//! 1. `zero` is the bucket's state of `gcra.rs`: the instant (nanoseconds on the crate
+//!    clock) at which the bucket holds no tokens; it never exceeds `gcra::MAX_T`. Takers and
+//!    cancellers change it only with a compare-exchange whose expected value is the `zero`
+//!    their decision was computed from (a take's `prev`; for a rollback, the take's `end`), so
+//!    a decision made from a stale `zero` never commits.
 //! 2. The configuration (`interval`, `tau`, `burst`, `frozen`, `rate`) changes only while `seq`
 //!    is odd, and only by the one setter that made it odd (setters make it odd only while they
 //!    hold `undo`, which is therefore the setters' lock). A reader takes a snapshot of `zero`
 //!    and the configuration between two loads of `seq` that see the same even value (a
 //!    sequence lock), so it never computes from half of one configuration and half of
-//!    another. The even value a snapshot
-//!    saw is its *epoch*; a setter that changes nothing puts `seq` back, so epochs change only
-//!    with the configuration.
+//!    another. The even value a snapshot saw is its *epoch*; a setter that changes nothing
+//!    puts `seq` back, so epochs change only with the configuration.
 //! 3. A setter rewrites `zero` for the new configuration (keeping the tokens earned) with a
 //!    compare-exchange while `seq` is odd, so a reader that took its snapshot before the setter
 //!    began fails its own compare-exchange and retries under the new configuration (unless the
@@ -22,69 +26,50 @@
 //! 4. `interval == 0` means unlimited: `zero` is then neither read nor written by takers.
 //!    `frozen != 0` means a zero rate: the bucket's clock stands still at `frozen`, so it only
 //!    spends what it holds.
-//! 5. Within one epoch, the takes that moved `zero` form a stack: each moved it from `prev` to
-//!    `end > prev`, so the `end`s strictly increase up the stack and the top's `end` is `zero`.
-//!    A *rollback* pops the top: it moves `zero` from `end` back to `prev` exactly, as if that
-//!    take had never been made. Only a reservation canceled in time, of the current epoch,
-//!    is rolled back, and only while it is the top, which the compare-exchange `end → prev`
-//!    itself checks: `zero == end` means the top, because `end`s strictly increase and a
-//!    reservation is canceled once. A reservation canceled while not the top is remembered
-//!    in `undo` (`end → prev`) until a rollback uncovers it; while `undo` is unlocked, no
-//!    remembered `end` equals `zero` (each rollback goes on through every remembered
-//!    reservation it uncovers), and `undo` holds only reservations of the current epoch (a
-//!    setter clears it under the lock).
+//! 5. Within one epoch, the takes that moved `zero` form `gcra.rs`'s stack (its "The stack of
+//!    takes"), whose top's `end` is `zero`: by invariant 1, each take's compare-exchange
+//!    `prev → end` lands only on the `zero` it was decided from. A cancel decides with
+//!    `gcra::undo` and commits a rollback with one compare-exchange `end → to`, which itself
+//!    checks that the take is still the top (`zero == end` means the top, because `end`s
+//!    strictly increase and a reservation is canceled once). Only a reservation of the current
+//!    epoch is rolled back. `undo` holds the remembered takes of the current epoch only (a
+//!    setter clears it under the lock), and while `undo` is unlocked no remembered `end`
+//!    equals `zero` (a rollback goes on through every remembered take it uncovers).
 //!
-//! Why a rollback never lets the limiter admit more than `burst + rate · t` in a window of
-//! length `t`: give each admitted take the stretch `[from, end)` of `n · interval` it moved
-//! `zero` over. A take acts at `max(now, end)` and starts at `from ≥ now - tau` (`tau` is
-//! `burst · interval`), with `n ≤ burst`, so its stretch lies within `[act - tau, act]`.
-//! The stretches of the stack never overlap, and popping the top only removes the stretch of
-//! a reservation that does not act; later takes start at or after the new `zero`, above every
-//! stretch still standing. So the takes acting in `[a, a + t]` own disjoint stretches inside
-//! `[a - tau, a + t]`: at most `(t + tau) / interval = burst + rate · t` tokens. This holds
-//! per configuration: a change rewrites `zero` in the new units (invariant 3) and starts a new
-//! stack, and `tests/rate_props.rs` checks the bound for the takes of each. Go's partial
-//! give-back for a reservation that is not the top (x/time `CancelAt`) breaks this: it lowers
-//! `zero` under stretches that stay, which admits more when the cancel's instant is earlier
-//! than a take made after the reservation (as the `now`s of racing threads are);
-//! `tests/rate_cancel.rs` has the case.
+//! So the bound `gcra.rs` argues, at most `burst + rate · t` tokens in any window of length
+//! `t` for the takes of one configuration, holds for the limiter: it commits exactly the
+//! decisions `gcra.rs` makes, each on the state it was made from.
 //!
 //! # Lock order
 //!
 //! There is no lock on the fast path: takers (`allow`, `reserve`, the start of a wait) take
-//! neither lock. Setters serialise on `seq` (invariant 2); readers spin (with `yield_now`
-//! after a few rounds) while a setter runs, which takes a few nanoseconds and calls no user
-//! code. The cancel path locks `undo`, a leaf mutex that only cancellers and setters take,
-//! and in one order: `undo` first, then `seq` (a setter locks `undo` before it makes `seq`
-//! odd), so a canceller holding `undo` sees `seq` even and unchanging (invariant 5).
+//! neither lock. Setters serialise on `seq` (invariant 2); readers back off
+//! (`sync::Backoff`: spin, then yield) while a setter runs, which takes a few nanoseconds and
+//! calls no user code. The cancel path locks `undo`, a leaf mutex that only cancellers and
+//! setters take, and in one order: `undo` first, then `seq` (a setter locks `undo` before it
+//! makes `seq` odd), so a canceller holding `undo` sees `seq` even and unchanging
+//! (invariant 5).
 //!
 //! # Memory
 //!
-//! `undo` holds one entry (two `u64`s in a `BTreeMap`) per canceled reservation that was not
-//! the top when canceled and has not been uncovered since. An entry is dropped once it cannot
-//! matter: when a rollback uncovers it, when the configuration changes, or once its `end` is a
-//! whole bucket (`burst / rate`) before a later cancel's instant, since the bucket is full
-//! again by then either way. Entries' `end`s are at least an interval apart and no later
-//! than `zero`, so after a cancel at `now` the map holds at most `burst + 1 + q` entries,
-//! where `q` is the number of tokens reserved beyond `now` (`max(0, -tokens_at(now))`).
+//! `undo` holds a few bytes per canceled reservation that was not the top when canceled and
+//! has not been uncovered since, at most `burst + 1 + q` after a cancel at `now`, where `q` is
+//! the number of tokens reserved beyond `now` ("Memory" in `gcra.rs`).
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::future::Future;
+use std::mem;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use super::sleep;
-use super::{ConfigError, WaitError};
+use super::error::{ConfigError, WaitError};
+use super::gcra::{self, Config, Limit, Refusal, Remembered, Take, Undo, MAX_T};
+use super::sleep::{self, SleepUntil};
 use crate::context::Context;
+use crate::sync::{fence, Arc, AtomicU32, AtomicU64, Backoff, Mutex, MutexGuard, Ordering};
 use crate::time;
-
-/// The largest value `zero` takes (invariant 1): about 146 years past the clock's base, which
-/// is about a century before the process started.
-const MAX_T: u64 = u64::MAX / 2;
-
-/// Nanoseconds in a second.
-const NANOS_PER_SEC: f64 = 1e9;
 
 /// Encodes an instant on the crate clock (invariant 1 bounds it).
 #[inline]
@@ -92,135 +77,13 @@ fn encode(instant: Instant) -> u64 {
     time::encode(instant).unwrap_or(MAX_T).min(MAX_T)
 }
 
-/// Spins, then yields, while a setter holds the sequence lock.
-fn backoff(spins: &mut u32) {
-    *spins += 1;
-    if *spins < 64 {
-        std::hint::spin_loop();
-    } else {
-        std::thread::yield_now();
-    }
-}
-
-/// One consistent view of the configuration (invariant 2).
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Config {
-    /// Nanoseconds per token; 0 = unlimited.
-    interval: u64,
-    /// `burst · interval`, saturated at [`MAX_T`]: the bucket's size as time.
-    tau: u64,
-    /// The bucket's size in tokens.
-    burst: u32,
-    /// 0 while the clock runs; for a zero rate, the instant the bucket's clock stands at.
-    frozen: u64,
-    /// The rate as set (for `rate()`).
-    rate: f64,
-}
-
-impl Config {
-    /// Validates `rate` and `burst` and derives the arithmetic (`now` is where a zero rate
-    /// freezes the clock).
-    fn new(rate: f64, burst: u32, now: u64) -> Result<Config, ConfigError> {
-        if rate.is_nan() {
-            return Err(ConfigError::nan_rate());
-        }
-        if rate < 0.0 {
-            return Err(ConfigError::negative_rate(rate));
-        }
-        if rate == f64::INFINITY {
-            return Ok(Config {
-                interval: 0,
-                tau: 0,
-                burst,
-                frozen: 0,
-                rate,
-            });
-        }
-        if rate == 0.0 {
-            // A frozen clock and one "nanosecond" per token: tokens = frozen - zero.
-            return Ok(Config {
-                interval: 1,
-                tau: u64::from(burst),
-                burst,
-                frozen: now.max(1),
-                rate,
-            });
-        }
-        if burst == 0 {
-            return Err(ConfigError::zero_burst(rate));
-        }
-        let interval = ((NANOS_PER_SEC / rate).round() as u64).clamp(1, MAX_T);
-        Ok(Config {
-            interval,
-            tau: interval.saturating_mul(u64::from(burst)).min(MAX_T),
-            burst,
-            frozen: 0,
-            rate,
-        })
-    }
-
-    /// The bucket's clock at `now` (invariant 4).
-    fn clock(&self, now: u64) -> u64 {
-        if self.frozen != 0 {
-            self.frozen
-        } else {
-            now
-        }
-    }
-
-    /// Tokens in the bucket at `now` given `zero`; negative while reservations are queued.
-    fn tokens(&self, zero: u64, now: u64) -> f64 {
-        if self.interval == 0 {
-            return f64::INFINITY;
-        }
-        let held = (i128::from(self.clock(now)) - i128::from(zero)) as f64 / self.interval as f64;
-        held.min(f64::from(self.burst))
-    }
-
-    /// The `zero` that holds `tokens` at `now` under this configuration.
-    fn zero_for(&self, tokens: f64, now: u64) -> u64 {
-        let tokens = tokens.min(f64::from(self.burst));
-        let span = (tokens * self.interval as f64).round();
-        let zero = i128::from(self.clock(now)) - span as i128;
-        zero.clamp(0, i128::from(MAX_T)) as u64
-    }
-}
-
-/// How long a taker may be made to wait.
-#[derive(Clone, Copy, Debug)]
-enum Limit {
-    /// Only take tokens that are there now (`allow`).
-    ReadyOnly,
-    /// Take them if they come within this many nanoseconds (a wait under a deadline).
-    Within(u64),
-    /// Take them whenever they come (`reserve`).
-    Any,
-}
-
-/// Tokens taken.
+/// Tokens taken: the decision and the configuration it was made under.
 #[derive(Clone, Copy, Debug)]
 struct Grant {
-    /// `zero` just before the take: where a rollback puts it back (invariant 5).
-    prev: u64,
-    /// `zero` just after the take: where this grant's tokens end on the timeline.
-    end: u64,
+    /// What `gcra::take` decided (and `Limiter::take` committed).
+    take: Take,
     /// The epoch (`seq`) of the snapshot the take was decided on (invariants 2 and 5).
     epoch: u64,
-    /// When the tokens may be used.
-    at: u64,
-    /// False for an unlimited limiter, which takes nothing.
-    took: bool,
-}
-
-/// Why no tokens were taken.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Refusal {
-    /// `n` exceeds this burst.
-    ExceedsBurst(u32),
-    /// The rate is zero and the bucket holds too few tokens.
-    Never,
-    /// The tokens come, but later than allowed.
-    TooLate,
 }
 
 // ===== impl Limiter =====
@@ -242,6 +105,11 @@ enum Refusal {
 /// * [`reserve`](Limiter::reserve): take a token now, to be used after the
 ///   [`Reservation`]'s delay; cancel it to give the token back.
 ///
+/// Waiting and reserving have *owned* forms for an `Arc<Limiter>`, which borrow nothing:
+/// [`wait_owned`](Limiter::wait_owned) returns a `'static` future ([`OwnedWait`]) for a
+/// spawned task or a tower service, and [`reserve_owned`](Limiter::reserve_owned) an
+/// [`OwnedReservation`] that can be kept across awaits beside the `Arc` it came from.
+///
 /// A limiter runs no thread: tokens are computed from the time of each call. `allow` and
 /// `reserve` take no lock (one atomic compare-exchange); canceling a reservation takes a
 /// small lock of its own. Share a limiter between threads with `Arc<Limiter>` or a `static`.
@@ -261,7 +129,7 @@ enum Refusal {
 /// | `rate.NewLimiter(rate.Inf, 0)` | [`Limiter::unlimited()`](Limiter::unlimited) |
 /// | `Allow`, `AllowN(t, n)` | [`allow`](Limiter::allow), [`allow_n_at(t, n)`](Limiter::allow_n_at) |
 /// | `Reserve`, `ReserveN(t, n)` (check `OK()`) | [`reserve`](Limiter::reserve), [`reserve_n_at(t, n)`](Limiter::reserve_n_at) (`None` for not OK) |
-/// | `Wait(ctx)`, `WaitN(ctx, n)` | [`wait(&ctx)`](Limiter::wait), [`wait_n`](Limiter::wait_n), and their `blocking_` forms |
+/// | `Wait(ctx)`, `WaitN(ctx, n)` | [`wait(&ctx)`](Limiter::wait), [`wait_n`](Limiter::wait_n), their `blocking_` forms, and [`wait_owned`](Limiter::wait_owned) / [`wait_n_owned`](Limiter::wait_n_owned) for `Arc<Limiter>` |
 /// | `SetLimit`, `SetBurst` (and `…At`) | [`set_rate`](Limiter::set_rate), [`set_burst`](Limiter::set_burst) (and `_at`) |
 /// | `Tokens`, `TokensAt` | [`tokens`](Limiter::tokens), [`tokens_at`](Limiter::tokens_at) |
 ///
@@ -303,30 +171,7 @@ pub struct Limiter {
     rate: AtomicU64,
     /// Canceled reservations waiting to be uncovered (invariant 5). Locked only by cancellers
     /// and setters, before `seq` (see "Lock order").
-    undo: Mutex<Canceled>,
-}
-
-/// The reservations canceled while not the top of the stack (invariant 5), under
-/// `Limiter::undo`.
-#[derive(Debug, Default)]
-struct Canceled {
-    /// `end → prev` of each such reservation of the current epoch; `end`s are unique (they
-    /// strictly increase up the stack).
-    by_end: BTreeMap<u64, u64>,
-}
-
-impl Canceled {
-    /// Forgets the entries whose `end` is at or before `cutoff`: the bucket is full again by
-    /// the instant they were pruned at, so rolling them back would change nothing.
-    fn prune(&mut self, cutoff: u64) {
-        // Terminates: each round removes an entry of the finite map.
-        while let Some((&end, _)) = self.by_end.first_key_value() {
-            if end > cutoff {
-                break;
-            }
-            self.by_end.pop_first();
-        }
-    }
+    undo: Mutex<Remembered>,
 }
 
 impl Limiter {
@@ -407,7 +252,7 @@ impl Limiter {
             burst: AtomicU32::new(config.burst),
             frozen: AtomicU64::new(config.frozen),
             rate: AtomicU64::new(config.rate.to_bits()),
-            undo: Mutex::new(Canceled::default()),
+            undo: Mutex::new(Remembered::default()),
         })
     }
 
@@ -454,7 +299,7 @@ impl Limiter {
     /// The epoch, `zero` and the configuration, consistent with each other (invariant 2).
     #[inline]
     fn snapshot_epoch(&self) -> (u64, u64, Config) {
-        let mut spins = 0;
+        let mut backoff = Backoff::new();
         // Terminates: a setter keeps `seq` odd only for a few instructions (no user code).
         loop {
             let seq = self.seq.load(Ordering::Acquire);
@@ -466,119 +311,78 @@ impl Limiter {
                     return (seq, zero, config);
                 }
             }
-            backoff(&mut spins);
+            backoff.snooze();
         }
     }
 
     /// Locks `undo`: the first lock of the lock order, taken by cancellers and setters only.
-    fn lock_undo(&self) -> MutexGuard<'_, Canceled> {
-        // Nothing under this lock panics (an allocation failure aborts). Were it poisoned, the
-        // map would still hold whole entries (an insert or removal happens or does not), each
-        // safe to roll back or to forget, so poisoning is ignored.
-        self.undo.lock().unwrap_or_else(PoisonError::into_inner)
+    ///
+    /// Nothing under this lock panics (an allocation failure aborts). Were it poisoned, the
+    /// map would still hold whole entries (an insert or removal happens or does not), each
+    /// safe to roll back or to forget, so the lock ignores poisoning (`sync::Mutex`).
+    fn lock_undo(&self) -> MutexGuard<'_, Remembered> {
+        self.undo.lock()
     }
 
-    /// Takes `n` tokens at `now` (encoded), if `limit` allows.
+    /// Takes `n` tokens at `now` (encoded), if `limit` allows: decides with `gcra::take` on a
+    /// snapshot and commits the decision on the `zero` it was made from.
     #[inline]
     fn take(&self, now: u64, n: u32, limit: Limit) -> Result<Grant, Refusal> {
         // Terminates: each failed compare-exchange means another taker, canceller or setter
         // changed `zero` (lock-free progress), invariant 1.
         loop {
             let (epoch, zero, config) = self.snapshot_epoch();
-            if config.interval == 0 {
-                return Ok(Grant {
-                    prev: zero,
-                    end: zero,
-                    epoch,
-                    at: now,
-                    took: false,
-                });
-            }
-            if n > config.burst {
-                return Err(Refusal::ExceedsBurst(config.burst));
-            }
-            let clock = config.clock(now);
-            let from = zero.max(clock.saturating_sub(config.tau));
-            let end = from
-                .saturating_add(u64::from(n).saturating_mul(config.interval))
-                .min(MAX_T);
-            let ready = end <= clock;
-            if !ready {
-                if config.frozen != 0 {
-                    return Err(Refusal::Never);
-                }
-                match limit {
-                    Limit::ReadyOnly => return Err(Refusal::TooLate),
-                    Limit::Within(max) if end - now > max => return Err(Refusal::TooLate),
-                    Limit::Within(_) | Limit::Any => {}
-                }
-            }
-            let at = if ready { now } else { end };
-            // Pushes this take on the stack of invariant 5 (`end > zero` unless nothing moves).
-            if end == zero
+            let take = gcra::take(zero, now, &config, n, limit)?;
+            // Pushes this take on the stack of invariant 5 (`end > prev` unless nothing moves;
+            // `end == prev` for an unlimited bucket, invariant 4, which stores nothing).
+            if take.end == take.prev
                 || self
                     .zero
-                    .compare_exchange_weak(zero, end, Ordering::AcqRel, Ordering::Relaxed)
+                    .compare_exchange_weak(take.prev, take.end, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
-                return Ok(Grant {
-                    prev: zero,
-                    end,
-                    epoch,
-                    at,
-                    took: true,
-                });
+                return Ok(Grant { take, epoch });
             }
         }
     }
 
-    /// Gives back the tokens of a reservation canceled at `now` (not later than its time to
-    /// act), as far as invariant 5 allows: all of them, and those of every canceled
-    /// reservation this uncovers, if it is the top of the stack of the current epoch; none yet
-    /// if it is not the top (it is remembered until it is uncovered); none ever if the
-    /// configuration changed since it was made.
+    /// Gives back the tokens of a reservation canceled at `now`, as far as invariant 5 allows:
+    /// all of them, and those of every canceled reservation this uncovers, if it is the top of
+    /// the stack of the current epoch; none yet if it is not the top (it is remembered until
+    /// it is uncovered); none ever if the configuration changed since it was made, or its time
+    /// to act has passed.
     fn cancel_grant(&self, grant: &Grant, now: u64) {
+        if !grant.take.may_give_back_at(now) {
+            return; // spares the lock: `gcra::undo` would decide `Nothing`
+        }
         // Lock order: `undo` first; a setter holds it while `seq` is odd, so `seq` is even and
         // does not change while we hold it (invariant 5).
-        let mut canceled = self.lock_undo();
-        let (epoch, _, config) = self.snapshot_epoch();
+        let mut remembered = self.lock_undo();
+        let (epoch, mut zero, config) = self.snapshot_epoch();
         if epoch != grant.epoch {
             // The configuration changed: `zero` was rewritten in the new units and `prev` is
             // meaningless now; the tokens stay spent (the safe side).
             return;
         }
-        let cutoff = config.clock(now).saturating_sub(config.tau);
-        canceled.prune(cutoff);
-        // The top of the stack iff `zero == end` (invariant 5); a taker that pushed on top
-        // meanwhile makes this fail, and then the reservation is not the top either.
-        if self
-            .zero
-            .compare_exchange(grant.end, grant.prev, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            self.uncover(&mut canceled, grant.prev);
-        } else if grant.end > cutoff {
-            canceled.by_end.insert(grant.end, grant.prev);
-        }
-    }
-
-    /// After a rollback left `zero` at `top`, rolls back every remembered reservation that is
-    /// now the top, keeping invariant 5's "no remembered `end` equals `zero`". Takes the
-    /// locked `undo` to prove the lock is held.
-    fn uncover(&self, canceled: &mut MutexGuard<'_, Canceled>, mut top: u64) {
-        // Terminates: each round removes an entry of the finite map, or stops.
-        while let Some(&prev) = canceled.by_end.get(&top) {
-            if self
-                .zero
-                .compare_exchange(top, prev, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-            {
-                // A taker pushed on top: the entry stays remembered, and its `end` is no
-                // longer `zero` (invariant 5).
-                return;
+        remembered.prune(config.cutoff(now));
+        // Terminates in at most two rounds: a rollback's compare-exchange fails only when a
+        // taker pushed on top, and then `zero` stays above this take's `end` for the rest of
+        // the epoch (invariant 5), so the next decision is not a rollback.
+        loop {
+            let undo = gcra::undo(zero, now, &config, &grant.take, &remembered);
+            if let Undo::RollBack { to } = undo {
+                if let Err(actual) = self.zero.compare_exchange(
+                    grant.take.end,
+                    to,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    zero = actual;
+                    continue;
+                }
             }
-            canceled.by_end.remove(&top);
-            top = prev;
+            remembered.commit(&grant.take, undo);
+            return;
         }
     }
 
@@ -590,7 +394,7 @@ impl Limiter {
     ) -> Result<(), ConfigError> {
         // Lock order: `undo`, then `seq`. Holding `undo` makes this the only setter, so `seq`
         // is even here and nobody else makes it odd (invariant 2).
-        let mut canceled = self.lock_undo();
+        let mut remembered = self.lock_undo();
         let seq = self.seq.load(Ordering::Relaxed);
         debug_assert_eq!(seq & 1, 0, "a setter runs without holding `undo`");
         self.seq.store(seq + 1, Ordering::Relaxed);
@@ -633,7 +437,7 @@ impl Limiter {
         self.frozen.store(new.frozen, Ordering::Relaxed);
         self.rate.store(new.rate.to_bits(), Ordering::Relaxed);
         // A new epoch: the remembered reservations' `prev`s are in the old units (invariant 5).
-        canceled.by_end.clear();
+        remembered.clear();
         self.seq.store(seq + 2, Ordering::Release);
         Ok(())
     }
@@ -918,23 +722,84 @@ impl Limiter {
     /// assert_eq!(r.delay_from(t0), Duration::from_millis(200));
     /// ```
     pub fn reserve_n_at(&self, now: Instant, n: u32) -> Option<Reservation<'_>> {
-        let grant = self.take(encode(now), n, Limit::Any).ok()?;
+        let ticket = self.ticket(now, n)?;
         Some(Reservation {
             limiter: self,
-            n,
-            grant,
+            ticket,
         })
+    }
+
+    /// [`reserve`](Limiter::reserve) on an `Arc<Limiter>`: the reservation holds the `Arc`, so
+    /// it borrows nothing and can be kept in a `'static` task or service beside the limiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ctxkit::rate::{Limiter, OwnedReservation};
+    ///
+    /// let limiter = Arc::new(Limiter::new(10.0, 1).unwrap());
+    /// let r: OwnedReservation = limiter.clone().reserve_owned().unwrap();
+    /// assert!(r.delay().is_zero());
+    /// let later = std::thread::spawn(move || r.tokens()); // 'static: moves anywhere
+    /// assert_eq!(later.join().unwrap(), 1);
+    /// ```
+    pub fn reserve_owned(self: Arc<Self>) -> Option<OwnedReservation> {
+        self.reserve_n_owned_at(Instant::now(), 1)
+    }
+
+    /// [`reserve_n`](Limiter::reserve_n) on an `Arc<Limiter>`, as
+    /// [`reserve_owned`](Limiter::reserve_owned).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ctxkit::rate::Limiter;
+    ///
+    /// let limiter = Arc::new(Limiter::new(10.0, 2).unwrap());
+    /// assert!(limiter.clone().reserve_n_owned(3).is_none(), "above the burst");
+    /// assert_eq!(limiter.reserve_n_owned(2).unwrap().tokens(), 2);
+    /// ```
+    pub fn reserve_n_owned(self: Arc<Self>, n: u32) -> Option<OwnedReservation> {
+        self.reserve_n_owned_at(Instant::now(), n)
+    }
+
+    /// [`reserve_n_owned`](Limiter::reserve_n_owned) at `now`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, Instant};
+    /// use ctxkit::rate::Limiter;
+    ///
+    /// let t0 = Instant::now();
+    /// let limiter = Arc::new(Limiter::new_at(10.0, 1, t0).unwrap());
+    /// let _first = limiter.clone().reserve_n_owned_at(t0, 1).unwrap();
+    /// let second = limiter.clone().reserve_n_owned_at(t0, 1).unwrap();
+    /// assert_eq!(second.time_to_act(), t0 + Duration::from_millis(100));
+    /// second.cancel_at(t0); // the last take: its token is back
+    /// assert_eq!(limiter.tokens_at(t0), 0.0);
+    /// ```
+    pub fn reserve_n_owned_at(self: Arc<Self>, now: Instant, n: u32) -> Option<OwnedReservation> {
+        let ticket = self.ticket(now, n)?;
+        Some(OwnedReservation {
+            limiter: self,
+            ticket,
+        })
+    }
+
+    /// Takes `n` tokens at `now` for a reservation, whenever they come.
+    fn ticket(&self, now: Instant, n: u32) -> Option<Ticket> {
+        let grant = self.take(encode(now), n, Limit::Any).ok()?;
+        Some(Ticket { n, grant })
     }
 
     // ===== wait =====
 
     /// Reserves `n` tokens for a wait at `now`: Go's `WaitN` up to its sleep.
-    fn start_wait(
-        &self,
-        ctx: &Context,
-        n: u32,
-        now: Instant,
-    ) -> Result<Reservation<'_>, WaitError> {
+    fn start_wait(&self, ctx: &Context, n: u32, now: Instant) -> Result<Ticket, WaitError> {
         if let Some(error) = ctx.err() {
             // A request the burst can never hold is reported as such, as `take` would.
             let (_, config) = self.snapshot();
@@ -950,11 +815,7 @@ impl Limiter {
             None => Limit::Any,
         };
         match self.take(now_t, n, limit) {
-            Ok(grant) => Ok(Reservation {
-                limiter: self,
-                n,
-                grant,
-            }),
+            Ok(grant) => Ok(Ticket { n, grant }),
             Err(Refusal::ExceedsBurst(burst)) => Err(WaitError::exceeds_burst(n, burst)),
             Err(Refusal::Never) if deadline.is_none() => Err(WaitError::never(n)),
             Err(Refusal::Never | Refusal::TooLate) => Err(WaitError::would_exceed_deadline(n)),
@@ -993,13 +854,18 @@ impl Limiter {
     /// Fails at once, sleeping for nothing and spending nothing, when `n` exceeds the burst,
     /// when `ctx` is already done, and when `ctx`'s deadline comes before the tokens would.
     /// Otherwise it reserves the tokens (as [`reserve_n`](Limiter::reserve_n)) and sleeps
-    /// until their time (precisely: it spins for the last fraction of a millisecond) or until
-    /// `ctx` is done, whichever comes first. If `ctx` is done first, the wait cancels its
-    /// reservation ([`Reservation::cancel`]) and returns the context's error: the tokens come
-    /// back at once if no take after it is still held, else as soon as the takes after it are
+    /// until their time (precisely: on the `ctxkit-timer` thread until a fraction of a
+    /// millisecond before, then yielding to the executor) or until `ctx` is done, whichever
+    /// comes first. If `ctx` is done first, the wait cancels its reservation
+    /// ([`Reservation::cancel`]) and returns the context's error: the tokens come back at
+    /// once if no take after it is still held, else as soon as the takes after it are
     /// canceled too, so when every waiter of a queue is canceled, in any order, the bucket
     /// gets every token back. Needs no async runtime. An unlimited limiter returns at once for
     /// any `n`.
+    ///
+    /// The future borrows the limiter and the context; [`wait_n_owned`](Limiter::wait_n_owned)
+    /// is the same wait for an `Arc<Limiter>` and an owned [`Context`], as a `'static`
+    /// future.
     ///
     /// # Examples
     ///
@@ -1032,15 +898,84 @@ impl Limiter {
     /// [`Reservation::cancel`] says (not if their time had already come). Dropped before
     /// its first poll, it took nothing.
     pub async fn wait_n(&self, ctx: &Context, n: u32) -> Result<(), WaitError> {
-        let reservation = self.start_wait(ctx, n, Instant::now())?;
-        let at = reservation.time_to_act();
-        let guard = CancelOnDrop(Some(reservation));
-        match sleep::sleep_until(ctx, at).await {
-            Ok(()) => {
-                guard.disarm();
-                Ok(())
-            }
-            Err(error) => Err(WaitError::context(error)), // `guard` gives the tokens back
+        Waiting::new(self, ctx.clone(), n).await
+    }
+
+    /// [`wait`](Limiter::wait) on an `Arc<Limiter>` with an owned [`Context`]:
+    /// [`wait_n_owned(ctx, 1)`](Limiter::wait_n_owned).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ctxkit::{rate::Limiter, Context};
+    ///
+    /// let limiter = Arc::new(Limiter::new(100.0, 1).unwrap());
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// // The task owns everything it needs: an `Arc<Limiter>` and a `Context`.
+    /// let task = rt.spawn(limiter.clone().wait_owned(Context::background()));
+    /// rt.block_on(task).unwrap().unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`wait_n`](Limiter::wait_n).
+    ///
+    /// # Panics
+    ///
+    /// As [`OwnedWait`]: if polled again after it completed.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`wait_n`](Limiter::wait_n): dropping the future gives the token back.
+    pub fn wait_owned(self: Arc<Self>, ctx: Context) -> OwnedWait {
+        self.wait_n_owned(ctx, 1)
+    }
+
+    /// [`wait_n`](Limiter::wait_n) on an `Arc<Limiter>` with an owned [`Context`]: the same
+    /// wait, by the same rules, as a named future that borrows nothing.
+    ///
+    /// [`OwnedWait`] is `'static + Send + Unpin`: a tower service can return it from `call`
+    /// (or keep it in its state between `poll_ready` calls), and a task can be spawned on it,
+    /// with no wrapper and no boxing. Like every future it does nothing until polled: the
+    /// tokens are reserved at its first poll, not when it is made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use ctxkit::{rate::Limiter, Context};
+    ///
+    /// // A handler that must hold its request's rate-limit wait in a 'static future.
+    /// fn admit(limiter: &Arc<Limiter>, request: &Context) -> ctxkit::rate::OwnedWait {
+    ///     limiter.clone().wait_n_owned(request.clone(), 1)
+    /// }
+    ///
+    /// let limiter = Arc::new(Limiter::new(1.0, 1).unwrap());
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// let request = Context::background().with_timeout(Duration::from_millis(100));
+    /// rt.block_on(admit(&limiter, &request)).unwrap(); // the burst's token
+    /// // The next one comes in a second, after this request's deadline: refused at once.
+    /// let err = rt.block_on(rt.spawn(admit(&limiter, &request))).unwrap().unwrap_err();
+    /// assert!(err.is_deadline_exceeded());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`wait_n`](Limiter::wait_n).
+    ///
+    /// # Panics
+    ///
+    /// As [`OwnedWait`]: if polled again after it completed.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`wait_n`](Limiter::wait_n): dropping the future gives the tokens back by the rules
+    /// of [`Reservation::cancel`]; dropped before its first poll, it took nothing.
+    pub fn wait_n_owned(self: Arc<Self>, ctx: Context, n: u32) -> OwnedWait {
+        OwnedWait {
+            inner: Waiting::new(self, ctx, n),
         }
     }
 
@@ -1070,6 +1005,9 @@ impl Limiter {
 
     /// Blocks the thread until `n` tokens are there and takes them, unless `ctx` is done
     /// first: the blocking form of [`wait_n`](Limiter::wait_n), with the same rules.
+    ///
+    /// It has no owned form: a blocked thread keeps its borrows alive for the whole wait, so
+    /// `limiter.blocking_wait_n(&ctx, n)` on an `Arc<Limiter>` already works on any thread.
     ///
     /// # Examples
     ///
@@ -1101,10 +1039,13 @@ impl Limiter {
     /// does, so the tokens come back by the same rules. Do not call it inside async code;
     /// await [`wait_n`](Limiter::wait_n) there.
     pub fn blocking_wait_n(&self, ctx: &Context, n: u32) -> Result<(), WaitError> {
-        let reservation = self.start_wait(ctx, n, Instant::now())?;
-        let at = reservation.time_to_act();
+        let ticket = self.start_wait(ctx, n, Instant::now())?;
+        let at = ticket.time_to_act();
         // Also gives the tokens back if the sleep unwinds.
-        let guard = CancelOnDrop(Some(reservation));
+        let guard = CancelOnDrop {
+            limiter: self,
+            ticket: Some(ticket),
+        };
         match sleep::blocking_sleep_until(ctx, at) {
             Ok(()) => {
                 guard.disarm();
@@ -1126,25 +1067,210 @@ impl fmt::Debug for Limiter {
     }
 }
 
-/// Cancels a wait's reservation unless disarmed (cancel safety of `wait_n`; the context's
-/// error in both forms).
-struct CancelOnDrop<'a>(Option<Reservation<'a>>);
+/// Cancels a blocking wait's reservation unless disarmed (the context's error, or an unwind).
+struct CancelOnDrop<'a> {
+    limiter: &'a Limiter,
+    ticket: Option<Ticket>,
+}
 
 impl CancelOnDrop<'_> {
     fn disarm(mut self) {
-        self.0 = None;
+        self.ticket = None;
     }
 }
 
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
-        if let Some(reservation) = self.0.take() {
-            reservation.cancel();
+        if let Some(ticket) = self.ticket.take() {
+            ticket.cancel_at(self.limiter, Instant::now());
         }
     }
 }
 
+// ===== the async wait, borrowed or owned =====
+
+/// The async wait of [`Limiter::wait_n`] (over `&Limiter`) and of [`OwnedWait`] (over
+/// `Arc<Limiter>`): one state machine for both forms.
+struct Waiting<L: Deref<Target = Limiter>> {
+    state: WaitState<L>,
+}
+
+enum WaitState<L> {
+    /// Not polled yet: nothing taken.
+    Start { limiter: L, ctx: Context, n: u32 },
+    /// Tokens reserved; sleeping until their time or until the context is done.
+    Sleeping {
+        limiter: L,
+        ticket: Ticket,
+        sleep: SleepUntil,
+    },
+    /// The output was returned.
+    Finished,
+}
+
+impl<L: Deref<Target = Limiter>> Waiting<L> {
+    fn new(limiter: L, ctx: Context, n: u32) -> Self {
+        Waiting {
+            state: WaitState::Start { limiter, ctx, n },
+        }
+    }
+
+    /// Reserves the tokens (the first poll): `Start` becomes `Sleeping`, or the wait fails.
+    fn start(&mut self) -> Result<(), WaitError> {
+        if let WaitState::Start { limiter, ctx, n } =
+            mem::replace(&mut self.state, WaitState::Finished)
+        {
+            let ticket = limiter.start_wait(&ctx, n, Instant::now())?;
+            let sleep = SleepUntil::new(ctx, ticket.time_to_act());
+            self.state = WaitState::Sleeping {
+                limiter,
+                ticket,
+                sleep,
+            };
+        }
+        Ok(())
+    }
+
+    /// Ends the sleep: keeps the tokens, or gives them back when the context was done first.
+    fn finish(&mut self, slept: Result<(), crate::context::Error>) -> Result<(), WaitError> {
+        if let WaitState::Sleeping {
+            limiter, ticket, ..
+        } = mem::replace(&mut self.state, WaitState::Finished)
+        {
+            if slept.is_err() {
+                ticket.cancel_at(&limiter, Instant::now());
+            }
+        }
+        slept.map_err(WaitError::context)
+    }
+}
+
+impl<L: Deref<Target = Limiter> + Unpin> Future for Waiting<L> {
+    type Output = Result<(), WaitError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        // Terminates: at most two rounds, `Start` then `Sleeping`.
+        loop {
+            match &mut this.state {
+                WaitState::Start { .. } => {
+                    if let Err(error) = this.start() {
+                        return Poll::Ready(Err(error));
+                    }
+                }
+                WaitState::Sleeping { sleep, .. } => {
+                    let slept = match Pin::new(sleep).poll(cx) {
+                        Poll::Ready(slept) => slept,
+                        Poll::Pending => return Poll::Pending,
+                    };
+                    return Poll::Ready(this.finish(slept));
+                }
+                WaitState::Finished => {
+                    panic!("ctxkit::rate: a limiter wait polled after it completed")
+                }
+            }
+        }
+    }
+}
+
+impl<L: Deref<Target = Limiter>> Drop for Waiting<L> {
+    fn drop(&mut self) {
+        // Cancel safety: a wait dropped mid-sleep gives its tokens back.
+        if let WaitState::Sleeping {
+            limiter, ticket, ..
+        } = &self.state
+        {
+            ticket.cancel_at(limiter, Instant::now());
+        }
+    }
+}
+
+// ===== impl OwnedWait =====
+
+/// The future of [`Limiter::wait_owned`] and [`Limiter::wait_n_owned`]: a limiter wait that
+/// owns its `Arc<Limiter>` and its [`Context`].
+///
+/// `'static + Send + Unpin`, so a tower service can return it from `call`, or keep it in its
+/// own state, and a task can be spawned on it, with no wrapper. Completes with `Ok(())` once
+/// the tokens are taken, or with the [`WaitError`] of [`Limiter::wait_n`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use ctxkit::{rate::{Limiter, OwnedWait}, Context};
+///
+/// let limiter = Arc::new(Limiter::new(100.0, 1).unwrap());
+/// let waits: Vec<OwnedWait> = (0..3)
+///     .map(|_| limiter.clone().wait_owned(Context::background()))
+///     .collect();
+/// drop(limiter); // the waits hold it
+/// futures::executor::block_on(async {
+///     for wait in waits {
+///         wait.await.unwrap(); // 0, 10 and 20 ms
+///     }
+/// });
+/// ```
+///
+/// # Panics
+///
+/// If polled again after it completed (as `async fn` futures do).
+///
+/// # Cancel safety
+///
+/// As [`Limiter::wait_n`]: dropping it mid-sleep gives the tokens back by the rules of
+/// [`Reservation::cancel`]; dropped before its first poll, it took nothing.
+#[must_use = "futures do nothing unless awaited"]
+pub struct OwnedWait {
+    inner: Waiting<Arc<Limiter>>,
+}
+
+impl Future for OwnedWait {
+    type Output = Result<(), WaitError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.inner).poll(cx)
+    }
+}
+
+impl fmt::Debug for OwnedWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("OwnedWait");
+        match &self.inner.state {
+            WaitState::Start { n, .. } => d.field("state", &"not polled").field("tokens", n),
+            WaitState::Sleeping { ticket, .. } => d
+                .field("state", &"sleeping")
+                .field("tokens", &ticket.n)
+                .field("delay", &ticket.delay_from(Instant::now())),
+            WaitState::Finished => d.field("state", &"finished"),
+        }
+        .finish()
+    }
+}
+
 // ===== impl Reservation =====
+
+/// What a reservation holds besides its limiter: the tokens and the take.
+#[derive(Clone, Copy, Debug)]
+struct Ticket {
+    n: u32,
+    grant: Grant,
+}
+
+impl Ticket {
+    fn time_to_act(&self) -> Instant {
+        time::decode(self.grant.take.at.max(1))
+    }
+
+    fn delay_from(&self, now: Instant) -> Duration {
+        time::until(self.grant.take.at, encode(now))
+    }
+
+    /// Gives the tokens back to `limiter`, the one they were taken from.
+    fn cancel_at(&self, limiter: &Limiter, now: Instant) {
+        limiter.cancel_grant(&self.grant, encode(now));
+    }
+}
 
 /// Tokens taken from a [`Limiter`] now, to be used at [`time_to_act`](Reservation::time_to_act).
 ///
@@ -1159,6 +1285,13 @@ impl Drop for CancelOnDrop<'_> {
 /// [`delay_from`](Reservation::delay_from), [`cancel`](Reservation::cancel),
 /// [`cancel_at`](Reservation::cancel_at).
 ///
+/// # `Reservation` vs `OwnedReservation`
+///
+/// A `Reservation` borrows its limiter, so it cannot outlive it nor sit in the same struct as
+/// the `Arc` it came from: a `'static` task or a tower service that reserves in one poll and
+/// acts or cancels in a later one cannot keep it. [`OwnedReservation`] (from
+/// [`Limiter::reserve_owned`]) holds an `Arc<Limiter>` instead and behaves the same way.
+///
 /// # Examples
 ///
 /// ```
@@ -1172,8 +1305,7 @@ impl Drop for CancelOnDrop<'_> {
 #[must_use = "a reservation spends tokens: wait out its delay and act, or cancel it"]
 pub struct Reservation<'a> {
     limiter: &'a Limiter,
-    n: u32,
-    grant: Grant,
+    ticket: Ticket,
 }
 
 impl Reservation<'_> {
@@ -1186,7 +1318,7 @@ impl Reservation<'_> {
     /// assert_eq!(limiter.reserve_n(2).unwrap().tokens(), 2);
     /// ```
     pub fn tokens(&self) -> u32 {
-        self.n
+        self.ticket.n
     }
 
     /// When the tokens may be used.
@@ -1201,7 +1333,7 @@ impl Reservation<'_> {
     /// assert!(limiter.reserve().unwrap().time_to_act() >= before);
     /// ```
     pub fn time_to_act(&self) -> Instant {
-        time::decode(self.grant.at.max(1))
+        self.ticket.time_to_act()
     }
 
     /// How long from now until the tokens may be used (zero if they may be used now).
@@ -1231,7 +1363,7 @@ impl Reservation<'_> {
     /// assert_eq!(r.delay_from(t0 + Duration::from_secs(1)), Duration::ZERO);
     /// ```
     pub fn delay_from(&self, now: Instant) -> Duration {
-        time::until(self.grant.at, encode(now))
+        self.ticket.delay_from(now)
     }
 
     /// Gives the tokens back: the holder will not act. [`cancel_at`](Reservation::cancel_at)
@@ -1308,24 +1440,174 @@ impl Reservation<'_> {
     /// assert_eq!(limiter.tokens_at(t0), before - 1.0);
     /// ```
     pub fn cancel_at(self, now: Instant) {
-        let now = encode(now);
-        if !self.grant.took || self.n == 0 || now > self.grant.at {
-            return;
-        }
-        self.limiter.cancel_grant(&self.grant, now);
+        self.ticket.cancel_at(self.limiter, now);
     }
 }
 
 impl fmt::Debug for Reservation<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reservation")
-            .field("tokens", &self.n)
+            .field("tokens", &self.ticket.n)
             .field("delay", &self.delay())
             .finish()
     }
 }
 
-#[cfg(test)]
+// ===== impl OwnedReservation =====
+
+/// A [`Reservation`] that holds an `Arc<Limiter>` instead of borrowing it.
+///
+/// Made by [`Limiter::reserve_owned`], [`Limiter::reserve_n_owned`] and
+/// [`Limiter::reserve_n_owned_at`]. It is `'static`, so a task or a tower service can keep it
+/// across awaits (reserve in `poll_ready`, act or cancel in `call`) next to its own
+/// `Arc<Limiter>`. Everything else is as for a [`Reservation`]: wait out its delay and act, or
+/// cancel it to give the tokens back; dropping it does neither.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use ctxkit::rate::{Limiter, OwnedReservation};
+///
+/// /// Reserves for a request and answers "retry after" instead of queueing it too long.
+/// fn admit(limiter: &Arc<Limiter>) -> Result<OwnedReservation, Duration> {
+///     let r = limiter.clone().reserve_owned().expect("burst of at least 1");
+///     match r.delay() {
+///         delay if delay > Duration::from_millis(50) => {
+///             r.cancel();
+///             Err(delay)
+///         }
+///         _ => Ok(r),
+///     }
+/// }
+///
+/// let limiter = Arc::new(Limiter::new(1.0, 1).unwrap());
+/// let first = admit(&limiter).unwrap(); // acts now
+/// assert!(admit(&limiter).is_err(), "the next token is a second away");
+/// drop(first); // acted: the token stays spent
+/// ```
+#[must_use = "a reservation spends tokens: wait out its delay and act, or cancel it"]
+pub struct OwnedReservation {
+    limiter: Arc<Limiter>,
+    ticket: Ticket,
+}
+
+impl OwnedReservation {
+    /// How many tokens it took: as [`Reservation::tokens`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let limiter = Arc::new(ctxkit::rate::Limiter::new(10.0, 3).unwrap());
+    /// assert_eq!(limiter.reserve_n_owned(2).unwrap().tokens(), 2);
+    /// ```
+    pub fn tokens(&self) -> u32 {
+        self.ticket.n
+    }
+
+    /// When the tokens may be used: as [`Reservation::time_to_act`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Instant;
+    ///
+    /// let before = Instant::now();
+    /// let limiter = Arc::new(ctxkit::rate::Limiter::new(10.0, 1).unwrap());
+    /// assert!(limiter.reserve_owned().unwrap().time_to_act() >= before);
+    /// ```
+    pub fn time_to_act(&self) -> Instant {
+        self.ticket.time_to_act()
+    }
+
+    /// How long from now until the tokens may be used: as [`Reservation::delay`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let limiter = Arc::new(ctxkit::rate::Limiter::new(10.0, 1).unwrap());
+    /// assert!(limiter.reserve_owned().unwrap().delay().is_zero());
+    /// ```
+    pub fn delay(&self) -> Duration {
+        self.delay_from(Instant::now())
+    }
+
+    /// How long from `now` until the tokens may be used: as [`Reservation::delay_from`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let t0 = Instant::now();
+    /// let limiter = Arc::new(ctxkit::rate::Limiter::new_at(10.0, 1, t0).unwrap());
+    /// let _first = limiter.clone().reserve_n_owned_at(t0, 1).unwrap();
+    /// let r = limiter.reserve_n_owned_at(t0, 1).unwrap();
+    /// assert_eq!(r.delay_from(t0), Duration::from_millis(100));
+    /// ```
+    pub fn delay_from(&self, now: Instant) -> Duration {
+        self.ticket.delay_from(now)
+    }
+
+    /// Gives the tokens back now: as [`Reservation::cancel`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let limiter = Arc::new(ctxkit::rate::Limiter::new(1.0, 1).unwrap());
+    /// assert!(limiter.allow());
+    /// let r = limiter.clone().reserve_owned().unwrap(); // due in a second
+    /// r.cancel();
+    /// assert!(limiter.tokens() > -0.01, "the token is back");
+    /// ```
+    pub fn cancel(self) {
+        self.cancel_at(Instant::now());
+    }
+
+    /// Gives the tokens back at `now`, by the rules of [`Reservation::cancel_at`]: all of
+    /// them if nothing taken after it still stands (at once, or once the later takes are
+    /// canceled too), nothing once its time to act has passed or the limiter's configuration
+    /// changed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Instant;
+    ///
+    /// let t0 = Instant::now();
+    /// let limiter = Arc::new(ctxkit::rate::Limiter::new_at(10.0, 1, t0).unwrap());
+    /// let first = limiter.clone().reserve_n_owned_at(t0, 1).unwrap();
+    /// let second = limiter.clone().reserve_n_owned_at(t0, 1).unwrap();
+    /// first.cancel_at(t0); // `second` is after it: nothing back yet
+    /// assert_eq!(limiter.tokens_at(t0), -1.0);
+    /// second.cancel_at(t0); // the last one: both tokens come back
+    /// assert_eq!(limiter.tokens_at(t0), 1.0);
+    /// ```
+    pub fn cancel_at(self, now: Instant) {
+        self.ticket.cancel_at(&self.limiter, now);
+    }
+}
+
+impl fmt::Debug for OwnedReservation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedReservation")
+            .field("tokens", &self.ticket.n)
+            .field("delay", &self.delay())
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -1347,24 +1629,6 @@ mod tests {
     }
 
     #[test]
-    fn interval_rounds_to_nanoseconds() {
-        let c = Config::new(3.0, 1, 1).unwrap();
-        assert_eq!(c.interval, 333_333_333);
-        assert_eq!(Config::new(2e9, 1, 1).unwrap().interval, 1);
-        assert_eq!(Config::new(1e-300, 1, 1).unwrap().interval, MAX_T);
-        assert_eq!(Config::new(1e-300, u32::MAX, 1).unwrap().tau, MAX_T);
-    }
-
-    #[test]
-    fn bad_config() {
-        assert!(Config::new(f64::NAN, 1, 1).is_err());
-        assert!(Config::new(-0.5, 1, 1).is_err());
-        assert!(Config::new(1.0, 0, 1).is_err());
-        assert!(Config::new(0.0, 0, 1).is_ok());
-        assert!(Config::new(f64::INFINITY, 0, 1).is_ok());
-    }
-
-    #[test]
     fn cancel_last_gives_back_exactly() {
         let t0 = Instant::now();
         let lim = Limiter::new_at(7.0, 5, t0).unwrap();
@@ -1383,7 +1647,7 @@ mod tests {
     }
 
     fn remembered(lim: &Limiter) -> usize {
-        lim.lock_undo().by_end.len()
+        lim.lock_undo().len()
     }
 
     #[test]
@@ -1497,8 +1761,8 @@ mod tests {
         let lim = Limiter::new_at(10.0, 2, t0).unwrap();
         let now = encode(t0);
         let max = Limit::Within(d.as_nanos() as u64);
-        assert_eq!(lim.take(now, 2, max).unwrap().at, now);
-        assert_eq!(lim.take(now, 1, max).unwrap().at, now + 100_000_000);
+        assert_eq!(lim.take(now, 2, max).unwrap().take.at, now);
+        assert_eq!(lim.take(now, 1, max).unwrap().take.at, now + 100_000_000);
         assert_eq!(lim.take(now, 1, max).unwrap_err(), Refusal::TooLate);
     }
 

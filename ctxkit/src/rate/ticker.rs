@@ -6,8 +6,8 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use super::error::ConfigError;
 use super::sleep;
-use super::ConfigError;
 use crate::context::Context;
 
 /// What a [`Ticker`] does when a tick is taken late, after the next one was due too.
@@ -388,7 +388,7 @@ impl fmt::Debug for Ticker {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

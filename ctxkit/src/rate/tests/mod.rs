@@ -1,0 +1,3 @@
+//! Model-checked tests of the limiter (run with `RUSTFLAGS="--cfg loom"`).
+
+mod loom_limiter;
