@@ -740,7 +740,7 @@ where
             phase: Phase::Start(index, task),
         };
         self.handles
-            .push(spawn::spawn_task(&runtime, origin, move || work(worker)));
+            .push(spawn::spawn_task(&runtime, origin, work(worker)));
         if self.handles.len() >= self.prune_at {
             // Amortized O(1): forget the handles of workers that have left.
             self.handles.retain(|handle| !handle.is_finished());
