@@ -28,8 +28,8 @@
 //! until then [`ScopeTag::current`] is one relaxed load, and no task is wrapped. (A first
 //! version polled every task through a wrapper that set a thread-local around each poll; it
 //! made an async group's worker task a third larger, and `group.first_error_cancel`, which
-//! wakes a thousand of them at once, measurably slower.) The async `Group` reuses its worker tasks, so the
-//! registration is paid per worker, not per group task.
+//! wakes a thousand of them at once, measurably slower.) The async `Group` reuses its worker
+//! tasks, so the registration is paid per worker, not per group task.
 //!
 //! # Invariants
 //!
