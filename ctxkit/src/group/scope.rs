@@ -252,9 +252,9 @@ where
     ///
     /// A spawn that must wait parks the spawning thread, and the worker that frees the slot
     /// unparks it: OS thread switches, not goroutine switches. Measured with `ctxkit-bench`
-    /// (`group.go_wait_limit2_10k`: 10,000 empty tasks under a limit of 2, 2 vCPUs), that is
-    /// about 4 µs a task, against about 0.1 µs with [`spawn_queued`](Scope::spawn_queued),
-    /// which never waits. Tasks that do real work, the reason to use threads, hide it; for
+    /// (`group.go_wait_limit2_10k`: 10,000 empty tasks under a limit of 2, 2 shared vCPUs; see
+    /// `BENCHMARKS.md`, run 8), that is 3 to 10 µs a task (best to median), against about
+    /// 0.1 µs with [`spawn_queued`](Scope::spawn_queued), which never waits. Tasks that do real work, the reason to use threads, hide it; for
     /// very many tiny tasks known to fit in memory, `spawn_queued` is the cheaper call.
     #[track_caller]
     pub fn spawn<G>(&self, task: G)

@@ -605,9 +605,10 @@ where
     /// # Performance
     ///
     /// Measured with `ctxkit-bench` (`group.go_wait_limit2_10k`: 10,000 empty tasks under a
-    /// limit of 2, the spawning loop a task on a 2-worker runtime, 2 vCPUs): about 0.2 µs a
-    /// task when every spawn waits, against about 0.1 µs with
-    /// [`spawn_queued`](Group::spawn_queued), which never waits. Without a limit, or below
+    /// limit of 2, the spawning loop a task on a 2-worker runtime, 2 shared vCPUs; see
+    /// `BENCHMARKS.md`, run 8): 0.13 to 0.4 µs a task (best to median) when every spawn
+    /// waits, against 0.06 to 0.2 µs with [`spawn_queued`](Group::spawn_queued), which never
+    /// waits. Without a limit, or below
     /// it, `spawn` costs what `spawn_queued` does.
     #[track_caller]
     pub fn spawn<'a, F, Fut>(&'a mut self, task: F) -> impl Future<Output = ()> + 'a
