@@ -11,20 +11,25 @@
 //! # Scope tags
 //!
 //! A unit also carries a [`ScopeTag`]: an opaque id that whatever it starts inherits. The code
-//! that starts a unit has a current tag (its thread's, set with [`ScopeTag::enter`], or
-//! inherited); the new unit records it and runs with it as its own current tag: a thread for its
-//! whole life, a task during each of its polls (the task's future is wrapped). So a tag set
-//! around a test follows the work the test starts, across threads and tasks, however deep; the
-//! leak checker uses it to tell its test's units from a parallel test's.
+//! that starts a unit has a current tag ([`ScopeTag::current`]); the new unit records it, and
+//! it becomes the current tag of the code the unit runs: a thread's for its whole life (a
+//! thread-local set when it starts), a task's for each of its polls (looked up in the registry
+//! by tokio's id of the running task; a tagged task's future is also wrapped to set its tag
+//! around each poll, an untagged one's is not, so it costs nothing more to poll). So a tag set
+//! around a test (with [`ScopeTag::enter`] on its thread) follows the work the test starts,
+//! across threads and tasks, however deep; the leak checker uses it to tell its test's units
+//! from a parallel test's.
 //!
 //! # Cost
 //!
 //! A unit costs one registration (a lock, a slab insert; a thread's record is also an
 //! allocation); when it ends, a thread's costs one reference-count decrement and a task's
-//! nothing (no lock either way). A task is polled through a wrapper that sets its tag (two
-//! thread-local writes per poll once any tag has been entered in the process) and makes the
-//! task some 80 bytes larger. The async `Group` reuses its worker tasks, so that cost is paid
-//! per worker, not per group task.
+//! nothing (no lock either way). Tags cost nothing until one is first entered in the process:
+//! until then [`ScopeTag::current`] is one relaxed load, and no task is wrapped. (A first
+//! version polled every task through a wrapper that set a thread-local around each poll; it
+//! made an async group's worker task a third larger, and `group.first_error_cancel`, which
+//! wakes a thousand of them at once, measurably slower.) The async `Group` reuses its worker
+//! tasks, so the registration is paid per worker, not per group task.
 //!
 //! # Invariants
 //!
@@ -36,8 +41,14 @@
 //!    abort handle and asks. An ended unit's record is not reported, and is reclaimed by a
 //!    later registration, under the lock.
 //! 2. A unit's tag is the current tag of the code that started it, fixed when it is started.
-//!    While the unit runs (a thread) or is polled (a task), the current tag of its thread is
-//!    that tag, and the previous one is restored after each poll; so what it starts inherits it.
+//!    The current tag is, inside a task this module started and recorded, that task's tag
+//!    (whatever the polling thread's is); elsewhere, the thread's (a thread this module started
+//!    holds its tag from its start; [`ScopeTag::enter`] sets another until its guard drops; a
+//!    tagged task sets its tag as its thread's during each of its polls, which covers a poll
+//!    on another thread before `spawn_task` has recorded it). So what a unit starts inherits
+//!    its tag. (Left out: an untagged task spawned from one thread onto a current-thread
+//!    runtime whose thread has entered a tag, polled there before it is recorded, sees that
+//!    tag.)
 //! 3. The registry's lock is a leaf: nothing is locked under it, and no user code runs under it
 //!    (a record is plain data: names, a location, an instant, a tag).
 //!
@@ -93,10 +104,16 @@ thread_local! {
     static CURRENT: Cell<Option<ScopeTag>> = const { Cell::new(None) };
 }
 
-/// Set (for good) before any thread's tag is first set: until then every thread's tag is
-/// `None`, so an untagged task needs no thread-local writes around its polls. std's atomic, as
-/// tags are not part of any model.
+/// Set (for good) when a tag is first entered: until then no thread has a tag and no unit
+/// carries one, so [`ScopeTag::current`] is `None` without looking. Relaxed is enough: a unit
+/// started after the store happens after it (starting a thread, and tokio's queue, order the
+/// start after the spawner's earlier writes), and a thread sees its own stores. std's atomic,
+/// as tags are not part of any model.
 static ENTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn entered() -> bool {
+    ENTERED.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 #[allow(
     dead_code,
@@ -113,8 +130,15 @@ impl ScopeTag {
         ScopeTag(NonZeroU64::new(id).unwrap_or(NonZeroU64::MAX))
     }
 
-    /// The current thread's tag, which a unit started now would inherit.
+    /// The current tag, which a unit started now would inherit (invariant 2).
     pub(crate) fn current() -> Option<ScopeTag> {
+        if !entered() {
+            return None;
+        }
+        #[cfg(feature = "tokio")]
+        if let Some(tag) = tokio::task::try_id().and_then(task_tag) {
+            return tag;
+        }
         CURRENT.with(Cell::get)
     }
 
@@ -245,6 +269,21 @@ sync::lazy_static! {
     static ref REGISTRY: Mutex<Registry> = Mutex::new(Registry::default());
 }
 
+/// The tag of the running task `id` if this module started it (`Some(None)` for an untagged
+/// one), `None` for a task of somebody else's (invariant 2).
+#[cfg(feature = "tokio")]
+fn task_tag(id: tokio::task::Id) -> Option<Option<ScopeTag>> {
+    let registry = REGISTRY.lock();
+    registry
+        .units
+        .iter()
+        .flatten()
+        .find_map(|record| match record {
+            Record::Task(info, handle) if handle.id() == id => Some(info.tag),
+            _ => None,
+        })
+}
+
 /// Records `record` (invariant 1).
 fn register(record: Record) {
     let ended = REGISTRY.lock().insert(record);
@@ -308,7 +347,7 @@ where
         .name(origin.name.to_owned())
         .spawn(move || {
             let _registration = registration;
-            let _tag = enter(tag);
+            let _tag = tag.map(ScopeTag::enter);
             let f = thread_slot.lock().take();
             if let Some(f) = f {
                 f();
@@ -344,46 +383,45 @@ where
         .name(origin.name.to_owned())
         .spawn_scoped(scope, move || {
             let _registration = registration;
-            let _tag = enter(tag);
+            let _tag = tag.map(ScopeTag::enter);
             f()
         })
 }
 
 // ===== tasks =====
 
-/// Starts the future that `make` returns on `runtime`, recorded as `origin` says until it
-/// completes or is dropped, and polled with its inherited tag current (invariants 1 and 2).
+/// Starts `task` on `runtime`, recorded as `origin` says until it completes or is dropped,
+/// with the tag of the code that starts it (invariants 1 and 2).
 ///
-/// The future is made inside the task (so it is stored once in the task, not once as the
-/// argument and again where the wrapper pins it: that doubled the worker tasks of an async
-/// group in size, and cost `group.first_error_cancel` some 25 ns per woken task, measured).
+/// An untagged task (always, until a tag is first entered in the process) is spawned as it is:
+/// a wrapper around each poll made an async group's worker task a third larger, which cost
+/// `group.first_error_cancel` (a thousand of them woken at once) measurably.
 #[cfg(feature = "tokio")]
-pub(crate) fn spawn_task<M, F>(
+pub(crate) fn spawn_task<F>(
     runtime: &tokio::runtime::Handle,
     origin: Origin,
-    make: M,
+    task: F,
 ) -> tokio::task::JoinHandle<F::Output>
 where
-    M: FnOnce() -> F + Send + 'static,
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let tag = ScopeTag::current();
     let info = unit_info(Kind::Task, origin, tag);
-    let handle = runtime.spawn(async move {
-        let mut task = std::pin::pin!(make());
-        std::future::poll_fn(|cx| {
-            // Invariant 2. Relaxed: a tag entered on another thread does not concern this
-            // poll; one entered on this thread was entered before this poll began (or inside
-            // it, by the task itself), and this thread sees its own store.
-            if tag.is_none() && !ENTERED.load(std::sync::atomic::Ordering::Relaxed) {
-                return task.as_mut().poll(cx); // every thread's tag is `None`, as is ours
-            }
-            let _tag = enter(tag);
-            task.as_mut().poll(cx)
-        })
-        .await
-    });
+    let handle = match tag {
+        // Untagged: polled as it is (invariant 2: inside it, its record says `None`).
+        None => runtime.spawn(task),
+        // Tagged: polled with its tag as its thread's, so that even a poll before its record
+        // is in the registry (on another thread, at once) finds it (invariant 2).
+        Some(tag) => runtime.spawn(async move {
+            let mut task = std::pin::pin!(task);
+            std::future::poll_fn(|cx| {
+                let _tag = enter(Some(tag));
+                task.as_mut().poll(cx)
+            })
+            .await
+        }),
+    };
     // Invariant 1: recorded before this returns; a task that already ended is recorded as
     // ended.
     register(Record::Task(info, handle.abort_handle()));
@@ -483,13 +521,9 @@ mod tests {
             .build()
             .unwrap();
         let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-        let done = spawn_task(
-            rt.handle(),
-            Origin::here("ctxkit-test-task"),
-            move || async move {
-                let _ = go_rx.await;
-            },
-        );
+        let done = spawn_task(rt.handle(), Origin::here("ctxkit-test-task"), async move {
+            let _ = go_rx.await;
+        });
         let count = || {
             live_units()
                 .iter()
@@ -506,13 +540,40 @@ mod tests {
         drop(spawn_task(
             rt.handle(),
             Origin::here("ctxkit-test-task"),
-            move || async move {
+            async move {
                 let _ = never_rx.await;
             },
         ));
         assert_eq!(count(), 1);
         drop(rt);
         assert_eq!(count(), 0, "removed when the runtime dropped the future");
+    }
+
+    /// An untagged task polled by a thread that has entered a tag (a current-thread runtime's
+    /// `block_on`) keeps its own tag, `None`: it is not wrapped, its record says so.
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn an_untagged_task_stays_untagged_on_a_thread_that_has_a_tag() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let task = spawn_task(
+            rt.handle(),
+            Origin::here("ctxkit-test-ambient"),
+            async move {
+                tx.send(ScopeTag::current()).unwrap();
+            },
+        );
+        let tag = ScopeTag::new();
+        let _entered = tag.enter();
+        assert_eq!(ScopeTag::current(), Some(tag), "this thread's");
+        rt.block_on(task).unwrap();
+        assert_eq!(
+            rx.recv().unwrap(),
+            None,
+            "the task's, not the polling thread's"
+        );
     }
 
     #[cfg(feature = "tokio")]
@@ -537,44 +598,36 @@ mod tests {
                 seen.send(("thread", ScopeTag::current())).unwrap();
                 let inner = handle.clone();
                 let seen_task = seen.clone();
-                let task = spawn_task(
-                    &handle,
-                    Origin::here("ctxkit-test-tag"),
-                    move || async move {
-                        seen_task.send(("task", ScopeTag::current())).unwrap();
-                        tokio::task::yield_now().await; // a second poll: still tagged
-                        seen_task
-                            .send(("task, polled again", ScopeTag::current()))
-                            .unwrap();
-                        let seen_inner = seen_task.clone();
-                        let nested = spawn_task(
-                            &inner,
-                            Origin::here("ctxkit-test-tag"),
-                            move || async move {
-                                seen_inner
-                                    .send(("task in a task", ScopeTag::current()))
-                                    .unwrap();
-                            },
-                        );
-                        let _ = nested.await;
-                        let seen_thread = seen_task.clone();
-                        try_spawn_named(Origin::here("ctxkit-test-tag"), move || {
-                            seen_thread
-                                .send(("thread from a task", ScopeTag::current()))
-                                .unwrap();
-                            std::thread::scope(|s| {
-                                try_spawn_scoped(s, Origin::here("ctxkit-test-tag"), || {
-                                    seen_thread
-                                        .send(("scoped thread", ScopeTag::current()))
-                                        .unwrap();
-                                })
-                                .unwrap();
-                            });
-                        })
-                        .map_err(|(e, _)| e)
+                let task = spawn_task(&handle, Origin::here("ctxkit-test-tag"), async move {
+                    seen_task.send(("task", ScopeTag::current())).unwrap();
+                    tokio::task::yield_now().await; // a second poll: still tagged
+                    seen_task
+                        .send(("task, polled again", ScopeTag::current()))
                         .unwrap();
-                    },
-                );
+                    let seen_inner = seen_task.clone();
+                    let nested = spawn_task(&inner, Origin::here("ctxkit-test-tag"), async move {
+                        seen_inner
+                            .send(("task in a task", ScopeTag::current()))
+                            .unwrap();
+                    });
+                    let _ = nested.await;
+                    let seen_thread = seen_task.clone();
+                    try_spawn_named(Origin::here("ctxkit-test-tag"), move || {
+                        seen_thread
+                            .send(("thread from a task", ScopeTag::current()))
+                            .unwrap();
+                        std::thread::scope(|s| {
+                            try_spawn_scoped(s, Origin::here("ctxkit-test-tag"), || {
+                                seen_thread
+                                    .send(("scoped thread", ScopeTag::current()))
+                                    .unwrap();
+                            })
+                            .unwrap();
+                        });
+                    })
+                    .map_err(|(e, _)| e)
+                    .unwrap();
+                });
                 drop(task);
             })
             .map_err(|(e, _)| e)
@@ -604,7 +657,7 @@ mod tests {
         drop(spawn_task(
             rt.handle(),
             Origin::here("ctxkit-test-tag"),
-            move || async move {
+            async move {
                 tx.send(ScopeTag::current()).unwrap();
             },
         ));
