@@ -370,7 +370,7 @@ impl Blocking {
         }
     }
 
-    /// Invariant #1: true for the first closure to fail (it then cancels the context), or if
+    /// Invariant 1: true for the first closure to fail (it then cancels the context), or if
     /// `index` already was it.
     fn claim(&self, index: usize) -> bool {
         match self
@@ -428,7 +428,7 @@ impl Blocking {
         let origin = Origin::here(spawn::GROUP_THREAD);
         spawn::try_spawn_scoped(threads, origin, move || self.run(index, f)).unwrap_or_else(
             |error| {
-                // Invariant #2: the closures already started end before the scope's joins.
+                // Invariant 2: the closures already started end before the scope's joins.
                 self.ctx.cancel();
                 panic!("ctxkit::group: failed to start a thread: {error}")
             },
@@ -509,7 +509,7 @@ macro_rules! blocking_join {
             }
             match ($($f,)+ $lf) {
                 ($(Some($f),)+ Some($lf)) => Ok(($($f,)+ $lf)),
-                // Invariant #1: a closure without a value failed or was skipped after a failure.
+                // Invariant 1: a closure without a value failed or was skipped after a failure.
                 _ => unreachable!("ctxkit::group: a join closure has no value and none failed"),
             }
         }
