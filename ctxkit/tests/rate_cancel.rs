@@ -10,6 +10,8 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use ctxkit::rate::{Limiter, Reservation};
 use ctxkit::Context;
 
@@ -19,15 +21,10 @@ const MS: Duration = Duration::from_millis(1);
 const SLOW: f64 = 1.0 / 3600.0;
 
 /// Waits until `done(tokens)` holds, polling; panics with the limiter's state after 20 s.
+/// Waits (bounded by `common::wait_until`'s patience) until `done` holds for the limiter's
+/// tokens.
 fn wait_for(lim: &Limiter, what: &str, done: impl Fn(f64) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done(lim.tokens()) {
-        assert!(
-            Instant::now() < deadline,
-            "watchdog: no {what} after 20 s: {lim:?}"
-        );
-        std::thread::sleep(MS);
-    }
+    common::wait_until(what, || lim.tokens(), |&tokens| done(tokens));
 }
 
 // ===== on the `_at` core =====

@@ -108,6 +108,14 @@ pub(crate) trait Unpark: Clone {
     fn is_same(&self, other: &Self) -> bool;
 }
 
+/// Stores `token` in `slot` unless the one there already wakes the same party (a clone only
+/// when the party changed: a task polled again keeps its waker).
+fn remember<P: Unpark + Clone>(slot: &mut Option<P>, token: &P) {
+    if !slot.as_ref().is_some_and(|kept| kept.is_same(token)) {
+        *slot = Some(token.clone());
+    }
+}
+
 impl Unpark for Waker {
     fn unpark(self) {
         self.wake();
@@ -401,9 +409,7 @@ impl<T, E, J, P: Unpark> Scheduler<T, E, J, P> {
             self.spawner = None;
             return true;
         }
-        if !self.spawner.as_ref().is_some_and(|s| s.is_same(token)) {
-            self.spawner = Some(token.clone());
-        }
+        remember(&mut self.spawner, token);
         false
     }
 
@@ -427,9 +433,7 @@ impl<T, E, J, P: Unpark> Scheduler<T, E, J, P> {
             self.waiter = None;
             return true;
         }
-        if !self.waiter.as_ref().is_some_and(|w| w.is_same(token)) {
-            self.waiter = Some(token.clone());
-        }
+        remember(&mut self.waiter, token);
         false
     }
 
