@@ -151,6 +151,8 @@
 
 pub mod context;
 pub mod group;
+mod panics;
+pub mod pool;
 pub mod procs;
 pub mod rate;
 mod spawn;

@@ -73,6 +73,12 @@ pub(crate) const GROUP_THREAD: &str = "ctxkit-group";
 /// Name of the async `Group`'s worker tasks (a task has no OS name; this is the registry's).
 #[cfg(feature = "tokio")]
 pub(crate) const GROUP_TASK: &str = "ctxkit-group-worker";
+/// Name of the worker threads of a pool's thread form (`pool/`).
+pub(crate) const POOL_THREAD: &str = "ctxkit-pool";
+/// Name of the worker tasks of a pool's async form (`pool/`).
+#[cfg(feature = "tokio")]
+#[allow(dead_code, reason = "the async pool comes next")]
+pub(crate) const POOL_TASK: &str = "ctxkit-pool-worker";
 
 /// Who starts a unit: its name and the site that started it.
 #[derive(Clone, Copy, Debug)]
@@ -328,13 +334,17 @@ pub(crate) fn live_units() -> Vec<UnitInfo> {
 
 // ===== threads =====
 
-/// Starts a detached thread running `f`, named and recorded as `origin` says.
+/// Starts a thread running `f`, named and recorded as `origin` says. Its handle may be
+/// dropped (a detached thread) or joined: a joined thread has left the registry (invariant 1).
 ///
 /// # Errors
 ///
 /// The OS's error if it refuses to create a thread; `f` is handed back so the caller can decide
 /// what to do with it.
-pub(crate) fn try_spawn_named<F>(origin: Origin, f: F) -> Result<(), (std::io::Error, Option<F>)>
+pub(crate) fn try_spawn_named<F>(
+    origin: Origin,
+    f: F,
+) -> Result<std::thread::JoinHandle<()>, (std::io::Error, Option<F>)>
 where
     F: FnOnce() + Send + 'static,
 {
@@ -354,7 +364,7 @@ where
             }
         });
     match spawned {
-        Ok(_detached) => Ok(()),
+        Ok(handle) => Ok(handle),
         Err(error) => {
             // The closure, and the registration with it, were dropped: invariant 1.
             let f = slot.lock().take();

@@ -219,3 +219,45 @@ impl Backoff {
         }
     }
 }
+
+// ===== park tokens =====
+//
+// How a parked party is woken, for the worker schedulers of `group` and `pool`: a task's
+// `Waker`, or a parked `Thread`. Kept here because both forms of both patterns share it.
+
+/// How a parked worker or waiter is woken: a task's [`Waker`](std::task::Waker), or a parked
+/// [`Thread`].
+pub(crate) trait Unpark: Clone {
+    /// Wakes whoever registered this token.
+    fn unpark(self);
+    /// Whether `self` and `other` wake the same party (then a registered token is kept).
+    fn is_same(&self, other: &Self) -> bool;
+}
+
+/// Stores `token` in `slot` unless the one there already wakes the same party (a clone only
+/// when the party changed: a task polled again keeps its waker).
+pub(crate) fn remember<P: Unpark>(slot: &mut Option<P>, token: &P) {
+    if !slot.as_ref().is_some_and(|kept| kept.is_same(token)) {
+        *slot = Some(token.clone());
+    }
+}
+
+impl Unpark for std::task::Waker {
+    fn unpark(self) {
+        self.wake();
+    }
+
+    fn is_same(&self, other: &Self) -> bool {
+        self.will_wake(other)
+    }
+}
+
+impl Unpark for Thread {
+    fn unpark(self) {
+        Thread::unpark(&self);
+    }
+
+    fn is_same(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}

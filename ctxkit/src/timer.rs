@@ -86,7 +86,7 @@ fn start_thread() -> bool {
     }
     let name = spawn::TIMER_THREAD;
     match spawn::try_spawn_named(Origin::here(name), run) {
-        Ok(()) => true,
+        Ok(_detached) => true,
         Err((error, _)) => {
             eprintln!("ctxkit: could not start the {name} thread ({error}); deadlines will wake async waiters only when they are polled again");
             false

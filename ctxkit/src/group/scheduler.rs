@@ -24,8 +24,8 @@
 //!   under it (canceling the context, dropping futures and closures, waking tokens).
 //!
 //! A form supplies only how a worker runs a task and how it parks: a tokio task that returns
-//! `Pending` with its [`Waker`] registered, or a thread that parks with its
-//! [`Thread`] registered ([`Unpark`]).
+//! `Pending` with its [`Waker`](std::task::Waker) registered, or a thread that parks with its
+//! [`Thread`](std::thread::Thread) registered ([`Unpark`]).
 //!
 //! # Invariants
 //!
@@ -89,52 +89,17 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 use super::slots::{Outcome, Slots};
 use super::task_failed::TaskFailed;
 use crate::context::{CancelHandle, Context, Error};
-use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering, Thread};
+use crate::sync::{remember, AtomicBool, Mutex, MutexGuard, Ordering};
+pub(crate) use crate::sync::Unpark;
 
 /// At most this many workers stay idle waiting for the next spawn; a worker that finds this
 /// many idle leaves instead (invariant 3).
 pub(crate) const MAX_IDLE: usize = 16;
-
-/// How a parked worker or waiter is woken: a task's [`Waker`], or a parked [`Thread`].
-pub(crate) trait Unpark: Clone {
-    /// Wakes whoever registered this token.
-    fn unpark(self);
-    /// Whether `self` and `other` wake the same party (then a registered token is kept).
-    fn is_same(&self, other: &Self) -> bool;
-}
-
-/// Stores `token` in `slot` unless the one there already wakes the same party (a clone only
-/// when the party changed: a task polled again keeps its waker).
-fn remember<P: Unpark + Clone>(slot: &mut Option<P>, token: &P) {
-    if !slot.as_ref().is_some_and(|kept| kept.is_same(token)) {
-        *slot = Some(token.clone());
-    }
-}
-
-impl Unpark for Waker {
-    fn unpark(self) {
-        self.wake();
-    }
-
-    fn is_same(&self, other: &Self) -> bool {
-        self.will_wake(other)
-    }
-}
-
-impl Unpark for Thread {
-    fn unpark(self) {
-        Thread::unpark(&self);
-    }
-
-    fn is_same(&self, other: &Self) -> bool {
-        self.id() == other.id()
-    }
-}
 
 /// A worker's identity: its generation (invariant 3) and its number within the group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

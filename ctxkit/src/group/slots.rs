@@ -14,6 +14,7 @@ use std::fmt;
 use crate::context::Error;
 
 use super::task_failed::TaskFailed;
+pub(crate) use crate::panics::panic_message;
 
 /// A panic payload, as `catch_unwind` returns it.
 pub(crate) type Panic = Box<dyn Any + Send + 'static>;
@@ -198,17 +199,6 @@ impl<T, E> Slots<T, E> {
         } else {
             Err(errors)
         })
-    }
-}
-
-/// The text of a panic payload (`&str` or `String`, as `panic!` makes them).
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_owned()
     }
 }
 
