@@ -335,7 +335,7 @@ where
     /// use ctxkit::Context;
     ///
     /// let ctx = Context::background().with_cancel();
-    /// let mut input = 0..1_000_000u64;
+    /// let mut input = 0..1_000_000u32;
     /// let mut map = Pool::new(2).queue(8).map(&ctx, input.by_ref(), |_ctx, n| n);
     /// let first = map.next();
     /// assert!(first.is_some());

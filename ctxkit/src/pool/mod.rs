@@ -78,9 +78,14 @@
 mod job_panicked;
 mod map;
 mod map_core;
+mod submit_error;
+mod workers;
+mod workers_core;
 
 pub use job_panicked::JobPanicked;
 pub use map::Map;
+pub use submit_error::{ShutdownReport, SubmitError, SubmitErrorKind};
+pub use workers::Workers;
 
 use crate::procs;
 

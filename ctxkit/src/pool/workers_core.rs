@@ -1,0 +1,304 @@
+//! The bookkeeping of a long-lived pool ([`Workers`](super::Workers) and
+//! [`AsyncWorkers`](super::AsyncWorkers)): a pure core, no locks, no atomics, no user code,
+//! driven under each form's one lock.
+//!
+//! # How it schedules
+//!
+//! A submission is *accepted* when the queue has room: fewer than `bound` jobs wait beyond
+//! those a free worker is already on its way to take. A free worker is an idle one (parked, its
+//! token in `idle`), a *searching* one (woken or just started for a job, not yet back for it),
+//! or one not started yet (workers start as jobs arrive, up to the pool's size). Accepting a
+//! job recruits a free worker for it when every searching one is already matched: it wakes an
+//! idle worker, or asks the form to start one. So with a bound of 0 a job is accepted only when
+//! a worker will take it at once (a rendezvous), and no queued job waits for a running job to
+//! end unless the queue holds more than the free workers.
+//!
+//! # Invariants
+//!
+//! 1. `searching` counts the workers woken from `idle` or asked for by
+//!    [`submit`](WorkersCore::submit) that have not yet made their next
+//!    [`exchange`](WorkersCore::worker_exchange); a worker learns it was searching from the
+//!    exchange (its token is no longer in `idle`, or it is new). After every submission,
+//!    either `queued.len() <= searching` or no worker is free (none idles, all are started): a
+//!    queued job has a worker on its way, or waits only for busy workers. And
+//!    `queued.len() <= bound + searching` holds whenever a submission is accepted.
+//! 2. `state` only moves forward: `Running` → `Closing` (shutdown: no submission is accepted,
+//!    workers run what is queued then leave) → `Canceled` (no job starts any more; workers leave
+//!    after the job they run). `Running` may also go straight to `Canceled` (the pool's context
+//!    is done, or the pool is dropped). In `Canceled`, `queued` holds exactly the accepted jobs
+//!    that never started: a worker takes a job out of `queued` only to run it, after checking
+//!    the state in the same critical section, and runs it unless the context is done, in which
+//!    case it hands it back ([`worker_exchange`](WorkersCore::worker_exchange)'s `not_started`).
+//! 3. Every accepted job is, at any time, in exactly one place: `queued`, a worker's hands, or
+//!    done (its panic, if any, in `panicked`). So a shutdown returns every accepted job that never
+//!    ran, and none that ran.
+//! 4. Tokens: `idle` holds the tokens of workers parked for lack of work (stored in the critical
+//!    section where they found none; taken out to wake them); `waiting` holds the tokens of
+//!    submissions waiting for room or of a shutdown waiting for the workers to leave. Every
+//!    step that may make room or end the pool (a job taken out of `queued`, a worker idling or
+//!    leaving, a state change) takes all of `waiting` to wake them, so no waiter misses its
+//!    chance; a woken waiter that finds nothing for it registers again.
+//! 5. `live` counts the workers started (or asked for) and not yet left; the pool is over when
+//!    the state is not `Running` and `live` is zero.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use super::job_panicked::JobPanicked;
+use crate::sync::Unpark;
+
+/// Where a long-lived pool is in its life (invariant 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Accepting submissions.
+    Running,
+    /// Shutting down: queued jobs run, nothing new is accepted.
+    Closing,
+    /// No job starts any more.
+    Canceled,
+}
+
+/// Why a submission was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The queue is full.
+    Full,
+    /// The pool is shutting down, or its context is done.
+    Closed,
+}
+
+/// What a submission that was accepted asks of the form.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Accepted<P> {
+    /// Nothing: a searching or busy worker will take it.
+    Queued,
+    /// Wake this idle worker.
+    Wake(P),
+    /// Start a worker (already counted as live and searching).
+    Start,
+}
+
+/// What a worker does after an exchange.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WorkerStep<J> {
+    /// Run this job (its index is the order of acceptance).
+    Run(u64, J),
+    /// Nothing to run yet; its token is in `idle`: park.
+    Park,
+    /// The pool is over for it: leave (it is no longer counted).
+    Leave,
+}
+
+/// A long-lived pool's shared state (see the module docs).
+pub(crate) struct WorkersCore<J, P> {
+    queued: VecDeque<(u64, J)>,
+    bound: usize,
+    /// The pool's size, and the workers asked for so far.
+    size: usize,
+    started: usize,
+    /// Workers asked for and not yet left (invariant 5).
+    live: usize,
+    /// Free workers on their way to take a job (invariant 1).
+    searching: usize,
+    idle: Vec<P>,
+    waiting: Vec<P>,
+    state: State,
+    /// The next accepted job's index.
+    next_index: u64,
+    /// The panics of jobs so far, in the order they were reported.
+    panicked: Vec<JobPanicked>,
+}
+
+impl<J, P: Unpark> WorkersCore<J, P> {
+    /// A pool of at most `size` workers (at least 1) and a queue bound of `bound`.
+    pub(crate) fn new(size: usize, bound: usize) -> Self {
+        WorkersCore {
+            queued: VecDeque::new(),
+            bound,
+            size: size.max(1),
+            started: 0,
+            live: 0,
+            searching: 0,
+            idle: Vec::new(),
+            waiting: Vec::new(),
+            state: State::Running,
+            next_index: 0,
+            panicked: Vec::new(),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> State {
+        self.state
+    }
+
+    /// Offers `job`. Accepted: what the form must do for it. Refused: the job comes back with
+    /// the reason, and the queue is untouched.
+    pub(crate) fn submit(&mut self, job: J) -> Result<(u64, Accepted<P>), (Refused, J)> {
+        if self.state != State::Running {
+            return Err((Refused::Closed, job));
+        }
+        // Free workers not yet matched with a queued job could take one more at once.
+        let recruitable = self.idle.len() + (self.size - self.started);
+        let capacity = self.bound + self.searching + recruitable;
+        if self.queued.len() >= capacity {
+            return Err((Refused::Full, job));
+        }
+        let index = self.next_index;
+        self.queued.push_back((index, job));
+        self.next_index += 1;
+        if self.queued.len() <= self.searching || recruitable == 0 {
+            // A searching worker will take it, or every worker is busy: one will.
+            return Ok((index, Accepted::Queued));
+        }
+        self.searching += 1;
+        if let Some(worker) = self.idle.pop() {
+            Ok((index, Accepted::Wake(worker)))
+        } else {
+            self.started += 1;
+            self.live += 1;
+            Ok((index, Accepted::Start))
+        }
+    }
+
+    /// A worker asked for by [`submit`](Self::submit) could not be started (the OS refused a
+    /// thread): it is no longer counted, and may be asked for again. If no worker is live,
+    /// the queue can be run by nobody: true (the form then runs a job itself or reports it).
+    pub(crate) fn start_failed(&mut self) -> bool {
+        self.started -= 1;
+        self.live -= 1;
+        self.searching -= 1;
+        self.live == 0
+    }
+
+    /// A worker's exchange. `looking` is true for a worker that is new or has parked since its
+    /// last exchange: if its token is gone from `idle` it was searching (invariant 1), else it
+    /// woke spuriously and parks again. `panicked` is the panic of the job it just ran, if any;
+    /// `not_started` a job it took but did not start because the pool's context was done
+    /// (`context_done`; put back at the front: invariant 2). Pushes the tokens to wake onto
+    /// `wake`.
+    pub(crate) fn worker_exchange(
+        &mut self,
+        token: &P,
+        looking: bool,
+        panicked: Option<JobPanicked>,
+        not_started: Option<(u64, J)>,
+        context_done: bool,
+        wake: &mut Vec<P>,
+    ) -> WorkerStep<J> {
+        if looking {
+            if self.idle.iter().any(|kept| kept.is_same(token)) {
+                // Woken spuriously: still idle, nothing changed.
+                return WorkerStep::Park;
+            }
+            self.searching -= 1;
+        }
+        self.panicked.extend(panicked);
+        if let Some(job) = not_started {
+            self.queued.push_front(job);
+        }
+        if context_done {
+            self.cancel(wake);
+        }
+        let step = match self.state {
+            State::Canceled => WorkerStep::Leave,
+            State::Running | State::Closing => match self.queued.pop_front() {
+                Some((index, job)) => WorkerStep::Run(index, job),
+                None if self.state == State::Closing => WorkerStep::Leave,
+                None => {
+                    self.idle.push(token.clone());
+                    WorkerStep::Park
+                }
+            },
+        };
+        if matches!(step, WorkerStep::Leave) {
+            self.live -= 1;
+        }
+        // Invariant 4: a job left the queue, a worker idles or leaves: room, or the end.
+        wake.append(&mut self.waiting);
+        step
+    }
+
+    /// Takes back the accepted job `index` if no worker has taken it (a submission whose
+    /// worker could not be started, with no other worker live to run it).
+    pub(crate) fn withdraw(&mut self, index: u64) -> Option<J> {
+        let position = self.queued.iter().position(|(i, _)| *i == index)?;
+        self.queued.remove(position).map(|(_, job)| job)
+    }
+
+    /// The pool's context is done or the pool is dropped: no job starts any more (invariant
+    /// 2); every parked party is woken.
+    pub(crate) fn cancel(&mut self, wake: &mut Vec<P>) {
+        self.state = State::Canceled;
+        // Woken idle workers count as searching (invariant 1), as any worker woken from idle.
+        self.searching += self.idle.len();
+        wake.append(&mut self.idle);
+        wake.append(&mut self.waiting);
+    }
+
+    /// Shutdown begins: nothing new is accepted; queued jobs still run (invariant 2).
+    pub(crate) fn close(&mut self, wake: &mut Vec<P>) {
+        if self.state == State::Running {
+            self.state = State::Closing;
+        }
+        self.searching += self.idle.len();
+        wake.append(&mut self.idle);
+        wake.append(&mut self.waiting);
+    }
+
+    /// Whether the pool is over: not running, no worker left (invariant 5).
+    pub(crate) fn is_over(&self) -> bool {
+        self.state != State::Running && self.live == 0
+    }
+
+    /// Stores the token of a submission waiting for room or a shutdown waiting for the end
+    /// (invariant 4), unless it is there already.
+    pub(crate) fn wait(&mut self, token: &P) {
+        if !self.waiting.iter().any(|kept| kept.is_same(token)) {
+            self.waiting.push(token.clone());
+        }
+    }
+
+    /// Removes a waiter's token (it gave up).
+    pub(crate) fn unwait(&mut self, token: &P) {
+        self.waiting.retain(|kept| !kept.is_same(token));
+    }
+
+    /// Whether a submission now would be accepted (or refused for good).
+    pub(crate) fn has_room(&self) -> bool {
+        self.state != State::Running
+            || self.queued.len()
+                < self.bound + self.searching + self.idle.len() + (self.size - self.started)
+    }
+
+    /// The accepted jobs that never started, in order of acceptance, and the panics reported.
+    pub(crate) fn take_leftovers(&mut self) -> (Vec<J>, Vec<JobPanicked>) {
+        let mut unrun: Vec<_> = self.queued.drain(..).collect();
+        unrun.sort_unstable_by_key(|(index, _)| *index);
+        (
+            unrun.into_iter().map(|(_, job)| job).collect(),
+            std::mem::take(&mut self.panicked),
+        )
+    }
+
+    /// How many accepted jobs wait for a worker.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.len()
+    }
+}
+
+impl<J, P> fmt::Debug for WorkersCore<J, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkersCore")
+            .field("state", &self.state)
+            .field("queued", &self.queued.len())
+            .field("bound", &self.bound)
+            .field("size", &self.size)
+            .field("live", &self.live)
+            .field("searching", &self.searching)
+            .field("idle", &self.idle.len())
+            .field("waiting", &self.waiting.len())
+            .field("panicked", &self.panicked.len())
+            .finish()
+    }
+}
