@@ -77,7 +77,6 @@ pub(crate) const GROUP_TASK: &str = "ctxkit-group-worker";
 pub(crate) const POOL_THREAD: &str = "ctxkit-pool";
 /// Name of the worker tasks of a pool's async form (`pool/`).
 #[cfg(feature = "tokio")]
-#[allow(dead_code, reason = "the async pool comes next")]
 pub(crate) const POOL_TASK: &str = "ctxkit-pool-worker";
 
 /// Who starts a unit: its name and the site that started it.

@@ -24,7 +24,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::job_panicked::JobPanicked;
+use super::job_failed::JobFailed;
 use super::map_core::{ConsumerStep, MapCore, Outcome, WorkerStep};
 use super::Pool;
 use crate::context::{CancelContext, Context};
@@ -89,7 +89,7 @@ where
                 return true;
             }
             let outcome = catch_unwind(AssertUnwindSafe(|| self(ctx, job)))
-                .map_err(|payload| JobPanicked::new(index, panic_message(&*payload)));
+                .map_err(|payload| JobFailed::panicked(index, panic_message(&*payload)));
             results.push((index, outcome));
         }
         false
@@ -133,7 +133,7 @@ fn work<J, T>(shared: &Shared<J, T>, body: &dyn Body<J, T>) {
 }
 
 /// The results of [`Pool::map`] (in completion order) or [`Pool::map_ordered`] (in input
-/// order): an iterator of `Result<T, JobPanicked>`, one per job that ran.
+/// order): an iterator of `Result<T, JobFailed>`, one per job that ran.
 ///
 /// It ends when every job has delivered its result, or, once the pool's context is done, after
 /// the jobs that were running: the jobs pulled from the input but never started are then in
@@ -442,9 +442,9 @@ where
         let mut results = Vec::new();
         let mut not_started = Vec::new();
         let began = Instant::now();
-        let stop = self
-            .body
-            .run_batch(&self.shared.ctx, &mut batch, &mut results, &mut not_started);
+        let stop =
+            self.body
+                .run_batch(&self.shared.ctx, &mut batch, &mut results, &mut not_started);
         self.batch_size = next_batch_size(self.batch_size, began.elapsed());
         self.shared
             .core
@@ -472,7 +472,7 @@ where
     I::Item: Send + 'static,
     T: Send + 'static,
 {
-    type Item = Result<T, JobPanicked>;
+    type Item = Result<T, JobFailed>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {

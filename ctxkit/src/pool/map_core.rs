@@ -53,11 +53,11 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use super::job_panicked::JobPanicked;
+use super::job_failed::JobFailed;
 use crate::sync::{remember, Unpark};
 
 /// A job's outcome: its value, or its panic.
-pub(crate) type Outcome<T> = Result<T, JobPanicked>;
+pub(crate) type Outcome<T> = Result<T, JobFailed>;
 
 /// The most jobs a worker takes in one batch.
 pub(crate) const MAX_BATCH: usize = 1024;
@@ -255,6 +255,38 @@ impl<J, T, P: Unpark> MapCore<J, T, P> {
             None
         };
         (step, wake)
+    }
+
+    /// A worker task was dropped before it left (its runtime shut down, or the map's drop
+    /// aborted it): the results it held are delivered, the job it was running is reported as
+    /// aborted, the jobs of its batch it did not start are put back (invariant 2), and the map
+    /// stops (a runtime that drops one worker drops them all). Returns the consumer's token.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code, reason = "async maps only"))]
+    pub(crate) fn worker_abandoned(
+        &mut self,
+        results: &mut Vec<(u64, Outcome<T>)>,
+        running: Option<u64>,
+        not_started: &mut Vec<(u64, J)>,
+    ) -> Option<P> {
+        self.finished.append(results);
+        if let Some(index) = running {
+            self.finished.push((index, Err(JobFailed::aborted(index))));
+        }
+        self.put_back(not_started);
+        self.stopped = true;
+        self.live -= 1;
+        self.consumer.take()
+    }
+
+    /// Stores the consumer's token while it waits for the workers to leave (an async map's
+    /// `into_unrun`); true if none is live any more.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code, reason = "async maps only"))]
+    pub(crate) fn all_left_or_wait(&mut self, token: &P) -> bool {
+        if self.live == 0 {
+            return true;
+        }
+        remember(&mut self.consumer, token);
+        false
     }
 
     /// Puts jobs that were taken but not started back at the front of `jobs`, in order.

@@ -24,8 +24,8 @@
 //!   then ends after the jobs that were running; the jobs pulled but never run are available
 //!   from [`Map::into_unrun`], and the rest of the input was never pulled. A long-lived pool
 //!   returns its unrun jobs from `shutdown`.
-//! * **A panicking job is that job's failure.** The worker catches it, reports [`JobPanicked`]
-//!   (a map's item is `Result<T, JobPanicked>`), and goes on with the next job.
+//! * **A panicking job is that job's failure.** The worker catches it, reports [`JobFailed`]
+//!   (a map's item is `Result<T, JobFailed>`), and goes on with the next job.
 //! * **Workers never outlive their pool.** Dropping a [`Map`] or [`Workers`] cancels the pool's
 //!   context and *joins* the worker threads (so the drop waits for the jobs that are running to
 //!   return; jobs that watch their context return at once). Dropping a [`MapStream`] or
@@ -75,15 +75,23 @@
 //! assert_eq!(squares, [1, 4, 9, 16, 25, 36, 49]);
 //! ```
 
-mod job_panicked;
+#[cfg(feature = "tokio")]
+mod async_workers;
+mod job_failed;
 mod map;
 mod map_core;
+#[cfg(feature = "tokio")]
+mod map_stream;
 mod submit_error;
 mod workers;
 mod workers_core;
 
-pub use job_panicked::JobPanicked;
+#[cfg(feature = "tokio")]
+pub use async_workers::AsyncWorkers;
+pub use job_failed::JobFailed;
 pub use map::Map;
+#[cfg(feature = "tokio")]
+pub use map_stream::MapStream;
 pub use submit_error::{ShutdownReport, SubmitError, SubmitErrorKind};
 pub use workers::Workers;
 

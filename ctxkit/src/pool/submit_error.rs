@@ -4,7 +4,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use super::job_panicked::JobPanicked;
+use super::job_failed::JobFailed;
 use crate::context::Error;
 
 /// Why a submission was refused.
@@ -130,8 +130,8 @@ impl<J> StdError for SubmitError<J> {}
 /// }
 /// let report = workers.shutdown(&ctx); // background: waits for every queued job
 /// assert!(report.unrun.is_empty());
-/// assert_eq!(report.panicked.len(), 1);
-/// assert_eq!(report.panicked[0].message(), "three");
+/// assert_eq!(report.failed.len(), 1);
+/// assert_eq!(report.failed[0].message(), "three");
 /// ```
 #[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -139,5 +139,5 @@ pub struct ShutdownReport<J> {
     /// The accepted jobs that never started, in the order they were accepted.
     pub unrun: Vec<J>,
     /// The panics of jobs that ran, in the order they were reported.
-    pub panicked: Vec<JobPanicked>,
+    pub failed: Vec<JobFailed>,
 }

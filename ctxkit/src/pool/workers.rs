@@ -26,7 +26,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Wake, Waker};
 use std::thread::JoinHandle;
 
-use super::job_panicked::JobPanicked;
+use super::job_failed::JobFailed;
 use super::submit_error::{ShutdownReport, SubmitError, SubmitErrorKind};
 use super::workers_core::{Accepted, Refused, WorkerStep, WorkersCore};
 use super::Pool;
@@ -35,21 +35,24 @@ use crate::panics::panic_message;
 use crate::spawn::{self, Origin};
 use crate::sync::{self, Arc, Mutex, Thread, Unpark, Weak};
 
-/// The state the submitters, the workers and the cancel hook share.
-struct Shared<J> {
-    core: Mutex<WorkersCore<J, Thread>>,
+/// The state the submitters, the workers and the cancel hook share (both forms: `P` is a
+/// parked thread or a task's waker).
+pub(super) struct Shared<J, P> {
+    pub(super) core: Mutex<WorkersCore<J, P>>,
     /// The pool's context (a child of the one passed to `start`), handed to every job.
-    ctx: Context,
+    pub(super) ctx: Context,
 }
 
-impl<J> Shared<J> {
+impl<J, P: Unpark> Shared<J, P> {
     /// Cancels the core and wakes everyone parked on it.
-    fn cancel(&self) {
+    pub(super) fn cancel(&self) {
         let mut wake = Vec::new();
         self.core.lock().cancel(&mut wake);
         wake.into_iter().for_each(Unpark::unpark);
     }
+}
 
+impl<J> Shared<J, Thread> {
     /// Parks the calling thread until the pool is over (invariant 2's precondition).
     fn wait_over(&self) {
         let me = sync::current_thread();
@@ -66,10 +69,39 @@ impl<J> Shared<J> {
     }
 }
 
-/// Invariant 1: cancels the core when the pool's context is done.
-struct CancelHook<J>(Weak<Shared<J>>);
+/// A pool's shared state and its context, with the cancel hook registered (invariant 1).
+pub(super) fn make_shared<J, P>(
+    pool: &Pool,
+    ctx: &Context,
+) -> (Arc<Shared<J, P>>, CancelContext, Done)
+where
+    J: Send + 'static,
+    P: Unpark + Send + Sync + 'static,
+{
+    let cancel = ctx.with_cancel();
+    let shared = Arc::new(Shared {
+        core: Mutex::new(WorkersCore::new(pool.workers, pool.queue)),
+        ctx: cancel.context().clone(),
+    });
+    let waker = Waker::from(Arc::new(CancelHook(Arc::downgrade(&shared))));
+    let mut hook = cancel.done();
+    if Pin::new(&mut hook)
+        .poll(&mut TaskContext::from_waker(&waker))
+        .is_ready()
+    {
+        shared.cancel();
+    }
+    (shared, cancel, hook)
+}
 
-impl<J: Send + 'static> Wake for CancelHook<J> {
+/// Invariant 1: cancels the core when the pool's context is done.
+struct CancelHook<J, P>(Weak<Shared<J, P>>);
+
+impl<J, P> Wake for CancelHook<J, P>
+where
+    J: Send + 'static,
+    P: Unpark + Send + Sync + 'static,
+{
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -93,7 +125,7 @@ impl<J, F: Fn(&Context, J) + Send + Sync> JobBody<J> for F {
 }
 
 /// A worker thread's life: exchange, run the job, exchange again, until told to leave.
-fn serve<J>(shared: &Shared<J>, body: &dyn JobBody<J>) {
+fn serve<J>(shared: &Shared<J, Thread>, body: &dyn JobBody<J>) {
     let me = sync::current_thread();
     let mut looking = true;
     let mut panicked = None;
@@ -125,7 +157,7 @@ fn serve<J>(shared: &Shared<J>, body: &dyn JobBody<J>) {
                 }
                 let ran = catch_unwind(AssertUnwindSafe(|| body.run(&shared.ctx, job)));
                 if let Err(payload) = ran {
-                    panicked = Some(JobPanicked::new(index, panic_message(&*payload)));
+                    panicked = Some(JobFailed::panicked(index, panic_message(&*payload)));
                 }
             }
         }
@@ -142,7 +174,7 @@ fn serve<J>(shared: &Shared<J>, body: &dyn JobBody<J>) {
 ///   is done, then cancels the pool and returns the jobs that never ran (and the jobs' panics).
 /// * Once the pool's context is done (the context passed to `start` is, or the pool is
 ///   dropped), no queued job starts and submissions are refused.
-/// * A job that panics is reported in the shutdown's [`ShutdownReport::panicked`]; its worker
+/// * A job that panics is reported in the shutdown's [`ShutdownReport::failed`]; its worker
 ///   goes on.
 ///
 /// Dropping it cancels the pool's context, drops the queued jobs and joins the workers: the
@@ -171,7 +203,7 @@ fn serve<J>(shared: &Shared<J>, body: &dyn JobBody<J>) {
 /// assert_eq!(squares, [1, 4, 9, 16, 25, 36, 49]);
 /// ```
 pub struct Workers<J> {
-    shared: Arc<Shared<J>>,
+    shared: Arc<Shared<J, Thread>>,
     body: Arc<dyn JobBody<J>>,
     handles: Mutex<Vec<JoinHandle<()>>>,
     origin: Origin,
@@ -198,19 +230,7 @@ impl Pool {
         J: Send + 'static,
         F: Fn(&Context, J) + Send + Sync + 'static,
     {
-        let cancel = ctx.with_cancel();
-        let shared = Arc::new(Shared {
-            core: Mutex::new(WorkersCore::new(self.workers, self.queue)),
-            ctx: cancel.context().clone(),
-        });
-        let waker = Waker::from(Arc::new(CancelHook(Arc::downgrade(&shared))));
-        let mut hook = cancel.done();
-        if Pin::new(&mut hook)
-            .poll(&mut TaskContext::from_waker(&waker))
-            .is_ready()
-        {
-            shared.cancel();
-        }
+        let (shared, cancel, hook) = make_shared(self, ctx);
         Workers {
             shared,
             body: Arc::new(f),
@@ -375,8 +395,8 @@ impl<J: Send + 'static> Workers<J> {
             self.shared.wait_over();
         }
         self.join();
-        let (unrun, panicked) = self.shared.core.lock().take_leftovers();
-        ShutdownReport { unrun, panicked }
+        let (unrun, failed) = self.shared.core.lock().take_leftovers();
+        ShutdownReport { unrun, failed }
     }
 
     /// The pool's context: the jobs' context, done once the pool is canceled.

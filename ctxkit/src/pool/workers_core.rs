@@ -44,7 +44,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use super::job_panicked::JobPanicked;
+use super::job_failed::JobFailed;
 use crate::sync::Unpark;
 
 /// Where a long-lived pool is in its life (invariant 2).
@@ -106,7 +106,7 @@ pub(crate) struct WorkersCore<J, P> {
     /// The next accepted job's index.
     next_index: u64,
     /// The panics of jobs so far, in the order they were reported.
-    panicked: Vec<JobPanicked>,
+    panicked: Vec<JobFailed>,
 }
 
 impl<J, P: Unpark> WorkersCore<J, P> {
@@ -181,7 +181,7 @@ impl<J, P: Unpark> WorkersCore<J, P> {
         &mut self,
         token: &P,
         looking: bool,
-        panicked: Option<JobPanicked>,
+        panicked: Option<JobFailed>,
         not_started: Option<(u64, J)>,
         context_done: bool,
         wake: &mut Vec<P>,
@@ -217,6 +217,18 @@ impl<J, P: Unpark> WorkersCore<J, P> {
         // Invariant 4: a job left the queue, a worker idles or leaves: room, or the end.
         wake.append(&mut self.waiting);
         step
+    }
+
+    /// A worker task was dropped before it left (its runtime shut down, or the pool's drop
+    /// aborted it): the job it ran, if any, is reported as aborted, it is no longer counted,
+    /// and the pool is canceled (a runtime that drops one worker drops them all).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code, reason = "async pools only"))]
+    pub(crate) fn worker_abandoned(&mut self, running: Option<u64>, wake: &mut Vec<P>) {
+        if let Some(index) = running {
+            self.panicked.push(JobFailed::aborted(index));
+        }
+        self.live -= 1;
+        self.cancel(wake);
     }
 
     /// Takes back the accepted job `index` if no worker has taken it (a submission whose
@@ -272,7 +284,7 @@ impl<J, P: Unpark> WorkersCore<J, P> {
     }
 
     /// The accepted jobs that never started, in order of acceptance, and the panics reported.
-    pub(crate) fn take_leftovers(&mut self) -> (Vec<J>, Vec<JobPanicked>) {
+    pub(crate) fn take_leftovers(&mut self) -> (Vec<J>, Vec<JobFailed>) {
         let mut unrun: Vec<_> = self.queued.drain(..).collect();
         unrun.sort_unstable_by_key(|(index, _)| *index);
         (
