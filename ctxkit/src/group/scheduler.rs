@@ -94,8 +94,8 @@ use std::task::Poll;
 use super::slots::{Outcome, Slots};
 use super::task_failed::TaskFailed;
 use crate::context::{CancelHandle, Context, Error};
-use crate::sync::{remember, AtomicBool, Mutex, MutexGuard, Ordering};
 pub(crate) use crate::sync::Unpark;
+use crate::sync::{remember, AtomicBool, Mutex, MutexGuard, Ordering};
 
 /// At most this many workers stay idle waiting for the next spawn; a worker that finds this
 /// many idle leaves instead (invariant 3).

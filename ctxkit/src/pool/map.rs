@@ -442,9 +442,9 @@ where
         let mut results = Vec::new();
         let mut not_started = Vec::new();
         let began = Instant::now();
-        let stop = self
-            .body
-            .run_batch(&self.shared.ctx, &mut batch, &mut results, &mut not_started);
+        let stop =
+            self.body
+                .run_batch(&self.shared.ctx, &mut batch, &mut results, &mut not_started);
         self.batch_size = next_batch_size(self.batch_size, began.elapsed());
         self.shared
             .core
