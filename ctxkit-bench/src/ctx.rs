@@ -243,7 +243,7 @@ fn flat_tree(cfg: &Cfg) {
             "ctxkit",
             "ms",
             Some(stats(&samples)),
-            "every child had done() polled once (a waker registered, woken by the cancel), as WORKLOADS.md asks; timed: root cancel() (synchronous over the subtree) + is_done() on every child",
+            "every child had done() polled once (a waker registered, woken by the cancel: the cancel really wakes something, as in the anchors); timed: root cancel() (synchronous over the subtree) + is_done() on every child",
         );
         let samples = batches(cfg.heavy_runs(), || {
             let root = Context::background().with_cancel();

@@ -1,6 +1,5 @@
-//! `group.*` workloads (issue 3), measured as the anchors measure them
-//! (`shared/anchors/go/main.go` `benchGroupGoWait`/`firstErrorTrial`,
-//! `shared/anchors/rust-peers/src/main.rs` `bench_group`): one group per batch, a 2-worker
+//! `group.*` workloads (issue 3), measured as the Go anchor (the same workloads on Go's
+//! errgroup) and the Rust-peers anchor measure them: one group per batch, a 2-worker
 //! multi-thread runtime with the driver a task on it, results discarded.
 
 use std::fmt;

@@ -1,5 +1,7 @@
-//! `ctxkit-bench`: runs the workloads of `shared/bench/WORKLOADS.md` on ctxkit and prints one
-//! JSON line per workload and form on stdout (progress on stderr).
+//! `ctxkit-bench`: runs the project's benchmark workloads (the cancel tree, groups, the worker
+//! pool, rate limiting; the same workloads the Go anchor runs on Go's own packages and the
+//! Rust-peers anchor on the Rust crates users would pick instead) on ctxkit and prints one JSON
+//! line per workload and form on stdout (progress on stderr).
 //!
 //! ```text
 //! cargo run --release -p ctxkit-bench -- [--quick] [--only PREFIX[,PREFIX...]]
@@ -10,6 +12,7 @@
 mod ctx;
 mod group;
 mod harness;
+mod pool;
 mod rate;
 
 use harness::{Cfg, CountingAlloc, OthersLoad};
@@ -29,6 +32,7 @@ fn main() {
     for (name, run) in [
         ("ctx", ctx::run as fn(&Cfg)),
         ("group", group::run),
+        ("pool", pool::run),
         ("rate", rate::run),
     ] {
         let section = OthersLoad::start();

@@ -1,5 +1,6 @@
-//! `rate.*` and `ticker.*` workloads (issue 4), measured as `shared/bench/WORKLOADS.md` and the
-//! Rust-peer anchor (`bench_rate`, `wait_figures`, `bench_ticker`) measure them.
+//! `rate.*` and `ticker.*` workloads (issue 4), measured as the Go anchor and the Rust-peers
+//! anchor measure them: each method is in its line's note, and the wait and ticker figures are
+//! defined at `wait_figures` and `ticker_figures` below.
 
 use std::hint::black_box;
 use std::sync::Arc;
