@@ -51,10 +51,10 @@ pub(crate) fn next_batch_size(size: usize, took: Duration) -> usize {
 }
 
 /// The state the consumer and the workers share.
-struct Shared<J, T> {
-    core: Mutex<MapCore<J, T, Thread>>,
+pub(super) struct Shared<J, T> {
+    pub(super) core: Mutex<MapCore<J, T, Thread>>,
     /// The pool's context (a child of the one passed to `map`), handed to every job.
-    ctx: Context,
+    pub(super) ctx: Context,
 }
 
 /// What a worker runs: the user's function, behind one virtual call per batch.
@@ -97,7 +97,7 @@ where
 }
 
 /// A worker thread's life: exchange, run the batch, exchange again, until told to leave.
-fn work<J, T>(shared: &Shared<J, T>, body: &dyn Body<J, T>) {
+pub(super) fn work<J, T>(shared: &Shared<J, T>, body: &dyn Body<J, T>) {
     let me = sync::current_thread();
     let mut batch = Vec::new();
     let mut results = Vec::new();

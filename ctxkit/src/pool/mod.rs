@@ -95,6 +95,9 @@ pub use map_stream::MapStream;
 pub use submit_error::{ShutdownReport, SubmitError, SubmitErrorKind};
 pub use workers::Workers;
 
+#[cfg(all(test, loom))]
+mod tests;
+
 use crate::procs;
 
 /// The queue bound of [`Pool::new`]: how many jobs wait for a worker (a map also keeps up to

@@ -54,7 +54,7 @@ impl<J, P: Unpark> Shared<J, P> {
 
 impl<J> Shared<J, Thread> {
     /// Parks the calling thread until the pool is over (invariant 2's precondition).
-    fn wait_over(&self) {
+    pub(super) fn wait_over(&self) {
         let me = sync::current_thread();
         loop {
             {
@@ -114,7 +114,7 @@ where
 }
 
 /// What a worker runs: the user's function, behind one virtual call per job.
-trait JobBody<J>: Send + Sync {
+pub(super) trait JobBody<J>: Send + Sync {
     fn run(&self, ctx: &Context, job: J);
 }
 
@@ -125,7 +125,7 @@ impl<J, F: Fn(&Context, J) + Send + Sync> JobBody<J> for F {
 }
 
 /// A worker thread's life: exchange, run the job, exchange again, until told to leave.
-fn serve<J>(shared: &Shared<J, Thread>, body: &dyn JobBody<J>) {
+pub(super) fn serve<J>(shared: &Shared<J, Thread>, body: &dyn JobBody<J>) {
     let me = sync::current_thread();
     let mut looking = true;
     let mut panicked = None;

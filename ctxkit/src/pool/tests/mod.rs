@@ -1,0 +1,1 @@
+//! loom models of the pools (run by `.ci/run`'s loom step).
