@@ -64,7 +64,7 @@ impl<J> Drop for Held<J> {
 }
 
 /// A worker task's life: exchange, run the job, exchange again, until told to leave.
-async fn serve<J, F, Fut>(mut held: Held<J>, f: Arc<F>)
+async fn serve<J, F, Fut>(mut held: Held<J>, f: Arc<F>, id: usize)
 where
     F: Fn(Context, J) -> Fut,
     Fut: Future<Output = ()>,
@@ -112,7 +112,7 @@ where
                     continue;
                 }
                 held.running = Some(index);
-                let ran = catch_panic(f(shared.ctx.clone(), job)).await;
+                let ran = catch_panic(id, f(shared.ctx.clone(), job)).await;
                 held.running = None;
                 if let Err(payload) = ran {
                     failed = Some(JobFailed::panicked(index, panic_message(&*payload)));
@@ -162,8 +162,8 @@ where
 /// ```
 pub struct AsyncWorkers<J> {
     shared: Arc<Shared<J, Waker>>,
-    /// Starts a worker task (invariant 2).
-    start: Box<dyn Fn() -> JoinHandle<()> + Send + Sync>,
+    /// Starts worker task number `id` (invariant 2).
+    start: Box<dyn Fn(usize) -> JoinHandle<()> + Send + Sync>,
     handles: Mutex<Vec<JoinHandle<()>>>,
     cancel: CancelContext,
     _hook: Done,
@@ -197,13 +197,13 @@ impl Pool {
         let f = Arc::new(f);
         let start = {
             let shared = shared.clone();
-            Box::new(move || {
+            Box::new(move |id| {
                 let held = Held {
                     shared: shared.clone(),
                     running: None,
                     left: false,
                 };
-                spawn::spawn_task(&runtime, origin, serve(held, f.clone()))
+                spawn::spawn_task(&runtime, origin, serve(held, f.clone(), id))
             })
         };
         AsyncWorkers {
@@ -326,8 +326,9 @@ impl<J: Send + 'static> AsyncWorkers<J> {
             Accepted::Queued => {}
             Accepted::Wake(worker) => worker.wake(),
             Accepted::Start => {
-                let handle = (self.start)();
-                self.handles.lock().push(handle);
+                let mut handles = self.handles.lock();
+                let id = handles.len() + 1;
+                handles.push((self.start)(id));
             }
         }
     }

@@ -97,7 +97,8 @@ where
 }
 
 /// A worker thread's life: exchange, run the batch, exchange again, until told to leave.
-pub(super) fn work<J, T>(shared: &Shared<J, T>, body: &dyn Body<J, T>) {
+pub(super) fn work<J, T>(shared: &Shared<J, T>, body: &dyn Body<J, T>, id: usize) {
+    let _id = super::worker_id::enter(id);
     let me = sync::current_thread();
     let mut batch = Vec::new();
     let mut results = Vec::new();
@@ -422,7 +423,8 @@ where
     fn start_worker(&mut self) -> bool {
         let shared = self.shared.clone();
         let body = self.body.clone();
-        match spawn::try_spawn_named(self.origin, move || work(&shared, &*body)) {
+        let id = self.handles.len() + 1;
+        match spawn::try_spawn_named(self.origin, move || work(&shared, &*body, id)) {
             Ok(handle) => {
                 self.handles.push(handle);
                 true

@@ -52,16 +52,21 @@ struct Shared<J, T> {
     ctx: Context,
 }
 
-/// Polls `future`, catching a panic of its poll as the payload.
-pub(super) async fn catch_panic<F: Future>(future: F) -> Result<F::Output, Box<dyn Any + Send>> {
+/// Polls `future` as worker `id`'s job ([`worker_id`](super::worker_id) says `id` during each
+/// poll), catching a panic of its poll as the payload.
+pub(super) async fn catch_panic<F: Future>(
+    id: usize,
+    future: F,
+) -> Result<F::Output, Box<dyn Any + Send>> {
     let mut future = pin!(future);
-    poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+    poll_fn(|cx| {
+        let _id = super::worker_id::enter(id);
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
             Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => Poll::Ready(Err(payload)),
-        },
-    )
+        }
+    })
     .await
 }
 
@@ -97,7 +102,7 @@ impl<J, T> Drop for Held<J, T> {
 
 /// A worker task's life: exchange, run the batch job by job, exchange again, until told to
 /// leave.
-async fn serve<J, T, F, Fut>(mut held: Held<J, T>, f: Arc<F>)
+async fn serve<J, T, F, Fut>(mut held: Held<J, T>, f: Arc<F>, id: usize)
 where
     F: Fn(Context, J) -> Fut,
     Fut: Future<Output = T>,
@@ -141,7 +146,7 @@ where
                 break;
             }
             held.running = Some(index);
-            let outcome = catch_panic(async { f(shared.ctx.clone(), job).await })
+            let outcome = catch_panic(id, async { f(shared.ctx.clone(), job).await })
                 .await
                 .map_err(|payload| JobFailed::panicked(index, panic_message(&*payload)));
             held.running = None;
@@ -200,8 +205,8 @@ pin_project_lite::pin_project! {
         reorder: Option<Reorder<T>>,
         wake: Vec<Waker>,
         shared: Arc<Shared<S::Item, T>>,
-        // Starts a worker task (invariant 2).
-        start: Box<dyn Fn() -> JoinHandle<()> + Send + Sync>,
+        // Starts worker task number `id` (invariant 2).
+        start: Box<dyn Fn(usize) -> JoinHandle<()> + Send + Sync>,
         handles: Vec<JoinHandle<()>>,
         cancel: CancelContext,
         over: bool,
@@ -344,7 +349,7 @@ where
         let f = Arc::new(f);
         let start = {
             let shared = shared.clone();
-            Box::new(move || {
+            Box::new(move |id| {
                 let held = Held {
                     shared: shared.clone(),
                     batch: Vec::new(),
@@ -353,7 +358,7 @@ where
                     running: None,
                     left: false,
                 };
-                spawn::spawn_task(&runtime, origin, serve(held, f.clone()))
+                spawn::spawn_task(&runtime, origin, serve(held, f.clone(), id))
             })
         };
         MapStream {
@@ -487,7 +492,8 @@ where
             );
             this.wake.drain(..).for_each(Waker::wake);
             for _ in 0..start {
-                this.handles.push((this.start)());
+                let id = this.handles.len() + 1;
+                this.handles.push((this.start)(id));
             }
             match step {
                 ConsumerStep::Ready => {

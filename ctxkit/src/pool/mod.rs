@@ -83,6 +83,7 @@ mod map_core;
 #[cfg(feature = "tokio")]
 mod map_stream;
 mod submit_error;
+mod worker_id;
 mod workers;
 mod workers_core;
 
@@ -93,6 +94,7 @@ pub use map::Map;
 #[cfg(feature = "tokio")]
 pub use map_stream::MapStream;
 pub use submit_error::{ShutdownReport, SubmitError, SubmitErrorKind};
+pub use worker_id::worker_id;
 pub use workers::Workers;
 
 #[cfg(all(test, loom))]

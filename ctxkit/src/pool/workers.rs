@@ -17,7 +17,8 @@
 //! # Lock order
 //!
 //! `Shared::core`, a leaf: no user code runs under it (jobs run and are dropped outside it;
-//! tokens are unparked after it is released). `Workers::handles` is taken alone.
+//! tokens are unparked after it is released). `Workers::handles` is taken alone, or before
+//! the spawn registry's lock (a worker is started under it, so that its number is unique).
 
 use std::fmt;
 use std::future::Future;
@@ -125,7 +126,8 @@ impl<J, F: Fn(&Context, J) + Send + Sync> JobBody<J> for F {
 }
 
 /// A worker thread's life: exchange, run the job, exchange again, until told to leave.
-pub(super) fn serve<J>(shared: &Shared<J, Thread>, body: &dyn JobBody<J>) {
+pub(super) fn serve<J>(shared: &Shared<J, Thread>, body: &dyn JobBody<J>, id: usize) {
+    let _id = super::worker_id::enter(id);
     let me = sync::current_thread();
     let mut looking = true;
     let mut panicked = None;
@@ -330,12 +332,18 @@ impl<J: Send + 'static> Workers<J> {
             Accepted::Start => {
                 let shared = self.shared.clone();
                 let body = self.body.clone();
-                match spawn::try_spawn_named(self.origin, move || serve(&shared, &*body)) {
+                // Numbered under the handles' lock, so that numbers are unique.
+                let mut handles = self.handles.lock();
+                let id = handles.len() + 1;
+                let spawned =
+                    spawn::try_spawn_named(self.origin, move || serve(&shared, &*body, id));
+                match spawned {
                     Ok(handle) => {
-                        self.handles.lock().push(handle);
+                        handles.push(handle);
                         Ok(())
                     }
                     Err((error, _)) => {
+                        drop(handles);
                         let mut core = self.shared.core.lock();
                         if core.start_failed() {
                             if let Some(job) = core.withdraw(index) {
