@@ -261,3 +261,18 @@ impl Unpark for Thread {
         self.id() == other.id()
     }
 }
+
+/// A park token for unit tests of the pure cores: a name. The cores only store and return
+/// tokens; tests check which ones come back.
+#[cfg(all(test, not(loom)))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct NamedToken(pub(crate) u32);
+
+#[cfg(all(test, not(loom)))]
+impl Unpark for NamedToken {
+    fn unpark(self) {}
+
+    fn is_same(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}

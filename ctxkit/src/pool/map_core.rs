@@ -326,3 +326,212 @@ impl<J, T, P> fmt::Debug for MapCore<J, T, P> {
             .finish()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    //! The core alone: one made-up consumer (token 0) and workers (tokens 1, 2, ...).
+
+    use super::*;
+    use crate::sync::NamedToken as Token;
+
+    type Core = MapCore<u32, u32, Token>;
+
+    const CONSUMER: Token = Token(0);
+
+    /// The consumer queues `jobs` (indexed from `first`); returns its step, the workers to
+    /// start, the results it got and the workers it woke.
+    fn consume(
+        core: &mut Core,
+        first: u64,
+        jobs: &[u32],
+        input_ended: bool,
+        stop: bool,
+    ) -> (ConsumerStep, usize, Vec<(u64, Outcome<u32>)>, Vec<Token>) {
+        let mut pulled: Vec<_> = (first..).zip(jobs.iter().copied()).collect();
+        let mut ready = Vec::new();
+        let mut wake = Vec::new();
+        let (step, start) = core.consumer_exchange(
+            &mut pulled,
+            input_ended,
+            stop,
+            &mut ready,
+            &CONSUMER,
+            &mut wake,
+        );
+        assert!(pulled.is_empty());
+        (step, start, ready, wake)
+    }
+
+    /// A worker hands in `results` and asks for up to `size` jobs.
+    fn exchange(
+        core: &mut Core,
+        worker: u32,
+        results: Vec<(u64, Outcome<u32>)>,
+        size: usize,
+    ) -> (WorkerStep, Vec<(u64, u32)>, Option<Token>) {
+        let mut results = results;
+        let mut not_started = Vec::new();
+        let mut batch = Vec::new();
+        let (step, wake) = core.worker_exchange(
+            &mut results,
+            &mut not_started,
+            false,
+            &mut batch,
+            size,
+            &Token(worker),
+        );
+        (step, batch, wake)
+    }
+
+    #[test]
+    fn jobs_go_out_in_shares_and_results_wake_the_consumer() {
+        let mut core = Core::new(2);
+        let (step, start, ready, _) = consume(&mut core, 0, &[10, 11, 12, 13], false, false);
+        assert_eq!(
+            (step, start),
+            (ConsumerStep::Park, 2),
+            "two workers asked for"
+        );
+        assert!(ready.is_empty());
+        // Each worker takes at most its share (4 jobs / 2 live), even when it asks for more.
+        let (step, batch, wake) = exchange(&mut core, 1, vec![], 100);
+        assert_eq!(step, WorkerStep::Work);
+        assert_eq!(batch, [(0, 10), (1, 11)]);
+        assert_eq!(wake, None, "nothing delivered yet");
+        let (_, batch, _) = exchange(&mut core, 2, vec![], 1);
+        assert_eq!(batch, [(2, 12)], "its own batch size bounds it too");
+        // Delivering wakes the parked consumer (invariant 4), once.
+        let (step, batch, wake) = exchange(&mut core, 1, vec![(0, Ok(100)), (1, Ok(121))], 8);
+        assert_eq!(wake, Some(CONSUMER));
+        assert_eq!((step, batch), (WorkerStep::Work, vec![(3, 13)]));
+        let (step, _, wake) = exchange(&mut core, 2, vec![(2, Ok(144))], 8);
+        assert_eq!(wake, None, "the consumer's token was taken already");
+        assert_eq!(step, WorkerStep::Park, "no job, input not over: idle");
+        let (step, start, ready, _) = consume(&mut core, 4, &[], false, false);
+        assert_eq!((step, start), (ConsumerStep::Ready, 0));
+        assert_eq!(ready, [(0, Ok(100)), (1, Ok(121)), (2, Ok(144))]);
+    }
+
+    #[test]
+    fn an_idle_worker_is_woken_for_new_jobs_and_for_the_end() {
+        let mut core = Core::new(1);
+        let (_, start, _, _) = consume(&mut core, 0, &[1], false, false);
+        assert_eq!(start, 1);
+        let (_, batch, _) = exchange(&mut core, 1, vec![], 1);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(
+            exchange(&mut core, 1, vec![(0, Ok(1))], 1).0,
+            WorkerStep::Park
+        );
+        // Woken spuriously: still idle, and its token is not stored twice.
+        assert_eq!(exchange(&mut core, 1, vec![], 1).0, WorkerStep::Park);
+        let (_, start, ready, wake) = consume(&mut core, 1, &[2], false, false);
+        assert_eq!(
+            (start, wake),
+            (0, vec![Token(1)]),
+            "the idle worker, not a new one"
+        );
+        assert_eq!(ready, [(0, Ok(1))]);
+        assert_eq!(exchange(&mut core, 1, vec![], 1).1, [(1, 2)]);
+        assert_eq!(
+            exchange(&mut core, 1, vec![(1, Ok(2))], 1).0,
+            WorkerStep::Park
+        );
+        // The input ends: the idle worker is woken and leaves; then the map is over.
+        let (step, _, ready, wake) = consume(&mut core, 2, &[], true, false);
+        assert_eq!((step, wake), (ConsumerStep::Ready, vec![Token(1)]));
+        assert_eq!(ready, [(1, Ok(2))]);
+        let (step, _, wake) = exchange(&mut core, 1, vec![], 1);
+        assert_eq!(step, WorkerStep::Leave);
+        assert_eq!(wake, None, "the consumer was not parked");
+        assert_eq!(
+            consume(&mut core, 2, &[], true, false).0,
+            ConsumerStep::Over
+        );
+    }
+
+    #[test]
+    fn a_stop_puts_unstarted_jobs_back_in_order_and_ends_after_the_running_ones() {
+        let mut core = Core::new(2);
+        consume(&mut core, 0, &[0, 1, 2, 3, 4, 5], false, false);
+        let (_, batch, _) = exchange(&mut core, 1, vec![], 3);
+        assert_eq!(batch, [(0, 0), (1, 1), (2, 2)]);
+        // Worker 1 ran job 0, then saw the context done: jobs 1 and 2 go back, in order.
+        let mut results = vec![(0, Ok(0))];
+        let mut not_started = vec![(1, 1), (2, 2)];
+        let mut next = Vec::new();
+        let (step, _) = core.worker_exchange(
+            &mut results,
+            &mut not_started,
+            true,
+            &mut next,
+            3,
+            &Token(1),
+        );
+        assert_eq!(step, WorkerStep::Leave);
+        assert!(next.is_empty(), "no job starts once stopped");
+        let (step, _, ready, _) = consume(&mut core, 6, &[], false, false);
+        assert_eq!(step, ConsumerStep::Ready);
+        assert_eq!(ready, [(0, Ok(0))]);
+        // Worker 2 was never started by the test's exchange... it is live: the map waits.
+        assert_eq!(
+            consume(&mut core, 6, &[], false, false).0,
+            ConsumerStep::Park
+        );
+        assert_eq!(exchange(&mut core, 2, vec![], 3).0, WorkerStep::Leave);
+        assert_eq!(
+            consume(&mut core, 6, &[], false, false).0,
+            ConsumerStep::Over
+        );
+        let unrun: Vec<u64> = core.take_unrun().into_iter().map(|(i, _)| i).collect();
+        assert_eq!(unrun, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn with_no_worker_started_the_consumer_runs_the_jobs() {
+        let mut core = Core::new(1);
+        let (step, start, _, _) = consume(&mut core, 0, &[7, 8], true, false);
+        assert_eq!((step, start), (ConsumerStep::Park, 1));
+        core.start_failed();
+        assert_eq!(
+            consume(&mut core, 2, &[], true, false).0,
+            ConsumerStep::RunHere
+        );
+        let mut batch = Vec::new();
+        core.take_for_consumer(&mut batch, 1);
+        assert_eq!(batch, [(0, 7)]);
+        core.consumer_ran(&mut vec![(0, Ok(49))], &mut Vec::new(), false);
+        let (step, _, ready, _) = consume(&mut core, 2, &[], true, false);
+        assert_eq!((step, ready), (ConsumerStep::Ready, vec![(0, Ok(49))]));
+        assert_eq!(
+            consume(&mut core, 2, &[], true, false).0,
+            ConsumerStep::RunHere
+        );
+    }
+
+    #[test]
+    fn an_abandoned_worker_reports_its_job_aborted_and_stops_the_map() {
+        let mut core = Core::new(1);
+        consume(&mut core, 0, &[1, 2, 3], false, false);
+        let (_, batch, _) = exchange(&mut core, 1, vec![], 3);
+        assert_eq!(batch.len(), 3);
+        // It finished job 0, was running job 1, had not started job 2.
+        let wake = core.worker_abandoned(&mut vec![(0, Ok(1))], Some(1), &mut vec![(2, 3)]);
+        assert_eq!(
+            wake,
+            Some(CONSUMER),
+            "the consumer parked when the jobs were queued"
+        );
+        let (step, _, ready, _) = consume(&mut core, 3, &[], false, false);
+        assert_eq!(step, ConsumerStep::Ready);
+        assert_eq!(ready[0], (0, Ok(1)));
+        let (index, failed) = (&ready[1].0, ready[1].1.as_ref().unwrap_err());
+        assert_eq!(*index, 1);
+        assert!(failed.is_aborted());
+        assert_eq!(
+            consume(&mut core, 3, &[], false, false).0,
+            ConsumerStep::Over
+        );
+        assert_eq!(core.take_unrun(), [(2, 3)]);
+    }
+}

@@ -314,3 +314,144 @@ impl<J, P> fmt::Debug for WorkersCore<J, P> {
             .finish()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    //! The core alone: made-up workers (tokens 1, 2, ...) and waiters (tokens 100, ...).
+
+    use super::*;
+    use crate::sync::NamedToken as Token;
+
+    type Core = WorkersCore<&'static str, Token>;
+
+    /// Worker `id`'s exchange with nothing to report.
+    fn look(core: &mut Core, id: u32, looking: bool) -> (WorkerStep<&'static str>, Vec<Token>) {
+        let mut wake = Vec::new();
+        let step = core.worker_exchange(&Token(id), looking, None, None, false, &mut wake);
+        (step, wake)
+    }
+
+    #[test]
+    fn a_zero_bound_accepts_only_for_a_free_worker() {
+        let mut core = Core::new(1, 0);
+        assert_eq!(core.submit("a"), Ok((0, Accepted::Start)));
+        // The worker is on its way to "a": nothing else fits.
+        assert_eq!(core.submit("b"), Err((Refused::Full, "b")));
+        assert_eq!(look(&mut core, 1, true).0, WorkerStep::Run(0, "a"));
+        assert_eq!(core.submit("b"), Err((Refused::Full, "b")), "busy");
+        assert!(!core.has_room());
+        core.wait(&Token(100));
+        // It finishes and idles: the waiting submitter is woken, and there is room.
+        let (step, wake) = look(&mut core, 1, false);
+        assert_eq!((step, wake), (WorkerStep::Park, vec![Token(100)]));
+        assert!(core.has_room());
+        assert_eq!(core.submit("b"), Ok((1, Accepted::Wake(Token(1)))));
+        assert_eq!(core.submit("c"), Err((Refused::Full, "c")));
+        assert_eq!(look(&mut core, 1, true).0, WorkerStep::Run(1, "b"));
+    }
+
+    #[test]
+    fn a_bound_queues_beyond_the_free_workers_and_recruits_them_first() {
+        let mut core = Core::new(2, 2);
+        assert_eq!(core.submit("a"), Ok((0, Accepted::Start)));
+        assert_eq!(core.submit("b"), Ok((1, Accepted::Start)));
+        // Both workers are on their way; two more fit in the queue.
+        assert_eq!(core.submit("c"), Ok((2, Accepted::Queued)));
+        assert_eq!(core.submit("d"), Ok((3, Accepted::Queued)));
+        assert_eq!(core.submit("e"), Err((Refused::Full, "e")));
+        assert_eq!(core.queued(), 4);
+        assert_eq!(look(&mut core, 1, true).0, WorkerStep::Run(0, "a"));
+        assert_eq!(look(&mut core, 2, true).0, WorkerStep::Run(1, "b"));
+        assert_eq!(
+            core.submit("e"),
+            Err((Refused::Full, "e")),
+            "both busy, 2 queued"
+        );
+        assert_eq!(look(&mut core, 1, false).0, WorkerStep::Run(2, "c"));
+        assert_eq!(core.submit("e"), Ok((4, Accepted::Queued)));
+    }
+
+    #[test]
+    fn a_spurious_wake_changes_nothing() {
+        let mut core = Core::new(1, 0);
+        assert_eq!(core.submit("a"), Ok((0, Accepted::Start)));
+        assert_eq!(look(&mut core, 1, true).0, WorkerStep::Run(0, "a"));
+        assert_eq!(look(&mut core, 1, false).0, WorkerStep::Park);
+        assert_eq!(look(&mut core, 1, true).0, WorkerStep::Park, "still idle");
+        assert_eq!(
+            core.submit("b"),
+            Ok((1, Accepted::Wake(Token(1)))),
+            "still one idle"
+        );
+    }
+
+    #[test]
+    fn closing_runs_the_queue_then_the_workers_leave() {
+        let mut core = Core::new(1, 4);
+        core.submit("a").unwrap();
+        core.submit("b").unwrap();
+        let mut wake = Vec::new();
+        core.close(&mut wake);
+        assert_eq!(core.submit("c"), Err((Refused::Closed, "c")));
+        assert_eq!(look(&mut core, 1, true).0, WorkerStep::Run(0, "a"));
+        assert!(!core.is_over());
+        assert_eq!(look(&mut core, 1, false).0, WorkerStep::Run(1, "b"));
+        assert_eq!(look(&mut core, 1, false).0, WorkerStep::Leave);
+        assert!(core.is_over());
+        assert_eq!(core.take_leftovers(), (vec![], vec![]));
+    }
+
+    #[test]
+    fn a_cancel_keeps_the_unstarted_jobs_in_order_with_the_failures() {
+        let mut core = Core::new(1, 4);
+        for job in ["a", "b", "c"] {
+            core.submit(job).unwrap();
+        }
+        assert_eq!(look(&mut core, 1, true).0, WorkerStep::Run(0, "a"));
+        assert_eq!(look(&mut core, 1, false).0, WorkerStep::Run(1, "b"));
+        // "a" panicked; the worker took "b" but saw the context done before starting it.
+        let mut wake = Vec::new();
+        let failed = JobFailed::panicked(0, "boom".to_owned());
+        let step = core.worker_exchange(
+            &Token(1),
+            false,
+            Some(failed.clone()),
+            Some((1, "b")),
+            true,
+            &mut wake,
+        );
+        assert_eq!(step, WorkerStep::Leave);
+        assert!(core.is_over());
+        assert_eq!(core.submit("d"), Err((Refused::Closed, "d")));
+        assert_eq!(core.take_leftovers(), (vec!["b", "c"], vec![failed]));
+    }
+
+    #[test]
+    fn a_worker_that_could_not_start_hands_its_job_back() {
+        let mut core = Core::new(1, 0);
+        assert_eq!(core.submit("a"), Ok((0, Accepted::Start)));
+        assert!(core.start_failed(), "no worker left");
+        assert_eq!(core.withdraw(0), Some("a"));
+        assert_eq!(
+            core.submit("b"),
+            Ok((1, Accepted::Start)),
+            "asked for again"
+        );
+    }
+
+    #[test]
+    fn an_abandoned_worker_cancels_the_pool_and_reports_its_job() {
+        let mut core = Core::new(2, 1);
+        core.submit("a").unwrap();
+        assert_eq!(look(&mut core, 1, true).0, WorkerStep::Run(0, "a"));
+        core.wait(&Token(100));
+        let mut wake = Vec::new();
+        core.worker_abandoned(Some(0), &mut wake);
+        assert_eq!(wake, [Token(100)]);
+        assert_eq!(core.state(), State::Canceled);
+        assert!(core.is_over());
+        let (unrun, failed) = core.take_leftovers();
+        assert!(unrun.is_empty());
+        assert!(failed[0].is_aborted());
+    }
+}
