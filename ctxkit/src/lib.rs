@@ -89,6 +89,22 @@
 //! # });
 //! ```
 //!
+//! A fixed number of workers over a lazily pulled input (Go's worker pool, 12.8): the results
+//! end when the last job has delivered its own, and once the context is done no queued job
+//! starts:
+//!
+//! ```
+//! use ctxkit::pool::Pool;
+//! use ctxkit::Context;
+//!
+//! let ctx = Context::background();
+//! let total: u64 = Pool::new(3) // or Pool::default(): procs::max_procs() workers
+//!     .map(&ctx, 1..=7u64, |_ctx, n| n * n)
+//!     .map(|result| result.expect("no job panics"))
+//!     .sum();
+//! assert_eq!(total, 140);
+//! ```
+//!
 //! A rate limit shared by every caller: a token bucket of 100 events a second with bursts of
 //! 10, where a wait gives up at once if the context's deadline would pass first:
 //!
@@ -116,8 +132,14 @@
 //!   with first-error cancellation, results in spawn order, limits, panics resumed at `wait`;
 //!   [`group::join2`] … and [`group::blocking_join2`] …: the same for a fixed set of calls with
 //!   different result types, as a tuple.
+//! * [`Pool`](pool::Pool): worker pools of a fixed size (default [`procs::max_procs`]): a
+//!   one-shot map over an iterator or a stream (results in completion or input order, input
+//!   pulled lazily under a bound), or long-lived workers fed by `submit` with a graceful
+//!   `shutdown` that returns the jobs that never ran; threads or tokio tasks.
 //! * [`Limiter`] (a token bucket: `allow`, `reserve`, `wait`) and [`Ticker`] (a throttle with a
 //!   missed-tick policy): rate limiting, in [`rate`]; neither starts a thread.
+//! * [`procs::max_procs`]: how many threads of parallelism to use, the way Go 1.25 sets
+//!   GOMAXPROCS (override, cgroup quota, affinity, CPUs), and where the number came from.
 //!
 //! # Which to use
 //!
@@ -127,6 +149,9 @@
 //!   [`group::scope`] for blocking work or work that borrows local data; for two to six calls
 //!   whose results differ in type, [`group::join2`] (async) or [`group::blocking_join2`]
 //!   (threads) and their siblings.
+//! * To run many jobs on a fixed number of workers (CPU-bound work, or a downstream service
+//!   that takes only so many calls at once): [`Pool`](pool::Pool): `map` for a batch of inputs
+//!   with results, `start` for jobs that arrive over time.
 //! * To cap how often something happens, allowing bursts: [`Limiter`]. To run a loop at a steady
 //!   pace: [`Ticker`].
 //!
@@ -137,14 +162,17 @@
 //! * `ctxkit-after-func`: one short-lived thread per after-function that runs.
 //! * `ctxkit-group`: the scoped threads of [`group::scope`] (reused from task to task while
 //!   the scope lasts) and of the blocking joins, always joined before they return.
+//! * `ctxkit-pool`: the workers of a thread pool ([`pool::Map`], [`pool::Workers`]), started as
+//!   jobs arrive up to the pool's size, joined when the map or the pool is dropped or shut down.
 //!
 //! Async [`Group`] tasks run on the caller's tokio runtime, on worker tasks that the group
-//! starts there and reuses.
+//! starts there and reuses; an async pool's workers are tokio tasks too.
 //!
 //! # Feature flags
 //!
-//! * `tokio` (default): async variants of the patterns that spawn tasks: `Group`. The
-//!   context core, and the thread form of the group (`group::scope`), need no runtime and do
+//! * `tokio` (default): async variants of the patterns that spawn tasks: `Group`,
+//!   `pool::MapStream`, `pool::AsyncWorkers` (with `futures-core` for the `Stream` trait). The
+//!   context core, and the thread forms of the group and of the pools, need no runtime and do
 //!   not use it.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
