@@ -198,3 +198,8 @@ pub use rate::{
     ConfigError, Limiter, MissedTickBehavior, OwnedReservation, OwnedWait, Reservation, Ticker,
     WaitError,
 };
+
+/// The README's code blocks, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
