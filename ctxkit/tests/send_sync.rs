@@ -172,3 +172,46 @@ fn the_limiter_types_are_send_sync_and_the_owned_wait_is_static() {
     static_future(&wait);
     drop(wait);
 }
+
+#[test]
+fn the_pool_types_are_send_sync() {
+    use ctxkit::pool::{JobFailed, Map, Pool, ShutdownReport, SubmitError, Workers};
+
+    send_sync::<Pool>();
+    send_sync::<JobFailed>();
+    send_sync::<SubmitError<String>>();
+    send_sync::<ShutdownReport<String>>();
+    // Shared among submitting threads (`&Workers` or `Arc<Workers>`).
+    send_sync::<Workers<String>>();
+    // A map moves to another thread with its input (it is its consumer's, so `Send` only).
+    send::<Map<std::vec::IntoIter<u32>, u64>>();
+    unpin::<Map<std::vec::IntoIter<u32>, u64>>();
+    static_::<Workers<String>>();
+    clone_::<JobFailed>();
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn the_async_pool_types_and_futures_are_send() {
+    use ctxkit::pool::{AsyncWorkers, MapStream, Pool};
+
+    send_sync::<AsyncWorkers<String>>();
+    type Input = futures::stream::Iter<std::vec::IntoIter<u32>>;
+    send::<MapStream<Input, u64>>();
+    unpin::<MapStream<Input, u64>>();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let ctx = Context::background();
+    let workers = Pool::new(1).start_async(&ctx, |_ctx, _job: u32| async {});
+    send_value(&workers.submit(&ctx, 1));
+    send_value(&workers.shutdown(&ctx));
+    let mut map = Pool::new(1).map_stream(
+        &ctx,
+        futures::stream::iter(vec![1u32]),
+        |_ctx, n| async move { n },
+    );
+    send_value(&map.next());
+}

@@ -144,6 +144,9 @@ pub(super) fn work<J, T>(shared: &Shared<J, T>, body: &dyn Body<J, T>, id: usize
 /// Dropping it cancels the pool's context and joins the worker threads: the drop waits for the
 /// jobs that are running to return.
 ///
+/// `next` blocks the calling thread until a result is ready; in async code use
+/// [`map_stream`](Pool::map_stream), whose results are awaited.
+///
 /// # Examples
 ///
 /// ```

@@ -310,7 +310,7 @@ impl<J, P> fmt::Debug for WorkersCore<J, P> {
             .field("searching", &self.searching)
             .field("idle", &self.idle.len())
             .field("waiting", &self.waiting.len())
-            .field("panicked", &self.panicked.len())
+            .field("failed", &self.panicked.len())
             .finish()
     }
 }
