@@ -179,6 +179,7 @@
 
 pub mod context;
 pub mod group;
+pub mod leak;
 mod panics;
 pub mod pool;
 pub mod procs;
@@ -187,6 +188,7 @@ mod spawn;
 mod sync;
 mod time;
 mod timer;
+pub mod tracked;
 
 pub use context::{AfterFunc, CancelContext, CancelHandle, Cause, Context, Done, Error};
 // Re-exports of `group` (owned by the group work):

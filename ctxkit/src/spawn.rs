@@ -50,7 +50,16 @@
 //!    runtime whose thread has entered a tag, polled there before it is recorded, sees that
 //!    tag.)
 //! 3. The registry's lock is a leaf: nothing is locked under it, and no user code runs under it
-//!    (a record is plain data: names, a location, an instant, a tag).
+//!    (a record is plain data: names, a location, an instant, a tag, and a weak reference to
+//!    what the unit waits on, described only after the lock is released; a thread's own record
+//!    has a leaf lock of its own for that reference, taken under the registry's when it is read).
+//! 4. What a unit waits on is recorded only while tags are in use (a leak check has started in
+//!    the process): a ctxkit thread sets it in its own record for a blocking wait on a
+//!    context, a ctxkit task in its registry entry when a context's `Done` returns `Pending`.
+//!    A wait that ends with the context done clears it; one that ends otherwise (a timeout, a
+//!    `select!` that took another branch) keeps the context as what the unit last waited on,
+//!    which is what a leak report wants to show for a unit that waits in a loop. Otherwise
+//!    `note_waiting` is one relaxed load.
 //!
 //! # Lock order
 //!
@@ -116,15 +125,43 @@ thread_local! {
 /// as tags are not part of any model.
 static ENTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Whether tags are in use (a leak check has started in this process): then units record what
+/// they wait on, and contexts where they were made.
+pub(crate) fn tracking() -> bool {
+    entered()
+}
+
 fn entered() -> bool {
     ENTERED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-#[allow(
-    dead_code,
-    reason = "the leak checker of a later issue makes and enters tags"
-)]
 impl ScopeTag {
+    /// A new tag nested in the current one (if any): what a unit started under the new tag
+    /// starts is inside both (`is_within`).
+    pub(crate) fn nested() -> ScopeTag {
+        let parent = ScopeTag::current();
+        let tag = ScopeTag::new();
+        if let Some(parent) = parent {
+            TAG_PARENTS.lock().push((tag, parent));
+        }
+        tag
+    }
+
+    /// Whether `self` is `scope` or nested in it, however deep.
+    pub(crate) fn is_within(self, scope: ScopeTag) -> bool {
+        let parents = TAG_PARENTS.lock();
+        let mut tag = self;
+        loop {
+            if tag == scope {
+                return true;
+            }
+            match parents.iter().rev().find(|(child, _)| *child == tag) {
+                Some((_, parent)) => tag = *parent,
+                None => return false,
+            }
+        }
+    }
+
     /// A tag no other call returns.
     pub(crate) fn new() -> ScopeTag {
         // std's atomic, not the loom facade's: a `static` needs a `const` constructor, and tags
@@ -155,6 +192,12 @@ impl ScopeTag {
     }
 }
 
+sync::lazy_static! {
+    /// Each nested tag with the tag it was made under (a guard inside a guard); a few entries
+    /// per test binary, never removed, since a unit may outlive its scope.
+    static ref TAG_PARENTS: Mutex<Vec<(ScopeTag, ScopeTag)>> = Mutex::new(Vec::new());
+}
+
 /// Restores the previous tag when dropped (invariant 2).
 #[must_use = "the tag is current only until the guard is dropped"]
 #[derive(Debug)]
@@ -174,7 +217,6 @@ impl Drop for Entered {
 
 /// What kind of unit a record describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code, reason = "read by a leak report; tests read it")]
 pub(crate) enum Kind {
     /// A detached thread (`try_spawn_named`).
     Thread,
@@ -186,7 +228,6 @@ pub(crate) enum Kind {
 
 /// What is known about one unit ctxkit started and that still runs.
 #[derive(Clone, Debug)]
-#[allow(dead_code, reason = "read by a leak report; tests read some fields")]
 pub(crate) struct UnitInfo {
     /// Thread or task.
     pub(crate) kind: Kind,
@@ -198,34 +239,87 @@ pub(crate) struct UnitInfo {
     pub(crate) started: Instant,
     /// The tag it inherited (invariant 2).
     pub(crate) tag: Option<ScopeTag>,
+    /// What it waits on, described, and whether it waits now (else it is what it last waited
+    /// on), if it said so (only while tags are in use: invariant 4); filled in by
+    /// [`live_units`].
+    pub(crate) waiting: Option<(String, bool)>,
+    /// A thread's OS id, if it started while tags were in use; filled in by [`live_units`].
+    pub(crate) os_id: Option<u64>,
+}
+
+/// Something a unit can wait on (a context), described for a leak report.
+pub(crate) trait Waitable: Send + Sync {
+    /// One line: what it is, where it was made, its deadline, whether it is done.
+    fn describe(&self) -> String;
+}
+
+/// What a unit waits on (or last waited on), if it said so (invariant 4): the target, and
+/// whether it is waiting now.
+type Waiting = Option<(std::sync::Weak<dyn Waitable>, bool)>;
+
+/// How a unit's wait changed (invariant 4).
+pub(crate) enum WaitNote {
+    /// It waits on this now.
+    On(std::sync::Weak<dyn Waitable>),
+    /// Its wait ended without the target being done (a timeout, another event): the target is
+    /// kept as what it last waited on.
+    Paused,
+    /// Its wait ended because the target is done: nothing to report.
+    Over,
+}
+
+/// A thread's record: what is known, what it waits on (its own thread writes it), and its OS
+/// thread id (0: unknown; written by the thread itself when it starts, if tracking).
+struct ThreadUnit {
+    info: UnitInfo,
+    waiting: Mutex<Waiting>,
+    os_id: std::sync::atomic::AtomicU64,
 }
 
 /// One entry of the registry: a unit's record and how to tell whether it still runs.
 enum Record {
     /// A thread's record: the thread runs while its [`Registration`] holds the second
     /// reference.
-    Thread(Arc<UnitInfo>),
+    Thread(Arc<ThreadUnit>),
     /// A task's record: the task runs until tokio has finished it (its future completed, or
     /// was dropped). Asking tokio costs the task nothing when it ends: the state it reads is
-    /// the one tokio writes anyway.
+    /// the one tokio writes anyway. The last field is what it waits on (invariant 4).
     #[cfg(feature = "tokio")]
-    Task(UnitInfo, tokio::task::AbortHandle),
+    Task(UnitInfo, tokio::task::AbortHandle, Waiting),
 }
 
 impl Record {
     fn runs(&self) -> bool {
         match self {
-            Record::Thread(info) => Arc::strong_count(info) > 1,
+            Record::Thread(unit) => Arc::strong_count(unit) > 1,
             #[cfg(feature = "tokio")]
-            Record::Task(_, handle) => !handle.is_finished(),
+            Record::Task(_, handle, _) => !handle.is_finished(),
         }
     }
 
     fn info(&self) -> &UnitInfo {
         match self {
-            Record::Thread(info) => info,
+            Record::Thread(unit) => &unit.info,
             #[cfg(feature = "tokio")]
-            Record::Task(info, _) => info,
+            Record::Task(info, _, _) => info,
+        }
+    }
+
+    fn os_id(&self) -> Option<u64> {
+        match self {
+            Record::Thread(unit) => {
+                Some(unit.os_id.load(std::sync::atomic::Ordering::Relaxed)).filter(|&id| id != 0)
+            }
+            #[cfg(feature = "tokio")]
+            Record::Task(..) => None,
+        }
+    }
+
+    fn waiting(&self) -> Waiting {
+        match self {
+            Record::Thread(unit) => unit.waiting.lock().clone(),
+            #[cfg(feature = "tokio")]
+            Record::Task(_, _, waiting) => waiting.clone(),
         }
     }
 }
@@ -284,7 +378,7 @@ fn task_tag(id: tokio::task::Id) -> Option<Option<ScopeTag>> {
         .iter()
         .flatten()
         .find_map(|record| match record {
-            Record::Task(info, handle) if handle.id() == id => Some(info.tag),
+            Record::Task(info, handle, _) if handle.id() == id => Some(info.tag),
             _ => None,
         })
 }
@@ -303,31 +397,115 @@ fn unit_info(kind: Kind, origin: Origin, tag: Option<ScopeTag>) -> UnitInfo {
         spawned_at: origin.site,
         started: Instant::now(),
         tag,
+        waiting: None,
+        os_id: None,
     }
 }
 
+/// The calling thread's OS id, where the OS names it (Linux: `/proc/thread-self`).
+pub(crate) fn os_thread_id() -> Option<u64> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+thread_local! {
+    /// The record of the unit this thread is, if ctxkit started it (weakly: the registration
+    /// alone keeps the record "running", invariant 1).
+    static THIS_UNIT: std::cell::RefCell<std::sync::Weak<ThreadUnit>> =
+        const { std::cell::RefCell::new(std::sync::Weak::new()) };
+}
+
 /// A thread's hold on its record; dropping it ends the record's life (invariant 1).
-#[derive(Debug)]
-struct Registration(#[allow(dead_code, reason = "held for its reference count")] Arc<UnitInfo>);
+struct Registration(Arc<ThreadUnit>);
 
 impl Registration {
     fn new(kind: Kind, origin: Origin, tag: Option<ScopeTag>) -> Registration {
-        let info = Arc::new(unit_info(kind, origin, tag));
-        register(Record::Thread(info.clone()));
-        Registration(info)
+        let unit = Arc::new(ThreadUnit {
+            info: unit_info(kind, origin, tag),
+            waiting: Mutex::new(None),
+            os_id: std::sync::atomic::AtomicU64::new(0),
+        });
+        register(Record::Thread(unit.clone()));
+        Registration(unit)
+    }
+
+    /// Makes this the running thread's record (called first thing on the new thread).
+    fn enter(&self) {
+        THIS_UNIT.with(|this| *this.borrow_mut() = Arc::downgrade(&self.0));
+        if entered() {
+            let id = os_thread_id().unwrap_or(0);
+            self.0.os_id.store(id, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Registration").field(&self.0.info).finish()
+    }
+}
+
+/// Records how the calling unit's wait changed, if ctxkit started it and tags are in use
+/// (invariant 4); otherwise does nothing, at the cost of one relaxed load.
+pub(crate) fn note_waiting(note: WaitNote) {
+    if !entered() {
+        return;
+    }
+    let apply = |waiting: &mut Waiting| match note {
+        WaitNote::On(target) => std::mem::replace(waiting, Some((target, true))),
+        WaitNote::Paused => {
+            if let Some((_, now)) = waiting {
+                *now = false;
+            }
+            None
+        }
+        WaitNote::Over => waiting.take(),
+    };
+    #[cfg(feature = "tokio")]
+    if let Some(id) = tokio::task::try_id() {
+        let mut registry = REGISTRY.lock();
+        let record = registry
+            .units
+            .iter_mut()
+            .flatten()
+            .find(|record| matches!(record, Record::Task(_, handle, _) if handle.id() == id));
+        if let Some(Record::Task(_, _, waiting)) = record {
+            let old = apply(waiting);
+            drop(registry);
+            drop(old);
+        }
+        return;
+    }
+    if let Some(unit) = THIS_UNIT.with(|this| this.borrow().upgrade()) {
+        let old = apply(&mut unit.waiting.lock());
+        drop(old);
     }
 }
 
 /// The units ctxkit has started that still run (invariant 1).
-#[allow(dead_code, reason = "read by the leak checker and tests")]
 pub(crate) fn live_units() -> Vec<UnitInfo> {
-    let registry = REGISTRY.lock();
-    registry
-        .units
-        .iter()
-        .flatten()
-        .filter(|record| record.runs())
-        .map(|record| record.info().clone())
+    let units: Vec<(UnitInfo, Waiting)> = {
+        let registry = REGISTRY.lock();
+        registry
+            .units
+            .iter()
+            .flatten()
+            .filter(|record| record.runs())
+            .map(|record| {
+                let mut info = record.info().clone();
+                info.os_id = record.os_id();
+                (info, record.waiting())
+            })
+            .collect()
+    };
+    // Invariant 3: described after the registry's lock is released (a context takes its own).
+    units
+        .into_iter()
+        .map(|(mut info, waiting)| {
+            info.waiting = waiting
+                .and_then(|(target, now)| target.upgrade().map(|target| (target.describe(), now)));
+            info
+        })
         .collect()
 }
 
@@ -356,6 +534,7 @@ where
         .name(origin.name.to_owned())
         .spawn(move || {
             let _registration = registration;
+            _registration.enter();
             let _tag = tag.map(ScopeTag::enter);
             let f = thread_slot.lock().take();
             if let Some(f) = f {
@@ -370,6 +549,32 @@ where
             Err((error, f))
         }
     }
+}
+
+/// Starts a thread running `f` and returning its value, named and recorded as `origin` says
+/// (the public `tracked::thread`).
+///
+/// # Errors
+///
+/// The OS's error if it refuses to create a thread; `f` has been dropped.
+pub(crate) fn try_spawn_thread<F, T>(
+    origin: Origin,
+    f: F,
+) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let tag = ScopeTag::current();
+    let registration = Registration::new(Kind::Thread, origin, tag);
+    std::thread::Builder::new()
+        .name(origin.name.to_owned())
+        .spawn(move || {
+            let _registration = registration;
+            _registration.enter();
+            let _tag = tag.map(ScopeTag::enter);
+            f()
+        })
 }
 
 /// Starts a thread of `scope` running `f`, named and recorded as `origin` says.
@@ -392,6 +597,7 @@ where
         .name(origin.name.to_owned())
         .spawn_scoped(scope, move || {
             let _registration = registration;
+            _registration.enter();
             let _tag = tag.map(ScopeTag::enter);
             f()
         })
@@ -433,7 +639,7 @@ where
     };
     // Invariant 1: recorded before this returns; a task that already ended is recorded as
     // ended.
-    register(Record::Task(info, handle.abort_handle()));
+    register(Record::Task(info, handle.abort_handle(), None));
     handle
 }
 

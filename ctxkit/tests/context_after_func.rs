@@ -29,6 +29,7 @@ fn reporting(
 
 #[test]
 fn runs_once_on_its_own_named_thread_after_done() {
+    let _leaks = common::no_leaks();
     let (parent, cancel_parent) = Context::background().with_cancel().into_parts();
     let (ctx, cancel) = parent.with_cancel().into_parts();
     let runs = Arc::new(AtomicUsize::new(0));
@@ -61,6 +62,7 @@ fn runs_once_on_its_own_named_thread_after_done() {
 
 #[test]
 fn runs_at_once_for_an_already_done_context() {
+    let _leaks = common::no_leaks();
     let (ctx, cancel) = Context::background().with_cancel().into_parts();
     cancel.cancel();
     let (after, rx) = reporting(&ctx);
@@ -86,6 +88,7 @@ fn runs_at_once_for_an_already_done_context() {
 
 #[test]
 fn runs_when_a_deadline_passes_with_nobody_waiting() {
+    let _leaks = common::no_leaks();
     let ctx = Context::background().with_timeout(Duration::from_millis(10));
     let (after, rx) = reporting(&ctx);
     rx.recv_timeout(PATIENCE)
@@ -95,6 +98,7 @@ fn runs_when_a_deadline_passes_with_nobody_waiting() {
 
 #[test]
 fn stop_before_done_prevents_the_run() {
+    let _leaks = common::no_leaks();
     let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let runs = Arc::new(AtomicUsize::new(0));
     let after = ctx.after_func({
@@ -114,6 +118,7 @@ fn stop_before_done_prevents_the_run() {
 
 #[test]
 fn neither_cancel_nor_stop_waits_for_a_running_function() {
+    let _leaks = common::no_leaks();
     let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let (started_tx, started_rx) = mpsc::channel();
     let (release_tx, release_rx) = mpsc::channel::<()>();
@@ -130,6 +135,7 @@ fn neither_cancel_nor_stop_waits_for_a_running_function() {
 
 #[test]
 fn stop_racing_cancel_has_exactly_one_winner() {
+    let _leaks = common::no_leaks();
     const ROUNDS: usize = 200;
     let runs = Arc::new(AtomicUsize::new(0));
     let mut not_stopped = 0;
@@ -162,6 +168,7 @@ fn stop_racing_cancel_has_exactly_one_winner() {
 
 #[test]
 fn a_context_that_is_never_done_never_runs_it() {
+    let _leaks = common::no_leaks();
     let after = Context::background().after_func(|| panic!("ran on background"));
     assert!(after.stop());
     let format = format!("{after:?}");

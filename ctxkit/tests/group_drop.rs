@@ -25,58 +25,65 @@ impl Drop for DropSignal {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_cancels_the_context_and_aborts_tasks() {
-    let (mut g, ctx) = Group::<(), Error>::with_context(&Context::background());
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    g.spawn(move |_ctx| async move {
-        let _signal = DropSignal(Some(tx));
-        let _ = started_tx.send(());
-        // Ignores the context: only the abort can end it.
-        std::future::pending::<()>().await;
-        Ok(())
+    common::no_leaks_async(async {
+        let (mut g, ctx) = Group::<(), Error>::with_context(&Context::background());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        g.spawn(move |_ctx| async move {
+            let _signal = DropSignal(Some(tx));
+            let _ = started_tx.send(());
+            // Ignores the context: only the abort can end it.
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .await;
+        bounded(started_rx).await.unwrap();
+        drop(g);
+        assert!(ctx.is_done(), "the group's context is canceled by the drop");
+        bounded(rx)
+            .await
+            .expect("the task's future was dropped (aborted)");
     })
-    .await;
-    bounded(started_rx).await.unwrap();
-    drop(g);
-    assert!(ctx.is_done(), "the group's context is canceled by the drop");
-    bounded(rx)
-        .await
-        .expect("the task's future was dropped (aborted)");
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_under_a_limit_aborts_running_and_queued_tasks() {
-    let mut g = Group::<(), Error>::new();
-    g.set_limit(1);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let signal = DropSignal(Some(tx));
-    g.spawn(move |_ctx| async move {
-        let _signal = signal;
-        std::future::pending::<()>().await;
-        Ok(())
+    common::no_leaks_async(async {
+        let mut g = Group::<(), Error>::new();
+        g.set_limit(1);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let signal = DropSignal(Some(tx));
+        g.spawn(move |_ctx| async move {
+            let _signal = signal;
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .await;
+        let (queued_tx, queued_rx) = tokio::sync::oneshot::channel();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let signal = DropSignal(Some(queued_tx));
+        g.spawn_queued(move |_ctx| async move {
+            let _signal = signal;
+            r.fetch_add(1, SeqCst);
+            Ok(())
+        });
+        drop(g);
+        let _ = bounded(rx).await; // sent or dropped: either way the future is gone
+        let _ = bounded(queued_rx).await;
+        assert_eq!(
+            ran.load(SeqCst),
+            0,
+            "a queued task never starts after the drop"
+        );
     })
-    .await;
-    let (queued_tx, queued_rx) = tokio::sync::oneshot::channel();
-    let ran = Arc::new(AtomicUsize::new(0));
-    let r = ran.clone();
-    let signal = DropSignal(Some(queued_tx));
-    g.spawn_queued(move |_ctx| async move {
-        let _signal = signal;
-        r.fetch_add(1, SeqCst);
-        Ok(())
-    });
-    drop(g);
-    let _ = bounded(rx).await; // sent or dropped: either way the future is gone
-    let _ = bounded(queued_rx).await;
-    assert_eq!(
-        ran.load(SeqCst),
-        0,
-        "a queued task never starts after the drop"
-    );
+    .await
 }
 
 #[test]
 fn scope_joins_every_thread_before_returning() {
+    let _leaks = common::no_leaks();
     // The blocking form cannot be dropped early: scope returns only once every thread has
     // been joined, so nothing outlives it.
     let live = AtomicUsize::new(0);
@@ -97,26 +104,30 @@ fn scope_joins_every_thread_before_returning() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_limit_while_tasks_are_active_panics() {
-    let mut g = Group::<(), Error>::new();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    g.spawn(move |_ctx| async move {
-        let _ = rx.await;
-        Ok(())
+    common::no_leaks_async(async {
+        let mut g = Group::<(), Error>::new();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        g.spawn(move |_ctx| async move {
+            let _ = rx.await;
+            Ok(())
+        })
+        .await;
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.set_limit(2)));
+        let payload = caught.expect_err("must panic");
+        let text = payload.downcast_ref::<String>().unwrap();
+        assert_eq!(text, "ctxkit::group: set_limit while 1 tasks are active");
+        tx.send(()).unwrap();
+        bounded(g.wait()).await.unwrap();
+        g.set_limit(2); // fine once idle
+        assert_eq!(g.limit(), Some(2));
     })
-    .await;
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.set_limit(2)));
-    let payload = caught.expect_err("must panic");
-    let text = payload.downcast_ref::<String>().unwrap();
-    assert_eq!(text, "ctxkit::group: set_limit while 1 tasks are active");
-    tx.send(()).unwrap();
-    bounded(g.wait()).await.unwrap();
-    g.set_limit(2); // fine once idle
-    assert_eq!(g.limit(), Some(2));
+    .await
 }
 
 #[test]
 #[should_panic(expected = "ctxkit::group: set_limit(0) would never run a task")]
 fn set_limit_zero_panics_on_a_scope() {
+    let _leaks = common::no_leaks();
     let _ = ctxkit::group::scope(
         &Context::background(),
         |s: &ctxkit::group::Scope<'_, '_, (), Error>| {
@@ -128,6 +139,7 @@ fn set_limit_zero_panics_on_a_scope() {
 #[test]
 #[should_panic(expected = "ctxkit::group: set_limit while")]
 fn set_limit_while_threads_are_active_panics() {
+    let _leaks = common::no_leaks();
     let _ = ctxkit::group::scope(&Context::background(), |s| {
         s.spawn(|ctx| {
             ctx.wait_timeout(Duration::from_secs(10));
@@ -139,18 +151,21 @@ fn set_limit_while_threads_are_active_panics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_wait_loses_nothing() {
-    // Cancel safety: dropping the wait future leaves the tasks running; a later wait returns
-    // their results.
-    let mut g = Group::<u32, Error>::new();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    g.spawn(move |_ctx| async move {
-        let _ = rx.await;
-        Ok(1)
+    common::no_leaks_async(async {
+        // Cancel safety: dropping the wait future leaves the tasks running; a later wait returns
+        // their results.
+        let mut g = Group::<u32, Error>::new();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        g.spawn(move |_ctx| async move {
+            let _ = rx.await;
+            Ok(1)
+        })
+        .await;
+        assert!(tokio::time::timeout(Duration::from_millis(10), g.wait())
+            .await
+            .is_err());
+        tx.send(()).unwrap();
+        assert_eq!(bounded(g.wait()).await, Ok(vec![1]));
     })
-    .await;
-    assert!(tokio::time::timeout(Duration::from_millis(10), g.wait())
-        .await
-        .is_err());
-    tx.send(()).unwrap();
-    assert_eq!(bounded(g.wait()).await, Ok(vec![1]));
+    .await
 }

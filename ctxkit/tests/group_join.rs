@@ -79,6 +79,7 @@ fn task_failed(ctx: &Context) -> TaskFailed {
 
 #[test]
 fn async_results_come_in_argument_order_with_their_own_types() {
+    let _leaks = common::no_leaks();
     let parent = Context::background();
     // The first call finishes last: it waits for the second to send.
     let (tx, rx) = futures::channel::oneshot::channel::<u8>();
@@ -141,6 +142,7 @@ fn async_results_come_in_argument_order_with_their_own_types() {
 
 #[test]
 fn async_first_error_cancels_and_drops_the_siblings() {
+    let _leaks = common::no_leaks();
     let parent = Context::background();
     let seen = Mutex::new(None::<Context>);
     let dropped = Mutex::new(false);
@@ -174,6 +176,7 @@ fn async_first_error_cancels_and_drops_the_siblings() {
 
 #[test]
 fn async_the_error_returned_is_the_first_one() {
+    let _leaks = common::no_leaks();
     let parent = Context::background();
     // The second call fails first; the first would fail later, as the cancel reaches it.
     let r = block_on(group::join2(
@@ -190,6 +193,7 @@ fn async_the_error_returned_is_the_first_one() {
 
 #[test]
 fn async_calls_may_borrow_local_data() {
+    let _leaks = common::no_leaks();
     let parent = Context::background();
     let titles = ["Gouryella".to_string(), "Saltwater".to_string()];
     let mut log = Vec::new();
@@ -207,6 +211,7 @@ fn async_calls_may_borrow_local_data() {
 
 #[test]
 fn async_joins_need_no_runtime() {
+    let _leaks = common::no_leaks();
     let parent = Context::background();
     let r = block_on(group::join2(
         &parent,
@@ -227,6 +232,7 @@ fn async_joins_need_no_runtime() {
 
 #[test]
 fn async_the_context_is_canceled_after_the_join_returns() {
+    let _leaks = common::no_leaks();
     let parent = Context::background();
     let seen = Mutex::new(None::<Context>);
     let r = block_on(group::join2(
@@ -249,6 +255,7 @@ fn async_the_context_is_canceled_after_the_join_returns() {
 
 #[test]
 fn async_a_done_parent_still_calls_every_closure() {
+    let _leaks = common::no_leaks();
     let (parent, cancel) = Context::background().with_cancel().into_parts();
     cancel.cancel();
     let calls = Mutex::new(0);
@@ -269,6 +276,7 @@ fn async_a_done_parent_still_calls_every_closure() {
 
 #[test]
 fn async_a_panic_reaches_the_caller() {
+    let _leaks = common::no_leaks();
     let parent = Context::background();
     let seen = Mutex::new(None::<Context>);
     let seen_ref = &seen;
@@ -299,6 +307,7 @@ fn async_a_panic_reaches_the_caller() {
 
 #[test]
 fn async_join_futures_are_send_when_their_calls_are() {
+    let _leaks = common::no_leaks();
     fn send<T: Send>(_: &T) {}
     let parent = Context::background();
     let join = group::join2(
@@ -314,6 +323,7 @@ fn async_join_futures_are_send_when_their_calls_are() {
 
 #[test]
 fn blocking_results_come_in_argument_order_with_their_own_types() {
+    let _leaks = common::no_leaks();
     let parent = Context::background();
     // The first call finishes last: it waits for the last to send.
     let (tx, rx) = mpsc::channel::<u8>();
@@ -364,6 +374,7 @@ fn blocking_results_come_in_argument_order_with_their_own_types() {
 
 #[test]
 fn blocking_first_error_cancels_the_siblings() {
+    let _leaks = common::no_leaks();
     let parent = Context::background();
     let (started, started_rx) = mpsc::channel::<()>();
     let seen = Mutex::new(None::<TaskFailed>);
@@ -398,6 +409,7 @@ fn blocking_first_error_cancels_the_siblings() {
 
 #[test]
 fn blocking_calls_may_borrow_local_data() {
+    let _leaks = common::no_leaks();
     let parent = Context::background();
     let songs = ["Flaming June", "Teardrop"];
     let mut counted = 0;
@@ -415,6 +427,7 @@ fn blocking_calls_may_borrow_local_data() {
 
 #[test]
 fn blocking_panics_reach_the_caller_after_the_siblings_end() {
+    let _leaks = common::no_leaks();
     for panicking_last in [false, true] {
         let parent = Context::background();
         let ended = Mutex::new(false);
@@ -449,6 +462,7 @@ fn blocking_panics_reach_the_caller_after_the_siblings_end() {
 
 #[test]
 fn blocking_the_context_is_canceled_after_the_join_returns() {
+    let _leaks = common::no_leaks();
     let parent = Context::background();
     let seen = Mutex::new(Vec::new());
     let r = group::blocking_join2(
@@ -474,6 +488,7 @@ fn blocking_the_context_is_canceled_after_the_join_returns() {
 
 #[test]
 fn blocking_a_canceled_parent_ends_the_join() {
+    let _leaks = common::no_leaks();
     let (parent, cancel) = Context::background().with_cancel().into_parts();
     let (started, started_rx) = mpsc::channel::<()>();
     let r = std::thread::scope(|s| {

@@ -16,81 +16,91 @@ use futures::FutureExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_task_cancels_siblings_and_wait_resumes_it() {
-    let (mut g, _ctx) = Group::<(), Error>::with_context(&Context::background());
-    let observed = Arc::new(Mutex::new(None));
-    let seen = observed.clone();
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
-    g.spawn(move |sibling| async move {
-        let done = sibling.done();
-        let _ = started_tx.send(());
-        let err = done.await; // ends only because the other task panics
-        *seen.lock().unwrap() = sibling.cause();
-        Err(err)
+    common::no_leaks_async(async {
+        let (mut g, _ctx) = Group::<(), Error>::with_context(&Context::background());
+        let observed = Arc::new(Mutex::new(None));
+        let seen = observed.clone();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        g.spawn(move |sibling| async move {
+            let done = sibling.done();
+            let _ = started_tx.send(());
+            let err = done.await; // ends only because the other task panics
+            *seen.lock().unwrap() = sibling.cause();
+            Err(err)
+        })
+        .await;
+        g.spawn(move |_ctx| async move {
+            // A task not started when the context is done never starts: let the sibling start.
+            let _ = started_rx.await;
+            panic!("task exploded: {}", 42)
+        })
+        .await;
+        let resumed = bounded(AssertUnwindSafe(g.wait()).catch_unwind()).await;
+        let payload = resumed.expect_err("the panic must reach wait");
+        assert_eq!(message(&*payload), "task exploded: 42");
+        let cause = observed
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("the sibling saw the cancel");
+        let failed = cause.downcast_ref::<TaskFailed>().unwrap();
+        assert!(failed.is_panic());
+        assert_eq!(failed.message(), "task exploded: 42");
+        assert_eq!(
+            cause.to_string(),
+            "ctxkit::group: task panicked: task exploded: 42"
+        );
     })
-    .await;
-    g.spawn(move |_ctx| async move {
-        // A task not started when the context is done never starts: let the sibling start.
-        let _ = started_rx.await;
-        panic!("task exploded: {}", 42)
-    })
-    .await;
-    let resumed = bounded(AssertUnwindSafe(g.wait()).catch_unwind()).await;
-    let payload = resumed.expect_err("the panic must reach wait");
-    assert_eq!(message(&*payload), "task exploded: 42");
-    let cause = observed
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("the sibling saw the cancel");
-    let failed = cause.downcast_ref::<TaskFailed>().unwrap();
-    assert!(failed.is_panic());
-    assert_eq!(failed.message(), "task exploded: 42");
-    assert_eq!(
-        cause.to_string(),
-        "ctxkit::group: task panicked: task exploded: 42"
-    );
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_under_a_limit_is_resumed_and_the_group_stays_usable() {
-    // No context: the panic cancels nothing, the other tasks all run, the panic still reaches
-    // wait, and the group is reusable afterwards.
-    let mut g = Group::<u32, Error>::new();
-    g.set_limit(2);
-    let ran = Arc::new(AtomicUsize::new(0));
-    for i in 0..20u32 {
-        let ran = ran.clone();
-        g.spawn(move |_ctx| async move {
-            ran.fetch_add(1, SeqCst);
-            if i == 3 {
-                panic!("panic in task 3");
-            }
-            Ok(i)
-        })
-        .await;
-    }
-    let payload = bounded(AssertUnwindSafe(g.wait()).catch_unwind())
-        .await
-        .expect_err("resumed");
-    assert_eq!(message(&*payload), "panic in task 3");
-    assert_eq!(ran.load(SeqCst), 20);
-    g.spawn(|_ctx| async { Ok(7) }).await;
-    assert_eq!(bounded(g.wait()).await, Ok(vec![7]));
+    common::no_leaks_async(async {
+        // No context: the panic cancels nothing, the other tasks all run, the panic still reaches
+        // wait, and the group is reusable afterwards.
+        let mut g = Group::<u32, Error>::new();
+        g.set_limit(2);
+        let ran = Arc::new(AtomicUsize::new(0));
+        for i in 0..20u32 {
+            let ran = ran.clone();
+            g.spawn(move |_ctx| async move {
+                ran.fetch_add(1, SeqCst);
+                if i == 3 {
+                    panic!("panic in task 3");
+                }
+                Ok(i)
+            })
+            .await;
+        }
+        let payload = bounded(AssertUnwindSafe(g.wait()).catch_unwind())
+            .await
+            .expect_err("resumed");
+        assert_eq!(message(&*payload), "panic in task 3");
+        assert_eq!(ran.load(SeqCst), 20);
+        g.spawn(|_ctx| async { Ok(7) }).await;
+        assert_eq!(bounded(g.wait()).await, Ok(vec![7]));
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_wins_over_an_error() {
-    let mut g = Group::<(), Error>::new();
-    g.spawn(|_ctx| async { Err(Error::Canceled) }).await;
-    g.spawn(|_ctx| async { panic!("boom") }).await;
-    let payload = bounded(AssertUnwindSafe(g.wait_all()).catch_unwind())
-        .await
-        .expect_err("resumed");
-    assert_eq!(message(&*payload), "boom");
+    common::no_leaks_async(async {
+        let mut g = Group::<(), Error>::new();
+        g.spawn(|_ctx| async { Err(Error::Canceled) }).await;
+        g.spawn(|_ctx| async { panic!("boom") }).await;
+        let payload = bounded(AssertUnwindSafe(g.wait_all()).catch_unwind())
+            .await
+            .expect_err("resumed");
+        assert_eq!(message(&*payload), "boom");
+    })
+    .await
 }
 
 #[test]
 fn a_panicking_thread_cancels_siblings_and_scope_resumes_it() {
+    let _leaks = common::no_leaks();
     let observed = Mutex::new(None);
     let started = std::sync::Barrier::new(2);
     let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -114,6 +124,7 @@ fn a_panicking_thread_cancels_siblings_and_scope_resumes_it() {
 
 #[test]
 fn a_panic_in_the_closure_cancels_and_joins_the_tasks() {
+    let _leaks = common::no_leaks();
     let finished = AtomicUsize::new(0);
     let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
         group::scope(&Context::background(), |s| {
@@ -138,6 +149,7 @@ fn a_panic_in_the_closure_cancels_and_joins_the_tasks() {
 
 #[test]
 fn a_panic_on_a_limited_scope_is_resumed() {
+    let _leaks = common::no_leaks();
     let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
         group::scope(&Context::background(), |s| {
             s.set_limit(1);

@@ -122,32 +122,38 @@ fn shutdown_case(shutdown: Shutdown, waiter: Waiter, limit: Option<usize>) {
 
 #[test]
 fn runtime_dropped_while_tasks_sleep_wait_under_block_on() {
+    let _leaks = common::no_leaks();
     shutdown_case(Shutdown::Drop, Waiter::BlockOn, None);
 }
 
 #[test]
 fn runtime_dropped_while_tasks_sleep_wait_on_a_second_runtime() {
+    let _leaks = common::no_leaks();
     shutdown_case(Shutdown::Drop, Waiter::SecondRuntime, None);
 }
 
 #[test]
 fn shutdown_timeout_zero_wait_under_block_on() {
+    let _leaks = common::no_leaks();
     shutdown_case(Shutdown::TimeoutZero, Waiter::BlockOn, None);
 }
 
 #[test]
 fn shutdown_timeout_zero_wait_on_a_second_runtime() {
+    let _leaks = common::no_leaks();
     shutdown_case(Shutdown::TimeoutZero, Waiter::SecondRuntime, None);
 }
 
 #[test]
 fn queued_tasks_under_a_limit_runtime_dropped() {
+    let _leaks = common::no_leaks();
     shutdown_case(Shutdown::Drop, Waiter::BlockOn, Some(2));
     shutdown_case(Shutdown::Drop, Waiter::SecondRuntime, Some(1));
 }
 
 #[test]
 fn queued_tasks_under_a_limit_shutdown_timeout_zero() {
+    let _leaks = common::no_leaks();
     shutdown_case(Shutdown::TimeoutZero, Waiter::BlockOn, Some(2));
     shutdown_case(Shutdown::TimeoutZero, Waiter::SecondRuntime, Some(1));
 }
@@ -155,6 +161,7 @@ fn queued_tasks_under_a_limit_shutdown_timeout_zero() {
 /// A current-thread runtime drops its tasks on the thread that drops it.
 #[test]
 fn current_thread_runtime_dropped() {
+    let _leaks = common::no_leaks();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -186,6 +193,7 @@ fn current_thread_runtime_dropped() {
 /// aborted tasks.
 #[test]
 fn a_group_without_a_context_reports_aborted_tasks() {
+    let _leaks = common::no_leaks();
     let rt = runtime();
     let mut g = Group::<u32, Error>::new();
     {
@@ -218,6 +226,7 @@ fn a_group_without_a_context_reports_aborted_tasks() {
 /// start new ones, not hand its tasks to the dead (before the fix, this round never ended).
 #[test]
 fn the_group_works_on_another_runtime_afterwards() {
+    let _leaks = common::no_leaks();
     let rt = runtime();
     let mut g = Group::<u32, Error>::new();
     rt.block_on(async {
@@ -242,6 +251,7 @@ fn the_group_works_on_another_runtime_afterwards() {
 /// another runtime runs every task, still within the limit.
 #[test]
 fn a_limited_group_works_on_another_runtime_afterwards() {
+    let _leaks = common::no_leaks();
     let rt = runtime();
     let mut g = Group::<usize, Error>::new();
     g.set_limit(2);

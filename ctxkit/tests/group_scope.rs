@@ -1,6 +1,8 @@
 //! The blocking form, `group::scope`: tasks borrow from the caller's stack, a limit of n runs
 //! them on at most n threads, and results come back in spawn order.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Mutex;
@@ -9,6 +11,7 @@ use ctxkit::{group, Context, Error};
 
 #[test]
 fn tasks_borrow_from_the_callers_stack() {
+    let _leaks = common::no_leaks();
     let songs = [
         "Flaming June".to_string(),
         "Saltwater".to_string(),
@@ -33,6 +36,7 @@ fn tasks_borrow_from_the_callers_stack() {
 
 #[test]
 fn a_limit_of_n_uses_at_most_n_threads() {
+    let _leaks = common::no_leaks();
     for limit in [1, 2, 3] {
         let threads = Mutex::new(HashSet::new());
         let r = group::scope(&Context::background(), |s| {
@@ -59,6 +63,7 @@ fn a_limit_of_n_uses_at_most_n_threads() {
 
 #[test]
 fn without_a_limit_every_task_runs_at_once() {
+    let _leaks = common::no_leaks();
     // Tasks that wait for each other need real concurrency: all four must be running at once
     // (each on a thread of its own: none is idle to be reused).
     let barrier = std::sync::Barrier::new(4);
@@ -76,6 +81,7 @@ fn without_a_limit_every_task_runs_at_once() {
 
 #[test]
 fn tasks_get_the_groups_context_with_the_parents_values() {
+    let _leaks = common::no_leaks();
     struct RequestId(&'static str);
     let parent = Context::background().with_value(RequestId("req-7"));
     let seen = AtomicUsize::new(0);
@@ -93,6 +99,7 @@ fn tasks_get_the_groups_context_with_the_parents_values() {
 
 #[test]
 fn a_canceled_parent_stops_the_scope() {
+    let _leaks = common::no_leaks();
     let (parent, cancel) = Context::background().with_cancel().into_parts();
     let r = group::scope(&parent, |s| {
         s.spawn(|ctx| Err::<(), _>(ctx.wait()));
@@ -109,6 +116,7 @@ fn a_canceled_parent_stops_the_scope() {
 /// hanging the suite).
 #[test]
 fn back_to_back_tasks_under_a_limit_do_not_share_one_idle_worker() {
+    let _leaks = common::no_leaks();
     let result = ctxkit::group::scope(&Context::background(), |s| {
         s.set_limit(2);
         let (warm_tx, warm_rx) = std::sync::mpsc::channel();

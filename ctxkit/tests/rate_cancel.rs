@@ -34,6 +34,7 @@ fn wait_for(lim: &Limiter, what: &str, done: impl Fn(f64) -> bool) {
 /// was -1.94 afterwards and the next reservation acted at t0 + 3 s.
 #[test]
 fn three_canceled_waits_give_every_token_back() {
+    let _leaks = common::no_leaks();
     let t0 = Instant::now();
     let lim = Limiter::new_at(1.0, 1, t0).unwrap();
     let twin = Limiter::new_at(1.0, 1, t0).unwrap();
@@ -78,6 +79,7 @@ const SIZES: [u32; 6] = [1, 3, 2, 1, 3, 1];
 
 #[test]
 fn canceling_in_reverse_order_gives_each_back_at_once() {
+    let _leaks = common::no_leaks();
     let t0 = Instant::now();
     let lim = queue_limiter(t0);
     let before = lim.tokens_at(t0);
@@ -95,6 +97,7 @@ fn canceling_in_reverse_order_gives_each_back_at_once() {
 
 #[test]
 fn canceling_in_arrival_order_gives_everything_back_with_the_last() {
+    let _leaks = common::no_leaks();
     let t0 = Instant::now();
     let lim = queue_limiter(t0);
     let before = lim.tokens_at(t0);
@@ -109,6 +112,7 @@ fn canceling_in_arrival_order_gives_everything_back_with_the_last() {
 
 #[test]
 fn canceling_in_random_orders_gives_everything_back() {
+    let _leaks = common::no_leaks();
     let seed = Instant::now().elapsed().as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15;
     println!("seed {seed}");
     let mut state = seed;
@@ -141,6 +145,7 @@ fn canceling_in_random_orders_gives_everything_back() {
 
 #[test]
 fn a_reservation_still_standing_keeps_the_ones_before_it_spent() {
+    let _leaks = common::no_leaks();
     let t0 = Instant::now();
     let lim = Limiter::new_at(10.0, 1, t0).unwrap();
     assert!(lim.allow_at(t0));
@@ -164,6 +169,7 @@ fn a_reservation_still_standing_keeps_the_ones_before_it_spent() {
 
 #[test]
 fn an_allow_after_a_reservation_keeps_it_spent() {
+    let _leaks = common::no_leaks();
     let t0 = Instant::now();
     let lim = Limiter::new_at(10.0, 3, t0).unwrap();
     let r = lim.reserve_n_at(t0, 1).unwrap(); // ready now
@@ -180,6 +186,7 @@ fn an_allow_after_a_reservation_keeps_it_spent() {
 /// while the allow stands, and the reservation acts at 3 µs.
 #[test]
 fn no_partial_give_back_that_would_over_admit() {
+    let _leaks = common::no_leaks();
     let t0 = Instant::now();
     let ns = |n: u64| t0 + Duration::from_nanos(n);
     let lim = Limiter::new_at(1e6, 2, t0).unwrap();
@@ -193,6 +200,7 @@ fn no_partial_give_back_that_would_over_admit() {
 
 #[test]
 fn a_rate_change_keeps_earlier_reservations_spent_but_an_idle_setter_does_not() {
+    let _leaks = common::no_leaks();
     let t0 = Instant::now();
     let lim = Limiter::new_at(10.0, 1, t0).unwrap();
     assert!(lim.allow_at(t0));
@@ -219,6 +227,7 @@ fn a_rate_change_keeps_earlier_reservations_spent_but_an_idle_setter_does_not() 
 /// the order they came. Before the fix `tokens()` was about -1.9 afterwards.
 #[test]
 fn canceled_async_waits_give_every_token_back() {
+    let _leaks = common::no_leaks();
     let lim = Arc::new(Limiter::new(SLOW, 1).unwrap());
     assert!(lim.allow());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -249,6 +258,7 @@ fn canceled_async_waits_give_every_token_back() {
 /// the fix `tokens()` was -0.98 or -1.98 afterwards, depending on that order.
 #[test]
 fn a_runtime_dropped_under_waiting_tasks_gives_every_token_back() {
+    let _leaks = common::no_leaks();
     let lim = Arc::new(Limiter::new(SLOW, 1).unwrap());
     assert!(lim.allow());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -277,6 +287,7 @@ fn a_runtime_dropped_under_waiting_tasks_gives_every_token_back() {
 /// Three wait futures polled until they sleep, then dropped in the order they came.
 #[test]
 fn wait_futures_dropped_mid_sleep_give_every_token_back() {
+    let _leaks = common::no_leaks();
     let lim = Limiter::new(SLOW, 1).unwrap();
     assert!(lim.allow());
     let ctx = Context::background();
@@ -299,6 +310,7 @@ fn wait_futures_dropped_mid_sleep_give_every_token_back() {
 /// context, in the order they came.
 #[test]
 fn blocking_waits_canceled_from_another_thread_give_every_token_back() {
+    let _leaks = common::no_leaks();
     let lim = Arc::new(Limiter::new(SLOW, 1).unwrap());
     assert!(lim.allow());
     let mut waiters = Vec::new();
@@ -323,6 +335,7 @@ fn blocking_waits_canceled_from_another_thread_give_every_token_back() {
 /// race; once all are canceled, every token is back.
 #[test]
 fn racing_reserves_and_cancels_give_every_token_back() {
+    let _leaks = common::no_leaks();
     let lim = Arc::new(Limiter::new(SLOW, 4).unwrap());
     assert!(lim.allow_n(4));
     let threads: Vec<_> = (0..4u64)
@@ -361,6 +374,7 @@ fn racing_reserves_and_cancels_give_every_token_back() {
 /// after its time to act counts as admitted; the total stays within `burst + rate · t`.
 #[test]
 fn cancels_racing_allows_never_over_admit() {
+    let _leaks = common::no_leaks();
     const RATE: f64 = 2_000.0;
     const BURST: u32 = 20;
     let lim = Arc::new(Limiter::new(RATE, BURST).unwrap());

@@ -1,6 +1,8 @@
 //! Behaviour of `Ticker` on the real clock. The schedule's arithmetic is tested on a fake
 //! clock beside the code; here, bounds are generous (a loaded 2-core runner).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use ctxkit::rate::{MissedTickBehavior, Ticker};
@@ -10,6 +12,7 @@ const MS: Duration = Duration::from_millis(1);
 
 #[test]
 fn ticker_is_send_and_sync() {
+    let _leaks = common::no_leaks();
     fn check<T: Send + Sync>() {}
     check::<Ticker>();
     check::<MissedTickBehavior>();
@@ -17,6 +20,7 @@ fn ticker_is_send_and_sync() {
 
 #[test]
 fn blocking_ticks_come_one_period_apart_the_first_after_one_period() {
+    let _leaks = common::no_leaks();
     let start = Instant::now();
     let mut ticker = Ticker::new(20 * MS).unwrap();
     let mut ticks = Vec::new();
@@ -44,6 +48,7 @@ fn blocking_ticks_come_one_period_apart_the_first_after_one_period() {
 
 #[test]
 fn async_ticks_without_a_runtime_and_on_tokio() {
+    let _leaks = common::no_leaks();
     let start = Instant::now();
     futures::executor::block_on(async {
         let mut ticker = Ticker::new(10 * MS).unwrap();
@@ -75,6 +80,7 @@ fn async_ticks_without_a_runtime_and_on_tokio() {
 
 #[test]
 fn a_slow_receiver_gets_one_tick_at_once_then_the_grid() {
+    let _leaks = common::no_leaks();
     let mut ticker = Ticker::new(10 * MS).unwrap();
     let first_due = ticker.next_tick().unwrap();
     std::thread::sleep(45 * MS);
@@ -96,6 +102,7 @@ fn a_slow_receiver_gets_one_tick_at_once_then_the_grid() {
 
 #[test]
 fn burst_catches_up_and_delay_restarts() {
+    let _leaks = common::no_leaks();
     let mut ticker = Ticker::new(10 * MS).unwrap();
     ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
     std::thread::sleep(35 * MS);
@@ -115,6 +122,7 @@ fn burst_catches_up_and_delay_restarts() {
 
 #[test]
 fn reset_restarts_the_schedule() {
+    let _leaks = common::no_leaks();
     let mut ticker = Ticker::new(Duration::from_secs(3600)).unwrap();
     let start = Instant::now();
     ticker.reset(5 * MS).unwrap();
@@ -127,6 +135,7 @@ fn reset_restarts_the_schedule() {
 
 #[test]
 fn dropping_a_tick_future_loses_no_tick() {
+    let _leaks = common::no_leaks();
     let mut ticker = Ticker::new(50 * MS).unwrap();
     let due = ticker.next_tick().unwrap();
     let ctx = Context::background().with_timeout(MS);
@@ -137,6 +146,7 @@ fn dropping_a_tick_future_loses_no_tick() {
 
 #[test]
 fn bad_periods_are_errors() {
+    let _leaks = common::no_leaks();
     assert_eq!(
         Ticker::new(Duration::ZERO).unwrap_err().to_string(),
         "ctxkit::rate: ticker period is zero"
@@ -146,6 +156,7 @@ fn bad_periods_are_errors() {
 
 #[test]
 fn debug_shows_the_schedule() {
+    let _leaks = common::no_leaks();
     let ticker = Ticker::new(Duration::from_secs(1)).unwrap();
     let text = format!("{ticker:?}");
     assert!(

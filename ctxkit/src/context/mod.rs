@@ -17,6 +17,7 @@ mod deferred;
 mod error;
 mod futures;
 mod handle;
+mod sites;
 pub(crate) mod tree;
 mod values;
 mod wait;
@@ -170,9 +171,12 @@ impl Context {
     // ===== derived contexts =====
 
     #[inline]
+    #[track_caller]
     fn child(&self, new: NewNode) -> CancelContext {
+        let node = tree::new_child(self.node.as_ref(), new);
+        sites::record(&node, std::panic::Location::caller());
         CancelContext::new(Context {
-            node: Some(tree::new_child(self.node.as_ref(), new)),
+            node: Some(node),
             values: self.values.clone(),
         })
     }
@@ -192,6 +196,7 @@ impl Context {
     /// ```
     #[must_use = "dropping the CancelContext cancels it at once; bind it: `let ctx = ...`"]
     #[inline]
+    #[track_caller]
     pub fn with_cancel(&self) -> CancelContext {
         self.child(NewNode {
             deadline: NO_DEADLINE,
@@ -214,6 +219,7 @@ impl Context {
     /// assert_eq!(ctx.cause().unwrap().to_string(), "shutting down");
     /// ```
     #[must_use = "dropping the CancelContext cancels it at once; bind it: `let ctx = ...`"]
+    #[track_caller]
     pub fn with_cancel_cause(&self) -> CancelContext {
         self.with_cancel()
     }
@@ -235,6 +241,7 @@ impl Context {
     /// assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
     /// ```
     #[must_use = "dropping the CancelContext cancels it at once; bind it: `let ctx = ...`"]
+    #[track_caller]
     pub fn with_deadline(&self, deadline: Instant) -> CancelContext {
         self.with_deadline_reason(deadline, None)
     }
@@ -254,6 +261,7 @@ impl Context {
     /// assert_eq!(cause.to_string(), "quota window closed");
     /// ```
     #[must_use = "dropping the CancelContext cancels it at once; bind it: `let ctx = ...`"]
+    #[track_caller]
     pub fn with_deadline_cause<E>(&self, deadline: Instant, reason: E) -> CancelContext
     where
         E: Into<Box<dyn StdError + Send + Sync + 'static>>,
@@ -261,6 +269,7 @@ impl Context {
         self.with_deadline_reason(deadline, Some(to_reason(reason)))
     }
 
+    #[track_caller]
     fn with_deadline_reason(&self, deadline: Instant, reason: Option<Reason>) -> CancelContext {
         self.child(NewNode {
             deadline: time::encode(deadline).unwrap_or(NO_DEADLINE),
@@ -286,6 +295,7 @@ impl Context {
     /// assert_eq!(forever.deadline(), None);
     /// ```
     #[must_use = "dropping the CancelContext cancels it at once; bind it: `let ctx = ...`"]
+    #[track_caller]
     pub fn with_timeout(&self, timeout: Duration) -> CancelContext {
         self.with_timeout_reason(timeout, None)
     }
@@ -303,6 +313,7 @@ impl Context {
     /// assert_eq!(ctx.cause().unwrap().to_string(), "lookup took too long");
     /// ```
     #[must_use = "dropping the CancelContext cancels it at once; bind it: `let ctx = ...`"]
+    #[track_caller]
     pub fn with_timeout_cause<E>(&self, timeout: Duration, reason: E) -> CancelContext
     where
         E: Into<Box<dyn StdError + Send + Sync + 'static>>,
@@ -310,6 +321,7 @@ impl Context {
         self.with_timeout_reason(timeout, Some(to_reason(reason)))
     }
 
+    #[track_caller]
     fn with_timeout_reason(&self, timeout: Duration, reason: Option<Reason>) -> CancelContext {
         let now = time::now();
         // Invariant 2 of `time`: a deadline that does not fit is no deadline.

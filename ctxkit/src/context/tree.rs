@@ -309,6 +309,7 @@ impl Drop for Node {
         // the address in the `Arc`; an ancestor moved out of its `Arc` is not, so its address is
         // taken before the move.
         let me: *const Node = self;
+        super::sites::forget(me);
         let mut next = self.detach(me);
         while let Some(parent) = next {
             let address = Arc::as_ptr(&parent);

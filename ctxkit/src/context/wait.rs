@@ -15,6 +15,7 @@ use std::time::Instant;
 use crate::context::error::Error;
 use crate::context::tree::{self, Node, Registered};
 use crate::context::waiters::Waiter;
+use crate::spawn;
 use crate::sync::{self, Arc};
 use crate::time::{self, NO_DEADLINE};
 
@@ -67,6 +68,9 @@ impl Future for Done {
         };
         loop {
             if let Some(error) = tree::err(node) {
+                if this.key.is_some() {
+                    note_ended(true);
+                }
                 return Poll::Ready(error);
             }
             match this.key {
@@ -80,6 +84,7 @@ impl Future for Done {
                 None => match tree::register(node, Waiter::Task(cx.waker().clone()), true) {
                     Registered::Waiting(key) => {
                         this.key = Some(key);
+                        note_waiting(Some(node));
                         return Poll::Pending;
                     }
                     Registered::Done(error) => return Poll::Ready(error),
@@ -93,7 +98,38 @@ impl Drop for Done {
     fn drop(&mut self) {
         if let (Some(node), Some(key)) = (&self.node, self.key) {
             tree::deregister(node, key);
+            note_ended(tree::err(node).is_some());
         }
+    }
+}
+
+/// Tells the leak checker that the calling unit waits on `node` (`spawn`'s invariant 4): one
+/// relaxed load unless a leak check is in use.
+fn note_waiting(node: Option<&Arc<Node>>) {
+    if let (true, Some(node)) = (spawn::tracking(), node) {
+        let node: Arc<dyn spawn::Waitable> = node.clone();
+        spawn::note_waiting(spawn::WaitNote::On(Arc::downgrade(&node)));
+    }
+}
+
+/// Tells the leak checker that the calling unit's wait ended, with the context done or not.
+fn note_ended(done: bool) {
+    if spawn::tracking() {
+        let note = if done {
+            spawn::WaitNote::Over
+        } else {
+            spawn::WaitNote::Paused
+        };
+        spawn::note_waiting(note);
+    }
+}
+
+/// Tells the leak checker when a blocking wait ends, however it ends.
+struct Noted<'a>(&'a Node);
+
+impl Drop for Noted<'_> {
+    fn drop(&mut self) {
+        note_ended(tree::err(self.0).is_some());
     }
 }
 
@@ -162,6 +198,8 @@ pub(crate) fn block_until_or(
         Registered::Waiting(key) => key,
         Registered::Done(error) => return Blocked::Done(error),
     };
+    note_waiting(Some(node));
+    let _noted = Noted(node);
     let deadline = node.deadline();
     loop {
         if let Some(error) = tree::err(node) {

@@ -161,3 +161,21 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_default()
 }
+
+/// A leak check over the rest of the calling test (dropped at its end): the test fails if work
+/// it started through ctxkit still runs then. The project's own tests of groups, pools, tickers
+/// and after-functions open one first thing, so each also proves that nothing outlives it.
+#[track_caller]
+pub(crate) fn no_leaks() -> ctxkit::leak::Guard {
+    ctxkit::leak::Guard::with_options(ctxkit::leak::Options::new().retry_for(PATIENCE))
+}
+
+/// [`no_leaks`] for an async test: runs `body` in a leak check's scope, then checks it while
+/// the test's runtime goes on (a guard's blocking check would stop a current-thread runtime
+/// from finishing the tasks that are ending).
+#[track_caller]
+pub(crate) fn no_leaks_async<F: std::future::Future>(
+    body: F,
+) -> impl std::future::Future<Output = F::Output> {
+    ctxkit::leak::check_async_with(ctxkit::leak::Options::new().retry_for(PATIENCE), body)
+}

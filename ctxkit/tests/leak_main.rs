@@ -1,0 +1,129 @@
+//! The leak checker on the main thread, where no other test can run meanwhile: threads and
+//! tokio tasks ctxkit did not start are reported with certainty, the timer thread never is, and
+//! `verify_none` (Go's `VerifyTestMain`) ends the binary. A test binary of its own, with
+//! `harness = false`: its `main` runs the checks one after another.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use ctxkit::leak::{self, Guard, Leak, Options};
+use ctxkit::Context;
+
+fn quick() -> Options {
+    Options::new().retry_for(Duration::from_millis(50))
+}
+
+fn a_plain_thread_is_reported_with_its_name() {
+    let guard = Guard::with_options(quick());
+    let (stop, stopped) = mpsc::channel::<()>();
+    let plain = std::thread::Builder::new()
+        .name("plain-producer".into())
+        .spawn(move || {
+            let _ = stopped.recv();
+        })
+        .unwrap();
+    let report = guard.report();
+    assert_eq!(report.leaks().len(), 1, "{report}");
+    let Leak::Thread { name, age, .. } = &report.leaks()[0] else {
+        panic!("{report}")
+    };
+    assert_eq!(name, "plain-producer");
+    assert!(age.is_some(), "{report}");
+    assert!(
+        report.to_string().contains("thread \"plain-producer\""),
+        "{report}"
+    );
+    guard.disarm();
+    drop(stop);
+    plain.join().unwrap();
+    // Joined: nothing left.
+    leak::check_with(quick(), || {});
+}
+
+fn an_untracked_tokio_task_is_counted_on_its_runtime() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let report = runtime.block_on(async {
+        let guard = Guard::with_options(quick());
+        let task = tokio::spawn(async move {
+            let _ = stopped.await;
+        });
+        let report = guard.report();
+        guard.disarm();
+        let _ = stop.send(());
+        task.await.unwrap();
+        report
+    });
+    assert_eq!(report.leaks(), [Leak::Tasks { count: 1 }], "{report}");
+    // The same with check_async: a task that ends before the scope's end is no leak.
+    runtime.block_on(leak::check_async_with(quick(), async {
+        tokio::spawn(async {}).await.unwrap();
+    }));
+}
+
+fn the_timer_thread_is_never_reported() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    leak::check_with(quick(), || {
+        // An async sleep on a context starts the timer thread (once per process).
+        runtime.block_on(async {
+            let ctx = Context::background();
+            ctx.sleep(Duration::from_millis(1)).await.unwrap();
+        });
+    });
+}
+
+fn verify_none_catches_what_runs_at_the_end() {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let plain = std::thread::Builder::new()
+        .name("left-running".into())
+        .spawn(move || {
+            let _ = stopped.recv();
+        })
+        .unwrap();
+    // The expected panic's message is checked below; keep it off the output.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let failed = catch_unwind(AssertUnwindSafe(|| leak::verify_none_with(quick())));
+    std::panic::set_hook(hook);
+    let payload = failed.expect_err("a thread still runs");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(message.contains("thread \"left-running\""), "{message}");
+    drop(stop);
+    plain.join().unwrap();
+}
+
+fn main() {
+    let checks: [(&str, fn()); 4] = [
+        (
+            "a_plain_thread_is_reported_with_its_name",
+            a_plain_thread_is_reported_with_its_name,
+        ),
+        (
+            "an_untracked_tokio_task_is_counted_on_its_runtime",
+            an_untracked_tokio_task_is_counted_on_its_runtime,
+        ),
+        (
+            "the_timer_thread_is_never_reported",
+            the_timer_thread_is_never_reported,
+        ),
+        (
+            "verify_none_catches_what_runs_at_the_end",
+            verify_none_catches_what_runs_at_the_end,
+        ),
+    ];
+    for (name, check) in checks {
+        check();
+        println!("test {name} ... ok");
+    }
+    // Go's VerifyTestMain: nothing but this thread (and ctxkit's timer) runs at the end.
+    leak::verify_none();
+    println!("test verify_none ... ok");
+}
