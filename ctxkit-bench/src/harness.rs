@@ -24,6 +24,8 @@ pub(crate) struct Cfg {
     pub(crate) quick: bool,
     /// `--only PREFIX` (repeatable, or comma-separated): workloads whose name starts with one.
     pub(crate) only: Vec<String>,
+    /// `--in-leak-scope`: run everything inside a leak check's scope (what tracking costs).
+    pub(crate) in_leak_scope: bool,
 }
 
 impl Cfg {
@@ -31,11 +33,13 @@ impl Cfg {
         let mut cfg = Cfg {
             quick: false,
             only: Vec::new(),
+            in_leak_scope: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" | "-quick" => cfg.quick = true,
+                "--in-leak-scope" => cfg.in_leak_scope = true,
                 "--only" | "-only" => {
                     let prefixes = args.next().ok_or("--only needs a PREFIX")?;
                     cfg.only.extend(
@@ -47,7 +51,7 @@ impl Cfg {
                 }
                 "--help" | "-h" => {
                     return Err(
-                        "usage: ctxkit-bench [--quick] [--only PREFIX[,PREFIX...]]...".into(),
+                        "usage: ctxkit-bench [--quick] [--in-leak-scope] [--only PREFIX[,PREFIX...]]...".into(),
                     )
                 }
                 other => return Err(format!("unknown argument {other:?}; try --help")),

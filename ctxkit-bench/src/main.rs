@@ -4,8 +4,11 @@
 //! line per workload and form on stdout (progress on stderr).
 //!
 //! ```text
-//! cargo run --release -p ctxkit-bench -- [--quick] [--only PREFIX[,PREFIX...]]
+//! cargo run --release -p ctxkit-bench -- [--quick] [--in-leak-scope] [--only PREFIX[,PREFIX...]]
 //! ```
+//!
+//! `--in-leak-scope` runs every workload inside a leak check's scope (`ctxkit::leak::Guard`),
+//! so that each line shows what the checker's tracking adds (the lines are otherwise the same).
 //!
 //! Each module measures one area; they share `harness.rs`. Figures are measured, never asserted.
 
@@ -28,6 +31,9 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // Tracking (tags, wait notes, context sites) is on for the whole process once a scope
+    // opens; the guard is disarmed at the end, since the bench's own runtimes may outlive it.
+    let leak_scope = cfg.in_leak_scope.then(ctxkit::leak::Guard::new);
     let whole = OthersLoad::start();
     for (name, run) in [
         ("ctx", ctx::run as fn(&Cfg)),
@@ -40,4 +46,7 @@ fn main() {
         section.report(name);
     }
     whole.report("whole run");
+    if let Some(guard) = leak_scope {
+        guard.disarm();
+    }
 }

@@ -138,6 +138,10 @@
 //!   `shutdown` that returns the jobs that never ran; threads or tokio tasks.
 //! * [`Limiter`] (a token bucket: `allow`, `reserve`, `wait`) and [`Ticker`] (a throttle with a
 //!   missed-tick policy): rate limiting, in [`rate`]; neither starts a thread.
+//! * [`leak`]: leak checks for tests (Go's goleak): a scope (`leak::Guard`, `leak::check`,
+//!   `leak::check_async`) fails when work it started still runs, reported with its spawn site
+//!   and the context it waits on; attributed exactly under cargo's parallel test runner;
+//!   [`tracked::thread`] and [`tracked::task`] start work it can name.
 //! * [`procs::max_procs`]: how many threads of parallelism to use, the way Go 1.25 sets
 //!   GOMAXPROCS (override, cgroup quota, affinity, CPUs), and where the number came from.
 //!
@@ -152,6 +156,8 @@
 //! * To run many jobs on a fixed number of workers (CPU-bound work, or a downstream service
 //!   that takes only so many calls at once): [`Pool`](pool::Pool): `map` for a batch of inputs
 //!   with results, `start` for jobs that arrive over time.
+//! * To prove in a test that nothing it started outlives it: [`leak::check`] (or a
+//!   [`leak::Guard`] at the top of the test).
 //! * To cap how often something happens, allowing bursts: [`Limiter`]. To run a loop at a steady
 //!   pace: [`Ticker`].
 //!

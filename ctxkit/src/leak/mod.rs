@@ -50,17 +50,23 @@
 //! ]
 //! ```
 //!
-//! ctxkit's report of the same leak (the `stream_hits_leak` example) names the producer, where
-//! it was started, how long it has run, and the context it waits on, with where that context was
-//! made, its deadline and whether it is done: here a context nobody cancels, which is the bug.
+//! ctxkit's report of the same leak, from the `stream_hits_leak` example, in the version where
+//! the producer watches a context but its caller never cancels it: the report names the
+//! producer, the line that started it, how long it has run, and the context it waits on, with
+//! the line that made it and its state: no deadline and not done, which is the bug. goleak can
+//! say only that the goroutine sits in a channel send.
 //!
 //! ```text
-//! ctxkit::leak: 1 leak(s) from the scope opened at ctxkit/examples/stream_hits_leak.rs:60:17 (still running after 500ms of retries):
+//! ctxkit::leak: 1 leak(s) from the scope opened at ctxkit/examples/stream_hits_leak.rs:88:17 (still running after 100ms of retries):
 //! leak 1: thread "stream-hits", started through ctxkit
-//!     spawned at: ctxkit/examples/stream_hits_leak.rs:37:5
-//!     running for: 512.3ms
-//!     waiting on: a context made at ctxkit/examples/stream_hits_leak.rs:62:27, no deadline, not done
+//!     spawned at: ctxkit/examples/stream_hits_leak.rs:92:20
+//!     running for: 100.3ms
+//!     waiting on: a context made at ctxkit/examples/stream_hits_leak.rs:89:37, no deadline, not done
 //! ```
+//!
+//! The faithful port (blocked in a send on a channel nobody reads) is reported with its name,
+//! spawn site and age, and "waiting on: nothing ctxkit knows": ctxkit sees contexts, not
+//! channels.
 //!
 //! # Examples
 //!
