@@ -338,6 +338,10 @@ struct Registry {
     /// `units.len()` less the free keys after the last sweep: the next sweep waits until the
     /// slab has doubled, so sweeping is amortized O(1) per registration.
     swept_at: usize,
+    /// The key of each task's record, by tokio's id: a running task's tag and wait note are
+    /// found without a scan.
+    #[cfg(feature = "tokio")]
+    tasks: std::collections::HashMap<tokio::task::Id, usize>,
 }
 
 impl Registry {
@@ -349,17 +353,34 @@ impl Registry {
         if self.free.is_empty() && self.units.len() >= (2 * self.swept_at).max(64) {
             for (key, entry) in self.units.iter_mut().enumerate() {
                 if entry.as_ref().is_some_and(|record| !record.runs()) {
+                    #[cfg(feature = "tokio")]
+                    if let Some(Record::Task(_, handle, _)) = entry {
+                        self.tasks.remove(&handle.id());
+                    }
                     ended.extend(entry.take());
                     self.free.push(key);
                 }
             }
             self.swept_at = self.units.len() - self.free.len();
         }
-        match self.free.pop() {
-            Some(key) => self.units[key] = Some(record),
-            None => self.units.push(Some(record)),
+        let key = self.free.pop().unwrap_or(self.units.len());
+        #[cfg(feature = "tokio")]
+        if let Record::Task(_, handle, _) = &record {
+            self.tasks.insert(handle.id(), key);
+        }
+        if key == self.units.len() {
+            self.units.push(Some(record));
+        } else {
+            self.units[key] = Some(record);
         }
         ended
+    }
+
+    /// The record of task `id`, if this module started it and it is not reclaimed.
+    #[cfg(feature = "tokio")]
+    fn task(&mut self, id: tokio::task::Id) -> Option<&mut Record> {
+        let key = *self.tasks.get(&id)?;
+        self.units.get_mut(key)?.as_mut()
     }
 }
 
@@ -372,15 +393,10 @@ sync::lazy_static! {
 /// one), `None` for a task of somebody else's (invariant 2).
 #[cfg(feature = "tokio")]
 fn task_tag(id: tokio::task::Id) -> Option<Option<ScopeTag>> {
-    let registry = REGISTRY.lock();
-    registry
-        .units
-        .iter()
-        .flatten()
-        .find_map(|record| match record {
-            Record::Task(info, handle, _) if handle.id() == id => Some(info.tag),
-            _ => None,
-        })
+    match REGISTRY.lock().task(id) {
+        Some(Record::Task(info, _, _)) => Some(info.tag),
+        _ => None,
+    }
 }
 
 /// Records `record` (invariant 1).

@@ -17,12 +17,15 @@ fn quick() -> Options {
 fn a_plain_thread_is_reported_with_its_name() {
     let guard = Guard::with_options(quick());
     let (stop, stopped) = mpsc::channel::<()>();
+    let (running, is_running) = mpsc::channel();
     let plain = std::thread::Builder::new()
         .name("plain-producer".into())
         .spawn(move || {
+            running.send(()).unwrap(); // it has named itself by now
             let _ = stopped.recv();
         })
         .unwrap();
+    is_running.recv().unwrap();
     let report = guard.report();
     assert_eq!(report.leaks().len(), 1, "{report}");
     let Leak::Thread { name, age, .. } = &report.leaks()[0] else {
@@ -79,12 +82,15 @@ fn the_timer_thread_is_never_reported() {
 
 fn verify_none_catches_what_runs_at_the_end() {
     let (stop, stopped) = mpsc::channel::<()>();
+    let (running, is_running) = mpsc::channel();
     let plain = std::thread::Builder::new()
         .name("left-running".into())
         .spawn(move || {
+            running.send(()).unwrap();
             let _ = stopped.recv();
         })
         .unwrap();
+    is_running.recv().unwrap();
     // The expected panic's message is checked below; keep it off the output.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));

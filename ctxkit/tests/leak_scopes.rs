@@ -260,12 +260,15 @@ fn plain_threads_of_a_parallel_test_are_not_blamed_with_certainty() {
     }
     let guard = Guard::with_options(quick());
     let (stop, stopped) = mpsc::channel::<()>();
+    let (running, is_running) = mpsc::channel();
     let plain = std::thread::Builder::new()
         .name("plain-thread".into())
         .spawn(move || {
+            running.send(()).unwrap(); // it has named itself by now
             let _ = stopped.recv();
         })
         .unwrap();
+    is_running.recv().unwrap();
     let report = guard.report();
     // Other tests of this binary run in parallel: it is listed, but not counted.
     if std::env::var("RUST_TEST_THREADS").as_deref() != Ok("1") {
