@@ -128,7 +128,6 @@ impl<J, P: Unpark> WorkersCore<J, P> {
     }
 
     #[cfg(test)]
-    #[cfg_attr(not(loom), allow(dead_code, reason = "read by the loom models only"))]
     pub(crate) fn state(&self) -> State {
         self.state
     }

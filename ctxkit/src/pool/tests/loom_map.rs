@@ -126,8 +126,9 @@ impl Consumer {
             // `Map::start_worker`, on a loom thread (which always starts).
             let shared = self.shared.clone();
             let body = self.body.clone();
+            let id = self.handles.len() + 1;
             self.handles
-                .push(thread::spawn(move || work(&shared, &*body)));
+                .push(thread::spawn(move || work(&shared, &*body, id)));
         }
         match step {
             // `Map::take_ready`, unordered.

@@ -121,8 +121,9 @@ impl ModelWorkers {
             Accepted::Start => {
                 let shared = self.shared.clone();
                 let body = self.body.clone();
+                let id = self.handles.len() + 1;
                 self.handles
-                    .push(thread::spawn(move || serve(&shared, &*body)));
+                    .push(thread::spawn(move || serve(&shared, &*body, id)));
             }
         }
     }
