@@ -133,7 +133,11 @@ fn check_accounting(case: &str, delivered: &[usize], unrun: &[usize], pulled: us
         delivered.len(),
         "{case}: a result came twice: {delivered:?}"
     );
-    assert_eq!(unrun_set.len(), unrun.len(), "{case}: an unrun job came twice");
+    assert_eq!(
+        unrun_set.len(),
+        unrun.len(),
+        "{case}: an unrun job came twice"
+    );
     assert!(
         unrun.windows(2).all(|w| w[0] < w[1]),
         "{case}: unrun jobs not in input order: {unrun:?}"
@@ -193,7 +197,11 @@ fn a_map_runs_up_to_its_workers_jobs_at_once_on_named_threads() {
         .queue(4)
         .map(&Context::background(), 0..N, move |_ctx, n| {
             let _run = seen.start(n);
-            assert_ne!(thread::current().id(), consumer, "a job ran on the consumer");
+            assert_ne!(
+                thread::current().id(),
+                consumer,
+                "a job ran on the consumer"
+            );
             assert_eq!(thread::current().name(), Some("ctxkit-pool"));
             if n < 3 {
                 wait_until(
@@ -367,7 +375,10 @@ fn a_consumer_that_stops_reading_holds_the_workers_back() {
             pulled <= READ + WORKERS + QUEUE,
             "{case}: pulled {pulled} with {READ} read"
         );
-        assert!(ran - READ <= WORKERS + QUEUE, "{case}: {ran} ran, {READ} read");
+        assert!(
+            ran - READ <= WORKERS + QUEUE,
+            "{case}: {ran} ran, {READ} read"
+        );
         // While nobody reads, nothing more is pulled or run.
         thread::sleep(Duration::from_millis(50));
         assert_eq!(
@@ -421,7 +432,11 @@ fn a_slow_first_job_of_an_ordered_map_holds_the_others_back() {
         .inspect(|_| tally.read_one())
         .collect();
     let (ran, pulled, later) = watcher.join().unwrap();
-    assert_eq!((ran, pulled), (BOUND, BOUND), "job 0 blocked: the bound's worth");
+    assert_eq!(
+        (ran, pulled),
+        (BOUND, BOUND),
+        "job 0 blocked: the bound's worth"
+    );
     assert_eq!(later, (ran, pulled), "the workers went on behind job 0");
     assert_eq!(results, (0..N).collect::<Vec<_>>());
     assert!(tally.max_lead() <= BOUND);
@@ -573,7 +588,8 @@ fn a_cancel_in_the_middle_ends_the_map_and_accounts_for_every_pulled_job() {
             } else if n > TRIGGER {
                 // Jobs after the trigger end only with the cancel: the map cannot finish
                 // the input first.
-                ctx.wait_timeout(PATIENCE).expect("the pool's context is canceled");
+                ctx.wait_timeout(PATIENCE)
+                    .expect("the pool's context is canceled");
             }
             n
         };
@@ -734,7 +750,10 @@ fn many_panics_on_two_workers_each_reported_by_index() {
         sorted(failed),
         (0..N).filter(|n| n % 3 == 0).collect::<Vec<_>>()
     );
-    assert_eq!(sorted(ok), (0..N).filter(|n| n % 3 != 0).collect::<Vec<_>>());
+    assert_eq!(
+        sorted(ok),
+        (0..N).filter(|n| n % 3 != 0).collect::<Vec<_>>()
+    );
     assert!(threads.lock().unwrap().len() <= 2);
 }
 

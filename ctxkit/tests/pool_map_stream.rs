@@ -221,7 +221,11 @@ where
 fn check_accounting(case: &str, delivered: &[usize], unrun: &[usize], pulled: usize, runs: &Runs) {
     let delivered_set: BTreeSet<usize> = delivered.iter().copied().collect();
     let unrun_set: BTreeSet<usize> = unrun.iter().copied().collect();
-    assert_eq!(delivered_set.len(), delivered.len(), "{case}: a result twice");
+    assert_eq!(
+        delivered_set.len(),
+        delivered.len(),
+        "{case}: a result twice"
+    );
     assert_eq!(unrun_set.len(), unrun.len(), "{case}: an unrun job twice");
     assert!(
         unrun.windows(2).all(|w| w[0] < w[1]),
@@ -567,7 +571,10 @@ fn results_flow_while_the_input_is_not_ready() {
             rest
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
-        assert!(!reader.is_finished(), "the stream ended with the input open");
+        assert!(
+            !reader.is_finished(),
+            "the stream ended with the input open"
+        );
         for n in 3..10 {
             feed.unbounded_send(n).unwrap();
         }
@@ -595,8 +602,12 @@ fn once_the_context_is_done_no_queued_job_starts() {
             let canceler = {
                 let runs = runs.clone();
                 tokio::spawn(async move {
-                    eventually("every worker runs a job", || runs.total(), |&n| n >= WORKERS)
-                        .await;
+                    eventually(
+                        "every worker runs a job",
+                        || runs.total(),
+                        |&n| n >= WORKERS,
+                    )
+                    .await;
                     cancel.cancel();
                 })
             };
@@ -618,7 +629,11 @@ fn once_the_context_is_done_no_queued_job_starts() {
             let delivered = read_all(&mut results, &tally).await;
             canceler.await.unwrap();
             let unrun = results.into_unrun().await;
-            assert_eq!(runs.total(), WORKERS, "{case}: a job started after the cancel");
+            assert_eq!(
+                runs.total(),
+                WORKERS,
+                "{case}: a job started after the cancel"
+            );
             assert!(tally.pulled() <= WORKERS + QUEUE, "{case}");
             if ordered {
                 assert!(delivered.windows(2).all(|w| w[0] < w[1]), "{case}");
@@ -827,10 +842,8 @@ fn pool_new_0_runs_max_procs_worker_tasks() {
         let runs = Runs::new(N);
         let seen = runs.clone();
         let tally = Tally::default();
-        let mut results = Pool::new(0).map_stream(
-            &Context::background(),
-            tally.input(0..N),
-            move |_ctx, n| {
+        let mut results =
+            Pool::new(0).map_stream(&Context::background(), tally.input(0..N), move |_ctx, n| {
                 let seen = seen.clone();
                 async move {
                     let _run = seen.start(n);
@@ -844,8 +857,7 @@ fn pool_new_0_runs_max_procs_worker_tasks() {
                     }
                     n
                 }
-            },
-        );
+            });
         let delivered = read_all(&mut results, &tally).await;
         assert_eq!(sorted(delivered), (0..N).collect::<Vec<_>>());
         assert_eq!(runs.max_running.load(SeqCst), procs);
@@ -874,14 +886,20 @@ fn a_map_stream_with_queue_0_delivers_everything_one_job_per_worker_in_flight() 
                 );
                 let delivered = read_all(&mut results, &tally).await;
                 assert_eq!(sorted(delivered), (0..N).collect::<Vec<_>>(), "{case}");
-                assert!(tally.max_lead() <= workers, "{case}: lead {}", tally.max_lead());
+                assert!(
+                    tally.max_lead() <= workers,
+                    "{case}: lead {}",
+                    tally.max_lead()
+                );
             }
         }
     });
 }
 
 #[test]
-#[should_panic(expected = "ctxkit::pool: map_stream needs a tokio runtime to start its worker tasks")]
+#[should_panic(
+    expected = "ctxkit::pool: map_stream needs a tokio runtime to start its worker tasks"
+)]
 fn map_stream_outside_a_runtime_panics() {
     let _results = Pool::new(1).map_stream(
         &Context::background(),
@@ -952,7 +970,10 @@ fn runtime_shutdown_case(multi: bool, shutdown: Shutdown, ordered: bool) {
     let mut aborted = Vec::new();
     for outcome in outcomes {
         let failed = outcome.expect_err("no job completed");
-        assert!(failed.is_aborted() && !failed.is_panic(), "{case}: {failed:?}");
+        assert!(
+            failed.is_aborted() && !failed.is_panic(),
+            "{case}: {failed:?}"
+        );
         assert_eq!(
             failed.to_string(),
             format!(
@@ -966,7 +987,11 @@ fn runtime_shutdown_case(multi: bool, shutdown: Shutdown, ordered: bool) {
         assert!(aborted.windows(2).all(|w| w[0] < w[1]), "{case}");
     }
     assert_eq!(runs.total(), WORKERS, "{case}");
-    assert_eq!(runs.dropped.load(SeqCst), WORKERS, "{case}: job futures leaked");
+    assert_eq!(
+        runs.dropped.load(SeqCst),
+        WORKERS,
+        "{case}: job futures leaked"
+    );
     check_accounting(&case, &aborted, &unrun, tally.pulled(), &runs);
 }
 
@@ -996,12 +1021,14 @@ fn a_map_stream_whose_runtime_is_gone_before_the_first_poll_ends() {
     let count = ran.clone();
     let results = {
         let _enter = rt.enter();
-        Pool::new(2)
-            .queue(3)
-            .map_stream(&Context::background(), tally.input(0..100usize), move |_ctx, n| {
+        Pool::new(2).queue(3).map_stream(
+            &Context::background(),
+            tally.input(0..100usize),
+            move |_ctx, n| {
                 count.fetch_add(1, SeqCst);
                 async move { n }
-            })
+            },
+        )
     };
     drop(rt);
     let (delivered, unrun) = watchdog("first poll after the runtime is gone", move || {
