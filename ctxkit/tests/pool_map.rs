@@ -38,10 +38,7 @@ struct Tally {
 
 impl Tally {
     /// `inner`, counted: each pull updates the count and the lead.
-    fn input<I: Iterator>(&self, inner: I) -> impl Iterator<Item = I::Item> + Send
-    where
-        I: Send,
-    {
+    fn input<I: Iterator + Send>(&self, inner: I) -> impl Iterator<Item = I::Item> + Send {
         let tally = self.clone();
         inner.inspect(move |_| {
             let pulled = tally.pulled.fetch_add(1, SeqCst) + 1;
@@ -387,8 +384,8 @@ fn a_consumer_that_stops_reading_holds_the_workers_back() {
             "{case}: the map went on while nobody read"
         );
 
-        let rest = results.map(|r| r.unwrap()).count();
-        assert_eq!(READ + rest, N, "{case}");
+        let rest: Vec<usize> = results.map(Result::unwrap).collect();
+        assert_eq!(READ + rest.len(), N, "{case}");
         assert_eq!(runs.ran().len(), N, "{case}");
     }
 }
@@ -458,10 +455,7 @@ fn a_million_item_input_with_an_early_break_pulls_at_most_the_bound() {
             } else {
                 pool.map(&Context::background(), input, |_ctx, n| n)
             };
-            for result in results.by_ref() {
-                result.unwrap();
-                break;
-            }
+            results.next().unwrap().unwrap();
         });
         assert!(
             tally.pulled() <= 10,

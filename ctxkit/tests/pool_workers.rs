@@ -143,7 +143,7 @@ fn check_report(case: &str, accepted: &[usize], refused: &[usize], unrun: &[usiz
     let unrun_set: BTreeSet<usize> = unrun.iter().copied().collect();
     assert_eq!(unrun_set.len(), unrun.len(), "{case}: an unrun job twice");
     let position = |job: &usize| accepted.iter().position(|a| a == job);
-    let positions: Vec<_> = unrun.iter().map(|job| position(job)).collect();
+    let positions: Vec<_> = unrun.iter().map(position).collect();
     assert!(
         positions.iter().all(Option::is_some),
         "{case}: a job came back unrun that was never accepted: {unrun:?}"
