@@ -27,6 +27,28 @@ use common::{wait_until, XorShift, HOUR, PATIENCE};
 use ctxkit::pool::Pool;
 use ctxkit::{Context, Error};
 
+/// Runs a test's body on a thread of its own and fails the test if it has not returned after
+/// three times `PATIENCE`: a hang fails instead of hanging the suite, and a bounded wait
+/// inside the body (up to `PATIENCE`) still fails first, with its own message.
+fn hang_guard(name: &str, body: fn()) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let runner = thread::spawn(move || {
+        body();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(3 * PATIENCE) {
+        Ok(()) => runner.join().unwrap(),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(payload) = runner.join() {
+                std::panic::resume_unwind(payload);
+            }
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{name}: still running after {:?}: a hang", 3 * PATIENCE)
+        }
+    }
+}
+
 /// How many threads named `ctxkit-pool` run in this process (`None` off Linux).
 fn pool_threads() -> Option<usize> {
     let tasks = std::fs::read_dir("/proc/self/task").ok()?;
@@ -61,6 +83,13 @@ fn function_released(step: &str, probe: &Arc<()>) {
 
 #[test]
 fn no_pool_thread_outlives_its_pool() {
+    hang_guard(
+        stringify!(no_pool_thread_outlives_its_pool),
+        no_pool_thread_outlives_its_pool_body,
+    );
+}
+
+fn no_pool_thread_outlives_its_pool_body() {
     let bg = Context::background();
     if pool_threads().is_none() {
         eprintln!("no /proc/self/task: only the probe checks run");
@@ -273,6 +302,15 @@ async fn no_task_left(step: &str) {
     }
 }
 
+/// Waits on tokio's timer (bounded) until `n` jobs sleep: the worker tasks are busy.
+async fn eventually_sleeping(sleeping: &AtomicUsize, n: usize) {
+    let give_up = Instant::now() + PATIENCE;
+    while sleeping.load(SeqCst) < n {
+        assert!(Instant::now() < give_up, "the jobs never started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 fn runtime(multi: bool) -> tokio::runtime::Runtime {
     if multi {
         tokio::runtime::Builder::new_multi_thread()
@@ -321,13 +359,17 @@ fn no_map_stream_task_outlives_its_stream() {
             assert_eq!(Arc::strong_count(&probe), 1);
 
             let held = probe.clone();
+            let sleeping = Arc::new(AtomicUsize::new(0));
+            let count = sleeping.clone();
             let mut results = Pool::new(2).queue(2).map_stream(
                 &bg,
                 futures::stream::iter(0..100usize),
                 move |_ctx, n| {
                     let _held = &held;
+                    let count = count.clone();
                     async move {
                         if n > 0 {
+                            count.fetch_add(1, SeqCst);
                             tokio::time::sleep(HOUR).await; // ignores its context
                         }
                         n
@@ -335,6 +377,7 @@ fn no_map_stream_task_outlives_its_stream() {
                 },
             );
             assert_eq!(results.next().await, Some(Ok(0)));
+            eventually_sleeping(&sleeping, 2).await;
             drop(results);
             no_task_left("dropped mid-way").await;
             assert_eq!(Arc::strong_count(&probe), 1);
@@ -411,18 +454,23 @@ fn no_async_worker_task_outlives_its_pool() {
             }
 
             let held = probe.clone();
+            let sleeping = Arc::new(AtomicUsize::new(0));
+            let count = sleeping.clone();
             let workers = Pool::new(2)
                 .queue(4)
                 .start_async(&bg, move |_ctx, _n: usize| {
                     let held = held.clone();
+                    let count = count.clone();
                     async move {
                         let _held = held;
+                        count.fetch_add(1, SeqCst);
                         tokio::time::sleep(HOUR).await; // ignores its context
                     }
                 });
             for n in 0..6 {
                 workers.submit(&bg, n).await.unwrap();
             }
+            eventually_sleeping(&sleeping, 2).await;
             drop(workers);
             no_task_left("dropped").await;
             assert_eq!(Arc::strong_count(&probe), 1);

@@ -27,6 +27,28 @@ use ctxkit::{procs, Context, Error};
 
 // ===== helpers =====
 
+/// Runs a test's body on a thread of its own and fails the test if it has not returned after
+/// three times `PATIENCE`: a hang fails instead of hanging the suite, and a bounded wait
+/// inside the body (up to `PATIENCE`) still fails first, with its own message.
+fn hang_guard(name: &str, body: fn()) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let runner = thread::spawn(move || {
+        body();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(3 * PATIENCE) {
+        Ok(()) => runner.join().unwrap(),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(payload) = runner.join() {
+                std::panic::resume_unwind(payload);
+            }
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{name}: still running after {:?}: a hang", 3 * PATIENCE)
+        }
+    }
+}
+
 /// Counts what a map pulls from its input, and the largest lead of the pulls over the results
 /// the consumer has read (the consumer reports each read with [`Tally::read_one`]).
 #[derive(Clone, Default)]
@@ -158,6 +180,13 @@ fn check_accounting(case: &str, delivered: &[usize], unrun: &[usize], pulled: us
 /// Each of 20,000 jobs runs exactly once and its result comes back exactly once.
 #[test]
 fn map_delivers_every_result_exactly_once() {
+    hang_guard(
+        stringify!(map_delivers_every_result_exactly_once),
+        map_delivers_every_result_exactly_once_body,
+    );
+}
+
+fn map_delivers_every_result_exactly_once_body() {
     const N: usize = 20_000;
     for ordered in [false, true] {
         let runs = Runs::new(N);
@@ -186,6 +215,13 @@ fn map_delivers_every_result_exactly_once() {
 /// three jobs of a three-worker map each wait until three have run at the same time.
 #[test]
 fn a_map_runs_up_to_its_workers_jobs_at_once_on_named_threads() {
+    hang_guard(
+        stringify!(a_map_runs_up_to_its_workers_jobs_at_once_on_named_threads),
+        a_map_runs_up_to_its_workers_jobs_at_once_on_named_threads_body,
+    );
+}
+
+fn a_map_runs_up_to_its_workers_jobs_at_once_on_named_threads_body() {
     const N: usize = 300;
     let runs = Runs::new(N);
     let seen = runs.clone();
@@ -220,6 +256,13 @@ fn a_map_runs_up_to_its_workers_jobs_at_once_on_named_threads() {
 /// `map_ordered` yields input order although job 0 finishes after jobs 1..=5.
 #[test]
 fn map_ordered_yields_input_order_whatever_the_completion_order() {
+    hang_guard(
+        stringify!(map_ordered_yields_input_order_whatever_the_completion_order),
+        map_ordered_yields_input_order_whatever_the_completion_order_body,
+    );
+}
+
+fn map_ordered_yields_input_order_whatever_the_completion_order_body() {
     const N: usize = 200;
     let finished = Arc::new(Mutex::new(Vec::new()));
     let log = finished.clone();
@@ -248,6 +291,13 @@ fn map_ordered_yields_input_order_whatever_the_completion_order() {
 /// result, so it is not first. And it yields the same multiset as `map_ordered`.
 #[test]
 fn map_yields_in_completion_order_the_same_multiset_as_map_ordered() {
+    hang_guard(
+        stringify!(map_yields_in_completion_order_the_same_multiset_as_map_ordered),
+        map_yields_in_completion_order_the_same_multiset_as_map_ordered_body,
+    );
+}
+
+fn map_yields_in_completion_order_the_same_multiset_as_map_ordered_body() {
     const N: usize = 500;
     let first_read = Arc::new(AtomicBool::new(false));
     let flag = first_read.clone();
@@ -292,6 +342,13 @@ fn map_yields_in_completion_order_the_same_multiset_as_map_ordered() {
 /// results read, whatever the order of completion (some jobs are slower than the others).
 #[test]
 fn the_input_is_never_pulled_more_than_the_bound_ahead_of_the_reader() {
+    hang_guard(
+        stringify!(the_input_is_never_pulled_more_than_the_bound_ahead_of_the_reader),
+        the_input_is_never_pulled_more_than_the_bound_ahead_of_the_reader_body,
+    );
+}
+
+fn the_input_is_never_pulled_more_than_the_bound_ahead_of_the_reader_body() {
     const N: usize = 600;
     for (workers, queue) in [(1, 0), (2, 0), (1, 3), (3, 5), (4, 1), (2, 64)] {
         for ordered in [false, true] {
@@ -331,6 +388,13 @@ fn the_input_is_never_pulled_more_than_the_bound_ahead_of_the_reader() {
 /// and then wait; reading on delivers the rest.
 #[test]
 fn a_consumer_that_stops_reading_holds_the_workers_back() {
+    hang_guard(
+        stringify!(a_consumer_that_stops_reading_holds_the_workers_back),
+        a_consumer_that_stops_reading_holds_the_workers_back_body,
+    );
+}
+
+fn a_consumer_that_stops_reading_holds_the_workers_back_body() {
     const N: usize = 1000;
     const WORKERS: usize = 2;
     const QUEUE: usize = 3;
@@ -394,6 +458,13 @@ fn a_consumer_that_stops_reading_holds_the_workers_back() {
 /// worth is pulled the workers stop, although the consumer is blocked in `next` (not reading).
 #[test]
 fn a_slow_first_job_of_an_ordered_map_holds_the_others_back() {
+    hang_guard(
+        stringify!(a_slow_first_job_of_an_ordered_map_holds_the_others_back),
+        a_slow_first_job_of_an_ordered_map_holds_the_others_back_body,
+    );
+}
+
+fn a_slow_first_job_of_an_ordered_map_holds_the_others_back_body() {
     const N: usize = 100;
     const BOUND: usize = 2 + 2;
     let tally = Tally::default();
@@ -443,6 +514,13 @@ fn a_slow_first_job_of_an_ordered_map_holds_the_others_back() {
 /// and the drop returns at once (it does not run the input).
 #[test]
 fn a_million_item_input_with_an_early_break_pulls_at_most_the_bound() {
+    hang_guard(
+        stringify!(a_million_item_input_with_an_early_break_pulls_at_most_the_bound),
+        a_million_item_input_with_an_early_break_pulls_at_most_the_bound_body,
+    );
+}
+
+fn a_million_item_input_with_an_early_break_pulls_at_most_the_bound_body() {
     const MILLION: usize = 1_000_000;
     for ordered in [false, true] {
         let tally = Tally::default();
@@ -498,6 +576,13 @@ fn a_million_item_input_with_an_early_break_pulls_at_most_the_bound() {
 /// not run come back from `into_unrun`, in input order.
 #[test]
 fn once_the_context_is_done_no_queued_job_starts() {
+    hang_guard(
+        stringify!(once_the_context_is_done_no_queued_job_starts),
+        once_the_context_is_done_no_queued_job_starts_body,
+    );
+}
+
+fn once_the_context_is_done_no_queued_job_starts_body() {
     const WORKERS: usize = 3;
     const QUEUE: usize = 5;
     for ordered in [false, true] {
@@ -560,6 +645,13 @@ fn collect_ok<I: Iterator<Item = Result<usize, ctxkit::pool::JobFailed>>>(
 /// ends long before the input does, and the accounting holds.
 #[test]
 fn a_cancel_in_the_middle_ends_the_map_and_accounts_for_every_pulled_job() {
+    hang_guard(
+        stringify!(a_cancel_in_the_middle_ends_the_map_and_accounts_for_every_pulled_job),
+        a_cancel_in_the_middle_ends_the_map_and_accounts_for_every_pulled_job_body,
+    );
+}
+
+fn a_cancel_in_the_middle_ends_the_map_and_accounts_for_every_pulled_job_body() {
     const N: usize = 100_000;
     const TRIGGER: usize = 500;
     const WORKERS: usize = 2;
@@ -612,6 +704,13 @@ fn a_cancel_in_the_middle_ends_the_map_and_accounts_for_every_pulled_job() {
 /// A map made on a done context pulls nothing, runs nothing, ends at once.
 #[test]
 fn a_map_on_a_done_context_pulls_and_runs_nothing() {
+    hang_guard(
+        stringify!(a_map_on_a_done_context_pulls_and_runs_nothing),
+        a_map_on_a_done_context_pulls_and_runs_nothing_body,
+    );
+}
+
+fn a_map_on_a_done_context_pulls_and_runs_nothing_body() {
     let ctx = Context::background().with_cancel();
     ctx.cancel();
     for ordered in [false, true] {
@@ -640,6 +739,13 @@ fn a_map_on_a_done_context_pulls_and_runs_nothing() {
 /// those that take a while after the cancel); no queued job starts.
 #[test]
 fn dropping_a_map_cancels_its_context_and_waits_for_the_running_jobs() {
+    hang_guard(
+        stringify!(dropping_a_map_cancels_its_context_and_waits_for_the_running_jobs),
+        dropping_a_map_cancels_its_context_and_waits_for_the_running_jobs_body,
+    );
+}
+
+fn dropping_a_map_cancels_its_context_and_waits_for_the_running_jobs_body() {
     let contexts = Arc::new(Mutex::new(Vec::new()));
     let kept = contexts.clone();
     let started = Arc::new(AtomicUsize::new(0));
@@ -674,6 +780,13 @@ fn dropping_a_map_cancels_its_context_and_waits_for_the_running_jobs() {
 /// `JobFailed`; every other job delivers, on the same one worker thread, before and after.
 #[test]
 fn a_panicking_job_is_its_failure_and_its_worker_goes_on() {
+    hang_guard(
+        stringify!(a_panicking_job_is_its_failure_and_its_worker_goes_on),
+        a_panicking_job_is_its_failure_and_its_worker_goes_on_body,
+    );
+}
+
+fn a_panicking_job_is_its_failure_and_its_worker_goes_on_body() {
     let threads = Arc::new(Mutex::new(HashSet::new()));
     let seen = threads.clone();
     let results: Vec<_> = Pool::new(1)
@@ -718,6 +831,13 @@ fn a_panicking_job_is_its_failure_and_its_worker_goes_on() {
 /// those jobs (by index), the others all deliver, and no more than two threads ever ran jobs.
 #[test]
 fn many_panics_on_two_workers_each_reported_by_index() {
+    hang_guard(
+        stringify!(many_panics_on_two_workers_each_reported_by_index),
+        many_panics_on_two_workers_each_reported_by_index_body,
+    );
+}
+
+fn many_panics_on_two_workers_each_reported_by_index_body() {
     const N: usize = 300;
     let threads = Arc::new(Mutex::new(HashSet::new()));
     let seen = threads.clone();
@@ -757,6 +877,13 @@ fn many_panics_on_two_workers_each_reported_by_index() {
 /// it runs that many jobs at once, on no more threads.
 #[test]
 fn pool_new_0_is_max_procs_workers() {
+    hang_guard(
+        stringify!(pool_new_0_is_max_procs_workers),
+        pool_new_0_is_max_procs_workers_body,
+    );
+}
+
+fn pool_new_0_is_max_procs_workers_body() {
     let procs = procs::max_procs();
     assert_eq!(Pool::new(0).workers(), procs);
     assert_eq!(Pool::default(), Pool::new(0));
@@ -792,6 +919,13 @@ fn pool_new_0_is_max_procs_workers() {
 /// read), and the map still delivers everything.
 #[test]
 fn a_map_with_queue_0_delivers_everything_one_job_per_worker_in_flight() {
+    hang_guard(
+        stringify!(a_map_with_queue_0_delivers_everything_one_job_per_worker_in_flight),
+        a_map_with_queue_0_delivers_everything_one_job_per_worker_in_flight_body,
+    );
+}
+
+fn a_map_with_queue_0_delivers_everything_one_job_per_worker_in_flight_body() {
     const N: usize = 2000;
     for workers in [1, 2, 3] {
         for ordered in [false, true] {
@@ -828,9 +962,64 @@ fn a_map_with_queue_0_delivers_everything_one_job_per_worker_in_flight() {
     }
 }
 
+/// An input whose `next` panics: the panic reaches the reader (the input is pulled on its
+/// thread), and the map, dropped while it unwinds, still cancels its jobs' context and joins
+/// its workers (no worker holds the job function any more).
+#[test]
+fn an_input_that_panics_reaches_the_reader_and_the_workers_are_joined() {
+    hang_guard(
+        "an_input_that_panics_reaches_the_reader_and_the_workers_are_joined",
+        an_input_that_panics_body,
+    );
+}
+
+fn an_input_that_panics_body() {
+    let probe = Arc::new(());
+    let held = probe.clone();
+    let contexts = Arc::new(Mutex::new(Vec::new()));
+    let kept = contexts.clone();
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let input = (0..100usize).inspect(|&n| assert!(n != 5, "the input broke at {n}"));
+        let results = Pool::new(2)
+            .queue(2)
+            .map(&Context::background(), input, move |ctx, n| {
+                let _held = &held;
+                kept.lock().unwrap().push(ctx.clone());
+                n
+            });
+        results.map(Result::unwrap).count()
+    }));
+    let payload = read.expect_err("the input's panic reaches the reader");
+    assert_eq!(common::panic_message(&*payload), "the input broke at 5");
+    assert_eq!(Arc::strong_count(&probe), 1, "a worker outlived the map");
+    for ctx in contexts.lock().unwrap().iter() {
+        assert!(ctx.is_done());
+    }
+}
+
+/// `into_unrun` of a map never read returns nothing and pulls nothing; of a map read to its
+/// end, nothing.
+#[test]
+fn into_unrun_of_a_map_never_read_or_read_to_its_end_is_empty() {
+    let tally = Tally::default();
+    let results = Pool::new(2).map(&Context::background(), tally.input(0..10), |_, n| n);
+    assert!(results.into_unrun().is_empty());
+    assert_eq!(tally.pulled(), 0);
+    let mut results = Pool::new(2).map(&Context::background(), tally.input(0..10), |_, n| n);
+    assert_eq!(results.by_ref().count(), 10);
+    assert!(results.into_unrun().is_empty());
+}
+
 /// A map over an empty input ends at once, with nothing unrun.
 #[test]
 fn an_empty_input_ends_at_once() {
+    hang_guard(
+        stringify!(an_empty_input_ends_at_once),
+        an_empty_input_ends_at_once_body,
+    );
+}
+
+fn an_empty_input_ends_at_once_body() {
     let mut results = Pool::new(3).map(&Context::background(), std::iter::empty::<u8>(), |_, n| n);
     assert!(results.next().is_none());
     assert!(results.into_unrun().is_empty());

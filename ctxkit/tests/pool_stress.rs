@@ -7,8 +7,8 @@
 //! bounded); the input is never pulled more than the bound ahead of the reader; and no job
 //! starts once its worker has seen the pool's context done.
 //!
-//! Each test runs rounds for about two seconds. The seed is printed; set `POOL_STRESS_SEED`
-//! to replay a run's choices (thread timing still varies). The jobs' planned panics carry the
+//! Each test runs rounds for about two seconds (`POOL_STRESS_SECS` to change it). The seed is
+//! printed; set `POOL_STRESS_SEED` to replay a run's choices (thread timing still varies). The jobs' planned panics carry the
 //! marker `pool-stress:`; a panic hook keeps them off the test output.
 
 #![cfg(feature = "tokio")]
@@ -26,8 +26,14 @@ use ctxkit::pool::{JobFailed, Pool, SubmitErrorKind};
 use ctxkit::{CancelHandle, Context};
 use futures::StreamExt as _;
 
-/// How long each test runs rounds.
-const RUN_FOR: Duration = Duration::from_secs(2);
+/// How long each test runs rounds, unless `POOL_STRESS_SECS` says otherwise.
+fn run_for() -> Duration {
+    let secs = std::env::var("POOL_STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    Duration::from_secs(secs)
+}
 /// The marker of a planned panic.
 const MARKER: &str = "pool-stress:";
 
@@ -377,7 +383,7 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
 #[test]
 fn stress_map() {
     let mut rng = XorShift::new(seed("stress_map"));
-    let stop_at = Instant::now() + RUN_FOR;
+    let stop_at = Instant::now() + run_for();
     let mut rounds = 0;
     while Instant::now() < stop_at {
         map_round(&mut rng, rounds);
@@ -670,7 +676,7 @@ fn workers_round_body(case: &str, shape: Shape, end: PoolEnd, submitters: usize,
 #[test]
 fn stress_workers() {
     let mut rng = XorShift::new(seed("stress_workers"));
-    let stop_at = Instant::now() + RUN_FOR;
+    let stop_at = Instant::now() + run_for();
     let mut rounds = 0;
     while Instant::now() < stop_at {
         workers_round(&mut rng, rounds);
@@ -880,7 +886,7 @@ fn map_stream_runtime_drop_round(rng: &mut XorShift, round: usize) {
 #[test]
 fn stress_map_stream() {
     let mut rng = XorShift::new(seed("stress_map_stream"));
-    let stop_at = Instant::now() + RUN_FOR;
+    let stop_at = Instant::now() + run_for();
     let mut rounds = 0;
     let current = runtime(false);
     let multi = runtime(true);
@@ -1063,7 +1069,7 @@ async fn async_workers_round(rng: &mut XorShift, round: usize, multi: bool) {
 #[test]
 fn stress_async_workers() {
     let mut rng = XorShift::new(seed("stress_async_workers"));
-    let stop_at = Instant::now() + RUN_FOR;
+    let stop_at = Instant::now() + run_for();
     let mut rounds = 0;
     let current = runtime(false);
     let multi = runtime(true);

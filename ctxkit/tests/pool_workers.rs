@@ -31,6 +31,28 @@ use ctxkit::{procs, Context, Error};
 
 // ===== helpers =====
 
+/// Runs a test's body on a thread of its own and fails the test if it has not returned after
+/// three times `PATIENCE`: a hang fails instead of hanging the suite, and a bounded wait
+/// inside the body (up to `PATIENCE`) still fails first, with its own message.
+fn hang_guard(name: &str, body: fn()) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let runner = thread::spawn(move || {
+        body();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(3 * PATIENCE) {
+        Ok(()) => runner.join().unwrap(),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(payload) = runner.join() {
+                std::panic::resume_unwind(payload);
+            }
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{name}: still running after {:?}: a hang", 3 * PATIENCE)
+        }
+    }
+}
+
 /// How many times each job started and how many ran to their end, and how many ran at once.
 struct Runs {
     each: Vec<AtomicUsize>,
@@ -174,6 +196,13 @@ fn send_sync<T: Send + Sync>() {}
 /// meanwhile says `Full`.
 #[test]
 fn submit_waits_while_the_queue_is_full() {
+    hang_guard(
+        stringify!(submit_waits_while_the_queue_is_full),
+        submit_waits_while_the_queue_is_full_body,
+    );
+}
+
+fn submit_waits_while_the_queue_is_full_body() {
     let bg = Context::background();
     let runs = Runs::new(10);
     let seen = runs.clone();
@@ -215,6 +244,13 @@ fn submit_waits_while_the_queue_is_full() {
 /// another thread, a context done already), handing the job back; the job never runs.
 #[test]
 fn submit_gives_up_when_its_context_is_done_and_hands_the_job_back() {
+    hang_guard(
+        stringify!(submit_gives_up_when_its_context_is_done_and_hands_the_job_back),
+        submit_gives_up_when_its_context_is_done_and_hands_the_job_back_body,
+    );
+}
+
+fn submit_gives_up_when_its_context_is_done_and_hands_the_job_back_body() {
     let bg = Context::background();
     let runs = Runs::new(10);
     let seen = runs.clone();
@@ -261,6 +297,13 @@ fn submit_gives_up_when_its_context_is_done_and_hands_the_job_back() {
 /// `queued` counts the waiting jobs.
 #[test]
 fn try_submit_hands_the_job_back_when_the_queue_is_full() {
+    hang_guard(
+        stringify!(try_submit_hands_the_job_back_when_the_queue_is_full),
+        try_submit_hands_the_job_back_when_the_queue_is_full_body,
+    );
+}
+
+fn try_submit_hands_the_job_back_when_the_queue_is_full_body() {
     let bg = Context::background();
     let runs = Runs::new(10);
     let seen = runs.clone();
@@ -299,6 +342,13 @@ fn try_submit_hands_the_job_back_when_the_queue_is_full() {
 /// submission order.
 #[test]
 fn after_a_cancel_submissions_are_closed_and_queued_jobs_never_start() {
+    hang_guard(
+        stringify!(after_a_cancel_submissions_are_closed_and_queued_jobs_never_start),
+        after_a_cancel_submissions_are_closed_and_queued_jobs_never_start_body,
+    );
+}
+
+fn after_a_cancel_submissions_are_closed_and_queued_jobs_never_start_body() {
     let (ctx, cancel) = Context::background().with_cancel().into_parts();
     let runs = Runs::new(10);
     let seen = runs.clone();
@@ -340,9 +390,52 @@ fn after_a_cancel_submissions_are_closed_and_queued_jobs_never_start() {
     );
 }
 
+/// A `submit` waiting on a full queue (with a context that is never done) when the pool's
+/// context is canceled: it returns `Closed` with its job, at the cancel, not never.
+#[test]
+fn a_waiting_submit_is_refused_as_closed_at_the_cancel() {
+    hang_guard(
+        "a_waiting_submit_is_refused_as_closed_at_the_cancel",
+        a_waiting_submit_is_refused_as_closed_at_the_cancel_body,
+    );
+}
+
+fn a_waiting_submit_is_refused_as_closed_at_the_cancel_body() {
+    let (ctx, cancel) = Context::background().with_cancel().into_parts();
+    let runs = Runs::new(10);
+    let seen = runs.clone();
+    let workers = Pool::new(1).queue(1).start(&ctx, move |ctx, n: usize| {
+        let _run = seen.start(n);
+        if n == 0 {
+            assert_eq!(ctx.wait_timeout(PATIENCE), Some(Error::Canceled));
+        }
+    });
+    workers.submit(&ctx, 0).unwrap();
+    workers.submit(&ctx, 1).unwrap();
+    wait_until("job 0 runs", || runs.total(), |&n| n == 1);
+    let canceler = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(30));
+        cancel.cancel();
+    });
+    let refused = workers.submit(&Context::background(), 2).unwrap_err();
+    assert_eq!(refused.kind(), SubmitErrorKind::Closed);
+    assert_eq!(refused.into_job(), 2);
+    canceler.join().unwrap();
+    let report = workers.shutdown(&Context::background());
+    assert_eq!(report.unrun, [1]);
+    check_report("waiting submit", &[0, 1], &[2], &report.unrun, &runs);
+}
+
 /// A pool started on a done context refuses everything and runs nothing.
 #[test]
 fn a_pool_started_on_a_done_context_refuses_every_job() {
+    hang_guard(
+        stringify!(a_pool_started_on_a_done_context_refuses_every_job),
+        a_pool_started_on_a_done_context_refuses_every_job_body,
+    );
+}
+
+fn a_pool_started_on_a_done_context_refuses_every_job_body() {
     let ctx = Context::background().with_cancel();
     ctx.cancel();
     let ran = Arc::new(AtomicUsize::new(0));
@@ -372,6 +465,13 @@ fn a_pool_started_on_a_done_context_refuses_every_job() {
 /// `shutdown(background)` runs every accepted job, exactly once, before it returns.
 #[test]
 fn shutdown_with_background_runs_every_accepted_job() {
+    hang_guard(
+        stringify!(shutdown_with_background_runs_every_accepted_job),
+        shutdown_with_background_runs_every_accepted_job_body,
+    );
+}
+
+fn shutdown_with_background_runs_every_accepted_job_body() {
     const N: usize = 500;
     let bg = Context::background();
     let runs = Runs::new(N);
@@ -405,6 +505,13 @@ fn shutdown_with_background_runs_every_accepted_job() {
 /// order; the pool's context is done.
 #[test]
 fn shutdown_with_a_grace_period_returns_the_unrun_jobs_in_submission_order() {
+    hang_guard(
+        stringify!(shutdown_with_a_grace_period_returns_the_unrun_jobs_in_submission_order),
+        shutdown_with_a_grace_period_returns_the_unrun_jobs_in_submission_order_body,
+    );
+}
+
+fn shutdown_with_a_grace_period_returns_the_unrun_jobs_in_submission_order_body() {
     let bg = Context::background();
     let runs = Runs::new(30);
     let seen = runs.clone();
@@ -436,6 +543,13 @@ fn shutdown_with_a_grace_period_returns_the_unrun_jobs_in_submission_order() {
 /// every accepted job ran exactly once or came back unrun, never both, unrun in order.
 #[test]
 fn shutdown_with_a_grace_period_accounts_for_every_accepted_job() {
+    hang_guard(
+        stringify!(shutdown_with_a_grace_period_accounts_for_every_accepted_job),
+        shutdown_with_a_grace_period_accounts_for_every_accepted_job_body,
+    );
+}
+
+fn shutdown_with_a_grace_period_accounts_for_every_accepted_job_body() {
     const N: usize = 400;
     for workers_n in [1, 2, 3] {
         let bg = Context::background();
@@ -473,6 +587,13 @@ fn shutdown_with_a_grace_period_accounts_for_every_accepted_job() {
 /// were reported), and every job ran, all on the one worker thread.
 #[test]
 fn panics_are_reported_in_failed_and_the_worker_goes_on() {
+    hang_guard(
+        stringify!(panics_are_reported_in_failed_and_the_worker_goes_on),
+        panics_are_reported_in_failed_and_the_worker_goes_on_body,
+    );
+}
+
+fn panics_are_reported_in_failed_and_the_worker_goes_on_body() {
     let bg = Context::background();
     let runs = Runs::new(10);
     let seen = runs.clone();
@@ -518,6 +639,13 @@ fn panics_are_reported_in_failed_and_the_worker_goes_on() {
 /// The index of a failure counts accepted submissions: refused ones take no number.
 #[test]
 fn a_failures_index_counts_accepted_jobs_only() {
+    hang_guard(
+        stringify!(a_failures_index_counts_accepted_jobs_only),
+        a_failures_index_counts_accepted_jobs_only_body,
+    );
+}
+
+fn a_failures_index_counts_accepted_jobs_only_body() {
     let bg = Context::background();
     let runs = Runs::new(10);
     let seen = runs.clone();
@@ -550,6 +678,13 @@ fn a_failures_index_counts_accepted_jobs_only() {
 /// small queue, so they wait on each other); each of the 1,000 jobs runs exactly once.
 #[test]
 fn workers_take_submissions_from_several_threads() {
+    hang_guard(
+        stringify!(workers_take_submissions_from_several_threads),
+        workers_take_submissions_from_several_threads_body,
+    );
+}
+
+fn workers_take_submissions_from_several_threads_body() {
     send_sync::<Workers<usize>>();
     send_sync::<SubmitError<usize>>();
     const PER: usize = 250;
@@ -580,6 +715,13 @@ fn workers_take_submissions_from_several_threads() {
 /// time; once one is free again, it is accepted.
 #[test]
 fn a_queue_of_0_accepts_a_job_only_while_a_worker_is_free() {
+    hang_guard(
+        stringify!(a_queue_of_0_accepts_a_job_only_while_a_worker_is_free),
+        a_queue_of_0_accepts_a_job_only_while_a_worker_is_free_body,
+    );
+}
+
+fn a_queue_of_0_accepts_a_job_only_while_a_worker_is_free_body() {
     let bg = Context::background();
     let runs = Runs::new(10);
     let seen = runs.clone();
@@ -626,6 +768,13 @@ fn a_queue_of_0_accepts_a_job_only_while_a_worker_is_free() {
 /// (at once); the next is refused.
 #[test]
 fn pool_new_0_starts_max_procs_workers() {
+    hang_guard(
+        stringify!(pool_new_0_starts_max_procs_workers),
+        pool_new_0_starts_max_procs_workers_body,
+    );
+}
+
+fn pool_new_0_starts_max_procs_workers_body() {
     let procs = procs::max_procs();
     let bg = Context::background();
     let runs = Runs::new(procs + 1);
@@ -675,6 +824,13 @@ impl Drop for Tracked {
 /// while after the cancel), and drops the queued jobs without running them.
 #[test]
 fn dropping_workers_cancels_waits_for_the_running_job_and_drops_the_queued_ones() {
+    hang_guard(
+        stringify!(dropping_workers_cancels_waits_for_the_running_job_and_drops_the_queued_ones),
+        dropping_workers_cancels_waits_for_the_running_job_and_drops_the_queued_ones_body,
+    );
+}
+
+fn dropping_workers_cancels_waits_for_the_running_job_and_drops_the_queued_ones_body() {
     let bg = Context::background();
     let runs = Runs::new(10);
     let seen = runs.clone();
@@ -701,6 +857,96 @@ fn dropping_workers_cancels_waits_for_the_running_job_and_drops_the_queued_ones(
     assert_eq!(runs.total(), 1, "a queued job ran");
     assert_eq!(drops.load(SeqCst), 5, "jobs leaked");
     assert_eq!(pool_ctx.err(), Some(Error::Canceled));
+}
+
+// ===== bad sizes =====
+
+/// `queue(usize::MAX)` (an "unbounded" queue) and `Pool::new(usize::MAX)` (as many workers
+/// as jobs) are accepted by `Pool`; a pool made from them must take jobs like any other.
+#[test]
+fn huge_sizes_take_jobs() {
+    hang_guard("huge_sizes_take_jobs", huge_sizes_take_jobs_body);
+}
+
+fn huge_sizes_take_jobs_body() {
+    let bg = Context::background();
+    for (case, pool) in [
+        ("queue(usize::MAX)", Pool::new(2).queue(usize::MAX)),
+        ("Pool::new(usize::MAX)", Pool::new(usize::MAX).queue(1)),
+    ] {
+        let runs = Runs::new(20);
+        let seen = runs.clone();
+        let workers = pool.start(&bg, move |_ctx, n: usize| {
+            let _run = seen.start(n);
+        });
+        for n in 0..20 {
+            if let Err(e) = workers.try_submit(n) {
+                panic!("{case}: job {n} refused: {:?}", e.kind());
+            }
+        }
+        let report = workers.shutdown(&bg);
+        assert!(
+            report.unrun.is_empty() && report.failed.is_empty(),
+            "{case}"
+        );
+        assert_eq!(runs.ran().len(), 20, "{case}");
+    }
+}
+
+#[test]
+fn async_huge_sizes_take_jobs() {
+    on_both_runtimes(|| async {
+        let bg = Context::background();
+        for (case, pool) in [
+            ("queue(usize::MAX)", Pool::new(2).queue(usize::MAX)),
+            ("Pool::new(usize::MAX)", Pool::new(usize::MAX).queue(1)),
+        ] {
+            let workers = pool.start_async(&bg, |_ctx, _n: usize| async {});
+            for n in 0..20 {
+                if let Err(e) = workers.try_submit(n) {
+                    panic!("{case}: job {n} refused: {:?}", e.kind());
+                }
+            }
+            let report = workers.shutdown(&bg).await;
+            assert!(
+                report.unrun.is_empty() && report.failed.is_empty(),
+                "{case}"
+            );
+        }
+    });
+}
+
+// ===== threads: a pool dropped by one of its own jobs =====
+
+/// A job that drops the last handle to its own pool (jobs carry an `Arc<Workers>`, as a
+/// self-resubmitting crawler's would): the drop must not wait for the very worker it runs on.
+#[test]
+#[ignore = "bug: dropping the last Workers handle inside one of its jobs deadlocks that worker \
+            (Drop waits for the pool to be over, i.e. for its own worker to leave); leaves a \
+            stuck thread behind"]
+fn dropping_the_last_handle_inside_one_of_its_jobs_does_not_deadlock() {
+    type Job = Box<dyn FnOnce() + Send>;
+    let (dropped, has_dropped) = std::sync::mpsc::channel();
+    let workers: Arc<Workers<Job>> =
+        Arc::new(Pool::new(2).start(&Context::background(), |_ctx, job: Job| job()));
+    let slot = Arc::new(Mutex::new(Some(workers.clone())));
+    let in_job = slot.clone();
+    let started = Gate::default();
+    let go = started.clone();
+    workers
+        .try_submit(Box::new(move || {
+            go.wait();
+            let last = in_job.lock().unwrap().take();
+            drop(last); // the last handle, on one of the pool's workers
+            let _ = dropped.send(());
+        }))
+        .unwrap_or_else(|_| panic!("the job is accepted"));
+    drop(workers);
+    drop(slot);
+    started.open();
+    has_dropped
+        .recv_timeout(PATIENCE)
+        .expect("the drop inside the job returned");
 }
 
 // ===== async =====
@@ -837,6 +1083,42 @@ fn async_after_a_cancel_submissions_are_closed_and_queued_jobs_never_start() {
             &report.unrun,
             &runs,
         );
+    });
+}
+
+/// An async `submit` waiting on a full queue when the pool's context is canceled: `Closed`,
+/// with its job.
+#[test]
+fn async_a_waiting_submit_is_refused_as_closed_at_the_cancel() {
+    on_both_runtimes(|| async {
+        let (ctx, cancel) = Context::background().with_cancel().into_parts();
+        let runs = Runs::new(10);
+        let seen = runs.clone();
+        let workers = Pool::new(1)
+            .queue(1)
+            .start_async(&ctx, move |ctx, n: usize| {
+                let run = seen.start(n);
+                async move {
+                    if n == 0 {
+                        assert_eq!(ctx.done().await, Error::Canceled);
+                    }
+                    drop(run);
+                }
+            });
+        workers.submit(&ctx, 0).await.unwrap();
+        workers.submit(&ctx, 1).await.unwrap();
+        eventually("job 0 runs", || runs.total(), |&n| n == 1).await;
+        let canceler = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            cancel.cancel();
+        });
+        let refused = workers.submit(&Context::background(), 2).await.unwrap_err();
+        assert_eq!(refused.kind(), SubmitErrorKind::Closed);
+        assert_eq!(refused.into_job(), 2);
+        canceler.await.unwrap();
+        let report = workers.shutdown(&Context::background()).await;
+        assert_eq!(report.unrun, [1]);
+        check_report("async waiting submit", &[0, 1], &[2], &report.unrun, &runs);
     });
 }
 
