@@ -859,6 +859,50 @@ fn dropping_workers_cancels_waits_for_the_running_job_and_drops_the_queued_ones_
     assert_eq!(pool_ctx.err(), Some(Error::Canceled));
 }
 
+// ===== trait hygiene =====
+
+/// The pools' values cross threads, their errors box into `dyn Error + Send + Sync`, and
+/// `Debug` on a running pool does not deadlock.
+#[test]
+fn errors_box_and_debug_works_on_a_running_pool() {
+    hang_guard(
+        "errors_box_and_debug_works_on_a_running_pool",
+        errors_box_and_debug_works_on_a_running_pool_body,
+    );
+}
+
+fn errors_box_and_debug_works_on_a_running_pool_body() {
+    send_sync::<JobFailed>();
+    send_sync::<ctxkit::pool::ShutdownReport<usize>>();
+    let workers = Pool::new(1)
+        .queue(0)
+        .start(&Context::background(), |ctx, _n: usize| {
+            let _ = ctx.wait_timeout(PATIENCE);
+        });
+    workers.try_submit(0).unwrap();
+    let refused = workers.try_submit(1).unwrap_err();
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(refused);
+    assert_eq!(boxed.to_string(), "ctxkit::pool: the queue is full");
+    drop(workers); // cancels job 0
+
+    let bg = Context::background();
+    let gate = Gate::default();
+    let held = gate.clone();
+    let workers = Pool::new(1)
+        .queue(1)
+        .start(&bg, move |_ctx, _n: usize| held.wait());
+    workers.try_submit(0).unwrap();
+    workers.try_submit(1).unwrap();
+    let text = format!("{workers:?}");
+    assert!(text.starts_with("Workers"), "{text}");
+    gate.open();
+    let report = workers.shutdown(&bg);
+    assert!(
+        report.unrun.is_empty() && report.failed.is_empty(),
+        "{report:?}"
+    );
+}
+
 // ===== bad sizes =====
 
 /// `queue(usize::MAX)` (an "unbounded" queue) and `Pool::new(usize::MAX)` (as many workers
