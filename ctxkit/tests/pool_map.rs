@@ -8,7 +8,8 @@
 //! * once the pool's context is done no queued job starts, the map ends, and every pulled job
 //!   either delivered its result or comes back from `into_unrun`, never both;
 //! * a panicking job is that job's `JobFailed`, and its worker goes on;
-//! * `Pool::new(0)` is `max_procs()` workers, `queue(0)` a rendezvous that still delivers all.
+//! * `Pool::new(0)` is `max_procs()` workers, `queue(0)` a rendezvous that still delivers all;
+//! * an input that panics reaches the reader, and the workers are still joined.
 //!
 //! No assertion depends on how fast anything runs: where a test needs a state (every worker
 //! busy, a result read), jobs wait for it, bounded by `common::PATIENCE`.
