@@ -17,11 +17,10 @@
 //! `shutdown` takes the pool by value, so "a submission after the shutdown" cannot be written;
 //! the refusals are checked after the pool's context is done instead.
 //!
-//! Two tests show bugs in `src/pool` at the time of writing: `huge_sizes_take_jobs` and
-//! `async_huge_sizes_take_jobs` fail (`WorkersCore`'s capacity sum overflows for
-//! `queue(usize::MAX)` or `Pool::new(usize::MAX)`: a panic in debug, refusals as `Full` in
-//! release), and `dropping_the_last_handle_inside_one_of_its_jobs_does_not_deadlock` is ignored
-//! (it deadlocks, leaving a stuck thread).
+//! Two bugs these tests found are fixed: `huge_sizes_take_jobs` and `async_huge_sizes_take_jobs`
+//! (`WorkersCore`'s capacity sum overflowed for `queue(usize::MAX)` or `Pool::new(usize::MAX)`),
+//! and `dropping_the_last_handle_inside_one_of_its_jobs_does_not_deadlock` (the drop waited for
+//! its own worker).
 
 mod common;
 
@@ -32,7 +31,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{wait_until, watchdog, PATIENCE};
-use ctxkit::pool::{JobFailed, Pool, SubmitError, SubmitErrorKind, Workers};
+use ctxkit::pool::{AsyncWorkers, JobFailed, Pool, SubmitError, SubmitErrorKind, Workers};
 use ctxkit::{procs, Context, Error};
 
 // ===== helpers =====
@@ -971,9 +970,6 @@ fn async_huge_sizes_take_jobs() {
 /// A job that drops the last handle to its own pool (jobs carry an `Arc<Workers>`, as a
 /// self-resubmitting crawler's would): the drop must not wait for the very worker it runs on.
 #[test]
-#[ignore = "bug: dropping the last Workers handle inside one of its jobs deadlocks that worker \
-            (Drop waits for the pool to be over, i.e. for its own worker to leave); leaves a \
-            stuck thread behind"]
 fn dropping_the_last_handle_inside_one_of_its_jobs_does_not_deadlock() {
     type Job = Box<dyn FnOnce() + Send>;
     let (dropped, has_dropped) = std::sync::mpsc::channel();
@@ -1590,4 +1586,83 @@ fn async_a_pool_whose_runtime_is_gone_before_its_first_job() {
     }
     assert_eq!(report.unrun, accepted);
     assert!(report.failed.is_empty(), "{:?}", report.failed);
+}
+
+/// A job that shuts its own pool down (the last handle taken out of a slot): the shutdown waits
+/// for the other workers only, and reports the jobs that never ran.
+#[test]
+fn a_shutdown_from_inside_one_of_its_own_jobs_returns() {
+    type Job = Box<dyn FnOnce() + Send>;
+    let (reported, report) = std::sync::mpsc::channel();
+    let workers: Workers<Job> = Pool::new(1)
+        .queue(4)
+        .start(&Context::background(), |_ctx, job: Job| job());
+    let slot: Arc<Mutex<Option<Workers<Job>>>> = Arc::new(Mutex::new(None));
+    let in_job = slot.clone();
+    let started = Gate::default();
+    let go = started.clone();
+    workers
+        .try_submit(Box::new(move || {
+            go.wait();
+            let own = in_job
+                .lock()
+                .unwrap()
+                .take()
+                .expect("the pool is in the slot");
+            let report =
+                own.shutdown(&Context::background().with_timeout(Duration::from_millis(10)));
+            let _ = reported.send(report.unrun.len());
+        }))
+        .unwrap_or_else(|_| panic!("the job is accepted"));
+    // Queued behind the running job on the one worker: never run, since the shutdown's grace
+    // ends while this worker is still busy with the job that shuts the pool down.
+    workers
+        .try_submit(Box::new(|| {}))
+        .unwrap_or_else(|_| panic!("the second job is accepted"));
+    *slot.lock().unwrap() = Some(workers);
+    started.open();
+    let unrun = report
+        .recv_timeout(PATIENCE)
+        .expect("the shutdown inside the job returned");
+    assert_eq!(unrun, 1);
+}
+
+#[test]
+fn an_async_shutdown_from_inside_one_of_its_own_jobs_returns() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(common::bounded(async {
+        type Slot = Arc<Mutex<Option<AsyncWorkers<u32>>>>;
+        let slot: Slot = Arc::new(Mutex::new(None));
+        let in_job = slot.clone();
+        let (reported, report) = tokio::sync::oneshot::channel();
+        let reported = Arc::new(Mutex::new(Some(reported)));
+        let workers = Pool::new(1).start_async(&Context::background(), move |_ctx, job: u32| {
+            let in_job = in_job.clone();
+            let reported = reported.clone();
+            async move {
+                if job == 0 {
+                    let own = in_job
+                        .lock()
+                        .unwrap()
+                        .take()
+                        .expect("the pool is in the slot");
+                    let report = own.shutdown(&Context::background()).await;
+                    let _ = reported
+                        .lock()
+                        .unwrap()
+                        .take()
+                        .unwrap()
+                        .send(report.unrun.len());
+                }
+            }
+        });
+        *slot.lock().unwrap() = Some(workers);
+        let submit = slot.lock().unwrap().as_ref().unwrap().try_submit(0);
+        assert!(submit.is_ok());
+        assert_eq!(report.await.unwrap(), 0);
+    }));
 }
