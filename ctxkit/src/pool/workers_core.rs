@@ -263,6 +263,7 @@ impl<J, P: Unpark> WorkersCore<J, P> {
     }
 
     /// Whether the pool is over: not running, no worker left (invariant 5).
+    #[cfg(test)]
     pub(crate) fn is_over(&self) -> bool {
         self.is_over_but(0)
     }
