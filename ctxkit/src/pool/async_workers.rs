@@ -362,10 +362,15 @@ impl<J: Send + 'static> AsyncWorkers<J> {
         let mut wake = Vec::new();
         self.shared.core.lock().close(&mut wake);
         wake.into_iter().for_each(Waker::wake);
+        // Shut down from inside one of its own jobs, it cannot wait for that worker task.
+        let me = tokio::task::try_id();
+        let own = usize::from(
+            me.is_some_and(|me| self.handles.lock().iter().any(|handle| handle.id() == me)),
+        );
         let mut done = ctx.done();
         let in_time = poll_fn(|cx| {
             let mut core = self.shared.core.lock();
-            if core.is_over() {
+            if core.is_over_but(own) {
                 return Poll::Ready(true);
             }
             core.wait(cx.waker());
@@ -381,7 +386,7 @@ impl<J: Send + 'static> AsyncWorkers<J> {
             self.cancel.cancel();
             poll_fn(|cx| {
                 let mut core = self.shared.core.lock();
-                if core.is_over() {
+                if core.is_over_but(own) {
                     Poll::Ready(())
                 } else {
                     core.wait(cx.waker());
@@ -392,6 +397,9 @@ impl<J: Send + 'static> AsyncWorkers<J> {
         }
         let handles = std::mem::take(&mut *self.handles.lock());
         for handle in handles {
+            if Some(handle.id()) == me {
+                continue; // our own task: it leaves when this job returns
+            }
             // The task has left the core; this waits for it to return. Its jobs' panics are
             // caught, so an error here means it was aborted, which is what we wanted anyway.
             let _ = handle.await;

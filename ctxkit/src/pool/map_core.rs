@@ -338,6 +338,9 @@ mod tests {
 
     const CONSUMER: Token = Token(0);
 
+    /// What the consumer's exchange gave: its step, workers to start, results, workers woken.
+    type Consumed = (ConsumerStep, usize, Vec<(u64, Outcome<u32>)>, Vec<Token>);
+
     /// The consumer queues `jobs` (indexed from `first`); returns its step, the workers to
     /// start, the results it got and the workers it woke.
     fn consume(
@@ -346,7 +349,7 @@ mod tests {
         jobs: &[u32],
         input_ended: bool,
         stop: bool,
-    ) -> (ConsumerStep, usize, Vec<(u64, Outcome<u32>)>, Vec<Token>) {
+    ) -> Consumed {
         let mut pulled: Vec<_> = (first..).zip(jobs.iter().copied()).collect();
         let mut ready = Vec::new();
         let mut wake = Vec::new();

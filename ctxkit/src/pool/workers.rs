@@ -53,14 +53,27 @@ impl<J, P: Unpark> Shared<J, P> {
     }
 }
 
+thread_local! {
+    /// The shared state of the pool whose worker this thread is (its address), if any: a
+    /// pool dropped or shut down from inside one of its own jobs must not wait for itself.
+    static WORKER_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 impl<J> Shared<J, Thread> {
-    /// Parks the calling thread until the pool is over (invariant 2's precondition).
+    /// Whether the calling thread is one of this pool's workers.
+    fn on_own_worker(&self) -> bool {
+        WORKER_OF.with(std::cell::Cell::get) == self as *const Self as usize
+    }
+
+    /// Parks the calling thread until the pool is over (invariant 2's precondition), but for
+    /// the caller's own worker if it is one.
     pub(super) fn wait_over(&self) {
+        let own = usize::from(self.on_own_worker());
         let me = sync::current_thread();
         loop {
             {
                 let mut core = self.core.lock();
-                if core.is_over() {
+                if core.is_over_but(own) {
                     return;
                 }
                 core.wait(&me);
@@ -128,6 +141,7 @@ impl<J, F: Fn(&Context, J) + Send + Sync> JobBody<J> for F {
 /// A worker thread's life: exchange, run the job, exchange again, until told to leave.
 pub(super) fn serve<J>(shared: &Shared<J, Thread>, body: &dyn JobBody<J>, id: usize) {
     let _id = super::worker_id::enter(id);
+    WORKER_OF.with(|of| of.set(shared as *const Shared<J, Thread> as usize));
     let me = sync::current_thread();
     let mut looking = true;
     let mut panicked = None;
@@ -180,8 +194,10 @@ pub(super) fn serve<J>(shared: &Shared<J, Thread>, body: &dyn JobBody<J>, id: us
 ///   goes on.
 ///
 /// Dropping it cancels the pool's context, drops the queued jobs and joins the workers: the
-/// drop waits for the jobs that are running to return. `Workers` is `Sync`: share it (`&` or
-/// `Arc`) among submitting threads.
+/// drop waits for the jobs that are running to return. Dropped (or shut down) from inside one
+/// of its own jobs (a job holding an `Arc<Workers>`), it waits for the other workers only: the
+/// worker it runs on leaves when that job returns. `Workers` is `Sync`: share it (`&` or `Arc`)
+/// among submitting threads.
 ///
 /// # Examples
 ///
@@ -387,9 +403,10 @@ impl<J: Send + 'static> Workers<J> {
         self.shared.core.lock().close(&mut wake);
         wake.into_iter().for_each(Unpark::unpark);
         let me = sync::current_thread();
+        let own = usize::from(self.shared.on_own_worker());
         let in_time = ctx.block_until_or(|| {
             let mut core = self.shared.core.lock();
-            if core.is_over() {
+            if core.is_over_but(own) {
                 true
             } else {
                 core.wait(&me);
@@ -441,10 +458,15 @@ impl<J: Send + 'static> Workers<J> {
 }
 
 impl<J> Workers<J> {
-    /// Joins every worker thread started (invariant 2).
+    /// Joins every worker thread started (invariant 2), but the calling thread if it is one of
+    /// them: it cannot join itself, and leaves when its job returns.
     fn join(&self) {
         let handles = std::mem::take(&mut *self.handles.lock());
+        let me = std::thread::current().id();
         for handle in handles {
+            if handle.thread().id() == me {
+                continue;
+            }
             // A worker catches its jobs' panics; a join error would be ctxkit's own bug, and a
             // drop must not panic: ignore it.
             let _ = handle.join();

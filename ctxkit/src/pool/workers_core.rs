@@ -140,7 +140,11 @@ impl<J, P: Unpark> WorkersCore<J, P> {
         }
         // Free workers not yet matched with a queued job could take one more at once.
         let recruitable = self.idle.len() + (self.size - self.started);
-        let capacity = self.bound + self.searching + recruitable;
+        // Saturating: `queue(usize::MAX)` or `Pool::new(usize::MAX)` mean "no bound".
+        let capacity = self
+            .bound
+            .saturating_add(self.searching)
+            .saturating_add(recruitable);
         if self.queued.len() >= capacity {
             return Err((Refused::Full, job));
         }
@@ -259,8 +263,15 @@ impl<J, P: Unpark> WorkersCore<J, P> {
     }
 
     /// Whether the pool is over: not running, no worker left (invariant 5).
+    #[cfg(test)]
     pub(crate) fn is_over(&self) -> bool {
-        self.state != State::Running && self.live == 0
+        self.is_over_but(0)
+    }
+
+    /// Whether the pool is over but for `busy` workers (the caller's own, when it runs on one
+    /// of the pool's workers and cannot wait for itself).
+    pub(crate) fn is_over_but(&self, busy: usize) -> bool {
+        self.state != State::Running && self.live <= busy
     }
 
     /// Stores the token of a submission waiting for room or a shutdown waiting for the end
@@ -280,7 +291,10 @@ impl<J, P: Unpark> WorkersCore<J, P> {
     pub(crate) fn has_room(&self) -> bool {
         self.state != State::Running
             || self.queued.len()
-                < self.bound + self.searching + self.idle.len() + (self.size - self.started)
+                < self
+                    .bound
+                    .saturating_add(self.searching)
+                    .saturating_add(self.idle.len() + (self.size - self.started))
     }
 
     /// The accepted jobs that never started, in order of acceptance, and the panics reported.
