@@ -223,6 +223,10 @@ pub(crate) enum Kind {
     /// A thread of a `std::thread::scope` (`try_spawn_scoped`), joined by its scope.
     ScopedThread,
     /// A tokio task (`spawn_task`).
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "tasks need the tokio feature")
+    )]
     Task,
 }
 
@@ -468,7 +472,7 @@ pub(crate) fn note_waiting(note: WaitNote) {
         return;
     }
     let apply = |waiting: &mut Waiting| match note {
-        WaitNote::On(target) => std::mem::replace(waiting, Some((target, true))),
+        WaitNote::On(target) => waiting.replace((target, true)),
         WaitNote::Paused => {
             if let Some((_, now)) = waiting {
                 *now = false;

@@ -7,7 +7,6 @@
 //! outlive a request or a test: a leak report then names the line that started it, and the
 //! context it waits on.
 
-use std::future::Future;
 use std::io;
 use std::thread::JoinHandle;
 
@@ -54,7 +53,7 @@ where
 #[track_caller]
 pub fn task<F>(name: &'static str, future: F) -> tokio::task::JoinHandle<F::Output>
 where
-    F: Future + Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let origin = Origin::here(name);

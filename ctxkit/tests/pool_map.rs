@@ -181,6 +181,7 @@ fn check_accounting(case: &str, delivered: &[usize], unrun: &[usize], pulled: us
 /// Each of 20,000 jobs runs exactly once and its result comes back exactly once.
 #[test]
 fn map_delivers_every_result_exactly_once() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(map_delivers_every_result_exactly_once),
         map_delivers_every_result_exactly_once_body,
@@ -216,6 +217,7 @@ fn map_delivers_every_result_exactly_once_body() {
 /// three jobs of a three-worker map each wait until three have run at the same time.
 #[test]
 fn a_map_runs_up_to_its_workers_jobs_at_once_on_named_threads() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(a_map_runs_up_to_its_workers_jobs_at_once_on_named_threads),
         a_map_runs_up_to_its_workers_jobs_at_once_on_named_threads_body,
@@ -257,6 +259,7 @@ fn a_map_runs_up_to_its_workers_jobs_at_once_on_named_threads_body() {
 /// `map_ordered` yields input order although job 0 finishes after jobs 1..=5.
 #[test]
 fn map_ordered_yields_input_order_whatever_the_completion_order() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(map_ordered_yields_input_order_whatever_the_completion_order),
         map_ordered_yields_input_order_whatever_the_completion_order_body,
@@ -292,6 +295,7 @@ fn map_ordered_yields_input_order_whatever_the_completion_order_body() {
 /// result, so it is not first. And it yields the same multiset as `map_ordered`.
 #[test]
 fn map_yields_in_completion_order_the_same_multiset_as_map_ordered() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(map_yields_in_completion_order_the_same_multiset_as_map_ordered),
         map_yields_in_completion_order_the_same_multiset_as_map_ordered_body,
@@ -343,6 +347,7 @@ fn map_yields_in_completion_order_the_same_multiset_as_map_ordered_body() {
 /// results read, whatever the order of completion (some jobs are slower than the others).
 #[test]
 fn the_input_is_never_pulled_more_than_the_bound_ahead_of_the_reader() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(the_input_is_never_pulled_more_than_the_bound_ahead_of_the_reader),
         the_input_is_never_pulled_more_than_the_bound_ahead_of_the_reader_body,
@@ -389,6 +394,7 @@ fn the_input_is_never_pulled_more_than_the_bound_ahead_of_the_reader_body() {
 /// and then wait; reading on delivers the rest.
 #[test]
 fn a_consumer_that_stops_reading_holds_the_workers_back() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(a_consumer_that_stops_reading_holds_the_workers_back),
         a_consumer_that_stops_reading_holds_the_workers_back_body,
@@ -459,6 +465,7 @@ fn a_consumer_that_stops_reading_holds_the_workers_back_body() {
 /// worth is pulled the workers stop, although the consumer is blocked in `next` (not reading).
 #[test]
 fn a_slow_first_job_of_an_ordered_map_holds_the_others_back() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(a_slow_first_job_of_an_ordered_map_holds_the_others_back),
         a_slow_first_job_of_an_ordered_map_holds_the_others_back_body,
@@ -515,6 +522,7 @@ fn a_slow_first_job_of_an_ordered_map_holds_the_others_back_body() {
 /// and the drop returns at once (it does not run the input).
 #[test]
 fn a_million_item_input_with_an_early_break_pulls_at_most_the_bound() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(a_million_item_input_with_an_early_break_pulls_at_most_the_bound),
         a_million_item_input_with_an_early_break_pulls_at_most_the_bound_body,
@@ -577,6 +585,7 @@ fn a_million_item_input_with_an_early_break_pulls_at_most_the_bound_body() {
 /// not run come back from `into_unrun`, in input order.
 #[test]
 fn once_the_context_is_done_no_queued_job_starts() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(once_the_context_is_done_no_queued_job_starts),
         once_the_context_is_done_no_queued_job_starts_body,
@@ -646,6 +655,7 @@ fn collect_ok<I: Iterator<Item = Result<usize, ctxkit::pool::JobFailed>>>(
 /// ends long before the input does, and the accounting holds.
 #[test]
 fn a_cancel_in_the_middle_ends_the_map_and_accounts_for_every_pulled_job() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(a_cancel_in_the_middle_ends_the_map_and_accounts_for_every_pulled_job),
         a_cancel_in_the_middle_ends_the_map_and_accounts_for_every_pulled_job_body,
@@ -705,6 +715,7 @@ fn a_cancel_in_the_middle_ends_the_map_and_accounts_for_every_pulled_job_body() 
 /// A map made on a done context pulls nothing, runs nothing, ends at once.
 #[test]
 fn a_map_on_a_done_context_pulls_and_runs_nothing() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(a_map_on_a_done_context_pulls_and_runs_nothing),
         a_map_on_a_done_context_pulls_and_runs_nothing_body,
@@ -740,6 +751,7 @@ fn a_map_on_a_done_context_pulls_and_runs_nothing_body() {
 /// those that take a while after the cancel); no queued job starts.
 #[test]
 fn dropping_a_map_cancels_its_context_and_waits_for_the_running_jobs() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(dropping_a_map_cancels_its_context_and_waits_for_the_running_jobs),
         dropping_a_map_cancels_its_context_and_waits_for_the_running_jobs_body,
@@ -781,6 +793,7 @@ fn dropping_a_map_cancels_its_context_and_waits_for_the_running_jobs_body() {
 /// `JobFailed`; every other job delivers, on the same one worker thread, before and after.
 #[test]
 fn a_panicking_job_is_its_failure_and_its_worker_goes_on() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(a_panicking_job_is_its_failure_and_its_worker_goes_on),
         a_panicking_job_is_its_failure_and_its_worker_goes_on_body,
@@ -832,6 +845,7 @@ fn a_panicking_job_is_its_failure_and_its_worker_goes_on_body() {
 /// those jobs (by index), the others all deliver, and no more than two threads ever ran jobs.
 #[test]
 fn many_panics_on_two_workers_each_reported_by_index() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(many_panics_on_two_workers_each_reported_by_index),
         many_panics_on_two_workers_each_reported_by_index_body,
@@ -878,6 +892,7 @@ fn many_panics_on_two_workers_each_reported_by_index_body() {
 /// it runs that many jobs at once, on no more threads.
 #[test]
 fn pool_new_0_is_max_procs_workers() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(pool_new_0_is_max_procs_workers),
         pool_new_0_is_max_procs_workers_body,
@@ -920,6 +935,7 @@ fn pool_new_0_is_max_procs_workers_body() {
 /// read), and the map still delivers everything.
 #[test]
 fn a_map_with_queue_0_delivers_everything_one_job_per_worker_in_flight() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(a_map_with_queue_0_delivers_everything_one_job_per_worker_in_flight),
         a_map_with_queue_0_delivers_everything_one_job_per_worker_in_flight_body,
@@ -968,6 +984,7 @@ fn a_map_with_queue_0_delivers_everything_one_job_per_worker_in_flight_body() {
 /// its workers (no worker holds the job function any more).
 #[test]
 fn an_input_that_panics_reaches_the_reader_and_the_workers_are_joined() {
+    let _leaks = common::no_leaks();
     hang_guard(
         "an_input_that_panics_reaches_the_reader_and_the_workers_are_joined",
         an_input_that_panics_body,
@@ -1002,6 +1019,7 @@ fn an_input_that_panics_body() {
 /// end, nothing.
 #[test]
 fn into_unrun_of_a_map_never_read_or_read_to_its_end_is_empty() {
+    let _leaks = common::no_leaks();
     let tally = Tally::default();
     let results = Pool::new(2).map(&Context::background(), tally.input(0..10), |_, n| n);
     assert!(results.into_unrun().is_empty());
@@ -1014,6 +1032,7 @@ fn into_unrun_of_a_map_never_read_or_read_to_its_end_is_empty() {
 /// A map over an empty input ends at once, with nothing unrun.
 #[test]
 fn an_empty_input_ends_at_once() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(an_empty_input_ends_at_once),
         an_empty_input_ends_at_once_body,
@@ -1030,6 +1049,7 @@ fn an_empty_input_ends_at_once_body() {
 #[test]
 #[should_panic(expected = "delivered and unrun")]
 fn the_accounting_check_catches_a_job_that_ran_and_came_back() {
+    let _leaks = common::no_leaks();
     let runs = Runs::new(3);
     drop(runs.start(0));
     drop(runs.start(1));

@@ -249,6 +249,7 @@ fn check_accounting(case: &str, delivered: &[usize], unrun: &[usize], pulled: us
 
 #[test]
 fn map_stream_delivers_every_result_exactly_once() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         const N: usize = 20_000;
         for ordered in [false, true] {
@@ -287,6 +288,7 @@ fn map_stream_delivers_every_result_exactly_once() {
 /// three jobs wait for it); every job runs in a worker task, no more than three of them.
 #[test]
 fn a_map_stream_runs_up_to_its_workers_jobs_at_once_in_worker_tasks() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         const N: usize = 300;
         let runs = Runs::new(N);
@@ -326,6 +328,7 @@ fn a_map_stream_runs_up_to_its_workers_jobs_at_once_in_worker_tasks() {
 /// The ordered form yields input order although job 0 finishes after jobs 1..=5.
 #[test]
 fn map_stream_ordered_yields_input_order_whatever_the_completion_order() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         const N: usize = 200;
         let finished = Arc::new(Mutex::new(Vec::new()));
@@ -362,6 +365,7 @@ fn map_stream_ordered_yields_input_order_whatever_the_completion_order() {
 /// another result), the same multiset as the ordered form.
 #[test]
 fn map_stream_yields_in_completion_order_the_same_multiset() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         const N: usize = 500;
         let first_read = Arc::new(AtomicBool::new(false));
@@ -415,6 +419,7 @@ fn map_stream_yields_in_completion_order_the_same_multiset() {
 /// `MapStream` is a `Stream`: `StreamExt` combinators work on it too.
 #[test]
 fn a_map_stream_is_a_stream() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         let results = Pool::new(2).map_stream_ordered(
             &Context::background(),
@@ -430,6 +435,7 @@ fn a_map_stream_is_a_stream() {
 
 #[test]
 fn the_input_is_never_pulled_more_than_the_bound_ahead_of_the_reader() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         const N: usize = 600;
         for (workers, queue) in [(1, 0), (2, 0), (1, 3), (3, 5), (4, 1), (2, 64)] {
@@ -465,6 +471,7 @@ fn the_input_is_never_pulled_more_than_the_bound_ahead_of_the_reader() {
 /// holds the worker tasks back; reading on delivers the rest.
 #[test]
 fn a_consumer_that_stops_reading_holds_the_worker_tasks_back() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         const N: usize = 1000;
         const WORKERS: usize = 2;
@@ -518,6 +525,7 @@ fn a_consumer_that_stops_reading_holds_the_worker_tasks_back() {
 /// bound ahead of the reads was pulled.
 #[test]
 fn a_million_item_input_with_an_early_break_pulls_at_most_the_bound() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         for ordered in [false, true] {
             for read in [1, 100] {
@@ -549,6 +557,7 @@ fn a_million_item_input_with_an_early_break_pulls_at_most_the_bound() {
 /// more come as items arrive, and the stream ends when the input does.
 #[test]
 fn results_flow_while_the_input_is_not_ready() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         let (feed, input) = futures::channel::mpsc::unbounded::<usize>();
         let mut results = Pool::new(2).queue(2).map_stream_ordered(
@@ -590,6 +599,7 @@ fn results_flow_while_the_input_is_not_ready() {
 /// running jobs deliver, no queued job starts, the stream ends, `into_unrun` has the rest.
 #[test]
 fn once_the_context_is_done_no_queued_job_starts() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         const WORKERS: usize = 3;
         const QUEUE: usize = 5;
@@ -648,6 +658,7 @@ fn once_the_context_is_done_no_queued_job_starts() {
 /// ends long before the input, and the accounting holds.
 #[test]
 fn a_cancel_in_the_middle_ends_the_map_and_accounts_for_every_pulled_job() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         const N: usize = 100_000;
         const TRIGGER: usize = 500;
@@ -703,6 +714,7 @@ fn a_cancel_in_the_middle_ends_the_map_and_accounts_for_every_pulled_job() {
 
 #[test]
 fn a_map_stream_on_a_done_context_pulls_and_runs_nothing() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         let ctx = Context::background().with_cancel();
         ctx.cancel();
@@ -732,6 +744,7 @@ fn a_map_stream_on_a_done_context_pulls_and_runs_nothing() {
 /// jobs' futures are dropped without completing, and no queued job starts.
 #[test]
 fn dropping_a_map_stream_cancels_its_context_and_drops_the_running_jobs() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         let runs = Runs::new(100);
         let seen = runs.clone();
@@ -779,6 +792,7 @@ fn dropping_a_map_stream_cancels_its_context_and_drops_the_running_jobs() {
 /// payload. Each is that job's `JobFailed`; the other jobs deliver, all in the same task.
 #[test]
 fn a_panicking_job_is_its_failure_and_its_worker_task_goes_on() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         let tasks = Arc::new(Mutex::new(HashSet::new()));
         let ids = tasks.clone();
@@ -836,6 +850,7 @@ fn a_panicking_job_is_its_failure_and_its_worker_task_goes_on() {
 
 #[test]
 fn pool_new_0_runs_max_procs_worker_tasks() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         const N: usize = 200;
         let procs = procs::max_procs();
@@ -866,6 +881,7 @@ fn pool_new_0_runs_max_procs_worker_tasks() {
 
 #[test]
 fn a_map_stream_with_queue_0_delivers_everything_one_job_per_worker_in_flight() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         const N: usize = 2000;
         for workers in [1, 2, 3] {
@@ -901,6 +917,7 @@ fn a_map_stream_with_queue_0_delivers_everything_one_job_per_worker_in_flight() 
     expected = "ctxkit::pool: map_stream needs a tokio runtime to start its worker tasks"
 )]
 fn map_stream_outside_a_runtime_panics() {
+    let _leaks = common::no_leaks();
     let _results = Pool::new(1).map_stream(
         &Context::background(),
         futures::stream::iter([1u8]),
@@ -997,6 +1014,7 @@ fn runtime_shutdown_case(multi: bool, shutdown: Shutdown, ordered: bool) {
 
 #[test]
 fn a_runtime_dropped_under_a_map_stream_reports_the_running_jobs_aborted() {
+    let _leaks = common::no_leaks();
     for multi in [false, true] {
         for ordered in [false, true] {
             runtime_shutdown_case(multi, Shutdown::Drop, ordered);
@@ -1006,6 +1024,7 @@ fn a_runtime_dropped_under_a_map_stream_reports_the_running_jobs_aborted() {
 
 #[test]
 fn a_runtime_shut_down_with_timeout_zero_under_a_map_stream() {
+    let _leaks = common::no_leaks();
     for multi in [false, true] {
         runtime_shutdown_case(multi, Shutdown::TimeoutZero, false);
     }
@@ -1015,6 +1034,7 @@ fn a_runtime_shut_down_with_timeout_zero_under_a_map_stream() {
 /// executor, it ends (no worker can run), and every job it pulled comes back unrun.
 #[test]
 fn a_map_stream_whose_runtime_is_gone_before_the_first_poll_ends() {
+    let _leaks = common::no_leaks();
     let rt = multi_thread();
     let tally = Tally::default();
     let ran = Arc::new(AtomicUsize::new(0));

@@ -382,6 +382,7 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
 
 #[test]
 fn stress_map() {
+    let _leaks = common::no_leaks();
     let mut rng = XorShift::new(seed("stress_map"));
     let stop_at = Instant::now() + run_for();
     let mut rounds = 0;
@@ -675,6 +676,7 @@ fn workers_round_body(case: &str, shape: Shape, end: PoolEnd, submitters: usize,
 
 #[test]
 fn stress_workers() {
+    let _leaks = common::no_leaks();
     let mut rng = XorShift::new(seed("stress_workers"));
     let stop_at = Instant::now() + run_for();
     let mut rounds = 0;
@@ -885,6 +887,7 @@ fn map_stream_runtime_drop_round(rng: &mut XorShift, round: usize) {
 
 #[test]
 fn stress_map_stream() {
+    let _leaks = common::no_leaks();
     let mut rng = XorShift::new(seed("stress_map_stream"));
     let stop_at = Instant::now() + run_for();
     let mut rounds = 0;
@@ -1068,6 +1071,7 @@ async fn async_workers_round(rng: &mut XorShift, round: usize, multi: bool) {
 
 #[test]
 fn stress_async_workers() {
+    let _leaks = common::no_leaks();
     let mut rng = XorShift::new(seed("stress_async_workers"));
     let stop_at = Instant::now() + run_for();
     let mut rounds = 0;

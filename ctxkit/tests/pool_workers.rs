@@ -201,6 +201,7 @@ fn send_sync<T: Send + Sync>() {}
 /// meanwhile says `Full`.
 #[test]
 fn submit_waits_while_the_queue_is_full() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(submit_waits_while_the_queue_is_full),
         submit_waits_while_the_queue_is_full_body,
@@ -249,6 +250,7 @@ fn submit_waits_while_the_queue_is_full_body() {
 /// another thread, a context done already), handing the job back; the job never runs.
 #[test]
 fn submit_gives_up_when_its_context_is_done_and_hands_the_job_back() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(submit_gives_up_when_its_context_is_done_and_hands_the_job_back),
         submit_gives_up_when_its_context_is_done_and_hands_the_job_back_body,
@@ -302,6 +304,7 @@ fn submit_gives_up_when_its_context_is_done_and_hands_the_job_back_body() {
 /// `queued` counts the waiting jobs.
 #[test]
 fn try_submit_hands_the_job_back_when_the_queue_is_full() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(try_submit_hands_the_job_back_when_the_queue_is_full),
         try_submit_hands_the_job_back_when_the_queue_is_full_body,
@@ -347,6 +350,7 @@ fn try_submit_hands_the_job_back_when_the_queue_is_full_body() {
 /// submission order.
 #[test]
 fn after_a_cancel_submissions_are_closed_and_queued_jobs_never_start() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(after_a_cancel_submissions_are_closed_and_queued_jobs_never_start),
         after_a_cancel_submissions_are_closed_and_queued_jobs_never_start_body,
@@ -399,6 +403,7 @@ fn after_a_cancel_submissions_are_closed_and_queued_jobs_never_start_body() {
 /// context is canceled: it returns `Closed` with its job, at the cancel, not never.
 #[test]
 fn a_waiting_submit_is_refused_as_closed_at_the_cancel() {
+    let _leaks = common::no_leaks();
     hang_guard(
         "a_waiting_submit_is_refused_as_closed_at_the_cancel",
         a_waiting_submit_is_refused_as_closed_at_the_cancel_body,
@@ -434,6 +439,7 @@ fn a_waiting_submit_is_refused_as_closed_at_the_cancel_body() {
 /// A pool started on a done context refuses everything and runs nothing.
 #[test]
 fn a_pool_started_on_a_done_context_refuses_every_job() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(a_pool_started_on_a_done_context_refuses_every_job),
         a_pool_started_on_a_done_context_refuses_every_job_body,
@@ -470,6 +476,7 @@ fn a_pool_started_on_a_done_context_refuses_every_job_body() {
 /// `shutdown(background)` runs every accepted job, exactly once, before it returns.
 #[test]
 fn shutdown_with_background_runs_every_accepted_job() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(shutdown_with_background_runs_every_accepted_job),
         shutdown_with_background_runs_every_accepted_job_body,
@@ -510,6 +517,7 @@ fn shutdown_with_background_runs_every_accepted_job_body() {
 /// order; the pool's context is done.
 #[test]
 fn shutdown_with_a_grace_period_returns_the_unrun_jobs_in_submission_order() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(shutdown_with_a_grace_period_returns_the_unrun_jobs_in_submission_order),
         shutdown_with_a_grace_period_returns_the_unrun_jobs_in_submission_order_body,
@@ -548,6 +556,7 @@ fn shutdown_with_a_grace_period_returns_the_unrun_jobs_in_submission_order_body(
 /// every accepted job ran exactly once or came back unrun, never both, unrun in order.
 #[test]
 fn shutdown_with_a_grace_period_accounts_for_every_accepted_job() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(shutdown_with_a_grace_period_accounts_for_every_accepted_job),
         shutdown_with_a_grace_period_accounts_for_every_accepted_job_body,
@@ -592,6 +601,7 @@ fn shutdown_with_a_grace_period_accounts_for_every_accepted_job_body() {
 /// were reported), and every job ran, all on the one worker thread.
 #[test]
 fn panics_are_reported_in_failed_and_the_worker_goes_on() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(panics_are_reported_in_failed_and_the_worker_goes_on),
         panics_are_reported_in_failed_and_the_worker_goes_on_body,
@@ -644,6 +654,7 @@ fn panics_are_reported_in_failed_and_the_worker_goes_on_body() {
 /// The index of a failure counts accepted submissions: refused ones take no number.
 #[test]
 fn a_failures_index_counts_accepted_jobs_only() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(a_failures_index_counts_accepted_jobs_only),
         a_failures_index_counts_accepted_jobs_only_body,
@@ -683,6 +694,7 @@ fn a_failures_index_counts_accepted_jobs_only_body() {
 /// small queue, so they wait on each other); each of the 1,000 jobs runs exactly once.
 #[test]
 fn workers_take_submissions_from_several_threads() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(workers_take_submissions_from_several_threads),
         workers_take_submissions_from_several_threads_body,
@@ -720,6 +732,7 @@ fn workers_take_submissions_from_several_threads_body() {
 /// time; once one is free again, it is accepted.
 #[test]
 fn a_queue_of_0_accepts_a_job_only_while_a_worker_is_free() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(a_queue_of_0_accepts_a_job_only_while_a_worker_is_free),
         a_queue_of_0_accepts_a_job_only_while_a_worker_is_free_body,
@@ -773,6 +786,7 @@ fn a_queue_of_0_accepts_a_job_only_while_a_worker_is_free_body() {
 /// (at once); the next is refused.
 #[test]
 fn pool_new_0_starts_max_procs_workers() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(pool_new_0_starts_max_procs_workers),
         pool_new_0_starts_max_procs_workers_body,
@@ -829,6 +843,7 @@ impl Drop for Tracked {
 /// while after the cancel), and drops the queued jobs without running them.
 #[test]
 fn dropping_workers_cancels_waits_for_the_running_job_and_drops_the_queued_ones() {
+    let _leaks = common::no_leaks();
     hang_guard(
         stringify!(dropping_workers_cancels_waits_for_the_running_job_and_drops_the_queued_ones),
         dropping_workers_cancels_waits_for_the_running_job_and_drops_the_queued_ones_body,
@@ -870,6 +885,7 @@ fn dropping_workers_cancels_waits_for_the_running_job_and_drops_the_queued_ones_
 /// `Debug` on a running pool does not deadlock.
 #[test]
 fn errors_box_and_debug_works_on_a_running_pool() {
+    let _leaks = common::no_leaks();
     hang_guard(
         "errors_box_and_debug_works_on_a_running_pool",
         errors_box_and_debug_works_on_a_running_pool_body,
@@ -914,6 +930,7 @@ fn errors_box_and_debug_works_on_a_running_pool_body() {
 /// as jobs) are accepted by `Pool`; a pool made from them must take jobs like any other.
 #[test]
 fn huge_sizes_take_jobs() {
+    let _leaks = common::no_leaks();
     hang_guard("huge_sizes_take_jobs", huge_sizes_take_jobs_body);
 }
 
@@ -944,6 +961,7 @@ fn huge_sizes_take_jobs_body() {
 
 #[test]
 fn async_huge_sizes_take_jobs() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         let bg = Context::background();
         for (case, pool) in [
@@ -971,6 +989,7 @@ fn async_huge_sizes_take_jobs() {
 /// self-resubmitting crawler's would): the drop must not wait for the very worker it runs on.
 #[test]
 fn dropping_the_last_handle_inside_one_of_its_jobs_does_not_deadlock() {
+    let _leaks = common::no_leaks();
     type Job = Box<dyn FnOnce() + Send>;
     let (dropped, has_dropped) = std::sync::mpsc::channel();
     let workers: Arc<Workers<Job>> =
@@ -1024,6 +1043,7 @@ where
 
 #[test]
 fn async_submit_waits_while_the_queue_is_full_and_gives_up_with_its_context() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         let bg = Context::background();
         let runs = Runs::new(10);
@@ -1090,6 +1110,7 @@ fn async_submit_waits_while_the_queue_is_full_and_gives_up_with_its_context() {
 
 #[test]
 fn async_after_a_cancel_submissions_are_closed_and_queued_jobs_never_start() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         let (ctx, cancel) = Context::background().with_cancel().into_parts();
         let runs = Runs::new(10);
@@ -1136,6 +1157,7 @@ fn async_after_a_cancel_submissions_are_closed_and_queued_jobs_never_start() {
 /// with its job.
 #[test]
 fn async_a_waiting_submit_is_refused_as_closed_at_the_cancel() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         let (ctx, cancel) = Context::background().with_cancel().into_parts();
         let runs = Runs::new(10);
@@ -1170,6 +1192,7 @@ fn async_a_waiting_submit_is_refused_as_closed_at_the_cancel() {
 
 #[test]
 fn async_shutdown_runs_everything_or_returns_the_unrun_in_order() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         const N: usize = 500;
         let bg = Context::background();
@@ -1237,6 +1260,7 @@ fn async_shutdown_runs_everything_or_returns_the_unrun_in_order() {
 
 #[test]
 fn async_panics_are_reported_in_failed_and_the_worker_task_goes_on() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         let bg = Context::background();
         let tasks = Arc::new(Mutex::new(HashSet::new()));
@@ -1283,6 +1307,7 @@ fn async_panics_are_reported_in_failed_and_the_worker_task_goes_on() {
 
 #[test]
 fn async_workers_take_submissions_from_several_tasks() {
+    let _leaks = common::no_leaks();
     send_sync::<ctxkit::pool::AsyncWorkers<usize>>();
     on_both_runtimes(|| async {
         const PER: usize = 250;
@@ -1327,6 +1352,7 @@ fn async_workers_take_submissions_from_several_tasks() {
 
 #[test]
 fn async_a_queue_of_0_accepts_a_job_only_while_a_worker_is_free() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         let bg = Context::background();
         let runs = Runs::new(10);
@@ -1407,6 +1433,7 @@ fn async_a_queue_of_0_accepts_a_job_only_while_a_worker_is_free() {
 /// dropped, it never completes) and drops the queued jobs without running them.
 #[test]
 fn async_dropping_the_pool_aborts_the_running_job_and_drops_the_queued_ones() {
+    let _leaks = common::no_leaks();
     on_both_runtimes(|| async {
         let bg = Context::background();
         let runs = Runs::new(10);
@@ -1449,6 +1476,7 @@ fn async_dropping_the_pool_aborts_the_running_job_and_drops_the_queued_ones() {
     expected = "ctxkit::pool: start_async needs a tokio runtime to start its worker tasks"
 )]
 fn start_async_outside_a_runtime_panics() {
+    let _leaks = common::no_leaks();
     let _workers = Pool::new(1).start_async(&Context::background(), |_ctx, _n: u8| async {});
 }
 
@@ -1535,6 +1563,7 @@ fn async_runtime_shutdown_case(multi: bool, timeout_zero: bool) {
 
 #[test]
 fn async_a_runtime_dropped_under_the_pool_reports_the_running_jobs_aborted() {
+    let _leaks = common::no_leaks();
     for multi in [false, true] {
         async_runtime_shutdown_case(multi, false);
     }
@@ -1542,6 +1571,7 @@ fn async_a_runtime_dropped_under_the_pool_reports_the_running_jobs_aborted() {
 
 #[test]
 fn async_a_runtime_shut_down_with_timeout_zero_under_the_pool() {
+    let _leaks = common::no_leaks();
     for multi in [false, true] {
         async_runtime_shutdown_case(multi, true);
     }
@@ -1551,6 +1581,7 @@ fn async_a_runtime_shut_down_with_timeout_zero_under_the_pool() {
 /// closed), never runs, and if accepted comes back from the shutdown; nothing hangs.
 #[test]
 fn async_a_pool_whose_runtime_is_gone_before_its_first_job() {
+    let _leaks = common::no_leaks();
     let rt = multi_thread();
     let ran = Arc::new(AtomicUsize::new(0));
     let count = ran.clone();
@@ -1592,6 +1623,7 @@ fn async_a_pool_whose_runtime_is_gone_before_its_first_job() {
 /// for the other workers only, and reports the jobs that never ran.
 #[test]
 fn a_shutdown_from_inside_one_of_its_own_jobs_returns() {
+    let _leaks = common::no_leaks();
     type Job = Box<dyn FnOnce() + Send>;
     let (reported, report) = std::sync::mpsc::channel();
     let workers: Workers<Job> = Pool::new(1)
@@ -1629,6 +1661,7 @@ fn a_shutdown_from_inside_one_of_its_own_jobs_returns() {
 
 #[test]
 fn an_async_shutdown_from_inside_one_of_its_own_jobs_returns() {
+    let _leaks = common::no_leaks();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_time()

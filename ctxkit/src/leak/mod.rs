@@ -394,12 +394,11 @@ fn nanos(duration: Duration) -> u64 {
 ///
 /// # Examples
 ///
+/// In `tests/leaks.rs`, declared with `harness = false` in `Cargo.toml`, `main` runs the
+/// checks, then:
+///
 /// ```no_run
-/// // tests/leaks.rs, with `harness = false` for this test in Cargo.toml:
-/// fn main() {
-///     // ... run the checks ...
-///     ctxkit::leak::verify_none();
-/// }
+/// ctxkit::leak::verify_none();
 /// ```
 #[track_caller]
 pub fn verify_none() {
