@@ -22,6 +22,9 @@
 //! and `dropping_the_last_handle_inside_one_of_its_jobs_does_not_deadlock` (the drop waited for
 //! its own worker).
 
+// The async pools' tests sit beside the thread ones': the file needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 mod common;
 
 use std::collections::{BTreeSet, HashSet};
