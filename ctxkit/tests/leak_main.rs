@@ -8,7 +8,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use ctxkit::leak::{self, Guard, Leak, Options};
-use ctxkit::Context;
 
 fn quick() -> Options {
     Options::new().retry_for(Duration::from_millis(50))
@@ -44,6 +43,7 @@ fn a_plain_thread_is_reported_with_its_name() {
     leak::check_with(quick(), || {});
 }
 
+#[cfg(feature = "tokio")]
 fn an_untracked_tokio_task_is_counted_on_its_runtime() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -67,6 +67,7 @@ fn an_untracked_tokio_task_is_counted_on_its_runtime() {
     }));
 }
 
+#[cfg(feature = "tokio")]
 fn the_timer_thread_is_never_reported() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -74,7 +75,7 @@ fn the_timer_thread_is_never_reported() {
     leak::check_with(quick(), || {
         // An async sleep on a context starts the timer thread (once per process).
         runtime.block_on(async {
-            let ctx = Context::background();
+            let ctx = ctxkit::Context::background();
             ctx.sleep(Duration::from_millis(1)).await.unwrap();
         });
     });
@@ -106,12 +107,10 @@ fn verify_none_catches_what_runs_at_the_end() {
     plain.join().unwrap();
 }
 
-fn main() {
-    let checks: [(&str, fn()); 4] = [
-        (
-            "a_plain_thread_is_reported_with_its_name",
-            a_plain_thread_is_reported_with_its_name,
-        ),
+/// The checks that need tokio (none without the feature).
+fn tokio_checks() -> Vec<(&'static str, fn())> {
+    #[cfg(feature = "tokio")]
+    return vec![
         (
             "an_untracked_tokio_task_is_counted_on_its_runtime",
             an_untracked_tokio_task_is_counted_on_its_runtime,
@@ -120,11 +119,23 @@ fn main() {
             "the_timer_thread_is_never_reported",
             the_timer_thread_is_never_reported,
         ),
+    ];
+    #[cfg(not(feature = "tokio"))]
+    Vec::new()
+}
+
+fn main() {
+    let mut checks: Vec<(&'static str, fn())> = vec![
+        (
+            "a_plain_thread_is_reported_with_its_name",
+            a_plain_thread_is_reported_with_its_name,
+        ),
         (
             "verify_none_catches_what_runs_at_the_end",
             verify_none_catches_what_runs_at_the_end,
         ),
     ];
+    checks.extend(tokio_checks());
     for (name, check) in checks {
         check();
         println!("test {name} ... ok");

@@ -2,6 +2,9 @@
 //! attributed to the scope that started it, however deep and on whatever thread or task, and a
 //! test is never blamed for its neighbour's leak.
 
+// Tasks are among what is attributed: the file needs the `tokio` feature.
+#![cfg(feature = "tokio")]
+
 mod common;
 
 use std::sync::{mpsc, Arc, Barrier};
