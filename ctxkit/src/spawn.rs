@@ -484,12 +484,7 @@ pub(crate) fn note_waiting(note: WaitNote) {
     #[cfg(feature = "tokio")]
     if let Some(id) = tokio::task::try_id() {
         let mut registry = REGISTRY.lock();
-        let record = registry
-            .units
-            .iter_mut()
-            .flatten()
-            .find(|record| matches!(record, Record::Task(_, handle, _) if handle.id() == id));
-        if let Some(Record::Task(_, _, waiting)) = record {
+        if let Some(Record::Task(_, _, waiting)) = registry.task(id) {
             let old = apply(waiting);
             drop(registry);
             drop(old);
