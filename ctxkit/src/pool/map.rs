@@ -17,13 +17,13 @@
 //! One lock, `Shared::core`, a leaf: no user code runs under it (jobs run, the input is pulled,
 //! results are handed out and dropped outside it; tokens are unparked after it is released).
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::iter::FusedIterator;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::consumer::Consumer;
 use super::job_failed::JobFailed;
 use super::map_core::{ConsumerStep, MapCore, Outcome, WorkerStep};
 use super::Pool;
@@ -164,18 +164,8 @@ pub(super) fn work<J, T>(shared: &Shared<J, T>, body: &dyn Body<J, T>, id: usize
 pub struct Map<I: Iterator, T> {
     /// The input, pulled only here (invariant 1).
     input: I,
-    input_ended: bool,
-    /// Pulled and not yet released (`MapCore` invariant 1), and the bound on it.
-    in_flight: usize,
-    bound: usize,
-    /// The next job's index.
-    next_index: u64,
-    /// Jobs pulled, on their way into the core.
-    pulled: Vec<(u64, I::Item)>,
-    /// Results taken from the core, in reverse (popped from the end).
-    ready: Vec<(u64, Outcome<T>)>,
-    /// Results waiting for their turn (`map_ordered` only).
-    reorder: Option<Reorder<T>>,
+    /// The bound, the jobs and results on their way, the reordering window.
+    consumer: Consumer<I::Item, T>,
     /// Tokens to unpark after an exchange.
     wake: Vec<Thread>,
     shared: Arc<Shared<I::Item, T>>,
@@ -186,45 +176,8 @@ pub struct Map<I: Iterator, T> {
     origin: Origin,
     /// Cancels the pool's context on drop.
     cancel: CancelContext,
-    over: bool,
     /// For running a batch here when no worker could be started.
     batch_size: usize,
-}
-
-/// The reordering window of an ordered map: results by index, from the next one to yield.
-struct Reorder<T> {
-    next: u64,
-    slots: VecDeque<Option<Outcome<T>>>,
-}
-
-impl<T> Reorder<T> {
-    fn insert(&mut self, index: u64, outcome: Outcome<T>) {
-        let position = usize::try_from(index - self.next).unwrap_or(usize::MAX);
-        if self.slots.len() <= position {
-            self.slots.resize_with(position + 1, || None);
-        }
-        self.slots[position] = Some(outcome);
-    }
-
-    /// The next result in input order, if it is here.
-    fn pop(&mut self) -> Option<Outcome<T>> {
-        if let Some(Some(_)) = self.slots.front() {
-            self.next += 1;
-            return self.slots.pop_front().flatten();
-        }
-        None
-    }
-
-    /// The next result present, skipping jobs that never ran (once the map is over).
-    fn pop_skipping(&mut self) -> Option<Outcome<T>> {
-        while let Some(slot) = self.slots.pop_front() {
-            self.next += 1;
-            if slot.is_some() {
-                return slot;
-            }
-        }
-        None
-    }
 }
 
 impl Pool {
@@ -306,23 +259,13 @@ where
         });
         Map {
             input,
-            input_ended: false,
-            in_flight: 0,
-            bound: pool.in_flight_bound(),
-            next_index: 0,
-            pulled: Vec::new(),
-            ready: Vec::new(),
-            reorder: ordered.then(|| Reorder {
-                next: 0,
-                slots: VecDeque::new(),
-            }),
+            consumer: Consumer::new(pool.in_flight_bound(), ordered),
             wake: Vec::new(),
             shared,
             body,
             handles: Vec::new(),
             origin: Origin::here(spawn::POOL_THREAD),
             cancel,
-            over: false,
             batch_size: 1,
         }
     }
@@ -361,27 +304,21 @@ where
     /// Pulls what the bound leaves room for, exchanges with the core, and acts on the answer.
     fn exchange(&mut self) {
         let stop = self.shared.ctx.is_done();
-        if !stop && !self.input_ended {
-            while self.in_flight + self.pulled.len() < self.bound {
+        if !stop {
+            while self.consumer.has_room() {
                 match self.input.next() {
-                    Some(job) => {
-                        self.pulled.push((self.next_index, job));
-                        self.next_index += 1;
-                    }
-                    None => {
-                        self.input_ended = true;
-                        break;
-                    }
+                    Some(job) => self.consumer.pulled(job),
+                    None => self.consumer.input_ended = true,
                 }
             }
-            self.in_flight += self.pulled.len();
+            self.consumer.count_pulled();
         }
         let me = sync::current_thread();
         let (step, start) = self.shared.core.lock().consumer_exchange(
-            &mut self.pulled,
-            self.input_ended,
+            &mut self.consumer.pulled,
+            self.consumer.input_ended,
             stop,
-            &mut self.ready,
+            &mut self.consumer.ready,
             &me,
             &mut self.wake,
         );
@@ -401,24 +338,12 @@ where
             }
         }
         match step {
-            ConsumerStep::Ready => self.take_ready(),
+            ConsumerStep::Ready => self.consumer.place_ready(),
             // A worker that could not start may leave nobody to wake us: look again instead.
             ConsumerStep::Park if failed > 0 => {}
             ConsumerStep::Park => sync::park(),
             ConsumerStep::RunHere => self.run_here(),
-            ConsumerStep::Over => self.over = true,
-        }
-    }
-
-    /// Moves what an exchange returned where `next` finds it.
-    fn take_ready(&mut self) {
-        match &mut self.reorder {
-            Some(reorder) => {
-                for (index, outcome) in self.ready.drain(..) {
-                    reorder.insert(index, outcome);
-                }
-            }
-            None => self.ready.reverse(),
+            ConsumerStep::Over => self.consumer.over = true,
         }
     }
 
@@ -456,19 +381,6 @@ where
             .lock()
             .consumer_ran(&mut results, &mut not_started, stop);
     }
-
-    /// The next result to hand out, if one is here.
-    fn pop_ready(&mut self) -> Option<Outcome<T>> {
-        let outcome = match &mut self.reorder {
-            Some(reorder) if self.over => reorder.pop_skipping(),
-            Some(reorder) => reorder.pop(),
-            None => self.ready.pop().map(|(_, outcome)| outcome),
-        };
-        if outcome.is_some() {
-            self.in_flight -= 1;
-        }
-        outcome
-    }
 }
 
 impl<I, T> Iterator for Map<I, T>
@@ -481,10 +393,10 @@ where
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(outcome) = self.pop_ready() {
+            if let Some(outcome) = self.consumer.pop() {
                 return Some(outcome);
             }
-            if self.over {
+            if self.consumer.over {
                 return None;
             }
             self.exchange();
@@ -525,13 +437,14 @@ impl<I: Iterator, T> Drop for Map<I, T> {
 
 impl<I: Iterator, T> fmt::Debug for Map<I, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (in_flight, bound) = self.consumer.in_flight();
         f.debug_struct("Map")
-            .field("ordered", &self.reorder.is_some())
-            .field("in_flight", &self.in_flight)
-            .field("bound", &self.bound)
-            .field("pulled", &self.next_index)
-            .field("input_ended", &self.input_ended)
-            .field("over", &self.over)
+            .field("ordered", &self.consumer.is_ordered())
+            .field("in_flight", &in_flight)
+            .field("bound", &bound)
+            .field("pulled", &self.consumer.pulled_count())
+            .field("input_ended", &self.consumer.input_ended)
+            .field("over", &self.consumer.over)
             .field("workers", &self.handles.len())
             .field("core", &*self.shared.core.lock())
             .finish()

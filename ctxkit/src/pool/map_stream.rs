@@ -25,7 +25,6 @@
 //! after it is released).
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -36,6 +35,7 @@ use std::time::Instant;
 use futures_core::Stream;
 use tokio::task::JoinHandle;
 
+use super::consumer::Consumer;
 use super::job_failed::JobFailed;
 use super::map::next_batch_size;
 use super::map_core::{ConsumerStep, MapCore, Outcome, WorkerStep};
@@ -196,20 +196,14 @@ pin_project_lite::pin_project! {
     pub struct MapStream<S: Stream, T> {
         #[pin]
         input: S,
-        input_ended: bool,
-        in_flight: usize,
-        bound: usize,
-        next_index: u64,
-        pulled: Vec<(u64, S::Item)>,
-        ready: Vec<(u64, Outcome<T>)>,
-        reorder: Option<Reorder<T>>,
+        // The bound, the jobs and results on their way, the reordering window.
+        consumer: Consumer<S::Item, T>,
         wake: Vec<Waker>,
         shared: Arc<Shared<S::Item, T>>,
         // Starts worker task number `id` (invariant 2).
         start: Box<dyn Fn(usize) -> JoinHandle<()> + Send + Sync>,
         handles: Vec<JoinHandle<()>>,
         cancel: CancelContext,
-        over: bool,
     }
 
     impl<S: Stream, T> PinnedDrop for MapStream<S, T> {
@@ -223,35 +217,6 @@ pin_project_lite::pin_project! {
                 handle.abort();
             }
         }
-    }
-}
-
-/// The reordering window of an ordered map (as `map.rs`'s).
-struct Reorder<T> {
-    next: u64,
-    slots: VecDeque<Option<Outcome<T>>>,
-}
-
-impl<T> Reorder<T> {
-    fn insert(&mut self, index: u64, outcome: Outcome<T>) {
-        let position = usize::try_from(index - self.next).unwrap_or(usize::MAX);
-        if self.slots.len() <= position {
-            self.slots.resize_with(position + 1, || None);
-        }
-        self.slots[position] = Some(outcome);
-    }
-
-    fn pop(&mut self, skip_gaps: bool) -> Option<Outcome<T>> {
-        while let Some(front) = self.slots.front() {
-            if front.is_none() && !skip_gaps {
-                return None;
-            }
-            self.next += 1;
-            if let Some(outcome) = self.slots.pop_front().flatten() {
-                return Some(outcome);
-            }
-        }
-        None
     }
 }
 
@@ -363,22 +328,12 @@ where
         };
         MapStream {
             input,
-            input_ended: false,
-            in_flight: 0,
-            bound: pool.in_flight_bound(),
-            next_index: 0,
-            pulled: Vec::new(),
-            ready: Vec::new(),
-            reorder: ordered.then(|| Reorder {
-                next: 0,
-                slots: VecDeque::new(),
-            }),
+            consumer: Consumer::new(pool.in_flight_bound(), ordered),
             wake: Vec::new(),
             shared,
             start,
             handles: Vec::new(),
             cancel,
-            over: false,
         }
     }
 
@@ -446,47 +401,36 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
+        let consumer = this.consumer;
         loop {
-            // A result to hand out?
-            let outcome = match this.reorder.as_mut() {
-                Some(reorder) => reorder.pop(*this.over),
-                None => this.ready.pop().map(|(_, outcome)| outcome),
-            };
-            if let Some(outcome) = outcome {
-                *this.in_flight -= 1;
+            if let Some(outcome) = consumer.pop() {
                 return Poll::Ready(Some(outcome));
             }
-            if *this.over {
+            if consumer.over {
                 return Poll::Ready(None);
             }
             // Pull what the bound leaves room for.
             let stop = this.shared.ctx.is_done();
             let mut input_pending = false;
-            if !stop && !*this.input_ended {
-                while *this.in_flight + this.pulled.len() < *this.bound {
+            if !stop {
+                while consumer.has_room() {
                     match this.input.as_mut().poll_next(cx) {
-                        Poll::Ready(Some(job)) => {
-                            this.pulled.push((*this.next_index, job));
-                            *this.next_index += 1;
-                        }
-                        Poll::Ready(None) => {
-                            *this.input_ended = true;
-                            break;
-                        }
+                        Poll::Ready(Some(job)) => consumer.pulled(job),
+                        Poll::Ready(None) => consumer.input_ended = true,
                         Poll::Pending => {
                             input_pending = true;
                             break;
                         }
                     }
                 }
-                *this.in_flight += this.pulled.len();
+                consumer.count_pulled();
             }
-            let pulled_any = !this.pulled.is_empty();
+            let pulled_any = !consumer.pulled.is_empty();
             let (step, start) = this.shared.core.lock().consumer_exchange(
-                this.pulled,
-                *this.input_ended,
+                &mut consumer.pulled,
+                consumer.input_ended,
                 stop,
-                this.ready,
+                &mut consumer.ready,
                 cx.waker(),
                 this.wake,
             );
@@ -497,18 +441,11 @@ where
             }
             match step {
                 ConsumerStep::Ready => {
-                    if this.ready.is_empty() && !pulled_any && input_pending {
+                    if consumer.ready.is_empty() && !pulled_any && input_pending {
                         // Nothing runs and the input has nothing yet: it wakes us.
                         return Poll::Pending;
                     }
-                    match this.reorder.as_mut() {
-                        Some(reorder) => {
-                            for (index, outcome) in this.ready.drain(..) {
-                                reorder.insert(index, outcome);
-                            }
-                        }
-                        None => this.ready.reverse(),
-                    }
+                    consumer.place_ready();
                 }
                 ConsumerStep::Park => return Poll::Pending,
                 // Only a map whose workers were all abandoned gets here, and that stopped it
@@ -517,7 +454,7 @@ where
                     this.shared.core.lock().stop(this.wake);
                     this.wake.drain(..).for_each(Waker::wake);
                 }
-                ConsumerStep::Over => *this.over = true,
+                ConsumerStep::Over => consumer.over = true,
             }
         }
     }
@@ -525,13 +462,14 @@ where
 
 impl<S: Stream, T> fmt::Debug for MapStream<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (in_flight, bound) = self.consumer.in_flight();
         f.debug_struct("MapStream")
-            .field("ordered", &self.reorder.is_some())
-            .field("in_flight", &self.in_flight)
-            .field("bound", &self.bound)
-            .field("pulled", &self.next_index)
-            .field("input_ended", &self.input_ended)
-            .field("over", &self.over)
+            .field("ordered", &self.consumer.is_ordered())
+            .field("in_flight", &in_flight)
+            .field("bound", &bound)
+            .field("pulled", &self.consumer.pulled_count())
+            .field("input_ended", &self.consumer.input_ended)
+            .field("over", &self.consumer.over)
             .field("workers", &self.handles.len())
             .field("core", &*self.shared.core.lock())
             .finish()

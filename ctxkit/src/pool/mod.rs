@@ -77,6 +77,7 @@
 
 #[cfg(feature = "tokio")]
 mod async_workers;
+mod consumer;
 mod job_failed;
 mod map;
 mod map_core;
