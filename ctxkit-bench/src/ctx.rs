@@ -15,10 +15,10 @@ use crate::harness::{
     Cfg,
 };
 
-const FLAT: usize = 100_000;
-const DEEP: usize = 10_000;
+pub(crate) const FLAT: usize = 100_000;
+pub(crate) const DEEP: usize = 10_000;
 /// Settle time before `cancel()`, as the anchors: the waiter is really parked.
-const WAKE_SETTLE: Duration = Duration::from_micros(100);
+pub(crate) const WAKE_SETTLE: Duration = Duration::from_micros(100);
 
 /// Runs the selected `ctx.*` workloads.
 pub(crate) fn run(cfg: &Cfg) {
@@ -297,7 +297,7 @@ fn cancel_deep(cfg: &Cfg) {
 
 // ===== wake latency =====
 
-fn emit_latency(runs: &[Vec<f64>], implementation: &str, note: &str) {
+pub(crate) fn emit_latency(runs: &[Vec<f64>], implementation: &str, note: &str) {
     for (workload, p) in [
         ("ctx.wake_latency_p50", 50.0),
         ("ctx.wake_latency_p99", 99.0),

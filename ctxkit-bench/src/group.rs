@@ -13,8 +13,8 @@ use ctxkit::{group, Context, Error, Group};
 
 use crate::harness::{batches, emit, progress, runtime, stats, Cfg};
 
-const TASKS: usize = 10_000;
-const BLOCKERS: usize = 1_000;
+pub(crate) const TASKS: usize = 10_000;
+pub(crate) const BLOCKERS: usize = 1_000;
 
 /// A task error that carries the time it was returned (for `first_error_cancel`).
 #[derive(Debug)]
@@ -39,7 +39,7 @@ impl From<Error> for BenchError {
 }
 
 /// Runs `fut` as a task on `rt` (a worker, like server code) and waits for it.
-fn on_worker<F>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output
+pub(crate) fn on_worker<F>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,

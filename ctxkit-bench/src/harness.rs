@@ -26,6 +26,8 @@ pub(crate) struct Cfg {
     pub(crate) only: Vec<String>,
     /// `--in-leak-scope`: run everything inside a leak check's scope (what tracking costs).
     pub(crate) in_leak_scope: bool,
+    /// `--peers`: also measure the Rust peers (`peers/`).
+    pub(crate) peers: bool,
 }
 
 impl Cfg {
@@ -34,12 +36,14 @@ impl Cfg {
             quick: false,
             only: Vec::new(),
             in_leak_scope: false,
+            peers: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" | "-quick" => cfg.quick = true,
                 "--in-leak-scope" => cfg.in_leak_scope = true,
+                "--peers" | "-peers" => cfg.peers = true,
                 "--only" | "-only" => {
                     let prefixes = args.next().ok_or("--only needs a PREFIX")?;
                     cfg.only.extend(
@@ -51,7 +55,8 @@ impl Cfg {
                 }
                 "--help" | "-h" => {
                     return Err(
-                        "usage: ctxkit-bench [--quick] [--in-leak-scope] [--only PREFIX[,PREFIX...]]...".into(),
+                        "usage: ctxkit-bench [--quick] [--peers] [--in-leak-scope] [--only PREFIX[,PREFIX...]]..."
+                            .into(),
                     )
                 }
                 other => return Err(format!("unknown argument {other:?}; try --help")),

@@ -4,8 +4,11 @@
 //! line per workload and form on stdout (progress on stderr).
 //!
 //! ```text
-//! cargo run --release -p ctxkit-bench -- [--quick] [--in-leak-scope] [--only PREFIX[,PREFIX...]]
+//! cargo run --release -p ctxkit-bench -- [--quick] [--peers] [--in-leak-scope] [--only PREFIX[,PREFIX...]]
 //! ```
+//!
+//! `--peers` also measures the Rust crates a user would pick instead (tokio, crossbeam,
+//! rayon, governor: `peers/`), in the same run, after ctxkit's lines.
 //!
 //! `--in-leak-scope` runs every workload inside a leak check's scope (`ctxkit::leak::Guard`),
 //! so that each line shows what the checker's tracking adds (the lines are otherwise the same).
@@ -15,6 +18,7 @@
 mod ctx;
 mod group;
 mod harness;
+mod peers;
 mod pool;
 mod rate;
 
@@ -40,7 +44,11 @@ fn main() {
         ("group", group::run),
         ("pool", pool::run),
         ("rate", rate::run),
+        ("peers", peers::run),
     ] {
+        if name == "peers" && !cfg.peers {
+            continue;
+        }
         let section = OthersLoad::start();
         run(&cfg);
         section.report(name);

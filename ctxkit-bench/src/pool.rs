@@ -13,7 +13,7 @@ use ctxkit::Context;
 use crate::harness::{emit, progress, stats, Cfg};
 
 /// Jobs per timed run, as the anchors (the workload's name says 1m).
-const JOBS: u64 = 1_000_000;
+pub(crate) const JOBS: u64 = 1_000_000;
 
 /// Sum of i*i for i in 0..n (the input every implementation sends).
 fn expected_sum(n: u64) -> u64 {
@@ -22,7 +22,7 @@ fn expected_sum(n: u64) -> u64 {
 
 /// A warm-up of n/10 jobs, then `runs` timed pools of n jobs; ns per job of each run. `f(n)`
 /// runs one whole pool over 0..n and returns the sum, checked here.
-fn pool_batches(runs: usize, n: u64, f: impl Fn(u64) -> u64) -> Vec<f64> {
+pub(crate) fn pool_batches(runs: usize, n: u64, f: impl Fn(u64) -> u64) -> Vec<f64> {
     assert_eq!(f(n / 10), expected_sum(n / 10), "warm-up sum");
     (0..runs)
         .map(|_| {

@@ -75,7 +75,7 @@ fn allow_contended(cfg: &Cfg) {
 }
 
 /// The figures of one run of sequential waits at 1,000/s, burst 1.
-struct WaitFigures {
+pub(crate) struct WaitFigures {
     err_pct: f64,
     p99: f64,
     p50: f64,
@@ -84,7 +84,7 @@ struct WaitFigures {
 
 /// From (call, return) instants of sequential waits at 1,000/s: the schedule is
 /// s_0 = call_0, s_i = max(call_i, s_(i-1) + 1 ms); lateness = return_i - s_i.
-fn wait_figures(calls: &[(Instant, Instant)]) -> WaitFigures {
+pub(crate) fn wait_figures(calls: &[(Instant, Instant)]) -> WaitFigures {
     let n = calls.len();
     let span = calls[n - 1].1.duration_since(calls[0].1).as_secs_f64();
     let achieved = (n - 1) as f64 / span;
@@ -104,7 +104,7 @@ fn wait_figures(calls: &[(Instant, Instant)]) -> WaitFigures {
     }
 }
 
-fn emit_wait(implementation: &str, figs: &[WaitFigures], waits: usize, note: &str) {
+pub(crate) fn emit_wait(implementation: &str, figs: &[WaitFigures], waits: usize, note: &str) {
     let median = |f: fn(&WaitFigures) -> f64| stats(&figs.iter().map(f).collect::<Vec<_>>()).value;
     emit(
         "rate.wait_accuracy",
@@ -185,7 +185,7 @@ fn wait(cfg: &Cfg) {
 
 /// Mean |interval - 1 ms| (us), max interval (us) and ticks per second, from receiver-side
 /// timestamps whose first is the ticker's creation.
-fn ticker_figures(stamps: &[Instant]) -> (f64, f64, f64) {
+pub(crate) fn ticker_figures(stamps: &[Instant]) -> (f64, f64, f64) {
     let intervals: Vec<f64> = stamps
         .windows(2)
         .map(|w| w[1].duration_since(w[0]).as_secs_f64() * 1e6)
@@ -199,7 +199,12 @@ fn ticker_figures(stamps: &[Instant]) -> (f64, f64, f64) {
     (mad, max, per_s)
 }
 
-fn emit_ticker(implementation: &str, figs: &[(f64, f64, f64)], ticks: usize, note: &str) {
+pub(crate) fn emit_ticker(
+    implementation: &str,
+    figs: &[(f64, f64, f64)],
+    ticks: usize,
+    note: &str,
+) {
     let col = |i: usize| figs.iter().map(|f| [f.0, f.1, f.2][i]).collect::<Vec<_>>();
     emit(
         "ticker.accuracy",

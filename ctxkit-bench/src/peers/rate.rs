@@ -1,0 +1,129 @@
+//! `rate.*` on the peers: governor's direct rate limiter, with its default clock (a TSC-based
+//! `quanta` clock, read without a system call) and with std's `Instant` (ctxkit's one time
+//! base), on separate lines.
+
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock, MonotonicClock, ReasonablyRealtime};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+use super::peer;
+use crate::harness::{contended_2, emit, ns_per_op, progress, runtime, stats, Cfg};
+use crate::rate::{emit_wait, wait_figures, WaitFigures};
+
+/// A direct (not keyed) governor limiter on clock `C`.
+type Governor<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// The governor line's `impl`: the crate and its version, and the clock if not the default.
+fn implementation(clock: &str) -> String {
+    let governor = peer!("governor", "PEER_VERSION_GOVERNOR");
+    if clock.is_empty() {
+        governor.to_owned()
+    } else {
+        format!("{governor}/{clock}")
+    }
+}
+
+/// Always has tokens: 1e9 a second with a burst of 1e9, as ctxkit's and the anchors' limiters.
+fn big<C: Clock + Default>() -> Governor<C> {
+    let rate = NonZeroU32::new(1_000_000_000).expect("non-zero");
+    RateLimiter::direct_with_clock(Quota::per_second(rate), C::default())
+}
+
+/// One clock's lines.
+fn measure<C>(cfg: &Cfg, clock: &str, clock_note: &str)
+where
+    C: Clock + ReasonablyRealtime + Default + Send + Sync + 'static,
+{
+    let implementation = implementation(clock);
+    if cfg.want(&["rate.allow"]) {
+        progress(&format!("rate.allow ({implementation})"));
+        let limiter: Governor<C> = big();
+        let samples = ns_per_op(cfg.micro_target(), cfg.micro_runs(), |n| {
+            let mut ok = 0usize;
+            for _ in 0..n {
+                ok += usize::from(black_box(&limiter).check().is_ok());
+            }
+            assert_eq!(ok, n, "the limiter always has tokens");
+        });
+        emit(
+            "rate.allow",
+            &implementation,
+            "ns_per_op",
+            Some(stats(&samples)),
+            &format!("RateLimiter::direct_with_clock(Quota::per_second(1e9), {clock_note}).check() on one thread (burst 1e9)"),
+        );
+    }
+    if cfg.want(&["rate.allow_contended_2"]) {
+        progress(&format!("rate.allow_contended_2 ({implementation})"));
+        let duration = Duration::from_millis(cfg.pick(500, 150));
+        let limiter: Arc<Governor<C>> = Arc::new(big());
+        let op = || assert!(limiter.check().is_ok(), "the limiter always has tokens");
+        contended_2(duration / 10, op);
+        let samples: Vec<f64> = (0..7)
+            .map(|_| {
+                let (n, secs) = contended_2(duration, op);
+                n as f64 / secs / 1e6
+            })
+            .collect();
+        emit(
+            "rate.allow_contended_2",
+            &implementation,
+            "mops_per_s",
+            Some(stats(&samples)),
+            &format!("Arc<governor limiter, {clock_note}> shared by 2 threads calling check(), {} ms per batch; total", duration.as_millis()),
+        );
+    }
+    if cfg.want(&["rate.wait_accuracy", "rate.wait_lateness_p99"]) {
+        progress(&format!("rate.wait_* ({implementation})"));
+        let waits = cfg.pick(2000usize, 300);
+        let runs = cfg.pick(7, 3);
+        let rt = runtime();
+        let figures: Vec<WaitFigures> = (0..runs)
+            .map(|_| {
+                let calls = rt
+                    .block_on(rt.spawn(async move {
+                        let per_second = NonZeroU32::new(1000).expect("non-zero");
+                        let one = NonZeroU32::new(1).expect("non-zero");
+                        let quota = Quota::per_second(per_second).allow_burst(one);
+                        let limiter: Governor<C> =
+                            RateLimiter::direct_with_clock(quota, C::default());
+                        let mut calls = Vec::with_capacity(waits);
+                        for _ in 0..waits {
+                            let call = Instant::now();
+                            limiter.until_ready().await;
+                            calls.push((call, Instant::now()));
+                        }
+                        calls
+                    }))
+                    .expect("the bench task panicked");
+                wait_figures(&calls)
+            })
+            .collect();
+        emit_wait(
+            &implementation,
+            &figures,
+            waits,
+            &format!("governor Quota::per_second(1000).allow_burst(1) ({clock_note}), sequential until_ready().await in a task on a 2-worker multi-thread runtime (it sleeps with tokio's timer, 1 ms resolution)"),
+        );
+    }
+}
+
+/// Runs the selected `rate.*` workloads on the peers.
+pub(crate) fn run(cfg: &Cfg) {
+    measure::<DefaultClock>(
+        cfg,
+        "",
+        "its default clock: quanta's TSC clock, no system call per read",
+    );
+    measure::<MonotonicClock>(
+        cfg,
+        "std-instant",
+        "MonotonicClock: std's Instant, as ctxkit",
+    );
+}
