@@ -12,7 +12,7 @@ use ctxkit::{CancelContext, Context, Done};
 
 use crate::harness::{
     batches, contended_2, count_heap, emit, ns_per_op, percentile, progress, runtime, spin, stats,
-    Cfg,
+    trial_batches, Cfg,
 };
 
 pub(crate) const FLAT: usize = 100_000;
@@ -347,12 +347,7 @@ fn wake_latency(cfg: &Cfg) {
         let t1 = woke_rx.recv().unwrap();
         t1.duration_since(t0).as_secs_f64() * 1e6
     };
-    for _ in 0..trials / 10 {
-        thread_trial();
-    }
-    let samples: Vec<Vec<f64>> = (0..runs)
-        .map(|_| (0..trials).map(|_| thread_trial()).collect())
-        .collect();
+    let samples = trial_batches(runs, trials, thread_trial);
     drop(job_tx);
     waiter.join().unwrap();
     emit_latency(
@@ -392,12 +387,7 @@ fn wake_latency(cfg: &Cfg) {
             canceler.await.unwrap()
         })
     };
-    for _ in 0..trials / 10 {
-        task_trial(&rt);
-    }
-    let samples: Vec<Vec<f64>> = (0..runs)
-        .map(|_| (0..trials).map(|_| task_trial(&rt)).collect())
-        .collect();
+    let samples = trial_batches(runs, trials, || task_trial(&rt));
     drop(rt);
     emit_latency(
         &samples,

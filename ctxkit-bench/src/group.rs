@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ctxkit::{group, Context, Error, Group};
 
-use crate::harness::{batches, emit, progress, runtime, stats, Cfg};
+use crate::harness::{after_warm_up, batches, emit, progress, runtime, stats, Cfg};
 
 pub(crate) const TASKS: usize = 10_000;
 pub(crate) const BLOCKERS: usize = 1_000;
@@ -154,14 +154,7 @@ pub(crate) fn run(cfg: &Cfg) {
             // block_on per run made the limit-2 figure swing between 70 and 220 ns/task.
             let samples = on_worker(&rt, async move {
                 let parent = Context::background();
-                let mut out = Vec::new();
-                for i in 0..=runs {
-                    let x = async_go_wait(&parent, limit, how).await;
-                    if i > 0 {
-                        out.push(x);
-                    }
-                }
-                out
+                after_warm_up(runs, || async_go_wait(&parent, limit, how)).await
             });
             let note = match (limit, how) {
                 (None, _) => "spawn(|_ctx| async { Ok(()) }).await; no limit: each task is handed to a free worker task of the group or a new one (a worker task is started only when none is free)",
@@ -205,14 +198,7 @@ pub(crate) fn run(cfg: &Cfg) {
         progress("group.first_error_cancel");
         let trials = cfg.pick(21, 7);
         let samples = on_worker(&rt, async move {
-            let mut out = Vec::new();
-            for i in 0..=trials {
-                let x = first_error_trial().await;
-                if i > 0 {
-                    out.push(x);
-                }
-            }
-            out
+            after_warm_up(trials, first_error_trial).await
         });
         emit(
             "group.first_error_cancel",

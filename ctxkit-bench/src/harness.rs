@@ -404,3 +404,31 @@ impl OthersLoad {
         }
     }
 }
+
+/// Runs `run` once to warm up (its figure dropped), then `runs` times; the figures, in order.
+/// Async, so that every run happens inside one task (see `group.rs`).
+pub(crate) async fn after_warm_up<Fut>(runs: usize, mut run: impl FnMut() -> Fut) -> Vec<f64>
+where
+    Fut: std::future::Future<Output = f64>,
+{
+    run().await;
+    let mut figures = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        figures.push(run().await);
+    }
+    figures
+}
+
+/// Wake-latency trials: a tenth of `trials` to warm up, then `runs` batches of `trials`.
+pub(crate) fn trial_batches(
+    runs: usize,
+    trials: usize,
+    mut trial: impl FnMut() -> f64,
+) -> Vec<Vec<f64>> {
+    for _ in 0..trials / 10 {
+        trial();
+    }
+    (0..runs)
+        .map(|_| (0..trials).map(|_| trial()).collect())
+        .collect()
+}

@@ -14,7 +14,8 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use super::peer;
 use crate::ctx::{emit_latency, DEEP, FLAT, WAKE_SETTLE};
 use crate::harness::{
-    batches, contended_2, count_heap, emit, ns_per_op, progress, runtime, spin, stats, Cfg,
+    batches, contended_2, count_heap, emit, ns_per_op, progress, runtime, spin, stats,
+    trial_batches, Cfg,
 };
 
 const TOKEN: &str = peer!("tokio-util", "PEER_VERSION_TOKIO_UTIL");
@@ -216,12 +217,7 @@ fn wake_latency(cfg: &Cfg) {
         let t1 = woken.recv().expect("the waiter woke");
         t1.duration_since(t0).as_secs_f64() * 1e6
     };
-    for _ in 0..trials / 10 {
-        thread_trial();
-    }
-    let samples: Vec<Vec<f64>> = (0..runs)
-        .map(|_| (0..trials).map(|_| thread_trial()).collect())
-        .collect();
+    let samples = trial_batches(runs, trials, thread_trial);
     drop(jobs);
     waiter.join().expect("the waiter thread");
     emit_latency(&samples, &format!("{TOKEN}/thread"), "waiter: a persistent std thread in futures::executor::block_on(token.cancelled()) (a token has no blocking wait); cancel() from another thread that then blocks on a channel receive");
@@ -257,11 +253,6 @@ fn wake_latency(cfg: &Cfg) {
             canceler.await.expect("the canceler task")
         })
     };
-    for _ in 0..trials / 10 {
-        task_trial(&rt);
-    }
-    let samples: Vec<Vec<f64>> = (0..runs)
-        .map(|_| (0..trials).map(|_| task_trial(&rt)).collect())
-        .collect();
+    let samples = trial_batches(runs, trials, || task_trial(&rt));
     emit_latency(&samples, &format!("{TOKEN}/async"), "waiter: a task awaiting token.cancelled(); the canceler is another task on the same 2-worker multi-thread tokio runtime, which then awaits a oneshot");
 }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::peer;
 use crate::group::{on_worker, BLOCKERS, TASKS};
-use crate::harness::{emit, progress, runtime, stats, Cfg};
+use crate::harness::{after_warm_up, emit, progress, runtime, stats, Cfg};
 
 /// One JoinSet of `TASKS` empty tasks (each holding a permit of a `limit` semaphore, acquired
 /// before the spawn, so the spawning loop waits as Go's `Go` does under `SetLimit`), joined to
@@ -95,16 +95,10 @@ pub(crate) fn run(cfg: &Cfg) {
             Some(_) => format!("{join_set_impl}/JoinSet+Semaphore"),
         };
         progress(&format!("{workload} ({implementation})"));
-        let samples = on_worker(&rt, async move {
-            let mut out = Vec::new();
-            for i in 0..=runs {
-                let x = join_set(limit).await;
-                if i > 0 {
-                    out.push(x);
-                }
-            }
-            out
-        });
+        let samples = on_worker(
+            &rt,
+            async move { after_warm_up(runs, || join_set(limit)).await },
+        );
         let note = match limit {
             None => "JoinSet::spawn of 10,000 tasks returning Ok(()), then join_next() to the end (results in completion order)",
             Some(_) => "the same, each task holding a permit of Semaphore::new(2) acquired (awaited) before its spawn, so at most 2 are held, as Go's Go under SetLimit(2)",
@@ -125,14 +119,7 @@ pub(crate) fn run(cfg: &Cfg) {
         progress(&format!("group.first_error_cancel ({implementation})"));
         let trials = cfg.pick(21, 7);
         let samples = on_worker(&rt, async move {
-            let mut out = Vec::new();
-            for i in 0..=trials {
-                let x = first_error_trial().await;
-                if i > 0 {
-                    out.push(x);
-                }
-            }
-            out
+            after_warm_up(trials, first_error_trial).await
         });
         emit(
             "group.first_error_cancel",
