@@ -288,3 +288,40 @@ fn plain_threads_of_a_parallel_test_are_not_blamed_with_certainty() {
     drop(stop);
     plain.join().unwrap();
 }
+
+#[test]
+fn a_group_context_is_reported_as_made_where_the_group_was_made() {
+    let guard = Guard::with_options(quick());
+    let stop = Context::background().with_cancel();
+    let stopped = stop.context().clone();
+    let (started, has_started) = mpsc::channel();
+    let line = line!() + 1;
+    let (mut g, _ctx) = ctxkit::Group::<(), Error>::with_context(&stopped);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        g.spawn(move |ctx| async move {
+            started.send(()).unwrap();
+            ctx.done().await;
+            Ok(())
+        })
+        .await;
+    });
+    has_started.recv().unwrap();
+    let report = guard.report();
+    let Some(Leak::Tracked { waiting_on, .. }) = report.leaks().first() else {
+        panic!("the group's worker task waits: {report}")
+    };
+    let (context, _) = waiting_on
+        .as_ref()
+        .expect("it waits on the group's context");
+    assert!(
+        context.contains(&format!("{}:{line}:", file!())),
+        "{context}"
+    );
+    guard.disarm();
+    stop.cancel();
+    runtime.block_on(async { assert_eq!(g.wait().await, Ok(vec![()])) });
+}

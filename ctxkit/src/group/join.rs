@@ -363,6 +363,7 @@ struct Blocking {
 }
 
 impl Blocking {
+    #[track_caller]
     fn new(parent: &Context) -> Self {
         Blocking {
             ctx: parent.with_cancel_cause(),
@@ -476,6 +477,7 @@ macro_rules! blocking_join {
         $name:ident($($f:ident $idx:literal: $T:ident $F:ident),+; $lf:ident $lidx:literal: $LT:ident $LF:ident)
     ) => {
         $(#[$doc])*
+        #[track_caller]
         pub fn $name<$($T,)+ $LT, E, $($F,)+ $LF>(
             parent: &Context,
             $($f: $F,)+

@@ -493,6 +493,7 @@ impl<T, E> Drop for OnUnwind<'_, '_, T, E> {
 }
 
 /// Runs the group and hands its outcomes to `take`.
+#[track_caller]
 fn run_scope<'env, T, E, F, R>(
     parent: &Context,
     f: F,
@@ -609,6 +610,7 @@ where
 ///
 /// Blocks the calling thread until every task has ended (and, inside the closure,
 /// [`Scope::spawn`] blocks under a limit). Do not call it from async code.
+#[track_caller]
 pub fn scope<'env, T, E, F>(parent: &Context, f: F) -> Result<Vec<T>, E>
 where
     T: Send + 'env,
@@ -656,6 +658,7 @@ where
 /// # Blocking
 ///
 /// As [`scope`].
+#[track_caller]
 pub fn scope_all<'env, T, E, F>(parent: &Context, f: F) -> Result<Vec<T>, Vec<E>>
 where
     T: Send + 'env,

@@ -428,6 +428,7 @@ where
     /// assert_eq!(ctx.cause().unwrap().to_string(), "disk full");
     /// # });
     /// ```
+    #[track_caller]
     pub fn with_context(parent: &Context) -> (Self, Context) {
         let (ctx, cancel) = parent.with_cancel().into_parts();
         (Group::make(Some(ctx.clone()), Some(cancel)), ctx)
