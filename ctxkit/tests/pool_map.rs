@@ -16,165 +16,18 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use common::pool::{check_accounting, hang_guard, sorted, Runs, Tally};
 use common::{wait_until, watchdog, PATIENCE};
 use ctxkit::pool::{Pool, DEFAULT_QUEUE};
 use ctxkit::{procs, Context, Error};
 
 // ===== helpers =====
-
-/// Runs a test's body on a thread of its own and fails the test if it has not returned after
-/// three times `PATIENCE`: a hang fails instead of hanging the suite, and a bounded wait
-/// inside the body (up to `PATIENCE`) still fails first, with its own message.
-fn hang_guard(name: &str, body: fn()) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let runner = thread::spawn(move || {
-        body();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(3 * PATIENCE) {
-        Ok(()) => runner.join().unwrap(),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(payload) = runner.join() {
-                std::panic::resume_unwind(payload);
-            }
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{name}: still running after {:?}: a hang", 3 * PATIENCE)
-        }
-    }
-}
-
-/// Counts what a map pulls from its input, and the largest lead of the pulls over the results
-/// the consumer has read (the consumer reports each read with [`Tally::read_one`]).
-#[derive(Clone, Default)]
-struct Tally {
-    pulled: Arc<AtomicUsize>,
-    read: Arc<AtomicUsize>,
-    max_lead: Arc<AtomicUsize>,
-}
-
-impl Tally {
-    /// `inner`, counted: each pull updates the count and the lead.
-    fn input<I: Iterator + Send>(&self, inner: I) -> impl Iterator<Item = I::Item> + Send {
-        let tally = self.clone();
-        inner.inspect(move |_| {
-            let pulled = tally.pulled.fetch_add(1, SeqCst) + 1;
-            let lead = pulled - tally.read.load(SeqCst);
-            tally.max_lead.fetch_max(lead, SeqCst);
-        })
-    }
-
-    /// The consumer got one more result.
-    fn read_one(&self) {
-        self.read.fetch_add(1, SeqCst);
-    }
-
-    fn pulled(&self) -> usize {
-        self.pulled.load(SeqCst)
-    }
-
-    fn max_lead(&self) -> usize {
-        self.max_lead.load(SeqCst)
-    }
-}
-
-/// How many times each job ran, and how many ran at once at most.
-struct Runs {
-    each: Vec<AtomicUsize>,
-    running: AtomicUsize,
-    max_running: AtomicUsize,
-}
-
-impl Runs {
-    fn new(n: usize) -> Arc<Runs> {
-        Arc::new(Runs {
-            each: (0..n).map(|_| AtomicUsize::new(0)).collect(),
-            running: AtomicUsize::new(0),
-            max_running: AtomicUsize::new(0),
-        })
-    }
-
-    /// Records job `n` starting; the returned guard records it ending.
-    fn start(&self, n: usize) -> RunGuard<'_> {
-        self.each[n].fetch_add(1, SeqCst);
-        let now = self.running.fetch_add(1, SeqCst) + 1;
-        self.max_running.fetch_max(now, SeqCst);
-        RunGuard(self)
-    }
-
-    /// The jobs that ran, each exactly once (panics if one ran twice).
-    fn ran(&self) -> BTreeSet<usize> {
-        let mut ran = BTreeSet::new();
-        for (n, count) in self.each.iter().enumerate() {
-            match count.load(SeqCst) {
-                0 => {}
-                1 => {
-                    ran.insert(n);
-                }
-                more => panic!("job {n} ran {more} times"),
-            }
-        }
-        ran
-    }
-
-    fn total(&self) -> usize {
-        self.each.iter().map(|c| c.load(SeqCst)).sum()
-    }
-}
-
-struct RunGuard<'a>(&'a Runs);
-
-impl Drop for RunGuard<'_> {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, SeqCst);
-    }
-}
-
-fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
-    v.sort();
-    v
-}
-
-/// Checks the end of a map that stopped early: every pulled job (`0..pulled`) delivered its
-/// result or came back unrun, never both, never neither; the jobs that ran are exactly the
-/// delivered ones; the unrun ones are in input order.
-#[track_caller]
-fn check_accounting(case: &str, delivered: &[usize], unrun: &[usize], pulled: usize, runs: &Runs) {
-    let delivered_set: BTreeSet<usize> = delivered.iter().copied().collect();
-    let unrun_set: BTreeSet<usize> = unrun.iter().copied().collect();
-    assert_eq!(
-        delivered_set.len(),
-        delivered.len(),
-        "{case}: a result came twice: {delivered:?}"
-    );
-    assert_eq!(
-        unrun_set.len(),
-        unrun.len(),
-        "{case}: an unrun job came twice"
-    );
-    assert!(
-        unrun.windows(2).all(|w| w[0] < w[1]),
-        "{case}: unrun jobs not in input order: {unrun:?}"
-    );
-    let both: Vec<_> = delivered_set.intersection(&unrun_set).collect();
-    assert!(both.is_empty(), "{case}: delivered and unrun: {both:?}");
-    assert_eq!(
-        delivered.len() + unrun.len(),
-        pulled,
-        "{case}: delivered {} + unrun {} != pulled {pulled}",
-        delivered.len(),
-        unrun.len()
-    );
-    let all: BTreeSet<usize> = delivered_set.union(&unrun_set).copied().collect();
-    assert_eq!(all, (0..pulled).collect(), "{case}: jobs lost");
-    assert_eq!(runs.ran(), delivered_set, "{case}: ran but not delivered");
-}
 
 // ===== results =====
 

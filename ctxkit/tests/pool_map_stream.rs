@@ -21,45 +21,22 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{bounded, watchdog, HOUR, PATIENCE};
+use common::pool::{
+    check_accounting, current_thread, multi_thread, on_both_runtimes, sorted, Runs, Tally,
+};
+use common::{watchdog, HOUR, PATIENCE};
 use ctxkit::pool::{JobFailed, MapStream, Pool};
 use ctxkit::{procs, Context, Error};
 use futures::{Stream, StreamExt as _};
 
 // ===== helpers =====
-
-/// Runs `test` to completion (bounded) on a current-thread runtime, then on a two-worker
-/// multi-thread one.
-fn on_both_runtimes<F, Fut>(test: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    current_thread().block_on(bounded(test()));
-    multi_thread().block_on(bounded(test()));
-}
-
-fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap()
-}
-
-fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap()
-}
 
 /// Reads `read()` every millisecond (sleeping on tokio's timer) until `until` holds for what it
 /// read, and returns that; after [`PATIENCE`], panics with `what` and the last value read.
@@ -80,102 +57,6 @@ async fn eventually<T: fmt::Debug>(
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-}
-
-/// Counts what a map pulls from its input, and the largest lead of the pulls over the results
-/// the consumer has read (reported with [`Tally::read_one`]).
-#[derive(Clone, Default)]
-struct Tally {
-    pulled: Arc<AtomicUsize>,
-    read: Arc<AtomicUsize>,
-    max_lead: Arc<AtomicUsize>,
-}
-
-impl Tally {
-    fn input<I>(&self, inner: I) -> impl Stream<Item = I::Item> + Unpin + Send
-    where
-        I: IntoIterator,
-        I::IntoIter: Send,
-    {
-        let tally = self.clone();
-        futures::stream::iter(inner).inspect(move |_| {
-            let pulled = tally.pulled.fetch_add(1, SeqCst) + 1;
-            let lead = pulled - tally.read.load(SeqCst);
-            tally.max_lead.fetch_max(lead, SeqCst);
-        })
-    }
-
-    fn read_one(&self) {
-        self.read.fetch_add(1, SeqCst);
-    }
-
-    fn pulled(&self) -> usize {
-        self.pulled.load(SeqCst)
-    }
-
-    fn max_lead(&self) -> usize {
-        self.max_lead.load(SeqCst)
-    }
-}
-
-/// How many times each job started, how many ran at once at most, and how many job futures
-/// were dropped.
-struct Runs {
-    each: Vec<AtomicUsize>,
-    running: AtomicUsize,
-    max_running: AtomicUsize,
-    dropped: AtomicUsize,
-}
-
-impl Runs {
-    fn new(n: usize) -> Arc<Runs> {
-        Arc::new(Runs {
-            each: (0..n).map(|_| AtomicUsize::new(0)).collect(),
-            running: AtomicUsize::new(0),
-            max_running: AtomicUsize::new(0),
-            dropped: AtomicUsize::new(0),
-        })
-    }
-
-    /// Records job `n` starting; the guard records it ending (or its future being dropped).
-    fn start(self: &Arc<Self>, n: usize) -> RunGuard {
-        self.each[n].fetch_add(1, SeqCst);
-        let now = self.running.fetch_add(1, SeqCst) + 1;
-        self.max_running.fetch_max(now, SeqCst);
-        RunGuard(self.clone())
-    }
-
-    fn ran(&self) -> BTreeSet<usize> {
-        let mut ran = BTreeSet::new();
-        for (n, count) in self.each.iter().enumerate() {
-            match count.load(SeqCst) {
-                0 => {}
-                1 => {
-                    ran.insert(n);
-                }
-                more => panic!("job {n} ran {more} times"),
-            }
-        }
-        ran
-    }
-
-    fn total(&self) -> usize {
-        self.each.iter().map(|c| c.load(SeqCst)).sum()
-    }
-}
-
-struct RunGuard(Arc<Runs>);
-
-impl Drop for RunGuard {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, SeqCst);
-        self.0.dropped.fetch_add(1, SeqCst);
-    }
-}
-
-fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
-    v.sort();
-    v
 }
 
 /// A map stream over `input` with `f`, ordered or not.
@@ -214,37 +95,6 @@ where
     delivered
 }
 
-/// As `pool_map.rs`'s check: every pulled job delivered its result or came back unrun, never
-/// both, never neither; the jobs that ran are exactly the delivered ones; the unrun ones are in
-/// input order.
-#[track_caller]
-fn check_accounting(case: &str, delivered: &[usize], unrun: &[usize], pulled: usize, runs: &Runs) {
-    let delivered_set: BTreeSet<usize> = delivered.iter().copied().collect();
-    let unrun_set: BTreeSet<usize> = unrun.iter().copied().collect();
-    assert_eq!(
-        delivered_set.len(),
-        delivered.len(),
-        "{case}: a result twice"
-    );
-    assert_eq!(unrun_set.len(), unrun.len(), "{case}: an unrun job twice");
-    assert!(
-        unrun.windows(2).all(|w| w[0] < w[1]),
-        "{case}: unrun not in input order: {unrun:?}"
-    );
-    let both: Vec<_> = delivered_set.intersection(&unrun_set).collect();
-    assert!(both.is_empty(), "{case}: delivered and unrun: {both:?}");
-    assert_eq!(
-        delivered.len() + unrun.len(),
-        pulled,
-        "{case}: delivered {} + unrun {} != pulled {pulled}",
-        delivered.len(),
-        unrun.len()
-    );
-    let all: BTreeSet<usize> = delivered_set.union(&unrun_set).copied().collect();
-    assert_eq!(all, (0..pulled).collect(), "{case}: jobs lost");
-    assert_eq!(runs.ran(), delivered_set, "{case}: ran but not delivered");
-}
-
 // ===== results =====
 
 #[test]
@@ -260,7 +110,7 @@ fn map_stream_delivers_every_result_exactly_once() {
             let mut results = map_stream(
                 pool,
                 &Context::background(),
-                tally.input(0..N),
+                tally.input_stream(0..N),
                 ordered,
                 move |_ctx, n| {
                     let run = seen.start(n);
@@ -298,7 +148,7 @@ fn a_map_stream_runs_up_to_its_workers_jobs_at_once_in_worker_tasks() {
         let tally = Tally::default();
         let mut results = Pool::new(3).queue(4).map_stream(
             &Context::background(),
-            tally.input(0..N),
+            tally.input_stream(0..N),
             move |_ctx, n| {
                 let seen = seen.clone();
                 let ids = ids.clone();
@@ -336,7 +186,7 @@ fn map_stream_ordered_yields_input_order_whatever_the_completion_order() {
         let tally = Tally::default();
         let mut results = Pool::new(3).queue(8).map_stream_ordered(
             &Context::background(),
-            tally.input(0..N),
+            tally.input_stream(0..N),
             move |_ctx, n| {
                 let log = log.clone();
                 async move {
@@ -445,7 +295,7 @@ fn the_input_is_never_pulled_more_than_the_bound_ahead_of_the_reader() {
                 let mut results = map_stream(
                     Pool::new(workers).queue(queue),
                     &Context::background(),
-                    tally.input(0..N),
+                    tally.input_stream(0..N),
                     ordered,
                     |_ctx, n| async move {
                         if n % 17 == 0 {
@@ -485,7 +335,7 @@ fn a_consumer_that_stops_reading_holds_the_worker_tasks_back() {
             let mut results = map_stream(
                 Pool::new(WORKERS).queue(QUEUE),
                 &Context::background(),
-                tally.input(0..N),
+                tally.input_stream(0..N),
                 ordered,
                 move |_ctx, n| {
                     let run = seen.start(n);
@@ -533,7 +383,7 @@ fn a_million_item_input_with_an_early_break_pulls_at_most_the_bound() {
                 let mut results = map_stream(
                     Pool::new(2).queue(8),
                     &Context::background(),
-                    tally.input(0..1_000_000usize),
+                    tally.input_stream(0..1_000_000usize),
                     ordered,
                     |_ctx, n| async move { n },
                 );
@@ -624,7 +474,7 @@ fn once_the_context_is_done_no_queued_job_starts() {
             let mut results = map_stream(
                 Pool::new(WORKERS).queue(QUEUE),
                 &ctx,
-                tally.input(0..1000),
+                tally.input_stream(0..1000),
                 ordered,
                 move |ctx, n| {
                     let run = seen.start(n);
@@ -675,7 +525,7 @@ fn a_cancel_in_the_middle_ends_the_map_and_accounts_for_every_pulled_job() {
             let mut results = map_stream(
                 Pool::new(WORKERS).queue(4),
                 &ctx,
-                tally.input(0..N),
+                tally.input_stream(0..N),
                 ordered,
                 move |ctx, n| {
                     let run = seen.start(n);
@@ -725,7 +575,7 @@ fn a_map_stream_on_a_done_context_pulls_and_runs_nothing() {
             let mut results = map_stream(
                 Pool::new(2).queue(4),
                 &ctx,
-                tally.input(0..1000usize),
+                tally.input_stream(0..1000usize),
                 ordered,
                 move |_ctx, n| {
                     count.fetch_add(1, SeqCst);
@@ -774,7 +624,7 @@ fn dropping_a_map_stream_cancels_its_context_and_drops_the_running_jobs() {
         drop(results);
         eventually(
             "the running jobs' futures dropped",
-            || runs.dropped.load(SeqCst),
+            || runs.ended(),
             |&n| n == 2,
         )
         .await;
@@ -857,8 +707,10 @@ fn pool_new_0_runs_max_procs_worker_tasks() {
         let runs = Runs::new(N);
         let seen = runs.clone();
         let tally = Tally::default();
-        let mut results =
-            Pool::new(0).map_stream(&Context::background(), tally.input(0..N), move |_ctx, n| {
+        let mut results = Pool::new(0).map_stream(
+            &Context::background(),
+            tally.input_stream(0..N),
+            move |_ctx, n| {
                 let seen = seen.clone();
                 async move {
                     let _run = seen.start(n);
@@ -872,7 +724,8 @@ fn pool_new_0_runs_max_procs_worker_tasks() {
                     }
                     n
                 }
-            });
+            },
+        );
         let delivered = read_all(&mut results, &tally).await;
         assert_eq!(sorted(delivered), (0..N).collect::<Vec<_>>());
         assert_eq!(runs.max_running.load(SeqCst), procs);
@@ -891,7 +744,7 @@ fn a_map_stream_with_queue_0_delivers_everything_one_job_per_worker_in_flight() 
                 let mut results = map_stream(
                     Pool::new(workers).queue(0),
                     &Context::background(),
-                    tally.input(0..N),
+                    tally.input_stream(0..N),
                     ordered,
                     |_ctx, n| async move {
                         if n % 100 == 0 {
@@ -953,7 +806,7 @@ fn runtime_shutdown_case(multi: bool, shutdown: Shutdown, ordered: bool) {
         let mut results = map_stream(
             Pool::new(WORKERS).queue(QUEUE),
             &Context::background(),
-            tally.input(0..100usize),
+            tally.input_stream(0..100usize),
             ordered,
             move |_ctx, n| {
                 let run = seen.start(n);
@@ -1004,11 +857,7 @@ fn runtime_shutdown_case(multi: bool, shutdown: Shutdown, ordered: bool) {
         assert!(aborted.windows(2).all(|w| w[0] < w[1]), "{case}");
     }
     assert_eq!(runs.total(), WORKERS, "{case}");
-    assert_eq!(
-        runs.dropped.load(SeqCst),
-        WORKERS,
-        "{case}: job futures leaked"
-    );
+    assert_eq!(runs.ended(), WORKERS, "{case}: job futures leaked");
     check_accounting(&case, &aborted, &unrun, tally.pulled(), &runs);
 }
 
@@ -1043,7 +892,7 @@ fn a_map_stream_whose_runtime_is_gone_before_the_first_poll_ends() {
         let _enter = rt.enter();
         Pool::new(2).queue(3).map_stream(
             &Context::background(),
-            tally.input(0..100usize),
+            tally.input_stream(0..100usize),
             move |_ctx, n| {
                 count.fetch_add(1, SeqCst);
                 async move { n }

@@ -33,92 +33,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::pool::{current_thread, hang_guard, multi_thread, on_both_runtimes, Runs};
 use common::{wait_until, watchdog, PATIENCE};
 use ctxkit::pool::{AsyncWorkers, JobFailed, Pool, SubmitError, SubmitErrorKind, Workers};
 use ctxkit::{procs, Context, Error};
 
 // ===== helpers =====
-
-/// Runs a test's body on a thread of its own and fails the test if it has not returned after
-/// three times `PATIENCE`: a hang fails instead of hanging the suite, and a bounded wait
-/// inside the body (up to `PATIENCE`) still fails first, with its own message.
-fn hang_guard(name: &str, body: fn()) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let runner = thread::spawn(move || {
-        body();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(3 * PATIENCE) {
-        Ok(()) => runner.join().unwrap(),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(payload) = runner.join() {
-                std::panic::resume_unwind(payload);
-            }
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{name}: still running after {:?}: a hang", 3 * PATIENCE)
-        }
-    }
-}
-
-/// How many times each job started and how many ran to their end, and how many ran at once.
-struct Runs {
-    each: Vec<AtomicUsize>,
-    ended: AtomicUsize,
-    running: AtomicUsize,
-    max_running: AtomicUsize,
-}
-
-impl Runs {
-    fn new(n: usize) -> Arc<Runs> {
-        Arc::new(Runs {
-            each: (0..n).map(|_| AtomicUsize::new(0)).collect(),
-            ended: AtomicUsize::new(0),
-            running: AtomicUsize::new(0),
-            max_running: AtomicUsize::new(0),
-        })
-    }
-
-    fn start(self: &Arc<Self>, n: usize) -> RunGuard {
-        self.each[n].fetch_add(1, SeqCst);
-        let now = self.running.fetch_add(1, SeqCst) + 1;
-        self.max_running.fetch_max(now, SeqCst);
-        RunGuard(self.clone())
-    }
-
-    /// The jobs that started, each exactly once (panics if one started twice).
-    fn ran(&self) -> BTreeSet<usize> {
-        let mut ran = BTreeSet::new();
-        for (n, count) in self.each.iter().enumerate() {
-            match count.load(SeqCst) {
-                0 => {}
-                1 => {
-                    ran.insert(n);
-                }
-                more => panic!("job {n} ran {more} times"),
-            }
-        }
-        ran
-    }
-
-    fn total(&self) -> usize {
-        self.each.iter().map(|c| c.load(SeqCst)).sum()
-    }
-
-    fn ended(&self) -> usize {
-        self.ended.load(SeqCst)
-    }
-}
-
-/// Records the end of a job (its return, its panic, or its future dropped).
-struct RunGuard(Arc<Runs>);
-
-impl Drop for RunGuard {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, SeqCst);
-        self.0.ended.fetch_add(1, SeqCst);
-    }
-}
 
 /// A latch jobs wait on (bounded), opened by the test.
 #[derive(Clone, Default)]
@@ -1018,31 +938,6 @@ fn dropping_the_last_handle_inside_one_of_its_jobs_does_not_deadlock() {
 }
 
 // ===== async =====
-
-fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap()
-}
-
-fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap()
-}
-
-/// Runs `test` (bounded) on a current-thread runtime, then on a two-worker multi-thread one.
-fn on_both_runtimes<F, Fut>(test: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    current_thread().block_on(common::bounded(test()));
-    multi_thread().block_on(common::bounded(test()));
-}
 
 #[test]
 fn async_submit_waits_while_the_queue_is_full_and_gives_up_with_its_context() {

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use ctxkit::{Context, Error};
 
+pub(crate) mod pool;
+
 // ===== time =====
 
 /// The bound on a wait that must end: a correct run takes a tiny fraction of it, so only a hang
