@@ -223,13 +223,7 @@ impl Guard {
     /// ```
     pub fn verify(mut self) {
         self.armed = false;
-        let report = self.scope.report();
-        if !report.is_clean() {
-            panic!("{report}");
-        }
-        if !report.uncertain().is_empty() {
-            eprintln!("{report}");
-        }
+        conclude(&self.scope.report());
     }
 
     /// Ends the scope without checking it.
@@ -256,12 +250,7 @@ impl Drop for Guard {
             let report = self.scope.report();
             // Leave the scope before failing, so the panic's unwinding is outside it.
             self.entered.take();
-            if !report.is_clean() {
-                panic!("{report}");
-            }
-            if !report.uncertain().is_empty() {
-                eprintln!("{report}");
-            }
+            conclude(&report);
         }
     }
 }
@@ -377,10 +366,19 @@ pub fn check_async_with<F: Future>(options: Options, future: F) -> impl Future<O
                 _ => break report,
             }
         };
-        if !report.is_clean() {
-            panic!("{report}");
-        }
+        conclude(&report);
         output
+    }
+}
+
+/// Ends a check: fails with the report if it found a leak; else lists on standard error what
+/// it could not attribute with certainty, if anything.
+fn conclude(report: &Report) {
+    if !report.is_clean() {
+        panic!("{report}");
+    }
+    if !report.uncertain().is_empty() {
+        eprintln!("{report}");
     }
 }
 
@@ -421,8 +419,5 @@ pub fn verify_none() {
 #[track_caller]
 pub fn verify_none_with(options: Options) {
     let scope = Scope::whole_process(Location::caller(), options);
-    let report = scope.report();
-    if !report.is_clean() {
-        panic!("{report}");
-    }
+    conclude(&scope.report());
 }

@@ -95,7 +95,7 @@ impl Scope {
             let ours = self.whole_process || unit.tag.is_some_and(|tag| tag.is_within(self.tag));
             if !ours
                 || self.options.ignores_name(unit.name)
-                || self.options.ignores_site(&unit.spawned_at.to_string())
+                || self.options.ignores_site(unit.spawned_at)
             {
                 continue;
             }

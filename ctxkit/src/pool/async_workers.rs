@@ -447,10 +447,8 @@ impl<J: Send + 'static> AsyncWorkers<J> {
 
 impl<J> Drop for AsyncWorkers<J> {
     fn drop(&mut self) {
-        let mut wake = Vec::new();
-        self.shared.core.lock().cancel(&mut wake);
+        self.shared.cancel();
         self.cancel.cancel();
-        wake.into_iter().for_each(Waker::wake);
         for handle in self.handles.lock().drain(..) {
             handle.abort();
         }

@@ -139,15 +139,10 @@ impl<J, P: Unpark> WorkersCore<J, P> {
             return Err((Refused::Closed, job));
         }
         // Free workers not yet matched with a queued job could take one more at once.
-        let recruitable = self.idle.len() + (self.size - self.started);
-        // Saturating: `queue(usize::MAX)` or `Pool::new(usize::MAX)` mean "no bound".
-        let capacity = self
-            .bound
-            .saturating_add(self.searching)
-            .saturating_add(recruitable);
-        if self.queued.len() >= capacity {
+        if self.queued.len() >= self.capacity() {
             return Err((Refused::Full, job));
         }
+        let recruitable = self.recruitable();
         let index = self.next_index;
         self.queued.push_back((index, job));
         self.next_index += 1;
@@ -289,12 +284,20 @@ impl<J, P: Unpark> WorkersCore<J, P> {
 
     /// Whether a submission now would be accepted (or refused for good).
     pub(crate) fn has_room(&self) -> bool {
-        self.state != State::Running
-            || self.queued.len()
-                < self
-                    .bound
-                    .saturating_add(self.searching)
-                    .saturating_add(self.idle.len() + (self.size - self.started))
+        self.state != State::Running || self.queued.len() < self.capacity()
+    }
+
+    /// Free workers not yet matched with a queued job: idle ones, and those not started yet.
+    fn recruitable(&self) -> usize {
+        self.idle.len() + (self.size - self.started)
+    }
+
+    /// How many jobs may be queued now: the bound, plus one for each free worker (searching or
+    /// recruitable). Saturating: `queue(usize::MAX)` or `Pool::new(usize::MAX)` mean "no bound".
+    fn capacity(&self) -> usize {
+        self.bound
+            .saturating_add(self.searching)
+            .saturating_add(self.recruitable())
     }
 
     /// The accepted jobs that never started, in order of acceptance, and the panics reported.
