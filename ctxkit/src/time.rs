@@ -31,20 +31,29 @@ sync::lazy_static! {
     };
 }
 
+#[inline]
 fn base() -> Instant {
     *BASE
 }
 
+/// Whole seconds after the base from which an instant no longer encodes (invariant 2): below
+/// it, `seconds * 1e9 + subsec_nanos` fits in a `u64` with room to spare.
+const MAX_SECONDS: u64 = u64::MAX / 1_000_000_000;
+
 /// Encodes `instant`; `None` when it is too far in the future to matter (invariant 2).
+///
+/// On every clock read of a limiter and every deadline made, so it stays in `u64` arithmetic
+/// (no `u128` product as `Duration::as_nanos` would make).
+#[inline]
 pub(crate) fn encode(instant: Instant) -> Option<u64> {
     let since = instant.saturating_duration_since(base());
-    let nanos = since.as_nanos();
-    if nanos >= u128::from(u64::MAX) {
-        None
-    } else {
-        // Invariant 1: an instant at or before the base is "long past", not "none".
-        Some((nanos as u64).max(1))
+    let seconds = since.as_secs();
+    if seconds >= MAX_SECONDS {
+        return None;
     }
+    // Cannot overflow: `seconds < MAX_SECONDS`. Invariant 1: an instant at or before the base
+    // is "long past", not "none".
+    Some((seconds * 1_000_000_000 + u64::from(since.subsec_nanos())).max(1))
 }
 
 /// Decodes a value made by [`encode`].
@@ -54,6 +63,7 @@ pub(crate) fn decode(ticks: u64) -> Instant {
 }
 
 /// The current time, encoded.
+#[inline]
 pub(crate) fn now() -> u64 {
     encode(Instant::now()).unwrap_or(u64::MAX)
 }
@@ -92,6 +102,18 @@ mod tests {
             assert_eq!(encode(far), None);
         }
         assert!(encode(now + Duration::from_secs(3600)).is_some());
+    }
+
+    #[test]
+    fn the_last_encodable_second_round_trips_and_the_next_does_not_encode() {
+        let last = base() + Duration::new(MAX_SECONDS - 1, 999_999_999);
+        assert_eq!(decode(encode(last).unwrap()), last);
+        assert_eq!(encode(base() + Duration::from_secs(MAX_SECONDS)), None);
+        assert_eq!(
+            encode(base()),
+            Some(1),
+            "the base itself is long past, not none"
+        );
     }
 
     #[test]

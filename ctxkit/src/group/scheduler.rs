@@ -242,6 +242,7 @@ impl<T, E, J, P: Unpark> Scheduler<T, E, J, P> {
     pub(crate) fn spawn(&mut self, index: usize, job: J) -> Spawned<J, P> {
         // Invariant 1: raised before the task can run and lower it.
         self.pending += 1;
+        self.slots.make_room(index);
         if self.queue.len() < self.searching {
             // A worker that runs no task yet will take it.
             self.queue.push_back((index, job));

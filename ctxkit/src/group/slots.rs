@@ -49,7 +49,7 @@ type Outcomes<T, E> = Vec<Slot<T, E>>;
 
 /// The results of one round of a group (spawns up to a `wait`).
 pub(crate) struct Slots<T, E> {
-    /// Index = spawn order. Grows on demand, so a spawn that is skipped needs no entry.
+    /// Index = spawn order. Grows as tasks are spawned ([`make_room`](Slots::make_room)).
     results: Outcomes<T, E>,
     /// The index of the first error in time (`errgroup`'s `errOnce`); set once per round.
     first_err: Option<usize>,
@@ -115,10 +115,18 @@ impl<T, E> Slots<T, E> {
     }
 
     fn put(&mut self, index: usize, slot: Slot<T, E>) {
+        self.make_room(index);
+        self.results[index] = slot;
+    }
+
+    /// Makes the slot of task `index` exist (empty), so that recording it allocates nothing.
+    /// Called by the spawner as it spawns task `index`: the vector grows on the spawner's
+    /// side, not while the finishing tasks of a fan-out contend for the group's lock.
+    #[inline]
+    pub(crate) fn make_room(&mut self, index: usize) {
         if self.results.len() <= index {
             self.results.resize_with(index + 1, || Slot::Empty);
         }
-        self.results[index] = slot;
     }
 
     /// Takes the round's slots out, leaving empty ones: called under the caller's lock, so that
