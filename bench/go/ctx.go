@@ -344,6 +344,9 @@ func wakeLatency(cfg *config) {
 		workload string
 		p        float64
 	}{{"ctx.wake_latency_p50", 50}, {"ctx.wake_latency_p99", 99}} {
+		if !cfg.want(q.workload) {
+			continue
+		}
 		s := make([]float64, runs)
 		for r := range perRun {
 			s[r] = percentile(perRun[r], q.p)
@@ -412,7 +415,7 @@ func timeoutAwaited(cfg *config) {
 	defer cancelRoot()
 	var diff, with, bare []float64
 	round := 0
-	warmUpThen(cfg.heavyRuns(), func(record bool) {
+	warmUpThen(cfg.runs(), func(record bool) {
 		// Alternate which variant goes first, so neither always runs on the other's garbage.
 		var w, b float64
 		runtime.GC()
@@ -443,7 +446,7 @@ func afterFunc(cfg *config) {
 	}
 	progress("ctx.after_func_10k")
 	var returned, allRan []float64
-	warmUpThen(cfg.heavyRuns(), func(record bool) {
+	warmUpThen(cfg.runs(), func(record bool) {
 		ctx, cancel := context.WithCancel(context.Background())
 		var started int32
 		var ran sync.WaitGroup
@@ -472,10 +475,14 @@ func afterFunc(cfg *config) {
 		}
 	})
 	const how = "10,000 after-functions in the Go 1.19 idiom (before context.AfterFunc): a goroutine each running <-ctx.Done(); time.Sleep(time.Millisecond) on one cancelable context, all parked (then 2 ms) before t0"
-	emit(cfg, "ctx.after_func_10k_cancel_return", implName, "ms", returned,
-		how+"; timed: cancel() until it returns (closing Done readies all 10,000 goroutines)")
-	emit(cfg, "ctx.after_func_10k_all_ran", implName, "ms", allRan,
-		how+"; timed: cancel() until every function has finished (sync.WaitGroup.Wait returns)")
+	if cfg.want("ctx.after_func_10k_cancel_return") {
+		emit(cfg, "ctx.after_func_10k_cancel_return", implName, "ms", returned,
+			how+"; timed: cancel() until it returns (closing Done readies all 10,000 goroutines)")
+	}
+	if cfg.want("ctx.after_func_10k_all_ran") {
+		emit(cfg, "ctx.after_func_10k_all_ran", implName, "ms", allRan,
+			how+"; timed: cancel() until every function has finished (sync.WaitGroup.Wait returns)")
+	}
 }
 
 func contendedCreateCancel(cfg *config) {

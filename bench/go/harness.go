@@ -90,9 +90,13 @@ func (c *config) quickNote() string {
 	return ""
 }
 
-// progress writes one line of progress to stderr.
+// started is when the process started, for the progress lines.
+var started = time.Now()
+
+// progress writes one line of progress to stderr, with the seconds since the start.
 func progress(format string, args ...interface{}) {
-	fmt.Fprintf(os.Stderr, "[bench/go] "+format+"\n", args...)
+	fmt.Fprintf(os.Stderr, "[bench/go %5.1fs] "+format+"\n",
+		append([]interface{}{time.Since(started).Seconds()}, args...)...)
 }
 
 // ===== statistics =====

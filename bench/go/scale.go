@@ -168,7 +168,7 @@ func scaleGroupBytes(cfg *config) {
 			s = append(s, (held-before)/float64(n))
 		}
 		emitScale(cfg, workload, implName, n, "bytes_per_task", s,
-			"errgroup.WithContext(parent), n tasks each <-ctx.Done() on the group's context; once all have started and parked (then 2 ms): (HeapAlloc + StackInuse) after runtime.GC() minus the same before the group, / n; then the parent is canceled and Wait checked (not measured). Go keeps the descriptors (g structs) of exited goroutines for reuse and never frees them, so a goroutine reusing one adds no heap for it: the figure is mostly the goroutine's stack, plus its closure and its sudog on the channel")
+			"errgroup.WithContext(parent), n tasks each <-ctx.Done() on the group's context; once all have started and parked (then 2 ms): (HeapAlloc + StackInuse) after runtime.GC() minus the same before the group, / n; then the parent is canceled and Wait checked (not measured). Go keeps the descriptors (g structs) of exited goroutines for reuse and never frees them, so a goroutine reusing one adds no heap for it: the figure is mostly the goroutine's stack (Go 1.19 starts a new stack at the average stack size seen by the last GC, 2 KB at least, so earlier workloads move it between about 2 and 4 KB), plus its closure and its sudog on the channel")
 	}
 }
 
