@@ -295,8 +295,9 @@ func wakeLatency(cfg *config) {
 	woke := make(chan time.Time, 1)
 	go func() {
 		for j := range jobs {
+			done := j.ctx.Done()
 			atomic.StoreInt32(j.ready, 1)
-			<-j.ctx.Done()
+			<-done
 			woke <- time.Now()
 		}
 	}()
