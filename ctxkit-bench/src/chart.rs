@@ -51,7 +51,8 @@ fn colour(label: &str, nth_ctxkit: usize) -> RGBColor {
     }
 }
 
-/// Draws `lines` into an SVG file at `path`: x = n, y = `metric`, a legend and a title.
+/// Draws `lines` into an SVG file at `path`: x = n, y described by `metric`, a legend and a
+/// title.
 pub(crate) fn svg(
     path: &Path,
     title: &str,

@@ -784,7 +784,13 @@ pub(crate) fn write_charts(dir: &Path, rows: &[Row]) -> Result<Vec<PathBuf>, Str
             continue;
         }
         let title = format!("{} ({}), median over rounds", s.workload, s.metric);
-        chart::svg(&path, &title, &s.metric, &lines)?;
+        let better = match s.metric.as_str() {
+            "mops_per_s" => "higher is better",
+            "error_pct" => "nearer 0 is better",
+            _ => "lower is better",
+        };
+        let y_desc = format!("{} ({better})", s.metric);
+        chart::svg(&path, &title, &y_desc, &lines)?;
         written.push(path);
     }
     let md = dir.join("scale.md");
