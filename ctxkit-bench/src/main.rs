@@ -5,7 +5,12 @@
 //!
 //! ```text
 //! cargo run --release -p ctxkit-bench -- [--quick] [--peers] [--in-leak-scope] [--only PREFIX[,PREFIX...]]
+//! cargo run --release -p ctxkit-bench -- compare [--rounds N] [--quick] [--only P[,P]] [--scale] [--no-go] [--go-runner PATH] [--charts DIR] [--raw FILE]
 //! ```
+//!
+//! `compare` runs this binary (`--peers`) and the Go runner in alternating rounds as child
+//! processes and prints one markdown table (`compare.rs`; charts of the scale series in
+//! `chart.rs`).
 //!
 //! `--peers` also measures the Rust crates a user would pick instead (tokio, crossbeam,
 //! rayon, governor: `peers/`), in the same run, after ctxkit's lines.
@@ -15,6 +20,8 @@
 //!
 //! Each module measures one area; they share `harness.rs`. Figures are measured, never asserted.
 
+mod chart;
+mod compare;
 mod ctx;
 mod group;
 mod harness;
@@ -28,6 +35,9 @@ use harness::{Cfg, CountingAlloc, OthersLoad};
 static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("compare") {
+        std::process::exit(compare::main(std::env::args().skip(2)));
+    }
     let cfg = match Cfg::from_args() {
         Ok(cfg) => cfg,
         Err(message) => {
