@@ -22,13 +22,13 @@
 //!
 //! # Cost
 //!
-//! A unit costs one registration (a lock, a slab insert; a thread's record is also an
-//! allocation); when it ends, a thread's costs one reference-count decrement and a task's
-//! nothing (no lock either way). Tags cost nothing until one is first entered in the process:
-//! until then [`ScopeTag::current`] is one relaxed load, and no task is wrapped. (A first
-//! version polled every task through a wrapper that set a thread-local around each poll; it
-//! made an async group's worker task a third larger, and `group.first_error_cancel`, which
-//! wakes a thousand of them at once, measurably slower.) The async `Group` reuses its worker
+//! A unit costs one registration (a lock, a slab insert, and an allocation for its record);
+//! when it ends, it costs one reference-count decrement (no lock). Tags cost nothing until one
+//! is first entered in the process: until then [`ScopeTag::current`] is one relaxed load, and
+//! an untagged task's future is wrapped only to hold its record (a first version polled every
+//! task through a wrapper that set a thread-local around each poll; it made an async group's
+//! worker task a third larger, and `group.first_error_cancel`, which wakes a thousand of them
+//! at once, measurably slower). The async `Group` reuses its worker
 //! tasks, so the registration is paid per worker, not per group task.
 //!
 //! # Invariants
@@ -37,9 +37,10 @@
 //!    registration) from before it can start running until its body has returned or unwound:
 //!    the registration, a guard that the body owns, then lets go of the record (at once if the
 //!    thread could not be started). A task is in it from before `spawn_task` returns until
-//!    tokio has finished it (its future completed, or was dropped): the registry holds its
-//!    abort handle and asks. An ended unit's record is not reported, and is reclaimed by a
-//!    later registration, under the lock.
+//!    tokio has finished it (its future completed, or was dropped): the future holds the
+//!    record's second reference, which tokio drops with the future. An ended unit's record
+//!    is not reported, and is reclaimed by a later registration, under the lock; what the
+//!    unit itself held (a thread's stack, a task's tokio cell) is freed when it ends.
 //! 2. A unit's tag is the current tag of the code that started it, fixed when it is started.
 //!    The current tag is, inside a task this module started and recorded, that task's tag
 //!    (whatever the polling thread's is); elsewhere, the thread's (a thread this module started
@@ -285,11 +286,13 @@ enum Record {
     /// A thread's record: the thread runs while its [`Registration`] holds the second
     /// reference.
     Thread(Arc<ThreadUnit>),
-    /// A task's record: the task runs until tokio has finished it (its future completed, or
-    /// was dropped). Asking tokio costs the task nothing when it ends: the state it reads is
-    /// the one tokio writes anyway. The last field is what it waits on (invariant 4).
+    /// A task's record, its tokio id and what it waits on (invariant 4). The task runs while
+    /// its future holds the second reference to the record: tokio drops the future when it
+    /// completes, is aborted, or its runtime shuts down. (Not an `AbortHandle`: that would
+    /// keep the task's whole tokio cell, hundreds of bytes, allocated until the record is
+    /// reclaimed, which after a group of a million tasks could be long after they ended.)
     #[cfg(feature = "tokio")]
-    Task(UnitInfo, tokio::task::AbortHandle, Waiting),
+    Task(Arc<UnitInfo>, tokio::task::Id, Waiting),
 }
 
 impl Record {
@@ -297,7 +300,7 @@ impl Record {
         match self {
             Record::Thread(unit) => Arc::strong_count(unit) > 1,
             #[cfg(feature = "tokio")]
-            Record::Task(_, handle, _) => !handle.is_finished(),
+            Record::Task(info, _, _) => Arc::strong_count(info) > 1,
         }
     }
 
@@ -358,8 +361,8 @@ impl Registry {
             for (key, entry) in self.units.iter_mut().enumerate() {
                 if entry.as_ref().is_some_and(|record| !record.runs()) {
                     #[cfg(feature = "tokio")]
-                    if let Some(Record::Task(_, handle, _)) = entry {
-                        self.tasks.remove(&handle.id());
+                    if let Some(Record::Task(_, id, _)) = entry {
+                        self.tasks.remove(id);
                     }
                     ended.extend(entry.take());
                     self.free.push(key);
@@ -369,8 +372,8 @@ impl Registry {
         }
         let key = self.free.pop().unwrap_or(self.units.len());
         #[cfg(feature = "tokio")]
-        if let Record::Task(_, handle, _) = &record {
-            self.tasks.insert(handle.id(), key);
+        if let Record::Task(_, id, _) = &record {
+            self.tasks.insert(*id, key);
         }
         if key == self.units.len() {
             self.units.push(Some(record));
@@ -637,13 +640,19 @@ where
     F::Output: Send + 'static,
 {
     let tag = ScopeTag::current();
-    let info = unit_info(Kind::Task, origin, tag);
+    let info = Arc::new(unit_info(Kind::Task, origin, tag));
+    // The future's hold on the record: the task runs while tokio has not dropped it.
+    let alive = info.clone();
     let handle = match tag {
         // Untagged: polled as it is (invariant 2: inside it, its record says `None`).
-        None => runtime.spawn(task),
+        None => runtime.spawn(async move {
+            let _alive = alive;
+            task.await
+        }),
         // Tagged: polled with its tag as its thread's, so that even a poll before its record
         // is in the registry (on another thread, at once) finds it (invariant 2).
         Some(tag) => runtime.spawn(async move {
+            let _alive = alive;
             let mut task = std::pin::pin!(task);
             std::future::poll_fn(|cx| {
                 let _tag = enter(Some(tag));
@@ -654,7 +663,7 @@ where
     };
     // Invariant 1: recorded before this returns; a task that already ended is recorded as
     // ended.
-    register(Record::Task(info, handle.abort_handle(), None));
+    register(Record::Task(info, handle.id(), None));
     handle
 }
 
