@@ -4,8 +4,11 @@
 //! line per workload and form on stdout (progress on stderr).
 //!
 //! ```text
-//! cargo run --release -p ctxkit-bench -- [--quick] [--peers] [--in-leak-scope] [--only PREFIX[,PREFIX...]]
+//! cargo run --release -p ctxkit-bench -- [--quick] [--peers] [--scale] [--in-leak-scope] [--only PREFIX[,PREFIX...]]
 //! ```
+//!
+//! `--scale` prints the scale series (`scale.rs`: each workload over a range of sizes, the
+//! JSON lines carrying `n`) instead of the regular workloads.
 //!
 //! `--peers` also measures the Rust crates a user would pick instead (tokio, crossbeam,
 //! rayon, governor: `peers/`), in the same run, after ctxkit's lines.
@@ -21,6 +24,7 @@ mod harness;
 mod peers;
 mod pool;
 mod rate;
+mod scale;
 
 use harness::{Cfg, CountingAlloc, OthersLoad};
 
@@ -39,6 +43,9 @@ fn main() {
     // opens; the guard is disarmed at the end, since the bench's own runtimes may outlive it.
     let leak_scope = cfg.in_leak_scope.then(ctxkit::leak::Guard::new);
     let whole = OthersLoad::start();
+    if cfg.scale {
+        scale::run(&cfg); // instead of the regular workloads
+    }
     for (name, run) in [
         ("ctx", ctx::run as fn(&Cfg)),
         ("group", group::run),
@@ -46,7 +53,7 @@ fn main() {
         ("rate", rate::run),
         ("peers", peers::run),
     ] {
-        if name == "peers" && !cfg.peers {
+        if cfg.scale || (name == "peers" && !cfg.peers) {
             continue;
         }
         let section = OthersLoad::start();
