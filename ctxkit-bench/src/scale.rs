@@ -8,7 +8,7 @@
 //! | `scale.value_depth` | 1, 2, 4, ..., 1024 value layers | ns per lookup, as `ctx.value_d*` |
 //! | `scale.pool_workers` | 1 to 8 workers | ns per job, as `pool.squares_1m_*` |
 //! | `scale.group_tasks` | 10,000 to 1,000,000 tasks (quick: to 100,000) | ns per task, as `group.go_wait_10k` |
-//! | `scale.group_bytes` | 10,000 to 1,000,000 parked tasks (quick: to 100,000) | live heap bytes per task |
+//! | `scale.group_bytes` | 10,000 to 1,000,000 parked tasks (quick: to 100,000) | live heap bytes per task, each run in a fresh child process |
 //! | `scale.limiter_threads` | 1 to 4 threads | Mops/s of `allow()` on one shared limiter |
 //!
 //! Runs (batches; the value is their median): 7 up to n = 100,000, 3 at 1,000,000; pools and
@@ -295,7 +295,7 @@ fn pool_workers(cfg: &Cfg) {
             workers,
             "ns_per_job",
             Some(stats(&samples)),
-            &format!("as pool.squares_1m_*: Pool::new({workers}).map_stream(&ctx, stream::iter(0..{jobs}), |_, x| async move {{ x*x }}) (queue bound 1024), {workers} worker tasks, a fresh pool per run on a 2-worker tokio runtime (built once); the consumer is a task summing the stream, sum checked; / jobs"),
+            &format!("as pool.squares_1m_*: Pool::new({workers}).map_stream(&ctx, stream::iter(0..{jobs}), |_, x| async move {{ x*x }}) (queue bound 1024), worker tasks: {workers}, a fresh pool per run on a 2-worker tokio runtime (built once); the consumer is a task summing the stream, sum checked; / jobs"),
         );
     }
 }
@@ -408,7 +408,7 @@ fn limiter_threads(cfg: &Cfg) {
             threads,
             "mops_per_s",
             Some(stats(&samples)),
-            &format!("as rate.allow_contended_2 with {threads} threads: one Limiter::new(1e9, 1e9) shared by {threads} threads calling allow(), {} ms per batch (after one of a tenth); total allows over all threads / wall time", length.as_millis()),
+            &format!("as rate.allow_contended_2 with n threads: one Limiter::new(1e9, 1e9) shared by n = {threads} threads calling allow(), {} ms per batch (after one of a tenth); total allows over all threads / wall time", length.as_millis()),
         );
     }
 }

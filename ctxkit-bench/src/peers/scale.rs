@@ -84,7 +84,7 @@ fn pool_workers(cfg: &Cfg) {
             workers,
             "ns_per_job",
             Some(stats(&samples)),
-            &format!("as pool.squares_1m_*: the chapter's pool with OS threads: producer thread -> bounded(1024) jobs channel -> {workers} worker threads -> bounded(1024) results channel -> this thread sums, {jobs} jobs, a fresh pool per run (a warm-up of {} jobs first), sum checked; thread spawns included; / jobs", jobs / 10),
+            &format!("as pool.squares_1m_*: the chapter's pool with OS threads: producer thread -> bounded(1024) jobs channel -> n = {workers} worker threads -> bounded(1024) results channel -> this thread sums, {jobs} jobs, a fresh pool per run (a warm-up of {} jobs first), sum checked; thread spawns included; / jobs", jobs / 10),
         );
     }
 }
@@ -193,7 +193,7 @@ where
             threads,
             "mops_per_s",
             Some(stats(&samples)),
-            &format!("as rate.allow_contended_2 with {threads} threads: one governor RateLimiter::direct_with_clock(Quota::per_second(1e9), {clock_note}) (burst 1e9) shared by {threads} threads calling check(), {} ms per batch (after one of a tenth); total allows over all threads / wall time", length.as_millis()),
+            &format!("as rate.allow_contended_2 with n threads: one governor RateLimiter::direct_with_clock(Quota::per_second(1e9), {clock_note}) (burst 1e9) shared by n = {threads} threads calling check(), {} ms per batch (after one of a tenth); total allows over all threads / wall time", length.as_millis()),
         );
     }
 }
