@@ -83,7 +83,7 @@ fn timeout_child(cfg: &Cfg) {
 
 // ===== values =====
 
-/// Layer `A * 16 + B` of a value chain: 256 distinct types.
+/// Layer `A * 16 + B` of a value chain: `16 * LAYER_ROWS` distinct types.
 struct Key<const A: usize, const B: usize>(#[allow(dead_code, reason = "payload")] usize);
 
 fn layer<const A: usize, const B: usize>(ctx: &Context) -> Context {
@@ -99,12 +99,38 @@ macro_rules! layer_table {
     };
 }
 
+/// The deepest value chain [`value_chain`] builds (`scale.value_depth` goes up to it).
+pub(crate) const MAX_VALUE_DEPTH: usize = 1024;
+
+/// A chain of `depth` value layers on the background context, layer i holding a value of its
+/// own type (`Key<i / 16, i % 16>`), layer 0 nearest the root.
 fn value_chain(depth: usize) -> Context {
-    let table: Vec<fn(&Context) -> Context> = layer_table!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
-    assert_eq!(table.len(), 256);
+    let table: Vec<fn(&Context) -> Context> = layer_table!(
+        0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+        32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63
+    );
+    assert_eq!(table.len(), MAX_VALUE_DEPTH);
     table[..depth]
         .iter()
         .fold(Context::background(), |ctx, add| add(&ctx))
+}
+
+/// ns per `value::<Key0>()` (the layer nearest the root: the worst-case walk) on a chain of
+/// `depth` layers; one figure per batch.
+pub(crate) fn value_lookup(target: Duration, runs: usize, depth: usize) -> Vec<f64> {
+    let ctx = value_chain(depth);
+    ns_per_op(target, runs, |n| {
+        let mut hits = 0usize;
+        for _ in 0..n {
+            hits += black_box(&ctx).value::<Key<0, 0>>().is_some() as usize;
+        }
+        assert_eq!(hits, n);
+    })
+}
+
+/// How `value_lookup` measures, for the lines' notes.
+pub(crate) fn value_note(depth: usize) -> String {
+    format!("ctx.value::<Key0>() on a chain of {depth} with_value layers of distinct types; Key0 is the layer nearest the root (worst case; per-block Bloom filters let the walk skip ahead)")
 }
 
 fn values(cfg: &Cfg) {
@@ -117,20 +143,13 @@ fn values(cfg: &Cfg) {
             continue;
         }
         progress(workload);
-        let ctx = value_chain(depth);
-        let samples = ns_per_op(cfg.micro_target(), cfg.micro_runs(), |n| {
-            let mut hits = 0usize;
-            for _ in 0..n {
-                hits += black_box(&ctx).value::<Key<0, 0>>().is_some() as usize;
-            }
-            assert_eq!(hits, n);
-        });
+        let samples = value_lookup(cfg.micro_target(), cfg.micro_runs(), depth);
         emit(
             workload,
             "ctxkit",
             "ns_per_op",
             Some(stats(&samples)),
-            &format!("ctx.value::<Key0>() on a chain of {depth} with_value layers of distinct types; Key0 is the layer nearest the root (worst case; per-block Bloom filters let the walk skip ahead)"),
+            &value_note(depth),
         );
     }
     if cfg.want(&["ctx.value_miss_d16"]) {
@@ -155,11 +174,38 @@ fn values(cfg: &Cfg) {
 
 // ===== trees =====
 
-fn build_flat(root: &Context, into: &mut Vec<CancelContext>) {
-    for _ in 0..FLAT {
+fn build_flat(root: &Context, n: usize, into: &mut Vec<CancelContext>) {
+    for _ in 0..n {
         into.push(root.with_cancel());
     }
 }
+
+/// One batch of `ctx.cancel_flat_100k` (and `scale.cancel_fanout`) with `n` children: a fresh
+/// root with `n` direct children, each child's `done()` polled once first if `waited`; timed:
+/// the root's `cancel()` until every child reports done.
+pub(crate) fn cancel_flat(n: usize, waited: bool) -> Duration {
+    let root = Context::background().with_cancel();
+    let mut children = Vec::with_capacity(n);
+    build_flat(&root, n, &mut children);
+    let mut dones: Vec<Done> = if waited {
+        children.iter().map(|c| c.done()).collect()
+    } else {
+        Vec::new()
+    };
+    for done in &mut dones {
+        assert!(!poll_once(done));
+    }
+    let start = Instant::now();
+    root.cancel();
+    let done = children.iter().filter(|c| c.is_done()).count();
+    let took = start.elapsed();
+    assert_eq!(done, n);
+    drop(dones);
+    took
+}
+
+/// The note of `cancel_flat`'s waited form.
+pub(crate) const CANCEL_FLAT_NOTE: &str = "every child had done() polled once (a waker registered, woken by the cancel: the cancel really wakes something, as in the anchors); timed: root cancel() (synchronous over the subtree) + is_done() on every child";
 
 fn flat_tree(cfg: &Cfg) {
     if cfg.want(&["ctx.build_flat_100k"]) {
@@ -168,7 +214,7 @@ fn flat_tree(cfg: &Cfg) {
             let root = Context::background().with_cancel();
             let mut children = Vec::with_capacity(FLAT);
             let start = Instant::now();
-            build_flat(&root, &mut children);
+            build_flat(&root, FLAT, &mut children);
             let ms = start.elapsed().as_secs_f64() * 1e3;
             drop(children);
             ms
@@ -190,7 +236,7 @@ fn flat_tree(cfg: &Cfg) {
             let root = Context::background().with_cancel();
             let mut children = Vec::with_capacity(FLAT);
             let mut dones: Vec<Done> = Vec::with_capacity(FLAT);
-            let ((), bytes, allocs) = count_heap(|| build_flat(&root, &mut children));
+            let ((), bytes, allocs) = count_heap(|| build_flat(&root, FLAT, &mut children));
             plain.push(bytes as f64 / FLAT as f64);
             allocations.0 = allocs as f64 / FLAT as f64;
             let ((), bytes, allocs) = count_heap(|| {
@@ -223,38 +269,17 @@ fn flat_tree(cfg: &Cfg) {
     if cfg.want(&["ctx.cancel_flat_100k"]) {
         progress("ctx.cancel_flat_100k");
         let samples = batches(cfg.heavy_runs(), || {
-            let root = Context::background().with_cancel();
-            let mut children = Vec::with_capacity(FLAT);
-            build_flat(&root, &mut children);
-            let mut dones: Vec<Done> = children.iter().map(|c| c.done()).collect();
-            for done in &mut dones {
-                assert!(!poll_once(done));
-            }
-            let start = Instant::now();
-            root.cancel();
-            let done = children.iter().filter(|c| c.is_done()).count();
-            let ms = start.elapsed().as_secs_f64() * 1e3;
-            assert_eq!(done, FLAT);
-            drop(dones);
-            ms
+            cancel_flat(FLAT, true).as_secs_f64() * 1e3
         });
         emit(
             "ctx.cancel_flat_100k",
             "ctxkit",
             "ms",
             Some(stats(&samples)),
-            "every child had done() polled once (a waker registered, woken by the cancel: the cancel really wakes something, as in the anchors); timed: root cancel() (synchronous over the subtree) + is_done() on every child",
+            CANCEL_FLAT_NOTE,
         );
         let samples = batches(cfg.heavy_runs(), || {
-            let root = Context::background().with_cancel();
-            let mut children = Vec::with_capacity(FLAT);
-            build_flat(&root, &mut children);
-            let start = Instant::now();
-            root.cancel();
-            let done = children.iter().filter(|c| c.is_done()).count();
-            let ms = start.elapsed().as_secs_f64() * 1e3;
-            assert_eq!(done, FLAT);
-            ms
+            cancel_flat(FLAT, false).as_secs_f64() * 1e3
         });
         emit(
             "ctx.cancel_flat_100k",

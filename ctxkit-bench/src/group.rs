@@ -49,21 +49,26 @@ where
 
 /// How the spawning loop starts its tasks under a limit.
 #[derive(Clone, Copy, PartialEq)]
-enum Spawn {
+pub(crate) enum Spawn {
     /// `spawn_queued`: never waits, queues at the limit (the form these rows always measured).
     Queued,
     /// `spawn`: waits for a free slot at the limit (as Go's `Go`).
     Waits,
 }
 
-/// One async group of `TASKS` tasks that succeed at once; ns per task.
-async fn async_go_wait(parent: &Context, limit: Option<usize>, how: Spawn) -> f64 {
+/// One async group of `tasks` tasks that succeed at once; ns per task.
+pub(crate) async fn async_go_wait(
+    parent: &Context,
+    tasks: usize,
+    limit: Option<usize>,
+    how: Spawn,
+) -> f64 {
     let start = Instant::now();
     let (mut g, _ctx) = Group::<(), BenchError>::with_context(parent);
     if let Some(limit) = limit {
         g.set_limit(limit);
     }
-    for _ in 0..TASKS {
+    for _ in 0..tasks {
         match how {
             Spawn::Queued => g.spawn_queued(|_ctx| async { Ok(()) }),
             Spawn::Waits => g.spawn(|_ctx| async { Ok(()) }).await,
@@ -71,17 +76,22 @@ async fn async_go_wait(parent: &Context, limit: Option<usize>, how: Spawn) -> f6
     }
     let results = g.wait().await.expect("no task fails");
     black_box(results);
-    start.elapsed().as_nanos() as f64 / TASKS as f64
+    start.elapsed().as_nanos() as f64 / tasks as f64
 }
 
-/// One scoped-thread group of `TASKS` tasks that succeed at once; ns per task.
-fn thread_go_wait(parent: &Context, limit: Option<usize>, how: Spawn) -> f64 {
+/// One scoped-thread group of `tasks` tasks that succeed at once; ns per task.
+pub(crate) fn thread_go_wait(
+    parent: &Context,
+    tasks: usize,
+    limit: Option<usize>,
+    how: Spawn,
+) -> f64 {
     let start = Instant::now();
     let results = group::scope(parent, |s| {
         if let Some(limit) = limit {
             s.set_limit(limit);
         }
-        for _ in 0..TASKS {
+        for _ in 0..tasks {
             match how {
                 Spawn::Queued => s.spawn_queued(|_ctx| Ok::<(), BenchError>(())),
                 Spawn::Waits => s.spawn(|_ctx| Ok::<(), BenchError>(())),
@@ -90,7 +100,7 @@ fn thread_go_wait(parent: &Context, limit: Option<usize>, how: Spawn) -> f64 {
     })
     .expect("no task fails");
     black_box(results);
-    start.elapsed().as_nanos() as f64 / TASKS as f64
+    start.elapsed().as_nanos() as f64 / tasks as f64
 }
 
 /// `BLOCKERS` tasks park on the group's context; one more returns an error once triggered.
@@ -154,7 +164,7 @@ pub(crate) fn run(cfg: &Cfg) {
             // block_on per run made the limit-2 figure swing between 70 and 220 ns/task.
             let samples = on_worker(&rt, async move {
                 let parent = Context::background();
-                after_warm_up(runs, || async_go_wait(&parent, limit, how)).await
+                after_warm_up(runs, || async_go_wait(&parent, TASKS, limit, how)).await
             });
             let note = match (limit, how) {
                 (None, _) => "spawn(|_ctx| async { Ok(()) }).await; no limit: each task is handed to a free worker task of the group or a new one (a worker task is started only when none is free)",
@@ -177,7 +187,7 @@ pub(crate) fn run(cfg: &Cfg) {
                 Some(_) => runs,
             };
             let samples = batches(thread_runs, || {
-                thread_go_wait(&Context::background(), limit, how)
+                thread_go_wait(&Context::background(), TASKS, limit, how)
             });
             let note = match (limit, how) {
                 (None, _) => "s.spawn; no limit: every task starts at once, on an idle thread of the scope or a new OS thread",

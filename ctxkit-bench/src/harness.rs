@@ -28,6 +28,11 @@ pub(crate) struct Cfg {
     pub(crate) in_leak_scope: bool,
     /// `--peers`: also measure the Rust peers (`peers/`).
     pub(crate) peers: bool,
+    /// `--scale`: print the scale series (`scale.rs`) instead of the regular workloads.
+    pub(crate) scale: bool,
+    /// `--scale-bytes-run FORM N` (internal): one run of `scale.group_bytes` in this fresh
+    /// process, started by the runner itself (`scale.rs`).
+    pub(crate) bytes_run: Option<(String, usize)>,
 }
 
 impl Cfg {
@@ -37,6 +42,8 @@ impl Cfg {
             only: Vec::new(),
             in_leak_scope: false,
             peers: false,
+            scale: false,
+            bytes_run: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -44,6 +51,14 @@ impl Cfg {
                 "--quick" | "-quick" => cfg.quick = true,
                 "--in-leak-scope" => cfg.in_leak_scope = true,
                 "--peers" | "-peers" => cfg.peers = true,
+                "--scale" | "-scale" => cfg.scale = true,
+                "--scale-bytes-run" => {
+                    let form = args.next().ok_or("--scale-bytes-run needs FORM N")?;
+                    let n = args.next().ok_or("--scale-bytes-run needs FORM N")?;
+                    let n = n.parse().map_err(|e| format!("--scale-bytes-run N: {e}"))?;
+                    cfg.scale = true;
+                    cfg.bytes_run = Some((form, n));
+                }
                 "--only" | "-only" => {
                     let prefixes = args.next().ok_or("--only needs a PREFIX")?;
                     cfg.only.extend(
@@ -55,7 +70,7 @@ impl Cfg {
                 }
                 "--help" | "-h" => {
                     return Err(
-                        "usage: ctxkit-bench [--quick] [--peers] [--in-leak-scope] [--only PREFIX[,PREFIX...]]..."
+                        "usage: ctxkit-bench [--quick] [--peers] [--scale] [--in-leak-scope] [--only PREFIX[,PREFIX...]]..."
                             .into(),
                     )
                 }
@@ -95,6 +110,15 @@ impl Cfg {
     /// Runs of a 100k/10k tree workload.
     pub(crate) fn heavy_runs(&self) -> usize {
         self.pick(9, 7)
+    }
+
+    /// Runs of a point of the scale series at `n`: 7 up to 100,000, 3 above (3 with `--quick`).
+    pub(crate) fn scale_runs(&self, n: usize) -> usize {
+        if n > 100_000 {
+            3
+        } else {
+            self.pick(7, 3)
+        }
     }
 }
 
@@ -172,12 +196,39 @@ pub(crate) fn emit(
     stats: Option<Stats>,
     note: &str,
 ) {
+    write_line(workload, implementation, None, metric, stats, note);
+}
+
+/// Prints one line of the scale series: as [`emit`], with the integer field `n` (the point's
+/// x) right after `impl`.
+pub(crate) fn emit_n(
+    workload: &str,
+    implementation: &str,
+    n: usize,
+    metric: &str,
+    stats: Option<Stats>,
+    note: &str,
+) {
+    write_line(workload, implementation, Some(n), metric, stats, note);
+}
+
+fn write_line(
+    workload: &str,
+    implementation: &str,
+    n: Option<usize>,
+    metric: &str,
+    stats: Option<Stats>,
+    note: &str,
+) {
     let mut line = format!(
-        "{{\"workload\":{},\"impl\":{},\"metric\":{},",
+        "{{\"workload\":{},\"impl\":{},",
         json_string(workload),
         json_string(implementation),
-        json_string(metric)
     );
+    if let Some(n) = n {
+        line.push_str(&format!("\"n\":{n},"));
+    }
+    line.push_str(&format!("\"metric\":{},", json_string(metric)));
     match stats {
         Some(s) => line.push_str(&format!(
             "\"value\":{},\"min\":{},\"max\":{},\"runs\":{}",
@@ -238,12 +289,17 @@ pub(crate) fn ns_per_op(target: Duration, runs: usize, mut op: impl FnMut(usize)
 
 /// Two threads run `op` until `duration` has passed; returns (operations, seconds).
 pub(crate) fn contended_2(duration: Duration, op: impl Fn() + Sync) -> (u64, f64) {
+    contended(2, duration, op)
+}
+
+/// `threads` threads run `op` until `duration` has passed; returns (operations, seconds).
+pub(crate) fn contended(threads: usize, duration: Duration, op: impl Fn() + Sync) -> (u64, f64) {
     let stop = AtomicBool::new(false);
-    let barrier = Barrier::new(3);
+    let barrier = Barrier::new(threads + 1);
     let total = AtomicU64::new(0);
     let mut start = None;
     std::thread::scope(|s| {
-        for _ in 0..2 {
+        for _ in 0..threads {
             s.spawn(|| {
                 barrier.wait();
                 let mut n = 0u64;
@@ -340,14 +396,44 @@ unsafe impl GlobalAlloc for CountingAlloc {
 /// Runs `f` with heap counting on; returns its result, the net bytes it left allocated and the
 /// number of allocations it made. Keep other threads quiet meanwhile.
 pub(crate) fn count_heap<T>(f: impl FnOnce() -> T) -> (T, isize, isize) {
-    COUNTING.store(true, Ordering::SeqCst);
-    let bytes_before = LIVE_BYTES.load(Ordering::SeqCst);
-    let allocations_before = ALLOCATIONS.load(Ordering::SeqCst);
+    let counting = HeapCount::start();
     let out = f();
-    let bytes = LIVE_BYTES.load(Ordering::SeqCst) - bytes_before;
-    let allocations = ALLOCATIONS.load(Ordering::SeqCst) - allocations_before;
-    COUNTING.store(false, Ordering::SeqCst);
+    let (bytes, allocations) = counting.stop();
     (out, bytes, allocations)
+}
+
+/// Heap counting from `start` to `stop`, for what [`count_heap`] cannot wrap in a closure
+/// (async code: the allocations of every thread count, the runtime's workers included).
+#[derive(Debug)]
+pub(crate) struct HeapCount {
+    bytes_before: isize,
+    allocations_before: isize,
+}
+
+impl HeapCount {
+    /// Turns counting on.
+    pub(crate) fn start() -> HeapCount {
+        COUNTING.store(true, Ordering::SeqCst);
+        HeapCount {
+            bytes_before: LIVE_BYTES.load(Ordering::SeqCst),
+            allocations_before: ALLOCATIONS.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The net bytes left allocated since `start` and the allocations made, so far.
+    pub(crate) fn now(&self) -> (isize, isize) {
+        (
+            LIVE_BYTES.load(Ordering::SeqCst) - self.bytes_before,
+            ALLOCATIONS.load(Ordering::SeqCst) - self.allocations_before,
+        )
+    }
+
+    /// Turns counting off; the net bytes left allocated since `start` and the allocations made.
+    pub(crate) fn stop(self) -> (isize, isize) {
+        let counted = self.now();
+        COUNTING.store(false, Ordering::SeqCst);
+        counted
+    }
 }
 
 // ===== other processes' CPU use =====

@@ -1,12 +1,15 @@
 //! `ctxkit-bench`: runs the project's benchmark workloads (the cancel tree, groups, the worker
-//! pool, rate limiting; the same workloads the Go anchor runs on Go's own packages and the
-//! Rust-peers anchor on the Rust crates users would pick instead) on ctxkit and prints one JSON
-//! line per workload and form on stdout (progress on stderr).
+//! pool, rate limiting; the same workloads the Go runner in `bench/go/` runs on Go's own
+//! packages) on ctxkit and prints one JSON line per workload and form on stdout (progress on
+//! stderr).
 //!
 //! ```text
-//! cargo run --release -p ctxkit-bench -- [--quick] [--peers] [--in-leak-scope] [--only PREFIX[,PREFIX...]]
+//! cargo run --release -p ctxkit-bench -- [--quick] [--peers] [--scale] [--in-leak-scope] [--only PREFIX[,PREFIX...]]
 //! cargo run --release -p ctxkit-bench -- compare [--rounds N] [--quick] [--only P[,P]] [--scale] [--no-go] [--go-runner PATH] [--charts DIR] [--raw FILE]
 //! ```
+//!
+//! `--scale` prints the scale series (`scale.rs`: each workload over a range of sizes, the
+//! JSON lines carrying `n`) instead of the regular workloads.
 //!
 //! `compare` runs this binary (`--peers`) and the Go runner in alternating rounds as child
 //! processes and prints one markdown table (`compare.rs`; charts of the scale series in
@@ -28,6 +31,7 @@ mod harness;
 mod peers;
 mod pool;
 mod rate;
+mod scale;
 
 use harness::{Cfg, CountingAlloc, OthersLoad};
 
@@ -49,6 +53,9 @@ fn main() {
     // opens; the guard is disarmed at the end, since the bench's own runtimes may outlive it.
     let leak_scope = cfg.in_leak_scope.then(ctxkit::leak::Guard::new);
     let whole = OthersLoad::start();
+    if cfg.scale {
+        scale::run(&cfg); // instead of the regular workloads
+    }
     for (name, run) in [
         ("ctx", ctx::run as fn(&Cfg)),
         ("group", group::run),
@@ -56,7 +63,7 @@ fn main() {
         ("rate", rate::run),
         ("peers", peers::run),
     ] {
-        if name == "peers" && !cfg.peers {
+        if cfg.scale || (name == "peers" && !cfg.peers) {
             continue;
         }
         let section = OthersLoad::start();

@@ -37,7 +37,7 @@ pub(crate) fn pool_batches(runs: usize, n: u64, f: impl Fn(u64) -> u64) -> Vec<f
 
 /// One thread-form map over 0..n on a fresh pool of `workers`, summed on this thread. The map
 /// is consumed, so its drop (which joins the workers) is part of the call.
-fn thread_map(n: u64, workers: usize, ordered: bool) -> u64 {
+pub(crate) fn thread_map(n: u64, workers: usize, ordered: bool) -> u64 {
     let ctx = Context::background();
     let pool = Pool::new(workers);
     let input = 0..black_box(n);
@@ -54,7 +54,7 @@ fn thread_map(n: u64, workers: usize, ordered: bool) -> u64 {
 
 /// One async map over 0..n on a fresh pool of `workers` worker tasks, summed by the calling
 /// task.
-async fn async_map(n: u64, workers: usize) -> u64 {
+pub(crate) async fn async_map(n: u64, workers: usize) -> u64 {
     let ctx = Context::background();
     let input = futures::stream::iter(0..black_box(n));
     let mut results =

@@ -21,7 +21,7 @@ pub(crate) fn run(cfg: &Cfg) {
 
 /// Always has tokens: 1e9 a second with a burst of 1e9 (real token arithmetic, not the
 /// unlimited fast path), as the anchors' limiters.
-fn big_limiter() -> Limiter {
+pub(crate) fn big_limiter() -> Limiter {
     Limiter::new(1e9, 1_000_000_000).expect("valid limiter")
 }
 

@@ -1,7 +1,8 @@
 //! The runner's output is the benchmark JSON lines: one object per line with `workload`,
 //! `impl`, `metric`, `value` (a number, or null with a note saying why), `min`, `max`, `runs`
 //! and a `note`; ctxkit's lines and, with `--peers`, the peers' lines, each naming its crate's
-//! version.
+//! version. With `--scale`, the scale series instead: the same fields and an integer `n`
+//! right after `impl`.
 
 use std::process::Command;
 
@@ -9,12 +10,25 @@ use serde_json::Value;
 
 /// Runs the runner (quick, on a few cheap workloads) and parses every line of its output.
 fn lines(args: &[&str]) -> Vec<Value> {
-    let output = Command::new(env!("CARGO_BIN_EXE_ctxkit-bench"))
-        .args([
+    run(&[
+        &[
             "--quick",
             "--only",
             "ctx.cancel_child,rate.allow,pool.squares_1m_w2",
-        ])
+        ],
+        args,
+    ]
+    .concat())
+}
+
+/// Runs the runner with `args` and parses every line of its output.
+fn run(args: &[&str]) -> Vec<Value> {
+    raw(args).iter().map(|line| parse(line)).collect()
+}
+
+/// Runs the runner with `args`; its output's lines.
+fn raw(args: &[&str]) -> Vec<String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_ctxkit-bench"))
         .args(args)
         .output()
         .expect("the runner starts");
@@ -26,8 +40,12 @@ fn lines(args: &[&str]) -> Vec<Value> {
     String::from_utf8(output.stdout)
         .expect("UTF-8")
         .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .map(String::from)
         .collect()
+}
+
+fn parse(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
 }
 
 fn check_line(line: &Value) {
@@ -59,6 +77,7 @@ fn ctxkit_lines_alone() {
             line["impl"].as_str().unwrap().starts_with("ctxkit"),
             "{line}"
         );
+        assert!(line.get("n").is_none(), "no n on a regular line: {line}");
     }
     let workloads: Vec<&str> = lines
         .iter()
@@ -97,5 +116,108 @@ fn with_the_peers_each_line_names_its_crate_and_version() {
     assert!(
         !names.iter().any(|name| name.contains("unknown")),
         "versions from the lockfile: {names:?}"
+    );
+}
+
+/// The scale lines of a quick `--scale` run on the two cheapest series (value depth, limiter
+/// threads), with `extra` arguments: checked as every line, with a positive integer `n` as
+/// the third key; and nothing but `scale.*` lines.
+fn scale_lines(extra: &[&str]) -> Vec<Value> {
+    let args = [
+        &[
+            "--quick",
+            "--scale",
+            "--only",
+            "scale.value_depth,scale.limiter_threads",
+        ],
+        extra,
+    ]
+    .concat();
+    let mut lines = Vec::new();
+    for raw in raw(&args) {
+        let line = parse(&raw);
+        check_line(&line);
+        assert!(
+            line["workload"].as_str().unwrap().starts_with("scale."),
+            "{line}"
+        );
+        assert!(
+            line["n"].as_u64().is_some_and(|n| n > 0),
+            "a positive integer n in {line}"
+        );
+        assert!(
+            raw.find("\"impl\":") < raw.find(",\"n\":")
+                && raw.find(",\"n\":") < raw.find("\"metric\":"),
+            "n right after impl in {raw}"
+        );
+        lines.push(line);
+    }
+    lines
+}
+
+/// The `n` of the lines of `workload` by `implementation`, in order.
+fn points(lines: &[Value], workload: &str, implementation: &str) -> Vec<u64> {
+    lines
+        .iter()
+        .filter(|l| l["workload"] == workload && l["impl"] == implementation)
+        .map(|l| l["n"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn scale_series_alone() {
+    let lines = scale_lines(&[]);
+    for line in &lines {
+        assert!(
+            line["impl"].as_str().unwrap().starts_with("ctxkit"),
+            "{line}"
+        );
+    }
+    let depths: Vec<u64> = (0..=10).map(|i| 1 << i).collect();
+    assert_eq!(points(&lines, "scale.value_depth", "ctxkit"), depths);
+    assert_eq!(
+        points(&lines, "scale.limiter_threads", "ctxkit"),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(lines.len(), depths.len() + 4, "no other lines");
+}
+
+#[test]
+fn scale_series_with_the_peers() {
+    let lines = scale_lines(&["--peers"]);
+    let depths: Vec<u64> = (0..=10).map(|i| 1 << i).collect();
+    assert_eq!(points(&lines, "scale.value_depth", "ctxkit"), depths);
+    let value_impls: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["workload"] == "scale.value_depth")
+        .map(|l| l["impl"].as_str().unwrap())
+        .collect();
+    assert!(
+        value_impls.iter().all(|i| *i == "ctxkit"),
+        "value_depth has no peer: {value_impls:?}"
+    );
+    let limiter_impls: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["workload"] == "scale.limiter_threads")
+        .map(|l| l["impl"].as_str().unwrap())
+        .collect();
+    let governor = limiter_impls
+        .iter()
+        .find(|i| i.starts_with("governor-0.") && !i.contains('/'))
+        .expect("a governor line");
+    for implementation in [
+        "ctxkit".to_owned(),
+        (*governor).to_owned(),
+        format!("{governor}/std-instant"),
+    ] {
+        assert_eq!(
+            points(&lines, "scale.limiter_threads", &implementation),
+            [1, 2, 3, 4],
+            "{implementation}"
+        );
+    }
+    assert!(
+        !limiter_impls.iter().any(|name| name.contains("unknown")),
+        "versions from the lockfile: {limiter_impls:?}"
     );
 }

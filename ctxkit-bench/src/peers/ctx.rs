@@ -18,7 +18,7 @@ use crate::harness::{
     trial_batches, Cfg,
 };
 
-const TOKEN: &str = peer!("tokio-util", "PEER_VERSION_TOKIO_UTIL");
+pub(crate) const TOKEN: &str = peer!("tokio-util", "PEER_VERSION_TOKIO_UTIL");
 
 /// Polls `future` once with a no-op waker, registering it; whether it was ready.
 fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> bool {
@@ -107,11 +107,35 @@ pub(crate) fn run(cfg: &Cfg) {
     }
 }
 
-fn build_flat(root: &CancellationToken, into: &mut Vec<CancellationToken>) {
-    for _ in 0..FLAT {
+fn build_flat(root: &CancellationToken, n: usize, into: &mut Vec<CancellationToken>) {
+    for _ in 0..n {
         into.push(root.child_token());
     }
 }
+
+/// One batch of `ctx.cancel_flat_100k` (and `scale.cancel_fanout`) with `n` children: a fresh
+/// root token with `n` child tokens, each child's `cancelled_owned()` polled once first if
+/// `waited`; timed: the root's `cancel()` until every child reports cancelled.
+pub(crate) fn cancel_flat(n: usize, waited: bool) -> Duration {
+    let root = CancellationToken::new();
+    let mut children = Vec::with_capacity(n);
+    build_flat(&root, n, &mut children);
+    let futures: Vec<_> = if waited {
+        children.iter().map(waiting_on).collect()
+    } else {
+        Vec::new()
+    };
+    let start = Instant::now();
+    root.cancel();
+    let done = children.iter().filter(|child| child.is_cancelled()).count();
+    let took = start.elapsed();
+    assert_eq!(done, n);
+    drop(futures);
+    took
+}
+
+/// The note of `cancel_flat`'s waited form.
+pub(crate) const CANCEL_FLAT_NOTE: &str = "every child's cancelled_owned() polled once (a waker registered, woken by the cancel); timed: root cancel() + is_cancelled() on every child";
 
 fn flat(cfg: &Cfg) {
     if cfg.want(&["ctx.build_flat_100k"]) {
@@ -120,7 +144,7 @@ fn flat(cfg: &Cfg) {
             let root = CancellationToken::new();
             let mut children = Vec::with_capacity(FLAT);
             let start = Instant::now();
-            build_flat(&root, &mut children);
+            build_flat(&root, FLAT, &mut children);
             start.elapsed().as_secs_f64() * 1e3
         });
         emit(
@@ -139,7 +163,7 @@ fn flat(cfg: &Cfg) {
             let root = CancellationToken::new();
             let mut children = Vec::with_capacity(FLAT);
             let mut futures = Vec::with_capacity(FLAT);
-            let ((), bytes, _) = count_heap(|| build_flat(&root, &mut children));
+            let ((), bytes, _) = count_heap(|| build_flat(&root, FLAT, &mut children));
             plain.push(bytes as f64 / FLAT as f64);
             let ((), bytes, _) = count_heap(|| {
                 for child in &children {
@@ -154,24 +178,10 @@ fn flat(cfg: &Cfg) {
         progress(&format!("ctx.cancel_flat_100k ({TOKEN})"));
         for waited in [true, false] {
             let samples = batches(cfg.heavy_runs(), || {
-                let root = CancellationToken::new();
-                let mut children = Vec::with_capacity(FLAT);
-                build_flat(&root, &mut children);
-                let futures: Vec<_> = if waited {
-                    children.iter().map(waiting_on).collect()
-                } else {
-                    Vec::new()
-                };
-                let start = Instant::now();
-                root.cancel();
-                let done = children.iter().filter(|child| child.is_cancelled()).count();
-                let ms = start.elapsed().as_secs_f64() * 1e3;
-                assert_eq!(done, FLAT);
-                drop(futures);
-                ms
+                cancel_flat(FLAT, waited).as_secs_f64() * 1e3
             });
             let (implementation, note) = if waited {
-                (TOKEN.to_owned(), "every child's cancelled_owned() polled once (a waker registered, woken by the cancel); timed: root cancel() + is_cancelled() on every child")
+                (TOKEN.to_owned(), CANCEL_FLAT_NOTE)
             } else {
                 (format!("{TOKEN}/unwaited"), "the same without waiting on the children first: the cancel has nothing to wake")
             };

@@ -15,14 +15,14 @@ use super::peer;
 use crate::group::{on_worker, BLOCKERS, TASKS};
 use crate::harness::{after_warm_up, emit, progress, runtime, stats, Cfg};
 
-/// One JoinSet of `TASKS` empty tasks (each holding a permit of a `limit` semaphore, acquired
+/// One JoinSet of `tasks` empty tasks (each holding a permit of a `limit` semaphore, acquired
 /// before the spawn, so the spawning loop waits as Go's `Go` does under `SetLimit`), joined to
 /// the end; ns per task.
-async fn join_set(limit: Option<usize>) -> f64 {
+pub(crate) async fn join_set(tasks: usize, limit: Option<usize>) -> f64 {
     let start = Instant::now();
     let permits = limit.map(|limit| Arc::new(Semaphore::new(limit)));
     let mut set = JoinSet::new();
-    for _ in 0..TASKS {
+    for _ in 0..tasks {
         let permit = match &permits {
             Some(permits) => Some(permits.clone().acquire_owned().await.expect("never closed")),
             None => None,
@@ -32,12 +32,12 @@ async fn join_set(limit: Option<usize>) -> f64 {
             Ok::<(), ()>(())
         });
     }
-    let mut results = Vec::with_capacity(TASKS);
+    let mut results = Vec::with_capacity(tasks);
     while let Some(result) = set.join_next().await {
         results.push(result.expect("no task panics"));
     }
     black_box(results);
-    start.elapsed().as_nanos() as f64 / TASKS as f64
+    start.elapsed().as_nanos() as f64 / tasks as f64
 }
 
 /// `BLOCKERS` tasks wait on a token; one more returns an error once triggered; the driver
@@ -95,10 +95,9 @@ pub(crate) fn run(cfg: &Cfg) {
             Some(_) => format!("{join_set_impl}/JoinSet+Semaphore"),
         };
         progress(&format!("{workload} ({implementation})"));
-        let samples = on_worker(
-            &rt,
-            async move { after_warm_up(runs, || join_set(limit)).await },
-        );
+        let samples = on_worker(&rt, async move {
+            after_warm_up(runs, || join_set(TASKS, limit)).await
+        });
         let note = match limit {
             None => "JoinSet::spawn of 10,000 tasks returning Ok(()), then join_next() to the end (results in completion order)",
             Some(_) => "the same, each task holding a permit of Semaphore::new(2) acquired (awaited) before its spawn, so at most 2 are held, as Go's Go under SetLimit(2)",

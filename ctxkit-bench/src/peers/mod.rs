@@ -9,6 +9,7 @@ mod ctx;
 mod group;
 mod pool;
 mod rate;
+pub(crate) mod scale;
 mod ticker;
 
 use crate::harness::Cfg;

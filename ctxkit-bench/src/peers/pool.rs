@@ -12,7 +12,7 @@ use crate::pool::{pool_batches, JOBS};
 /// The Go pattern with OS threads: a producer thread sends 0..n into a bounded(`capacity`)
 /// jobs channel, `workers` threads square them into a bounded(`capacity`) results channel, the
 /// calling thread sums. Thread spawns and joins included.
-fn crossbeam_pool(n: u64, workers: usize, capacity: usize) -> u64 {
+pub(crate) fn crossbeam_pool(n: u64, workers: usize, capacity: usize) -> u64 {
     let (jobs, job) = crossbeam_channel::bounded::<u64>(capacity);
     let (results, result) = crossbeam_channel::bounded::<u64>(capacity);
     std::thread::scope(|scope| {

@@ -17,10 +17,11 @@ use crate::harness::{contended_2, emit, ns_per_op, progress, runtime, stats, Cfg
 use crate::rate::{emit_wait, wait_figures, WaitFigures};
 
 /// A direct (not keyed) governor limiter on clock `C`.
-type Governor<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
+pub(crate) type Governor<C> =
+    RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
 /// The governor line's `impl`: the crate and its version, and the clock if not the default.
-fn implementation(clock: &str) -> String {
+pub(crate) fn implementation(clock: &str) -> String {
     let governor = peer!("governor", "PEER_VERSION_GOVERNOR");
     if clock.is_empty() {
         governor.to_owned()
@@ -30,7 +31,7 @@ fn implementation(clock: &str) -> String {
 }
 
 /// Always has tokens: 1e9 a second with a burst of 1e9, as ctxkit's and the anchors' limiters.
-fn big<C: Clock + Default>() -> Governor<C> {
+pub(crate) fn big<C: Clock + Default>() -> Governor<C> {
     let rate = NonZeroU32::new(1_000_000_000).expect("non-zero");
     RateLimiter::direct_with_clock(Quota::per_second(rate), C::default())
 }

@@ -1,0 +1,199 @@
+//! `--scale --peers`: the scale series (`scale.rs`) on the Rust peers: tokio-util's
+//! `CancellationToken` (`cancel_fanout`), the crossbeam-channel pool (`pool_workers`), tokio's
+//! `JoinSet` (`group_tasks`; `group_bytes` with the tasks parked on a `CancellationToken`),
+//! governor with its default clock and with std's `Instant` (`limiter_threads`).
+//! `value_depth` has no Rust peer (tokio's task-locals are one slot per key, not a chain): no
+//! line.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use governor::clock::{Clock, DefaultClock, MonotonicClock, ReasonablyRealtime};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::ctx::{cancel_flat, CANCEL_FLAT_NOTE, TOKEN};
+use super::group::join_set;
+use super::peer;
+use super::pool::crossbeam_pool;
+use super::rate::{big, implementation, Governor};
+use crate::group::on_worker;
+use crate::harness::{after_warm_up, batches, emit_n, progress, runtime, stats, Cfg, HeapCount};
+use crate::pool::pool_batches;
+use crate::scale::{
+    bytes_in_children, heap_settled, limiter_batch, limiter_batches, per_task, poll_once,
+    pool_jobs, pool_runs, sizes, until_released, until_started, BYTES_JOIN_SET, BYTES_NOTE,
+    CANCEL_FANOUT, GROUP_BYTES, GROUP_TASKS, LIMITER_THREADS, POOL_WORKERS, THREADS, WORKERS,
+};
+
+const JOIN_SET: &str = concat!(peer!("tokio", "PEER_VERSION_TOKIO"), "/JoinSet");
+
+/// Runs the selected scale series on the peers.
+pub(crate) fn run(cfg: &Cfg) {
+    cancel_fanout(cfg);
+    pool_workers(cfg);
+    group_tasks(cfg);
+    group_bytes(cfg);
+    limiter_threads::<DefaultClock>(
+        cfg,
+        "",
+        "its default clock: quanta's TSC clock, no system call per read",
+    );
+    limiter_threads::<MonotonicClock>(
+        cfg,
+        "std-instant",
+        "MonotonicClock: std's Instant, as ctxkit",
+    );
+}
+
+fn cancel_fanout(cfg: &Cfg) {
+    if !cfg.want(&[CANCEL_FANOUT]) {
+        return;
+    }
+    for n in sizes(cfg, 1_000) {
+        progress(&format!("{CANCEL_FANOUT} n={n} ({TOKEN})"));
+        let samples = batches(cfg.scale_runs(n), || {
+            cancel_flat(n, true).as_nanos() as f64 / n as f64
+        });
+        emit_n(
+            CANCEL_FANOUT,
+            TOKEN,
+            n,
+            "ns_per_child",
+            Some(stats(&samples)),
+            &format!("as ctx.cancel_flat_100k with {n} child_token()s of a fresh root token: {CANCEL_FLAT_NOTE}; / n; a warm-up batch, then one fresh tree per batch"),
+        );
+    }
+}
+
+fn pool_workers(cfg: &Cfg) {
+    if !cfg.want(&[POOL_WORKERS]) {
+        return;
+    }
+    let (runs, jobs) = (pool_runs(cfg), pool_jobs(cfg));
+    let implementation = concat!(
+        peer!("crossbeam-channel", "PEER_VERSION_CROSSBEAM_CHANNEL"),
+        "-buffered"
+    );
+    for workers in WORKERS {
+        progress(&format!("{POOL_WORKERS} n={workers} ({implementation})"));
+        let samples = pool_batches(runs, jobs, |n| crossbeam_pool(n, workers, 1024));
+        emit_n(
+            POOL_WORKERS,
+            implementation,
+            workers,
+            "ns_per_job",
+            Some(stats(&samples)),
+            &format!("as pool.squares_1m_*: the chapter's pool with OS threads: producer thread -> bounded(1024) jobs channel -> n = {workers} worker threads -> bounded(1024) results channel -> this thread sums, {jobs} jobs, a fresh pool per run (a warm-up of {} jobs first), sum checked; thread spawns included; / jobs", jobs / 10),
+        );
+    }
+}
+
+fn group_tasks(cfg: &Cfg) {
+    if !cfg.want(&[GROUP_TASKS]) {
+        return;
+    }
+    let rt = runtime();
+    for n in sizes(cfg, 10_000) {
+        let runs = cfg.scale_runs(n);
+        progress(&format!("{GROUP_TASKS} n={n} ({JOIN_SET})"));
+        let samples = on_worker(&rt, async move {
+            after_warm_up(runs, || join_set(n, None)).await
+        });
+        emit_n(
+            GROUP_TASKS,
+            JOIN_SET,
+            n,
+            "ns_per_task",
+            Some(stats(&samples)),
+            &format!("as group.go_wait_10k: JoinSet::spawn of {n} tasks returning Ok(()), then join_next() to the end (results in completion order); one JoinSet per batch; driver is a task on a 2-worker multi-thread runtime; a warm-up batch, then {runs} batches; / n"),
+        );
+    }
+}
+
+/// One JoinSet of `n` tasks parked on a `CancellationToken` (the group's context): live heap
+/// bytes and allocations per task once all have started and registered their waker; then the
+/// token is canceled and every task joined (not counted).
+pub(crate) async fn join_set_bytes(counting: &HeapCount, n: usize) -> (f64, f64) {
+    let started = Arc::new(AtomicUsize::new(0));
+    let token = CancellationToken::new();
+    heap_settled(counting).await;
+    let before = counting.now();
+    let mut set = JoinSet::new();
+    for _ in 0..n {
+        let (token, started) = (token.clone(), started.clone());
+        set.spawn(async move {
+            let mut cancelled = std::pin::pin!(token.cancelled());
+            let ready = poll_once(&mut cancelled).await; // the waker is registered: parked
+            started.fetch_add(1, Ordering::Release);
+            if !ready {
+                cancelled.await;
+            }
+            Ok::<(), ()>(())
+        });
+    }
+    until_started(&started, n).await;
+    let after = counting.now();
+    token.cancel();
+    let mut joined = 0;
+    while let Some(result) = set.join_next().await {
+        result
+            .expect("no task panics")
+            .expect("every task returns Ok");
+        joined += 1;
+    }
+    assert_eq!(joined, n);
+    drop(set);
+    until_released(&started).await;
+    per_task(before, after, n)
+}
+
+fn group_bytes(cfg: &Cfg) {
+    if !cfg.want(&[GROUP_BYTES]) {
+        return;
+    }
+    let implementation = format!(
+        "{JOIN_SET}+{}",
+        peer!("tokio-util", "PEER_VERSION_TOKIO_UTIL")
+    );
+    for n in sizes(cfg, 10_000) {
+        progress(&format!("{GROUP_BYTES} n={n} ({implementation})"));
+        let figures = bytes_in_children(cfg, BYTES_JOIN_SET, n);
+        let bytes: Vec<f64> = figures.iter().map(|f| f.0).collect();
+        let allocations = stats(&figures.iter().map(|f| f.1).collect::<Vec<_>>()).value;
+        emit_n(
+            GROUP_BYTES,
+            &implementation,
+            n,
+            "bytes_per_task",
+            Some(stats(&bytes)),
+            &format!("one JoinSet of {n} tasks, each holding a clone of one CancellationToken (the group's context), its cancelled() polled once, then an atomic counter bumped, then awaited; driver a task on a 2-worker runtime; once the counter reads {n} (all parked): live heap bytes requested since just before the JoinSet (counting GlobalAlloc, every thread: tokio task cells, JoinSet entries; the token's waiter nodes live inside the futures; malloc overhead not included) / n, {allocations:.2} allocations/task; then token.cancel() and join_next() to the end (not counted). {BYTES_NOTE}"),
+        );
+    }
+}
+
+fn limiter_threads<C>(cfg: &Cfg, clock: &str, clock_note: &str)
+where
+    C: Clock + ReasonablyRealtime + Default + Send + Sync + 'static,
+{
+    if !cfg.want(&[LIMITER_THREADS]) {
+        return;
+    }
+    let implementation = implementation(clock);
+    let length = limiter_batch(cfg);
+    for threads in THREADS {
+        progress(&format!("{LIMITER_THREADS} n={threads} ({implementation})"));
+        let limiter: Governor<C> = big();
+        let samples = limiter_batches(threads, pool_runs(cfg), length, || {
+            assert!(limiter.check().is_ok(), "the limiter always has tokens")
+        });
+        emit_n(
+            LIMITER_THREADS,
+            &implementation,
+            threads,
+            "mops_per_s",
+            Some(stats(&samples)),
+            &format!("as rate.allow_contended_2 with n threads: one governor RateLimiter::direct_with_clock(Quota::per_second(1e9), {clock_note}) (burst 1e9) shared by n = {threads} threads calling check(), {} ms per batch (after one of a tenth); total allows over all threads / wall time", length.as_millis()),
+        );
+    }
+}
