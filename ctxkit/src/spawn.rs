@@ -252,6 +252,17 @@ pub(crate) struct UnitInfo {
     pub(crate) os_id: Option<u64>,
 }
 
+/// What the registry keeps of a unit: fixed when it starts (the rest of a [`UnitInfo`] is read
+/// when [`live_units`] asks). Small on purpose: one is allocated per unit.
+#[derive(Debug)]
+struct Known {
+    kind: Kind,
+    name: &'static str,
+    spawned_at: &'static Location<'static>,
+    started: Instant,
+    tag: Option<ScopeTag>,
+}
+
 /// Something a unit can wait on (a context), described for a leak report.
 pub(crate) trait Waitable: Send + Sync {
     /// One line: what it is, where it was made, its deadline, whether it is done.
@@ -276,7 +287,7 @@ pub(crate) enum WaitNote {
 /// A thread's record: what is known, what it waits on (its own thread writes it), and its OS
 /// thread id (0: unknown; written by the thread itself when it starts, if tracking).
 struct ThreadUnit {
-    info: UnitInfo,
+    info: Known,
     waiting: Mutex<Waiting>,
     os_id: std::sync::atomic::AtomicU64,
 }
@@ -292,7 +303,7 @@ enum Record {
     /// keep the task's whole tokio cell, hundreds of bytes, allocated until the record is
     /// reclaimed, which after a group of a million tasks could be long after they ended.)
     #[cfg(feature = "tokio")]
-    Task(Arc<UnitInfo>, tokio::task::Id, Waiting),
+    Task(Arc<Known>, tokio::task::Id, Waiting),
 }
 
 impl Record {
@@ -304,7 +315,7 @@ impl Record {
         }
     }
 
-    fn info(&self) -> &UnitInfo {
+    fn info(&self) -> &Known {
         match self {
             Record::Thread(unit) => &unit.info,
             #[cfg(feature = "tokio")]
@@ -413,15 +424,13 @@ fn register(record: Record) {
 }
 
 /// What is known about a unit being started: its kind, its origin, now, and its tag.
-fn unit_info(kind: Kind, origin: Origin, tag: Option<ScopeTag>) -> UnitInfo {
-    UnitInfo {
+fn unit_info(kind: Kind, origin: Origin, tag: Option<ScopeTag>) -> Known {
+    Known {
         kind,
         name: origin.name,
         spawned_at: origin.site,
         started: Instant::now(),
         tag,
-        waiting: None,
-        os_id: None,
     }
 }
 
@@ -429,6 +438,41 @@ fn unit_info(kind: Kind, origin: Origin, tag: Option<ScopeTag>) -> UnitInfo {
 pub(crate) fn os_thread_id() -> Option<u64> {
     let link = std::fs::read_link("/proc/thread-self").ok()?;
     link.file_name()?.to_str()?.parse().ok()
+}
+
+#[cfg(feature = "tokio")]
+pin_project_lite::pin_project! {
+    /// A task's future as spawned: it holds the task's record, so the task runs (invariant 1)
+    /// until tokio drops it, and a tagged task's future is polled with its tag as its
+    /// thread's, so that even a poll before its record is in the registry (on another thread,
+    /// at once) finds it (invariant 2). An untagged task is polled as it is: inside it, its
+    /// record says `None`. (A struct, not an `async` block: a block that awaits a future it
+    /// captured keeps room for it twice.)
+    struct Unit<F> {
+        #[pin]
+        future: F,
+        record: Arc<Known>,
+        tag: Option<ScopeTag>,
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<F: std::future::Future> std::future::Future for Unit<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        match *this.tag {
+            None => this.future.poll(cx),
+            Some(tag) => {
+                let _tag = enter(Some(tag));
+                this.future.poll(cx)
+            }
+        }
+    }
 }
 
 thread_local! {
@@ -510,8 +554,16 @@ pub(crate) fn live_units() -> Vec<UnitInfo> {
             .flatten()
             .filter(|record| record.runs())
             .map(|record| {
-                let mut info = record.info().clone();
-                info.os_id = record.os_id();
+                let known = record.info();
+                let info = UnitInfo {
+                    kind: known.kind,
+                    name: known.name,
+                    spawned_at: known.spawned_at,
+                    started: known.started,
+                    tag: known.tag,
+                    waiting: None,
+                    os_id: record.os_id(),
+                };
                 (info, record.waiting())
             })
             .collect()
@@ -641,26 +693,11 @@ where
 {
     let tag = ScopeTag::current();
     let info = Arc::new(unit_info(Kind::Task, origin, tag));
-    // The future's hold on the record: the task runs while tokio has not dropped it.
-    let alive = info.clone();
-    let handle = match tag {
-        // Untagged: polled as it is (invariant 2: inside it, its record says `None`).
-        None => runtime.spawn(async move {
-            let _alive = alive;
-            task.await
-        }),
-        // Tagged: polled with its tag as its thread's, so that even a poll before its record
-        // is in the registry (on another thread, at once) finds it (invariant 2).
-        Some(tag) => runtime.spawn(async move {
-            let _alive = alive;
-            let mut task = std::pin::pin!(task);
-            std::future::poll_fn(|cx| {
-                let _tag = enter(Some(tag));
-                task.as_mut().poll(cx)
-            })
-            .await
-        }),
-    };
+    let handle = runtime.spawn(Unit {
+        future: task,
+        record: info.clone(),
+        tag,
+    });
     // Invariant 1: recorded before this returns; a task that already ended is recorded as
     // ended.
     register(Record::Task(info, handle.id(), None));

@@ -39,7 +39,7 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::{Poll, Waker};
 
 use tokio::task::JoinHandle;
@@ -55,18 +55,28 @@ type BoxTask<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>
 /// What the group and its workers share: the scheduler of `BoxTask`s, with wakers as tokens.
 type Shared<T, E> = Scheduled<T, E, BoxTask<T, E>, Waker>;
 
-/// Polls `task` to completion, catching a panic in it (or in its drop) as an outcome.
-async fn catch<F: Future>(task: F) -> Result<F::Output, Panic> {
-    let mut slot = pin!(Some(task));
-    poll_fn(move |cx| {
+/// Polls a task to completion, catching a panic in it (or in its drop) as the outcome.
+///
+/// A struct rather than an `async fn`: it is part of every worker task's future, and an
+/// `async fn` that awaits a future made from its argument keeps room for both (the worker's
+/// tokio cell is what a parked task costs).
+struct Catch<T, E> {
+    /// The task; `None` once it has ended (returned, or panicked and been dropped).
+    task: Option<BoxTask<T, E>>,
+}
+
+impl<T, E> Future for Catch<T, E> {
+    type Output = Result<Result<T, E>, Panic>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let slot = &mut self.task;
         let polled = catch_unwind(AssertUnwindSafe(|| {
             let task = slot
                 .as_mut()
-                .as_pin_mut()
                 .expect("ctxkit::group: task polled after it ended");
-            let poll = task.poll(cx);
+            let poll = task.as_mut().poll(cx);
             if poll.is_ready() {
-                slot.set(None);
+                *slot = None;
             }
             poll
         }));
@@ -75,30 +85,26 @@ async fn catch<F: Future>(task: F) -> Result<F::Output, Panic> {
             Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => {
                 // The future is never polled again: drop it now, ignoring a second panic.
-                let _ = catch_unwind(AssertUnwindSafe(|| slot.set(None)));
+                let _ = catch_unwind(AssertUnwindSafe(|| *slot = None));
                 Poll::Ready(Err(payload))
             }
         }
-    })
-    .await
+    }
 }
 
 /// Runs `task` unless the context is already done; how it ended, or `None` if it never started
-/// (scheduler invariant 5).
-async fn run_one<T, E, F>(shared: &Shared<T, E>, task: F) -> Option<Outcome<T, E>>
-where
-    F: Future<Output = Result<T, E>>,
-{
+/// (scheduler invariant 5). Returns the future to await (not an `async fn`: see [`Catch`]).
+fn run_one<T, E>(
+    shared: &Shared<T, E>,
+    task: BoxTask<T, E>,
+) -> Result<Catch<T, E>, Option<Outcome<T, E>>> {
     if shared.is_done() {
         // go#61611: a task spawned before the context was done does not start after it.
-        return catch_unwind(AssertUnwindSafe(|| drop(task)))
+        return Err(catch_unwind(AssertUnwindSafe(|| drop(task)))
             .err()
-            .map(Outcome::Panicked);
+            .map(Outcome::Panicked));
     }
-    Some(match catch(task).await {
-        Ok(result) => Outcome::Returned(result),
-        Err(payload) => Outcome::Panicked(payload),
-    })
+    Ok(Catch { task: Some(task) })
 }
 
 /// A worker's guard: what its future holds (invariant 1), given back by its drop if the future
@@ -170,7 +176,13 @@ where
         return;
     };
     loop {
-        let outcome = run_one(&worker.shared, task).await;
+        let outcome = match run_one(&worker.shared, task) {
+            Ok(running) => Some(match running.await {
+                Ok(result) => Outcome::Returned(result),
+                Err(payload) => Outcome::Panicked(payload),
+            }),
+            Err(never_started) => never_started,
+        };
         let message = outcome.as_ref().and_then(|o| worker.shared.message(o));
         // Invariant 1: each arm sets the phase in the poll that changed what the worker holds.
         let next = match worker
