@@ -1,8 +1,8 @@
 //! `pool.*` workloads: the chapter's worker pool. N workers (2 or 3) square the integers
-//! 0..1,000,000 and the consumer sums the results. Measured as the Go anchor and the Rust-peers
-//! anchor measure their pools: one warm-up pool of n/10 jobs, then 7 timed pools of n jobs (3
-//! with `--quick`), each a fresh pool (thread spawns and joins included), each sum checked;
-//! the figure is a run's elapsed time divided by n.
+//! 0..1,000,000 and the consumer sums the results. Measured as the Go runner (`bench/go`) and
+//! the peers (`--peers`, `peers/pool.rs`) measure their pools: one warm-up pool of n/10 jobs,
+//! then 7 timed pools of n jobs (3 with `--quick`), each a fresh pool (thread spawns and joins
+//! included), each sum checked; the figure is a run's elapsed time divided by n.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -12,7 +12,7 @@ use ctxkit::Context;
 
 use crate::harness::{emit, progress, stats, Cfg};
 
-/// Jobs per timed run, as the anchors (the workload's name says 1m).
+/// Jobs per timed run, as the Go runner's pools (the workload's name says 1m).
 pub(crate) const JOBS: u64 = 1_000_000;
 
 /// Sum of i*i for i in 0..n (the input every implementation sends).
