@@ -54,7 +54,7 @@ pub(crate) fn thread_map(n: u64, workers: usize, ordered: bool) -> u64 {
 
 /// One async map over 0..n on a fresh pool of `workers` worker tasks, summed by the calling
 /// task.
-pub(crate) async fn async_map(n: u64, workers: usize) -> u64 {
+async fn async_map(n: u64, workers: usize) -> u64 {
     let ctx = Context::background();
     let input = futures::stream::iter(0..black_box(n));
     let mut results =
@@ -64,6 +64,13 @@ pub(crate) async fn async_map(n: u64, workers: usize) -> u64 {
         sum = sum.wrapping_add(result.expect("squaring never panics"));
     }
     sum
+}
+
+/// `async_map(n, workers)` as a task on `runtime`, waited for by this thread; its sum.
+pub(crate) fn async_map_on(runtime: &tokio::runtime::Runtime, n: u64, workers: usize) -> u64 {
+    runtime
+        .block_on(runtime.spawn(async_map(n, workers)))
+        .expect("the bench task panicked")
 }
 
 /// Runs the selected `pool.*` workloads.
@@ -100,11 +107,7 @@ pub(crate) fn run(cfg: &Cfg) {
             .worker_threads(2)
             .build()
             .expect("a tokio runtime");
-        let samples = pool_batches(runs, JOBS, |n| {
-            runtime
-                .block_on(runtime.spawn(async_map(n, workers)))
-                .expect("the bench task panicked")
-        });
+        let samples = pool_batches(runs, JOBS, |n| async_map_on(&runtime, n, workers));
         emit(
             workload,
             "ctxkit/async",
