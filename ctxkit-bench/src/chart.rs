@@ -187,6 +187,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::fixtures::scratch;
 
     #[test]
     fn ticks_and_axes() {
@@ -198,5 +199,20 @@ mod tests {
         assert!(log_axis(1000.0, 100_000.0));
         assert!(!log_axis(1.0, 8.0));
         assert!(!log_axis(0.0, 1000.0));
+    }
+
+    #[test]
+    fn chart_of_a_single_point_and_a_linear_axis() {
+        let dir = scratch("chart-one");
+        let path = dir.join("one.svg");
+        let lines = [ChartLine {
+            label: "ctxkit/thread".into(),
+            points: vec![(4.0, 12.0)],
+        }];
+        svg(&path, "one point", "mops_per_s", &lines).unwrap();
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("ctxkit/thread"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

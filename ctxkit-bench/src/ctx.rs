@@ -17,7 +17,8 @@ use crate::harness::{
 
 pub(crate) const FLAT: usize = 100_000;
 pub(crate) const DEEP: usize = 10_000;
-/// Settle time before `cancel()`, as the anchors: the waiter is really parked.
+/// Settle time before `cancel()`, as the Go runner's (`bench/go`; the peers use this one): the
+/// waiter is really parked.
 pub(crate) const WAKE_SETTLE: Duration = Duration::from_micros(100);
 
 /// Runs the selected `ctx.*` workloads.
@@ -205,7 +206,7 @@ pub(crate) fn cancel_flat(n: usize, waited: bool) -> Duration {
 }
 
 /// The note of `cancel_flat`'s waited form.
-pub(crate) const CANCEL_FLAT_NOTE: &str = "every child had done() polled once (a waker registered, woken by the cancel: the cancel really wakes something, as in the anchors); timed: root cancel() (synchronous over the subtree) + is_done() on every child";
+pub(crate) const CANCEL_FLAT_NOTE: &str = "every child had done() polled once (a waker registered, woken by the cancel: the cancel really wakes something, as the Go runner's Done() channels and the peers' waited tokens); timed: root cancel() (synchronous over the subtree) + is_done() on every child";
 
 fn flat_tree(cfg: &Cfg) {
     if cfg.want(&["ctx.build_flat_100k"]) {
@@ -286,7 +287,7 @@ fn flat_tree(cfg: &Cfg) {
             "ctxkit/unwaited",
             "ms",
             Some(stats(&samples)),
-            "for comparison with anchors that register no waiter (the rust-peers CancellationToken row): the same without polling done() first, so the cancel has nothing to wake",
+            "for comparison with forms that register no waiter (the peers' unwaited CancellationToken row): the same without polling done() first, so the cancel has nothing to wake",
         );
     }
 }

@@ -1,6 +1,6 @@
-//! `group.*` workloads (issue 3), measured as the Go anchor (the same workloads on Go's
-//! errgroup) and the Rust-peers anchor measure them: one group per batch, a 2-worker
-//! multi-thread runtime with the driver a task on it, results discarded.
+//! `group.*` workloads (issue 3), measured as the Go runner (`bench/go`: the same workloads on
+//! Go's errgroup) and the peers (`--peers`, `peers/group.rs`) measure them: one group per
+//! batch, a 2-worker multi-thread runtime with the driver a task on it, results discarded.
 
 use std::fmt;
 use std::future::Future;

@@ -1,10 +1,11 @@
 //! What every workload file shares: the command line, batch timing, statistics, the JSON line
 //! format (one object per line: `workload`, `impl`, `metric`, `value` the median of the runs,
-//! `min`, `max`, `runs`, an optional `note`; the anchors print the same), a counting allocator
-//! and the "other processes" check.
+//! `min`, `max`, `runs`, an optional `note`; the Go runner in `bench/go` prints the same), a
+//! counting allocator and the "other processes" check.
 //!
-//! Batch counts follow the Go anchor (the same workloads on Go's own packages) and the
-//! Rust-peers anchor (on the Rust crates users would pick instead) so lines compare directly:
+//! Batch counts are the Go runner's (`bench/go`: the same workloads on Go's own packages), and
+//! the peers (`--peers`, `peers/`: the Rust crates users would pick instead) run on this
+//! harness too, so lines compare directly:
 //! micro benchmarks are calibrated to ~50 ms batches (10 ms with `--quick`), 11 batches (7);
 //! 100k/10k tree workloads 9 batches (7).
 

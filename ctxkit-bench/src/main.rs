@@ -12,7 +12,7 @@
 //! JSON lines carrying `n`) instead of the regular workloads.
 //!
 //! `compare` runs this binary (`--peers`) and the Go runner in alternating rounds as child
-//! processes and prints one markdown table (`compare.rs`; charts of the scale series in
+//! processes and prints one markdown table (`compare/`; charts of the scale series in
 //! `chart.rs`).
 //!
 //! `--peers` also measures the Rust crates a user would pick instead (tokio, crossbeam,

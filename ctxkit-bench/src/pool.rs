@@ -1,8 +1,8 @@
 //! `pool.*` workloads: the chapter's worker pool. N workers (2 or 3) square the integers
-//! 0..1,000,000 and the consumer sums the results. Measured as the Go anchor and the Rust-peers
-//! anchor measure their pools: one warm-up pool of n/10 jobs, then 7 timed pools of n jobs (3
-//! with `--quick`), each a fresh pool (thread spawns and joins included), each sum checked;
-//! the figure is a run's elapsed time divided by n.
+//! 0..1,000,000 and the consumer sums the results. Measured as the Go runner (`bench/go`) and
+//! the peers (`--peers`, `peers/pool.rs`) measure their pools: one warm-up pool of n/10 jobs,
+//! then 7 timed pools of n jobs (3 with `--quick`), each a fresh pool (thread spawns and joins
+//! included), each sum checked; the figure is a run's elapsed time divided by n.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -12,7 +12,7 @@ use ctxkit::Context;
 
 use crate::harness::{emit, progress, stats, Cfg};
 
-/// Jobs per timed run, as the anchors (the workload's name says 1m).
+/// Jobs per timed run, as the Go runner's pools (the workload's name says 1m).
 pub(crate) const JOBS: u64 = 1_000_000;
 
 /// Sum of i*i for i in 0..n (the input every implementation sends).
@@ -54,7 +54,7 @@ pub(crate) fn thread_map(n: u64, workers: usize, ordered: bool) -> u64 {
 
 /// One async map over 0..n on a fresh pool of `workers` worker tasks, summed by the calling
 /// task.
-pub(crate) async fn async_map(n: u64, workers: usize) -> u64 {
+async fn async_map(n: u64, workers: usize) -> u64 {
     let ctx = Context::background();
     let input = futures::stream::iter(0..black_box(n));
     let mut results =
@@ -64,6 +64,13 @@ pub(crate) async fn async_map(n: u64, workers: usize) -> u64 {
         sum = sum.wrapping_add(result.expect("squaring never panics"));
     }
     sum
+}
+
+/// `async_map(n, workers)` as a task on `runtime`, waited for by this thread; its sum.
+pub(crate) fn async_map_on(runtime: &tokio::runtime::Runtime, n: u64, workers: usize) -> u64 {
+    runtime
+        .block_on(runtime.spawn(async_map(n, workers)))
+        .expect("the bench task panicked")
 }
 
 /// Runs the selected `pool.*` workloads.
@@ -100,11 +107,7 @@ pub(crate) fn run(cfg: &Cfg) {
             .worker_threads(2)
             .build()
             .expect("a tokio runtime");
-        let samples = pool_batches(runs, JOBS, |n| {
-            runtime
-                .block_on(runtime.spawn(async_map(n, workers)))
-                .expect("the bench task panicked")
-        });
+        let samples = pool_batches(runs, JOBS, |n| async_map_on(&runtime, n, workers));
         emit(
             workload,
             "ctxkit/async",

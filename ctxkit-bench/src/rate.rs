@@ -1,6 +1,7 @@
-//! `rate.*` and `ticker.*` workloads (issue 4), measured as the Go anchor and the Rust-peers
-//! anchor measure them: each method is in its line's note, and the wait and ticker figures are
-//! defined at `wait_figures` and `ticker_figures` below.
+//! `rate.*` and `ticker.*` workloads (issue 4), measured as the Go runner (`bench/go`) and the
+//! peers (`--peers`, `peers/rate.rs`, `peers/ticker.rs`) measure them: each method is in its
+//! line's note, and the wait and ticker figures are defined at `wait_figures` and
+//! `ticker_figures` below.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ pub(crate) fn run(cfg: &Cfg) {
 }
 
 /// Always has tokens: 1e9 a second with a burst of 1e9 (real token arithmetic, not the
-/// unlimited fast path), as the anchors' limiters.
+/// unlimited fast path), as the Go runner's and the peers' limiters.
 pub(crate) fn big_limiter() -> Limiter {
     Limiter::new(1e9, 1_000_000_000).expect("valid limiter")
 }

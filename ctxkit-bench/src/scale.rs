@@ -31,7 +31,7 @@ use crate::harness::{
     after_warm_up, batches, contended, emit_n, progress, runtime, stats, Cfg, HeapCount, OthersLoad,
 };
 use crate::peers::scale::join_set_bytes;
-use crate::pool::{async_map, pool_batches, thread_map};
+use crate::pool::{async_map_on, pool_batches, thread_map};
 use crate::rate::big_limiter;
 
 pub(crate) const CANCEL_FANOUT: &str = "scale.cancel_fanout";
@@ -59,7 +59,7 @@ pub(crate) fn pool_jobs(cfg: &Cfg) -> u64 {
 pub(crate) const WORKERS: std::ops::RangeInclusive<usize> = 1..=8;
 
 /// Limiter threads: 1 to 4.
-pub(crate) const THREADS: std::ops::RangeInclusive<usize> = 1..=4;
+const THREADS: std::ops::RangeInclusive<usize> = 1..=4;
 
 /// Runs of a pool or limiter point: 5 (3 with `--quick`).
 pub(crate) fn pool_runs(cfg: &Cfg) -> usize {
@@ -70,13 +70,13 @@ pub(crate) fn pool_runs(cfg: &Cfg) -> usize {
 pub(crate) const BYTES_RUNS: usize = 3;
 
 /// Length of one limiter batch: 0.5 s (0.1 s with `--quick`).
-pub(crate) fn limiter_batch(cfg: &Cfg) -> Duration {
+fn limiter_batch(cfg: &Cfg) -> Duration {
     Duration::from_millis(cfg.pick(500, 100))
 }
 
 /// `runs` limiter batches of `threads` threads calling `op` for `length` each (after one
 /// warm-up of a tenth of it); Mops/s in total over the threads, per batch.
-pub(crate) fn limiter_batches(
+fn limiter_batches(
     threads: usize,
     runs: usize,
     length: Duration,
@@ -175,7 +175,7 @@ fn bytes_run(form: &str, n: usize) {
 /// tasks before pays for them (what it keeps for reuse afterwards included: ctxkit's registry
 /// of running units, say), and no run sees an earlier run's late frees. (bytes, allocations)
 /// per task of each run.
-pub(crate) fn bytes_in_children(cfg: &Cfg, form: &str, n: usize) -> Vec<(f64, f64)> {
+fn bytes_in_children(cfg: &Cfg, form: &str, n: usize) -> Vec<(f64, f64)> {
     let exe = std::env::current_exe().expect("the runner's own path");
     (0..BYTES_RUNS)
         .map(|_| {
@@ -201,6 +201,96 @@ pub(crate) fn bytes_in_children(cfg: &Cfg, form: &str, n: usize) -> Vec<(f64, f6
         .collect()
 }
 
+/// The `scale.cancel_fanout` series of `implementation`, if selected: per n, a warm-up batch,
+/// then one fresh tree per batch, timed by `cancel_flat(n, true)` (its waited form); ns per
+/// child. `children` names the tree's n children in the note, `flat_note` is `cancel_flat`'s
+/// note.
+pub(crate) fn cancel_fanout_series(
+    cfg: &Cfg,
+    implementation: &str,
+    cancel_flat: fn(usize, bool) -> Duration,
+    children: &str,
+    flat_note: &str,
+) {
+    if !cfg.want(&[CANCEL_FANOUT]) {
+        return;
+    }
+    for n in sizes(cfg, 1_000) {
+        progress(&format!("{CANCEL_FANOUT} n={n} ({implementation})"));
+        let samples = batches(cfg.scale_runs(n), || {
+            cancel_flat(n, true).as_nanos() as f64 / n as f64
+        });
+        emit_n(
+            CANCEL_FANOUT,
+            implementation,
+            n,
+            "ns_per_child",
+            Some(stats(&samples)),
+            &format!("as ctx.cancel_flat_100k with {n} {children}: {flat_note}; / n; a warm-up batch, then one fresh tree per batch"),
+        );
+    }
+}
+
+/// The `scale.group_bytes` series of the `--scale-bytes-run` form `form`, if selected, printed
+/// as `implementation`: per n, `BYTES_RUNS` runs in child processes (`bytes_in_children`);
+/// `note(n, allocations per task)` is the line's note.
+pub(crate) fn group_bytes_series(
+    cfg: &Cfg,
+    form: &str,
+    implementation: &str,
+    note: impl Fn(usize, f64) -> String,
+) {
+    if !cfg.want(&[GROUP_BYTES]) {
+        return;
+    }
+    for n in sizes(cfg, 10_000) {
+        progress(&format!("{GROUP_BYTES} n={n} ({implementation})"));
+        let figures = bytes_in_children(cfg, form, n);
+        let bytes: Vec<f64> = figures.iter().map(|f| f.0).collect();
+        let allocations = stats(&figures.iter().map(|f| f.1).collect::<Vec<_>>()).value;
+        emit_n(
+            GROUP_BYTES,
+            implementation,
+            n,
+            "bytes_per_task",
+            Some(stats(&bytes)),
+            &note(n, allocations),
+        );
+    }
+}
+
+/// The `scale.limiter_threads` series of `implementation`, if selected: per thread count, one
+/// fresh limiter `new()` shared by the threads, each calling `allow` on it (which must say
+/// yes); `limiter` and `call` name the limiter and the call in the note.
+pub(crate) fn limiter_threads_series<L: Sync>(
+    cfg: &Cfg,
+    implementation: &str,
+    new: impl Fn() -> L,
+    allow: impl Fn(&L) -> bool + Sync,
+    limiter: &str,
+    call: &str,
+) {
+    if !cfg.want(&[LIMITER_THREADS]) {
+        return;
+    }
+    let length = limiter_batch(cfg);
+    for threads in THREADS {
+        progress(&format!("{LIMITER_THREADS} n={threads} ({implementation})"));
+        let shared = new();
+        let samples = limiter_batches(threads, pool_runs(cfg), length, || {
+            assert!(allow(&shared), "the limiter always has tokens")
+        });
+        emit_n(
+            LIMITER_THREADS,
+            implementation,
+            threads,
+            "mops_per_s",
+            Some(stats(&samples)),
+            &format!("as rate.allow_contended_2 with n threads: one {limiter} shared by n = {threads} threads calling {call}, {} ms per batch (after one of a tenth); total allows over all threads / wall time", length.as_millis()),
+        );
+    }
+}
+
 /// Runs the selected scale series on ctxkit, then (with `--peers`) on the peers.
 pub(crate) fn run(cfg: &Cfg) {
     if let Some((form, n)) = &cfg.bytes_run {
@@ -222,23 +312,13 @@ pub(crate) fn run(cfg: &Cfg) {
 }
 
 fn cancel_fanout(cfg: &Cfg) {
-    if !cfg.want(&[CANCEL_FANOUT]) {
-        return;
-    }
-    for n in sizes(cfg, 1_000) {
-        progress(&format!("{CANCEL_FANOUT} n={n}"));
-        let samples = batches(cfg.scale_runs(n), || {
-            cancel_flat(n, true).as_nanos() as f64 / n as f64
-        });
-        emit_n(
-            CANCEL_FANOUT,
-            "ctxkit",
-            n,
-            "ns_per_child",
-            Some(stats(&samples)),
-            &format!("as ctx.cancel_flat_100k with {n} direct children of a fresh root.with_cancel(): {CANCEL_FLAT_NOTE}; / n; a warm-up batch, then one fresh tree per batch"),
-        );
-    }
+    cancel_fanout_series(
+        cfg,
+        "ctxkit",
+        cancel_flat,
+        "direct children of a fresh root.with_cancel()",
+        CANCEL_FLAT_NOTE,
+    );
 }
 
 fn value_depth(cfg: &Cfg) {
@@ -284,11 +364,7 @@ fn pool_workers(cfg: &Cfg) {
         );
 
         progress(&format!("{POOL_WORKERS} n={workers} (ctxkit/async)"));
-        let samples = pool_batches(runs, jobs, |n| {
-            runtime
-                .block_on(runtime.spawn(async_map(n, workers)))
-                .expect("the bench task panicked")
-        });
+        let samples = pool_batches(runs, jobs, |n| async_map_on(&runtime, n, workers));
         emit_n(
             POOL_WORKERS,
             "ctxkit/async",
@@ -369,46 +445,21 @@ async fn async_group_bytes(counting: &HeapCount, n: usize) -> (f64, f64) {
 }
 
 fn group_bytes(cfg: &Cfg) {
-    if !cfg.want(&[GROUP_BYTES]) {
-        return;
-    }
-    for n in sizes(cfg, 10_000) {
-        progress(&format!("{GROUP_BYTES} n={n} (ctxkit/async)"));
-        let figures = bytes_in_children(cfg, BYTES_CTXKIT, n);
-        let bytes: Vec<f64> = figures.iter().map(|f| f.0).collect();
-        let allocations = stats(&figures.iter().map(|f| f.1).collect::<Vec<_>>()).value;
-        emit_n(
-            GROUP_BYTES,
-            "ctxkit/async",
-            n,
-            "bytes_per_task",
-            Some(stats(&bytes)),
-            &format!("one Group::with_context(parent) of {n} tasks spawn(|ctx| async {{ ctx.done() polled once, then an atomic counter bumped, then awaited }}).await, driver a task on a 2-worker runtime; once the counter reads {n} (all parked): live heap bytes requested since just before the group (counting GlobalAlloc, every thread: the group and its slots, its worker tasks' tokio cells, the boxed futures, waiter entries, ctxkit's registry entry per running worker task; malloc overhead not included) / n, {allocations:.2} allocations/task; then parent.cancel() and wait() (not counted). {BYTES_NOTE}; threads: no line (a parked OS thread per task)"),
-        );
-    }
+    group_bytes_series(cfg, BYTES_CTXKIT, "ctxkit/async", |n, allocations| {
+        format!("one Group::with_context(parent) of {n} tasks spawn(|ctx| async {{ ctx.done() polled once, then an atomic counter bumped, then awaited }}).await, driver a task on a 2-worker runtime; once the counter reads {n} (all parked): live heap bytes requested since just before the group (counting GlobalAlloc, every thread: the group and its slots, its worker tasks' tokio cells, the boxed futures, waiter entries, ctxkit's registry entry per running worker task; malloc overhead not included) / n, {allocations:.2} allocations/task; then parent.cancel() and wait() (not counted). {BYTES_NOTE}; threads: no line (a parked OS thread per task)")
+    });
 }
 
 /// How the `group_bytes` runs are made, for the lines' notes.
 pub(crate) const BYTES_NOTE: &str = "Each run is a fresh child process of this runner: a warm-up group of 100 tasks, the heap steady for 5 ms, then the counted one; so a run counts what a process that never held n tasks pays for them, including the capacity it keeps afterwards for reuse (a later group of n in the same process would find it there), and sees no earlier run's late frees";
 
 fn limiter_threads(cfg: &Cfg) {
-    if !cfg.want(&[LIMITER_THREADS]) {
-        return;
-    }
-    let length = limiter_batch(cfg);
-    for threads in THREADS {
-        progress(&format!("{LIMITER_THREADS} n={threads}"));
-        let limiter = big_limiter();
-        let samples = limiter_batches(threads, pool_runs(cfg), length, || {
-            assert!(limiter.allow(), "the limiter always has tokens")
-        });
-        emit_n(
-            LIMITER_THREADS,
-            "ctxkit",
-            threads,
-            "mops_per_s",
-            Some(stats(&samples)),
-            &format!("as rate.allow_contended_2 with n threads: one Limiter::new(1e9, 1e9) shared by n = {threads} threads calling allow(), {} ms per batch (after one of a tenth); total allows over all threads / wall time", length.as_millis()),
-        );
-    }
+    limiter_threads_series(
+        cfg,
+        "ctxkit",
+        big_limiter,
+        |limiter| limiter.allow(),
+        "Limiter::new(1e9, 1e9)",
+        "allow()",
+    );
 }

@@ -75,7 +75,8 @@ fn std_pool(n: u64, workers: usize, capacity: usize) -> u64 {
 pub(crate) fn run(cfg: &Cfg) {
     let runs = cfg.pick(7, 3);
     // A rendezvous between OS threads is a park and an unpark (tens of microseconds here):
-    // the unbuffered forms run fewer jobs, as the Go anchor's do; the figure is still per job.
+    // the unbuffered forms run fewer jobs than the buffered ones (the Go runner's run all
+    // 1,000,000); the figure is still per job.
     let rendezvous_jobs: u64 = cfg.pick(50_000, 10_000);
     for (workload, workers) in [("pool.squares_1m_w2", 2usize), ("pool.squares_1m_w3", 3)] {
         if !cfg.want(&[workload]) {

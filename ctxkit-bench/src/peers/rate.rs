@@ -30,7 +30,7 @@ pub(crate) fn implementation(clock: &str) -> String {
     }
 }
 
-/// Always has tokens: 1e9 a second with a burst of 1e9, as ctxkit's and the anchors' limiters.
+/// Always has tokens: 1e9 a second with a burst of 1e9, as ctxkit's and the Go runner's limiters.
 pub(crate) fn big<C: Clock + Default>() -> Governor<C> {
     let rate = NonZeroU32::new(1_000_000_000).expect("non-zero");
     RateLimiter::direct_with_clock(Quota::per_second(rate), C::default())

@@ -16,14 +16,14 @@ use super::ctx::{cancel_flat, CANCEL_FLAT_NOTE, TOKEN};
 use super::group::join_set;
 use super::peer;
 use super::pool::crossbeam_pool;
-use super::rate::{big, implementation, Governor};
+use super::rate::{big, implementation};
 use crate::group::on_worker;
-use crate::harness::{after_warm_up, batches, emit_n, progress, runtime, stats, Cfg, HeapCount};
+use crate::harness::{after_warm_up, emit_n, progress, runtime, stats, Cfg, HeapCount};
 use crate::pool::pool_batches;
 use crate::scale::{
-    bytes_in_children, heap_settled, limiter_batch, limiter_batches, per_task, poll_once,
-    pool_jobs, pool_runs, sizes, until_released, until_started, BYTES_JOIN_SET, BYTES_NOTE,
-    CANCEL_FANOUT, GROUP_BYTES, GROUP_TASKS, LIMITER_THREADS, POOL_WORKERS, THREADS, WORKERS,
+    cancel_fanout_series, group_bytes_series, heap_settled, limiter_threads_series, per_task,
+    poll_once, pool_jobs, pool_runs, sizes, until_released, until_started, BYTES_JOIN_SET,
+    BYTES_NOTE, GROUP_TASKS, POOL_WORKERS, WORKERS,
 };
 
 const JOIN_SET: &str = concat!(peer!("tokio", "PEER_VERSION_TOKIO"), "/JoinSet");
@@ -47,23 +47,13 @@ pub(crate) fn run(cfg: &Cfg) {
 }
 
 fn cancel_fanout(cfg: &Cfg) {
-    if !cfg.want(&[CANCEL_FANOUT]) {
-        return;
-    }
-    for n in sizes(cfg, 1_000) {
-        progress(&format!("{CANCEL_FANOUT} n={n} ({TOKEN})"));
-        let samples = batches(cfg.scale_runs(n), || {
-            cancel_flat(n, true).as_nanos() as f64 / n as f64
-        });
-        emit_n(
-            CANCEL_FANOUT,
-            TOKEN,
-            n,
-            "ns_per_child",
-            Some(stats(&samples)),
-            &format!("as ctx.cancel_flat_100k with {n} child_token()s of a fresh root token: {CANCEL_FLAT_NOTE}; / n; a warm-up batch, then one fresh tree per batch"),
-        );
-    }
+    cancel_fanout_series(
+        cfg,
+        TOKEN,
+        cancel_flat,
+        "child_token()s of a fresh root token",
+        CANCEL_FLAT_NOTE,
+    );
 }
 
 fn pool_workers(cfg: &Cfg) {
@@ -149,51 +139,25 @@ pub(crate) async fn join_set_bytes(counting: &HeapCount, n: usize) -> (f64, f64)
 }
 
 fn group_bytes(cfg: &Cfg) {
-    if !cfg.want(&[GROUP_BYTES]) {
-        return;
-    }
     let implementation = format!(
         "{JOIN_SET}+{}",
         peer!("tokio-util", "PEER_VERSION_TOKIO_UTIL")
     );
-    for n in sizes(cfg, 10_000) {
-        progress(&format!("{GROUP_BYTES} n={n} ({implementation})"));
-        let figures = bytes_in_children(cfg, BYTES_JOIN_SET, n);
-        let bytes: Vec<f64> = figures.iter().map(|f| f.0).collect();
-        let allocations = stats(&figures.iter().map(|f| f.1).collect::<Vec<_>>()).value;
-        emit_n(
-            GROUP_BYTES,
-            &implementation,
-            n,
-            "bytes_per_task",
-            Some(stats(&bytes)),
-            &format!("one JoinSet of {n} tasks, each holding a clone of one CancellationToken (the group's context), its cancelled() polled once, then an atomic counter bumped, then awaited; driver a task on a 2-worker runtime; once the counter reads {n} (all parked): live heap bytes requested since just before the JoinSet (counting GlobalAlloc, every thread: tokio task cells, JoinSet entries; the token's waiter nodes live inside the futures; malloc overhead not included) / n, {allocations:.2} allocations/task; then token.cancel() and join_next() to the end (not counted). {BYTES_NOTE}"),
-        );
-    }
+    group_bytes_series(cfg, BYTES_JOIN_SET, &implementation, |n, allocations| {
+        format!("one JoinSet of {n} tasks, each holding a clone of one CancellationToken (the group's context), its cancelled() polled once, then an atomic counter bumped, then awaited; driver a task on a 2-worker runtime; once the counter reads {n} (all parked): live heap bytes requested since just before the JoinSet (counting GlobalAlloc, every thread: tokio task cells, JoinSet entries; the token's waiter nodes live inside the futures; malloc overhead not included) / n, {allocations:.2} allocations/task; then token.cancel() and join_next() to the end (not counted). {BYTES_NOTE}")
+    });
 }
 
 fn limiter_threads<C>(cfg: &Cfg, clock: &str, clock_note: &str)
 where
     C: Clock + ReasonablyRealtime + Default + Send + Sync + 'static,
 {
-    if !cfg.want(&[LIMITER_THREADS]) {
-        return;
-    }
-    let implementation = implementation(clock);
-    let length = limiter_batch(cfg);
-    for threads in THREADS {
-        progress(&format!("{LIMITER_THREADS} n={threads} ({implementation})"));
-        let limiter: Governor<C> = big();
-        let samples = limiter_batches(threads, pool_runs(cfg), length, || {
-            assert!(limiter.check().is_ok(), "the limiter always has tokens")
-        });
-        emit_n(
-            LIMITER_THREADS,
-            &implementation,
-            threads,
-            "mops_per_s",
-            Some(stats(&samples)),
-            &format!("as rate.allow_contended_2 with n threads: one governor RateLimiter::direct_with_clock(Quota::per_second(1e9), {clock_note}) (burst 1e9) shared by n = {threads} threads calling check(), {} ms per batch (after one of a tenth); total allows over all threads / wall time", length.as_millis()),
-        );
-    }
+    limiter_threads_series(
+        cfg,
+        &implementation(clock),
+        big::<C>,
+        |limiter| limiter.check().is_ok(),
+        &format!("governor RateLimiter::direct_with_clock(Quota::per_second(1e9), {clock_note}) (burst 1e9)"),
+        "check()",
+    );
 }
