@@ -341,6 +341,25 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
 
 // ===== heap accounting =====
 
+/// Puts the process's allocator in the steady state of a program that has run a while, before
+/// anything is measured, so that every implementation measured in this process meets the same
+/// heap whatever ran before it.
+///
+/// glibc's malloc gives the free memory at the top of its heap back to the OS whenever more
+/// than its trim threshold is free (128 KiB at start), and raises that threshold only when a
+/// large `mmap`ed block is freed. Depending on what ran earlier in the process, a workload that
+/// builds and drops a tree of 100,000 nodes (about 10 MB) either found its memory kept from the
+/// batch before or paid a page fault per 4 KiB page in every batch: `ctx.build_flat_100k`
+/// measured 8 ms for ctxkit, whose batches each faulted 2,400 pages in, and 2 ms for
+/// tokio-util, whose batches, later in the same process, faulted none (counted with
+/// `perf stat -e page-faults` and `strace -c`). Freeing one 16 MiB block sets the threshold to
+/// 32 MiB for the rest of the process, as a long-running program's heap would have it (Go's
+/// runtime keeps its heap too). With another allocator this costs one allocation.
+pub(crate) fn settle_allocator() {
+    let block: Vec<u8> = Vec::with_capacity(16 << 20);
+    drop(black_box(block));
+}
+
 /// Counts live heap bytes while `COUNTING` is on (timed code pays one relaxed load).
 pub(crate) struct CountingAlloc;
 

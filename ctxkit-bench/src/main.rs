@@ -49,6 +49,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    harness::settle_allocator();
     // Tracking (tags, wait notes, context sites) is on for the whole process once a scope
     // opens; the guard is disarmed at the end, since the bench's own runtimes may outlive it.
     let leak_scope = cfg.in_leak_scope.then(ctxkit::leak::Guard::new);
