@@ -194,7 +194,11 @@ func jsonString(s string) string {
 	return b.String()
 }
 
+// stdoutMu guards stdout and linesPrinted.
 var stdoutMu sync.Mutex
+
+// linesPrinted counts the JSON lines printed: none means -only matched no workload.
+var linesPrinted int
 
 // emitLine prints one JSON line on stdout. n < 0 leaves the "n" field out (regular workloads);
 // s == nil prints "value":null, with the note saying why.
@@ -218,6 +222,7 @@ func emitLine(workload, impl string, n int, metric string, s *summary, note stri
 	stdoutMu.Lock()
 	defer stdoutMu.Unlock()
 	os.Stdout.WriteString(b.String())
+	linesPrinted++
 }
 
 // emit prints a regular workload's line.

@@ -81,4 +81,9 @@ func main() {
 	}
 	fmt.Fprintf(os.Stderr, "# whole run: %.1f s\n", time.Since(wholeStart).Seconds())
 	whole.report("whole run")
+	if linesPrinted == 0 {
+		// Exit status 3: -only matched nothing (ctxkit-bench uses the same status).
+		fmt.Fprintf(os.Stderr, "bench/go: no workload matches -only %s\n", strings.Join(cfg.only, ","))
+		os.Exit(3)
+	}
 }

@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 // ===== command line =====
 
+/// The runner's usage line (`compare` has its own).
+pub(crate) const USAGE: &str = "usage: ctxkit-bench [--quick] [--peers] [--scale] [--in-leak-scope] [--only PREFIX[,PREFIX...]]\n       ctxkit-bench compare --help";
+
 /// What to run.
 #[derive(Debug)]
 pub(crate) struct Cfg {
@@ -69,13 +72,8 @@ impl Cfg {
                             .map(String::from),
                     );
                 }
-                "--help" | "-h" => {
-                    return Err(
-                        "usage: ctxkit-bench [--quick] [--peers] [--scale] [--in-leak-scope] [--only PREFIX[,PREFIX...]]..."
-                            .into(),
-                    )
-                }
-                other => return Err(format!("unknown argument {other:?}; try --help")),
+                "--help" | "-h" => return Err(String::new()),
+                other => return Err(format!("unknown argument {other:?}; {USAGE}")),
             }
         }
         Ok(cfg)
@@ -189,6 +187,14 @@ fn json_string(s: &str) -> String {
     out
 }
 
+/// How many JSON lines this process has printed.
+static LINES_PRINTED: AtomicU64 = AtomicU64::new(0);
+
+/// Whether this process has printed any JSON line (an `--only` that matched nothing has not).
+pub(crate) fn printed_any() -> bool {
+    LINES_PRINTED.load(Ordering::Relaxed) > 0
+}
+
 /// Prints one JSON line on stdout. `stats: None` prints `"value":null` (with a note saying why).
 pub(crate) fn emit(
     workload: &str,
@@ -248,6 +254,7 @@ fn write_line(
     let mut out = stdout.lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
+    LINES_PRINTED.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Progress on stderr.

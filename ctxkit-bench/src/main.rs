@@ -44,6 +44,10 @@ fn main() {
     }
     let cfg = match Cfg::from_args() {
         Ok(cfg) => cfg,
+        Err(message) if message.is_empty() => {
+            println!("{}", harness::USAGE); // --help
+            return;
+        }
         Err(message) => {
             eprintln!("{message}");
             std::process::exit(2);
@@ -74,5 +78,12 @@ fn main() {
     whole.report("whole run");
     if let Some(guard) = leak_scope {
         guard.disarm();
+    }
+    if !harness::printed_any() {
+        eprintln!(
+            "ctxkit-bench: no workload matches --only {}; names start with ctx., group., pool., rate. or ticker. (scale. with --scale)",
+            cfg.only.join(",")
+        );
+        std::process::exit(compare::NOTHING_SELECTED);
     }
 }

@@ -196,3 +196,51 @@ fn a_bad_line_or_a_failed_child_is_an_error() {
     assert_eq!(output.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_prefix_that_matches_nothing_or_charts_without_scale_is_refused() {
+    let output = compare(&[
+        "--quick",
+        "--rounds",
+        "1",
+        "--no-go",
+        "--only",
+        "no.such.workload",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no workload matches --only no.such.workload"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "no table for nothing");
+
+    let output = compare(&["--quick", "--charts", "charts-here"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("add --scale"));
+    assert!(!Path::new("charts-here").exists());
+
+    let output = compare(&["--help"]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("usage: ctxkit-bench compare"));
+}
+
+#[test]
+fn a_prefix_one_runner_lacks_leaves_the_others_rows() {
+    let dir = scratch("prefix-only-in-rust");
+    // A Go runner that, like the real one, exits 3 when -only matches none of its workloads.
+    let runner = go_runner(
+        &dir,
+        "echo 'bench/go: no workload matches -only' >&2\nexit 3\n",
+    );
+    let table = stdout(&compare(&[
+        "--quick",
+        "--rounds",
+        "1",
+        "--only",
+        "ctx.cancel_child",
+        "--go-runner",
+        &runner,
+    ]));
+    assert_eq!(row(&table, "ctx.cancel_child", "ctxkit")[2], "ns_per_op");
+}

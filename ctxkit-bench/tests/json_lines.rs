@@ -221,3 +221,14 @@ fn scale_series_with_the_peers() {
         "versions from the lockfile: {limiter_impls:?}"
     );
 }
+
+#[test]
+fn an_only_that_matches_nothing_says_so_and_exits_3() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ctxkit-bench"))
+        .args(["--quick", "--only", "no.such.workload"])
+        .output()
+        .expect("the runner starts");
+    assert_eq!(output.status.code(), Some(3));
+    assert!(output.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no workload matches --only"));
+}

@@ -28,6 +28,7 @@ pub(crate) mod fixtures;
 
 use std::path::{Path, PathBuf};
 
+pub(crate) use run::NOTHING_SELECTED;
 pub(crate) use table::{fmt_value, kind, Kind};
 
 use line::write_raw;
@@ -91,11 +92,16 @@ impl Opts {
                 "--go-runner" => opts.go_runner = PathBuf::from(value("--go-runner")?),
                 "--charts" => opts.charts = Some(PathBuf::from(value("--charts")?)),
                 "--raw" => opts.raw = Some(PathBuf::from(value("--raw")?)),
-                "--help" | "-h" => return Err(USAGE.into()),
+                "--help" | "-h" => return Err(String::new()),
                 other => return Err(format!("unknown argument {other:?}; {USAGE}")),
             }
         }
         opts.rounds = rounds.unwrap_or(if opts.quick { 2 } else { 3 });
+        if opts.charts.is_some() && !opts.scale {
+            return Err(format!(
+                "--charts draws the scale series: add --scale; {USAGE}"
+            ));
+        }
         Ok(opts)
     }
 
@@ -158,6 +164,10 @@ impl Opts {
 pub(crate) fn main(args: impl IntoIterator<Item = String>) -> i32 {
     let opts = match Opts::parse(args) {
         Ok(opts) => opts,
+        Err(message) if message.is_empty() => {
+            println!("{USAGE}"); // --help
+            return 0;
+        }
         Err(message) => {
             eprintln!("{message}");
             return 2;
@@ -176,6 +186,12 @@ fn run(opts: &Opts) -> Result<(), String> {
     let (lines, go_measured) = collect(opts)?;
     if let Some(path) = &opts.raw {
         write_raw(path, &lines)?;
+    }
+    if lines.is_empty() {
+        return Err(format!(
+            "no workload matches --only {}",
+            opts.only.join(",")
+        ));
     }
     let rows = aggregate(&lines);
     let mut out = format!(

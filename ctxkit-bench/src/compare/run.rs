@@ -29,11 +29,18 @@ fn run_rust(opts: &Opts) -> Result<Vec<Line>, String> {
     let mut command = Command::new(&exe);
     command.args(&args);
     let output = run_child(command).map_err(|e| format!("cannot start {who}: {e}"))?;
+    if output.status.code() == Some(NOTHING_SELECTED) {
+        return Ok(Vec::new()); // `--only` matched none of its workloads
+    }
     if !output.status.success() {
         return Err(format!("{who} failed ({})", output.status));
     }
     parse_output(&who, &output.stdout)
 }
+
+/// The exit status of a runner (ours and the Go one) whose `--only` matched no workload: not a
+/// failure here, since a prefix may name workloads that only one of them has.
+pub(crate) const NOTHING_SELECTED: i32 = 3;
 
 /// What the Go runner gave in one round.
 #[derive(Debug, PartialEq)]
@@ -72,6 +79,9 @@ pub(crate) fn run_go(runner: &Path, opts: &Opts) -> Result<GoOutcome, String> {
         };
         if output.status.code() == Some(127) {
             return Ok(GoOutcome::Missing(format!("{who} exited 127")));
+        }
+        if output.status.code() == Some(NOTHING_SELECTED) {
+            continue;
         }
         if !output.status.success() {
             return Err(format!("{who} failed ({})", output.status));
