@@ -50,17 +50,7 @@ func scaleCancelFanout(cfg *config) {
 		progress("%s n=%d", workload, n)
 		n := n
 		s := batches(bigRuns(cfg, n), func() float64 {
-			t := newFlatTree(n)
-			t.build()
-			for _, c := range t.children {
-				if c.Done() == nil {
-					panic("a cancelable context without a done channel")
-				}
-			}
-			runtime.GC()
-			start := time.Now()
-			t.cancelAndObserve()
-			return float64(time.Since(start).Nanoseconds()) / float64(n)
+			return float64(timedFlatCancel(n, true).Nanoseconds()) / float64(n)
 		})
 		emitScale(cfg, workload, implName, n, "ns_per_child", s,
 			"a fresh context.WithCancel(Background) root with n WithCancel children, each child's Done() called before; timed: root cancel() + <-c.Done() on every child, / n; runtime.GC() before each batch (not timed)")
