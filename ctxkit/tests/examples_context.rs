@@ -52,6 +52,22 @@ mod two_workers_puzzle;
 #[path = "../examples/ctx_key_puzzle.rs"]
 mod ctx_key_puzzle;
 
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "an example compiled as a module; main is unused"
+)]
+#[path = "../examples/ctx_first.rs"]
+mod ctx_first;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "an example compiled as a module; main is unused"
+)]
+#[path = "../examples/cancel_styles.rs"]
+mod cancel_styles;
+
 fn output(f: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> String {
     let mut buf = Vec::new();
     f(&mut buf).expect("writing to a Vec cannot fail");
@@ -168,4 +184,61 @@ fn ctx_key_puzzle_prints_beto_then_nil() {
         "{out}"
     );
     assert_eq!(lines.len(), 5, "{out}");
+}
+
+#[test]
+fn ctx_first_shows_the_stored_context_trap_and_the_exception() {
+    assert_eq!(
+        output(ctx_first::run),
+        "== the context first: fn search_songs(ctx: &Context, query: &str) ==\n\
+         search_songs(&ctx, \"June\"): [\"Flaming June\"]\n\
+         search_songs(&canceled, \"June\"): context canceled\n\
+         == the trap: a client that stored the context of the request that built it ==\n\
+         request 1 (live): \"Flaming June\": ok\n\
+         request 2 (its caller gave up): \"Saltwater\": ok  \
+         <- WRONG: the request is done (context canceled), yet the call ran\n\
+         request 1 ends: its context is canceled\n\
+         request 3 (live): \"Windowlicker\": context canceled  \
+         <- WRONG: the request is live, yet the call was canceled\n\
+         == the fix: each call takes its context first ==\n\
+         request 1 (live): \"Flaming June\": ok\n\
+         request 2 (its caller gave up): \"Saltwater\": context canceled (caller gave up)\n\
+         request 1 ends: its context is canceled\n\
+         request 3 (live): \"Windowlicker\": ok\n\
+         == the exception: a long-lived server owns a context for its own lifetime ==\n\
+         server started: its context lives until shutdown; its cache refresher runs under it\n\
+         request 1 (live): \"Flaming June\": ok\n\
+         request 2 (its caller gave up): \"Saltwater\": context canceled (caller gave up)\n\
+         server shutting down: its context is canceled\n\
+         cache refresher stopped: server shut down\n\
+         request 3 (after shutdown): \"Windowlicker\": context canceled (server shut down)\n"
+    );
+}
+
+#[test]
+fn cancel_styles_compares_cooperation_drop_and_interruption() {
+    // Every cancel is sequenced by a channel handshake: the output is exact.
+    assert_eq!(
+        output(cancel_styles::run),
+        "(a) cooperative: a loop that checks its context between tracks\n  \
+         encoded \"As It Was\"\n  \
+         the caller cancels while \"Vampire\" is being encoded\n  \
+         encoded \"Vampire\"\n  \
+         stopped at a safe point: context canceled\n  \
+         cleanup (ordinary code, may still do I/O): kept 2 finished tracks, removed the partial \
+         playlist\n\
+         (b) dropping a future: ctx.run(upload) when the caller cancels mid-way\n  \
+         upload \"Flaming June\": sent the first half\n  \
+         the caller cancels while the upload awaits the second half\n  \
+         destructor: removed the temporary copy of \"Flaming June\"\n  \
+         ctx.run(upload) returned: context canceled\n  \
+         never printed: the upload's code after that await (second half, commit, its own error \
+         handling)\n\
+         (c) Java's Thread.interrupt() in ctxkit terms: a flag only some calls look at\n  \
+         legacy_encode(\"Anti-Hero\") takes no context: ran steps 1, 2, 3 though the context \
+         was canceled\n  \
+         the caller sees the cancel only when the call returns: context canceled\n  \
+         a library that drops the error returned normally; the context is still done: context \
+         canceled\n"
+    );
 }

@@ -1,6 +1,36 @@
 //! [`Context`]: cancellation, deadlines and request-scoped values that propagate down a tree
 //! of work, for threads and async code alike.
 //!
+//! # Cooperative cancellation
+//!
+//! Canceling a [`Context`] stops nothing by force: it marks the context (and its children)
+//! done, and the work stops where it looks: `ctx.check()?` between steps, or a context-aware
+//! wait ([`wait`](Context::wait), [`blocking_sleep`](Context::blocking_sleep),
+//! [`sleep`](Context::sleep), [`done`](Context::done)). It then returns an ordinary error and
+//! runs its own cleanup, as Go code does on `<-ctx.Done()`. Beside the two other ways to stop
+//! work a Go or Java programmer may know:
+//!
+//! * **Java's `Thread.interrupt()`** (and `Future.cancel(true)`) sets a flag on one thread.
+//!   Only calls that look at it (`sleep`, `wait`, `BlockingQueue.take`) throw
+//!   `InterruptedException`; a CPU loop, a classic `java.io` read or a third-party library that
+//!   never looks runs on, and a `catch` that ignores the exception clears the flag for everyone
+//!   above it. A context is the same request, made explicit: the signature
+//!   `fn f(ctx: &Context, ...)` says whether a call can be canceled (a call that takes no
+//!   context cannot be, visibly); it travels with the work to any thread or task, not one
+//!   thread; children are canceled with their parent; and a done context stays done, so an
+//!   error dropped by one library does not hide the cancel from the next check.
+//! * **Dropping a Rust future** ([`run`](Context::run) does it when the context wins, as does
+//!   `select!` or a timeout combinator) stops it from outside at whatever `.await` it is
+//!   suspended on. It needs no cooperation, but the code after that await never runs: the
+//!   only cleanup is destructors, which cannot await or report anything, and every await must
+//!   leave the state consistent (cancel safety). Use it around work that is safe to abandon;
+//!   pass the context into work that must stop at a point of its own choosing.
+//!
+//! `examples/cancel_styles.rs` runs the three side by side. `examples/ctx_first.rs` shows the
+//! context passed first on every call, the trap of a request's context kept in a struct, and
+//! the exception: a long-lived object that owns a context for its own lifetime (12.4 of the
+//! chapter).
+//!
 //! # Implementation details
 //!
 //! A `Context` is two pointers: its nearest cancelable node (`tree.rs`, where every lock and
