@@ -1,5 +1,5 @@
-//! The leak examples' output: `stream_hits_leak` (12.6) and `fetch_data_leak` (the "Where is
-//! the bug?" exercise of 12.12).
+//! The leak examples' output: `stream_hits_leak` (12.6), `loop_no_exit` (the trap "a loop with
+//! no exit path" of 12.6) and `fetch_data_leak` (the "Where is the bug?" exercise of 12.12).
 
 use std::time::Duration;
 
@@ -18,6 +18,14 @@ mod stream_hits_leak;
 )]
 #[path = "../examples/fetch_data_leak.rs"]
 mod fetch_data_leak;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the example's main() is not used here"
+)]
+#[path = "../examples/loop_no_exit.rs"]
+mod loop_no_exit;
 
 /// The lines of `text` from the one starting with `from` (exclusive) to the one starting with
 /// `to` (exclusive), or to the end.
@@ -106,4 +114,34 @@ fn fetch_data_outlives_its_caller_until_it_watches_the_context() {
     let fixed = fixed.unwrap_or_else(|| panic!("{out}"));
     assert!(lines[fixed + 1].starts_with("ctxkit::leak: no leak from the scope opened at "));
     assert_eq!(lines.len(), fixed + 2, "{out}");
+}
+
+#[test]
+fn loop_no_exit_is_caught_then_fixed() {
+    let mut out = Vec::new();
+    let (leaky_plays, fixed_plays) = loop_no_exit::run(&mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    // The line that starts the leaky loop, found in the example's source.
+    let source = include_str!("../examples/loop_no_exit.rs");
+    let line = source
+        .lines()
+        .position(|line| line.contains("tracked::thread(\"plays-forever\""))
+        .expect("the example starts the leaky loop")
+        + 1;
+    let expected = format!(
+        "1. a loop with no exit path:\n\
+         the caller gave up: context deadline exceeded\n\
+         leak check: 1 leak(s)\n\
+         leak 1: thread \"plays-forever\", spawned at loop_no_exit.rs:{line}\n\
+         waiting on: no context (the loop never looks at one)\n\
+         2. fixed, the loop returns when its context is done:\n\
+         the caller gave up: context deadline exceeded\n\
+         leak check: no leak\n"
+    );
+    assert_eq!(out, expected);
+    // Both loops ran: each counts a play before it first waits.
+    assert!(
+        leaky_plays >= 1 && fixed_plays >= 1,
+        "{leaky_plays} {fixed_plays}"
+    );
 }

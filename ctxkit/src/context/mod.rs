@@ -453,6 +453,33 @@ impl Context {
     /// assert_eq!(ctx.value::<TraceId>().map(|t| t.0), Some("abc-123"));
     /// assert!(ctx.value::<Other>().is_none());
     /// ```
+    ///
+    /// # Coming from Go: no string keys
+    ///
+    /// The third modification of the chapter's "Try It" looks the request id up under a plain
+    /// string, `ctx.Value("req")`. That cannot be written here: `value` takes no key, its key is
+    /// the type `T`.
+    ///
+    /// ```compile_fail,E0061
+    /// let ctx = ctxkit::Context::background();
+    /// let id = ctx.value("req"); // error[E0061]: this method takes 0 arguments
+    /// ```
+    ///
+    /// Storing under a string key cannot be written either:
+    ///
+    /// ```compile_fail,E0061
+    /// let ctx = ctxkit::Context::background().with_value("req", "req-2026");
+    /// // error[E0061]: this method takes 1 argument but 2 arguments were supplied
+    /// ```
+    ///
+    /// In Go both compile. `ctx.Value("req")` returns `nil` when the id was stored under the
+    /// chapter's `reqIDKey{}` (the key's type matters, not only its text), and when two
+    /// packages both store under the string `"req"`, the inner value silently shadows the
+    /// outer one for every reader, whichever package it came from. Only a linter (staticcheck's
+    /// SA1029) flags the built-in key type; the compiler and `go vet` do not. Here a private
+    /// type is a private key, so a collision needs the type itself. Storing a bare `&str` or
+    /// `String` is still possible (any module can name those types, so it can shadow too):
+    /// wrap it in a type of your own.
     #[inline]
     pub fn value<T: Any + Send + Sync>(&self) -> Option<&T> {
         ValueNode::lookup::<T>(self.values.as_deref())

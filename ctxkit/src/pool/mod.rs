@@ -19,6 +19,27 @@
 //! * **Results end after the last worker, by ownership.** The results iterator (stream) ends
 //!   once the input is exhausted and every job has delivered its result: there is no results
 //!   channel to close, so it can be closed neither twice nor never.
+//!
+//!   The chapter's trap "do not close `results` from inside a worker" (with N workers it is
+//!   closed N times, and the second close panics) cannot be written: a job is an `Fn` closure
+//!   shared by every worker, so it cannot give away (close) anything it captures, and the
+//!   results are not a channel of the caller's but the map's iterator. A job returns its
+//!   result; the pool delivers it.
+//!
+//!   ```compile_fail,E0507
+//!   use std::sync::mpsc;
+//!   use ctxkit::pool::Pool;
+//!   use ctxkit::Context;
+//!
+//!   let (results, _received) = mpsc::channel::<u64>();
+//!   let map = Pool::new(3).map(&Context::background(), 1..=7u64, move |_ctx, n| {
+//!       results.send(n * n).unwrap();
+//!       drop(results); // error[E0507]: cannot move out of `results`, a captured variable in an `Fn` closure
+//!   });
+//!   ```
+//!
+//!   The `closing_results` example runs the safe pattern, and the Go pattern's channel version
+//!   in Rust, where each worker's sender closes nothing but itself.
 //! * **Every job sees the pool's context**, one derived from the context passed in; once it is
 //!   done, queued jobs never start (Go's channel pattern starts them anyway: go#61611). A map
 //!   then ends after the jobs that were running; the jobs pulled but never run are available
