@@ -19,6 +19,22 @@
 //! quota changed). [`detect`] is the decision itself, reading from any filesystem root, so tests
 //! run it on made-up cgroup trees.
 //!
+//! # Coming from Go
+//!
+//! | Go (the chapter's 12.7) | ctxkit |
+//! |---|---|
+//! | `runtime.GOMAXPROCS(0)` | [`max_procs()`](max_procs); [`current()`](current) says where the number came from |
+//! | `GOMAXPROCS=4 ./server` | `CTXKIT_MAXPROCS=4 ./server` ([`ENV_VAR`]) |
+//! | `runtime.GOMAXPROCS(4)` | none: pass the number to what runs the work ([`Pool::new(4)`](crate::pool::Pool::new), a group's `set_limit(4)`) |
+//! | `import _ "go.uber.org/automaxprocs"` (Go 1.24 and older) | nothing to import: the quota is read by default |
+//! | Go 1.25 updating GOMAXPROCS when the quota changes | [`refresh()`](refresh), when you choose |
+//!
+//! Differences on purpose: the number is advice, not a scheduler setting (a Rust process has no
+//! runtime whose threads ctxkit could resize), and it is the default size of a
+//! [`Pool`](crate::pool::Pool); the variable has a name of its own, so a `GOMAXPROCS` meant for
+//! Go programs in the same environment does not change it; the quotas of ancestor cgroups count
+//! too; and the number changes only when [`refresh`] is called, never on its own.
+//!
 //! # Invariants
 //!
 //! 1. `Procs::count` is at least 1.

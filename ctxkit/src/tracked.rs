@@ -6,6 +6,12 @@
 //! Use them where `std::thread::spawn` or `tokio::spawn` would start work that must not
 //! outlive a request or a test: a leak report then names the line that started it, and the
 //! context it waits on.
+//!
+//! # Coming from Go
+//!
+//! Both stand where Go writes `go f()`. Differences on purpose: the unit has a name (goroutines
+//! have none, so goleak shows a stack), its spawn site is recorded as goleak's "created by" line
+//! is, and it returns a handle to join or await, which a goroutine does not have.
 
 use std::io;
 use std::thread::JoinHandle;

@@ -1,6 +1,25 @@
 //! [`Context`]: cancellation, deadlines and request-scoped values that propagate down a tree
 //! of work, for threads and async code alike.
 //!
+//! # Coming from Go
+//!
+//! Mirrors Go's standard `context` package; the table, name by name, is on [`Context`], and
+//! the cancel forms are on [`CancelContext`]. Differences on purpose:
+//!
+//! * A derived context and its cancel are one value, a [`CancelContext`] that cancels when
+//!   dropped: there is no `cancel` func to keep, forget or lose with `ctx, _ :=`.
+//! * A value's key is its Rust type ([`with_value(v)`](Context::with_value),
+//!   [`value::<T>()`](Context::value)): no `any` keys to collide, no type assertion on the way
+//!   out.
+//! * Waiting has a form for each kind of caller instead of one channel: a poll
+//!   ([`check`](Context::check), [`is_done`](Context::is_done)), a future
+//!   ([`done`](Context::done), [`run`](Context::run), [`sleep`](Context::sleep)) and a blocking
+//!   call ([`wait`](Context::wait), [`blocking_sleep`](Context::blocking_sleep)).
+//! * [`Error`] is a `Copy` enum with Go's two texts, compared with `==` where Go uses
+//!   `errors.Is`; the reason passed to a cancel is the [`Cause`].
+//! * A deadline arms no timer until somebody waits for it, and a child nobody holds is unlinked
+//!   from its parent.
+//!
 //! # Cooperative cancellation
 //!
 //! Canceling a [`Context`] stops nothing by force: it marks the context (and its children)

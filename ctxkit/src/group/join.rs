@@ -127,7 +127,7 @@ async_join! {
     /// were, without running further), and returns the error. The context is canceled when the
     /// join returns, either way.
     ///
-    /// Use a join for a fixed set of differently typed calls; a [`Group`](super::Group) or
+    /// Use a join for a fixed set of differently typed calls; a [`Group`] or
     /// [`scope`](super::scope) for a number of same-typed tasks known only at run time. For
     /// blocking calls on threads, [`blocking_join2`].
     ///
@@ -181,6 +181,9 @@ async_join! {
     ///
     /// Not cancel safe: dropping the join's future drops every call's future where it stands
     /// and cancels their context; values already produced are lost.
+    ///
+    #[cfg_attr(feature = "tokio", doc = "[`Group`]: crate::Group")]
+    #[cfg_attr(not(feature = "tokio"), doc = "[`Group`]: crate::group")]
     join2(a fut_a out_a: A FA FutA, b fut_b out_b: B FB FutB)
 }
 

@@ -42,13 +42,20 @@
 //! | Go (`golang.org/x/sync/errgroup`) | ctxkit async | ctxkit threads |
 //! |---|---|---|
 //! | `g, ctx := errgroup.WithContext(parent)` | `let (mut g, ctx) = Group::with_context(&parent);` | `group::scope(&parent, \|s\| ...)` |
-//! | `var g errgroup.Group` | [`Group::new()`](Group::new) | `group::scope(&Context::background(), ...)` |
+//! | `var g errgroup.Group` | [`Group::new()`][Group::new] | `group::scope(&Context::background(), ...)` |
 //! | `g.Go(f)` (waits under a limit) | `g.spawn(\|ctx\| async move { ... }).await` | `s.spawn(\|ctx\| ...)` |
 //! | `g.TryGo(f)` | `g.try_spawn(...)` | `s.try_spawn(...)` |
 //! | (none: `Go` waits) | `g.spawn_queued(...)` (queues, never waits) | `s.spawn_queued(...)` |
 //! | `g.SetLimit(n)` | `g.set_limit(n)` | `s.set_limit(n)` |
 //! | `g.Wait()` | `g.wait().await` (or `wait_all`) | the return of `scope` (or `scope_all`) |
 //! | two `g.Go` writing `user` and `songs`, then `g.Wait()` | `let (user, songs) = join2(&ctx, ...).await?;` | `let (user, songs) = blocking_join2(&ctx, ...)?;` |
+//!
+//! Differences from errgroup on purpose: each task receives the group's context as its
+//! argument; `wait` returns every task's value in spawn order (`Result<Vec<T>, E>`), not only
+//! the first error; a task not yet started when the context is done never starts (go#61611);
+//! a panic is resumed in the caller of `wait` (below); `set_limit(0)` panics, where Go's
+//! `SetLimit(0)` makes every `Go` block forever; and `spawn_queued` queues at the limit instead
+//! of waiting, which errgroup cannot do.
 //!
 //! # Panics in tasks
 //!
@@ -117,6 +124,9 @@
 //! });
 //! assert_eq!(squares, Ok(vec![1, 4, 9, 16]));
 //! ```
+//!
+// Without the `tokio` feature there is no `Group`: its links go to this page.
+#![cfg_attr(not(feature = "tokio"), doc = "[`Group`]: self\n[Group::new]: self")]
 
 mod join;
 mod scheduler;

@@ -142,7 +142,7 @@ pub(super) fn wait_for_slot<T, E>(shared: &Shared<'_, T, E>) -> bool {
 
 /// Lets [`scope`]'s closure start tasks on threads that may borrow from the caller's stack.
 ///
-/// Tasks get the group's context (a clone of it, by value, as [`Group`](super::Group)'s tasks
+/// Tasks get the group's context (a clone of it, by value, as [`Group`]'s tasks
 /// do); see [`scope`] for the semantics.
 ///
 /// # Coming from Go
@@ -168,6 +168,9 @@ pub(super) fn wait_for_slot<T, E>(shared: &Shared<'_, T, E>) -> bool {
 /// });
 /// assert_eq!(lengths, Ok(vec![12, 9, 12]));
 /// ```
+///
+#[cfg_attr(feature = "tokio", doc = "[`Group`]: crate::Group")]
+#[cfg_attr(not(feature = "tokio"), doc = "[`Group`]: crate::group")]
 pub struct Scope<'scope, 'env, T, E> {
     threads: &'scope std::thread::Scope<'scope, 'env>,
     inner: Arc<Shared<'scope, T, E>>,
@@ -538,7 +541,7 @@ where
 /// Runs a group of tasks on scoped threads: the closure starts them with [`Scope::spawn`], and
 /// `scope` returns once all have ended, with their results in spawn order or the first error.
 ///
-/// The blocking counterpart of [`Group`](super::Group), with the same semantics:
+/// The blocking counterpart of [`Group`], with the same semantics:
 ///
 /// * Tasks get the group's context, derived from `parent`. The first task to fail cancels it,
 ///   with a [`TaskFailed`](super::TaskFailed) cause carrying the error's text; tasks still
@@ -610,6 +613,9 @@ where
 ///
 /// Blocks the calling thread until every task has ended (and, inside the closure,
 /// [`Scope::spawn`] blocks under a limit). Do not call it from async code.
+///
+#[cfg_attr(feature = "tokio", doc = "[`Group`]: crate::Group")]
+#[cfg_attr(not(feature = "tokio"), doc = "[`Group`]: crate::group")]
 #[track_caller]
 pub fn scope<'env, T, E, F>(parent: &Context, f: F) -> Result<Vec<T>, E>
 where

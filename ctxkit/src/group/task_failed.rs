@@ -10,7 +10,7 @@ use std::fmt;
 /// Its text is the failing task's error's text (so `ctx.cause()` reads like Go's
 /// `context.Cause(ctx)` of an errgroup), or `ctxkit::group: task panicked: <message>` for a
 /// panic, or `ctxkit::group: task aborted: its tokio runtime shut down before it finished` for
-/// an async [`Group`](crate::Group)'s task that its runtime dropped ([`is_aborted`](TaskFailed::is_aborted)).
+/// an async [`Group`]'s task that its runtime dropped ([`is_aborted`](TaskFailed::is_aborted)).
 /// The error value itself is returned by `wait`; the cause holds its text because a task's
 /// error type need not be `Clone` or `Sync`.
 ///
@@ -38,6 +38,9 @@ use std::fmt;
 /// });
 /// assert_eq!(r, Err(Error::DeadlineExceeded));
 /// ```
+///
+#[cfg_attr(feature = "tokio", doc = "[`Group`]: crate::Group")]
+#[cfg_attr(not(feature = "tokio"), doc = "[`Group`]: crate::group")]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskFailed {
     message: String,
@@ -117,7 +120,7 @@ impl TaskFailed {
         self.kind == FailureKind::Panic
     }
 
-    /// True if the task was aborted: an async [`Group`](crate::Group)'s task whose tokio runtime shut down
+    /// True if the task was aborted: an async [`Group`]'s task whose tokio runtime shut down
     /// (was dropped, or `shutdown_timeout` passed) before the task finished. Its text is
     /// `ctxkit::group: task aborted: its tokio runtime shut down before it finished`, and `wait`
     /// reports the task as `E::from(ctxkit::Error::Canceled)`.
@@ -156,6 +159,9 @@ impl TaskFailed {
     /// );
     /// # }
     /// ```
+    ///
+    #[cfg_attr(feature = "tokio", doc = "[`Group`]: crate::Group")]
+    #[cfg_attr(not(feature = "tokio"), doc = "[`Group`]: crate::group")]
     pub fn is_aborted(&self) -> bool {
         self.kind == FailureKind::Aborted
     }

@@ -10,11 +10,18 @@
 //! | `goleak.IgnoreTopFunction(...)` | [`Options::ignore_spawn_site`], [`Options::ignore_thread_name`] |
 //! | `goleak.MaxRetryAttempts`, `MaxSleepInterval` | [`Options::retry_for`] (default [`DEFAULT_RETRY_FOR`]) |
 //!
+//! Differences on purpose: a check covers a scope, not the whole process, so tests running in
+//! parallel do not blame each other; it names units (a thread or task, its spawn site, the
+//! context it waits on) instead of printing every goroutine's stack; and [`verify_none`] runs no
+//! tests and never exits, so it cannot be skipped the way `VerifyTestMain` is when `TestMain`
+//! also calls `m.Run()` or `os.Exit` itself. It sees only threads and tasks: a thread blocked on
+//! a channel is reported, but not what the channel is.
+//!
 //! A check panics with a [`Report`] (failing the test) when work started inside its scope still
 //! runs after the retries. What it sees, and how sure it is, is in three layers:
 //!
 //! * **Work started through ctxkit** (a group's or a pool's workers, after-functions, and
-//!   [`tracked::thread`](crate::tracked::thread) / [`tracked::task`](crate::tracked::task)):
+//!   [`tracked::thread`](crate::tracked::thread) / [`tracked::task`]):
 //!   attributed exactly, even with tests running in parallel: a scope is inherited by whatever
 //!   its work starts, across threads and tasks. Reported with its name, its spawn site, how long
 //!   it has run, and what it waits on when it waits on a context (where that context was made,
@@ -112,6 +119,10 @@
 //! ctx.cancel();
 //! worker.join().unwrap();
 //! ```
+//!
+// `tracked::task` needs the `tokio` feature; without it the link goes to `tracked`.
+#![cfg_attr(feature = "tokio", doc = "[`tracked::task`]: crate::tracked::task")]
+#![cfg_attr(not(feature = "tokio"), doc = "[`tracked::task`]: crate::tracked")]
 
 mod options;
 mod os_threads;

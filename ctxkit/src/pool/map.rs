@@ -145,7 +145,7 @@ pub(super) fn work<J, T>(shared: &Shared<J, T>, body: &dyn Body<J, T>, id: usize
 /// jobs that are running to return.
 ///
 /// `next` blocks the calling thread until a result is ready; in async code use
-/// [`map_stream`](Pool::map_stream), whose results are awaited.
+/// [`map_stream`][map-stream], whose results are awaited.
 ///
 /// # Examples
 ///
@@ -160,6 +160,9 @@ pub(super) fn work<J, T>(shared: &Shared<J, T>, body: &dyn Body<J, T>, id: usize
 ///     .unwrap();
 /// assert_eq!(lengths, [7, 8, 4]);
 /// ```
+///
+#[cfg_attr(feature = "tokio", doc = "[map-stream]: Pool::map_stream")]
+#[cfg_attr(not(feature = "tokio"), doc = "[map-stream]: crate::pool")]
 #[must_use = "iterators are lazy: a map runs jobs only as its results are read"]
 pub struct Map<I: Iterator, T> {
     /// The input, pulled only here (invariant 1).

@@ -79,6 +79,11 @@
 //! | a long-lived pool fed over time | [`Pool::start`]: `submit`, `try_submit`, `shutdown` |
 //! | `runtime.GOMAXPROCS(0)` workers | `Pool::new(0)` or `Pool::default()` |
 //!
+//! There is no Go package to mirror: the chapter builds its pool from channels, goroutines and
+//! a `sync.WaitGroup`. What differs on purpose is listed above, under "The chapter's rules,
+//! kept by construction"; above all, a job that panics is that job's [`JobFailed`], where a
+//! panicking goroutine ends the whole Go program.
+//!
 //! # Examples
 //!
 //! The chapter's pool: 3 workers square 1..=7.
@@ -95,6 +100,13 @@
 //! squares.sort();
 //! assert_eq!(squares, [1, 4, 9, 16, 25, 36, 49]);
 //! ```
+//!
+// Without the `tokio` feature there are no async pools: their links go to this page.
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`Pool::map_stream`]: self\n[`Pool::map_stream_ordered`]: self\n[`MapStream`]: self",
+    doc = "[`Pool::start_async`]: self\n[`AsyncWorkers`]: self"
+)]
 
 #[cfg(feature = "tokio")]
 mod async_workers;

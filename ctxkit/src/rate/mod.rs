@@ -12,6 +12,24 @@
 //! thread, so an idle limiter costs nothing), and a ticker computes its next tick from a fixed
 //! schedule `start + k · period`.
 //!
+//! # Coming from Go
+//!
+//! | Go (the chapter's 12.9, and `golang.org/x/time/rate`) | ctxkit |
+//! |---|---|
+//! | `t := time.NewTicker(d)`; `defer t.Stop()` | [`let mut t = Ticker::new(d)?;`](Ticker::new); dropping it stops it |
+//! | `<-t.C` | [`t.blocking_tick()`](Ticker::blocking_tick) (a thread), [`t.tick().await`](Ticker::tick) (async) |
+//! | `time.Tick(d)` | a [`Ticker`] too: it holds no timer, so there is nothing to leak |
+//! | a buffered channel of `burst` tokens, refilled by a goroutine on a ticker | [`Limiter::new(per_second, burst)?`](Limiter::new), then [`blocking_wait(&ctx)`](Limiter::blocking_wait) or [`wait(&ctx).await`](Limiter::wait) per operation |
+//! | `rate.NewLimiter(r, b)`: `Allow`, `Reserve`, `Wait(ctx)` | [`Limiter`]: [`allow`](Limiter::allow), [`reserve`](Limiter::reserve), [`wait(&ctx)`](Limiter::wait) (the full table is on [`Limiter`]) |
+//!
+//! Differences on purpose, from the chapter's channels: nothing runs in the background (the
+//! chapter's refill goroutine never ends: `Stop` does not close the ticker's channel); a wait
+//! watches a [`Context`](crate::Context), and gives up at once when the context's deadline
+//! would pass before its token comes; a ticker lets you choose what a late receiver gets
+//! ([`MissedTickBehavior`]; Go's behaviour is the default); and every decision has a form that
+//! takes the time as a parameter (below). The differences from `x/time/rate` are listed on
+//! [`Limiter`].
+//!
 //! # Time is a parameter
 //!
 //! Every decision has an `_at(now)` form that takes the time as an argument
