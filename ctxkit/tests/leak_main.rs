@@ -107,6 +107,36 @@ fn verify_none_catches_what_runs_at_the_end() {
     plain.join().unwrap();
 }
 
+/// Run first, before any scope has turned tracking on, so the thread's OS id is not on record:
+/// the thread is still reported once, as ctxkit's, not a second time as an unknown OS thread.
+fn a_tracked_thread_started_before_any_check_is_reported_once() {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let (running, is_running) = mpsc::channel();
+    let tracked = ctxkit::tracked::thread("tracked-early", move || {
+        running.send(()).unwrap();
+        let _ = stopped.recv();
+    })
+    .unwrap();
+    is_running.recv().unwrap();
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let failed = catch_unwind(AssertUnwindSafe(|| leak::verify_none_with(quick())));
+    std::panic::set_hook(hook);
+    let message = failed
+        .expect_err("a thread still runs")
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(message.contains("1 leak(s)"), "{message}");
+    assert!(
+        message.contains("thread \"tracked-early\", started through ctxkit"),
+        "{message}"
+    );
+    assert!(!message.contains("leak 2"), "reported twice: {message}");
+    drop(stop);
+    tracked.join().unwrap();
+}
+
 /// The checks that need tokio (none without the feature).
 fn tokio_checks() -> Vec<(&'static str, fn())> {
     #[cfg(feature = "tokio")]
@@ -126,6 +156,10 @@ fn tokio_checks() -> Vec<(&'static str, fn())> {
 
 fn main() {
     let mut checks: Vec<(&'static str, fn())> = vec![
+        (
+            "a_tracked_thread_started_before_any_check_is_reported_once",
+            a_tracked_thread_started_before_any_check_is_reported_once,
+        ),
         (
             "a_plain_thread_is_reported_with_its_name",
             a_plain_thread_is_reported_with_its_name,

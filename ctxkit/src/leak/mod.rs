@@ -408,10 +408,19 @@ fn nanos(duration: Duration) -> u64 {
 /// # Examples
 ///
 /// In `tests/leaks.rs`, declared with `harness = false` in `Cargo.toml`, `main` runs the
-/// checks, then:
+/// checks, then calls `verify_none()`; here a program checks that the work it started is over:
 ///
-/// ```no_run
-/// ctxkit::leak::verify_none();
+/// ```
+/// use ctxkit::{tracked, Context, Error};
+///
+/// let ctx = Context::background().with_cancel();
+/// let waiter = {
+///     let ctx: Context = (*ctx).clone();
+///     tracked::thread("waiter", move || ctx.wait()).unwrap()
+/// };
+/// ctx.cancel();
+/// assert_eq!(waiter.join().unwrap(), Error::Canceled); // it saw the cancel
+/// ctxkit::leak::verify_none(); // nothing else runs: passes
 /// ```
 #[track_caller]
 pub fn verify_none() {

@@ -29,6 +29,16 @@ pub(crate) fn thread_ids() -> Option<BTreeSet<u64>> {
 
 pub(crate) use crate::spawn::os_thread_id as current_thread_id;
 
+/// `name` as the kernel keeps a thread's name: its first 15 bytes (cut at a character
+/// boundary; the names ctxkit's callers give are short and ASCII as a rule).
+pub(crate) fn os_name(name: &str) -> &str {
+    let mut end = name.len().min(15);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 /// What the OS says about thread `tid` of this process; `None` if it has exited.
 pub(crate) fn describe(tid: u64) -> Option<OsThread> {
     let dir = format!("/proc/self/task/{tid}");
@@ -57,6 +67,13 @@ fn age_from_stat(stat: &str) -> Option<Duration> {
 
 #[cfg(all(test, not(loom), target_os = "linux"))]
 mod tests {
+    #[test]
+    fn os_names_are_cut_at_15_bytes() {
+        assert_eq!(super::os_name("waiter"), "waiter");
+        assert_eq!(super::os_name("a-very-long-thread-name"), "a-very-long-thr");
+        assert_eq!(super::os_name("ééééééééé"), "ééééééé"); // 14 bytes, not half a character
+    }
+
     use super::*;
 
     #[test]

@@ -113,6 +113,14 @@ impl Scope {
         // Other threads: new since the opening, not tracked, not the opener.
         if let (Some(before), Some(now)) = (&self.threads_before, os_threads::thread_ids()) {
             let tracked: BTreeSet<u64> = units.iter().filter_map(|unit| unit.os_id).collect();
+            // Threads ctxkit started while no leak check was open have no OS id on record
+            // (reading it costs a file read per thread): they are matched to OS threads by
+            // name, one OS thread per record, so none is reported twice.
+            let mut unmatched: Vec<&str> = units
+                .iter()
+                .filter(|unit| unit.kind != Kind::Task && unit.os_id.is_none())
+                .map(|unit| os_threads::os_name(unit.name))
+                .collect();
             let sure = self.whole_process || alone();
             for tid in now.difference(before) {
                 if Some(*tid) == self.opener || tracked.contains(tid) {
@@ -123,6 +131,10 @@ impl Scope {
                 };
                 if thread.name.starts_with("ctxkit-") || self.options.ignores_name(&thread.name) {
                     // ctxkit's own (started before tracking, or another scope's: by tag).
+                    continue;
+                }
+                if let Some(at) = unmatched.iter().position(|name| *name == thread.name) {
+                    unmatched.swap_remove(at); // reported above, as ctxkit's record
                     continue;
                 }
                 if self.whole_process && is_main_thread(*tid) {
