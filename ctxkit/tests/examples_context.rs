@@ -17,6 +17,14 @@ mod fetch_lyrics;
     unreachable_pub,
     reason = "an example compiled as a module; main is unused"
 )]
+#[path = "../examples/context_basics.rs"]
+mod context_basics;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "an example compiled as a module; main is unused"
+)]
 #[path = "../examples/process_tracks.rs"]
 mod process_tracks;
 
@@ -72,6 +80,59 @@ fn output(f: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> Str
     let mut buf = Vec::new();
     f(&mut buf).expect("writing to a Vec cannot fail");
     String::from_utf8(buf).expect("examples print UTF-8")
+}
+
+#[test]
+fn context_basics_prints_the_four_methods_the_roots_and_the_constructors() {
+    // Deadlines are printed to the nearest 50 ms and waited for with `wait()`: the output is
+    // exact.
+    assert_eq!(
+        output(context_basics::run),
+        "== 12.1 the four methods ==\n\
+         Context::background()\n  \
+         deadline(): none\n  \
+         is_done(): false\n  \
+         err(): none\n  \
+         value::<Song>(): none\n\
+         with_timeout(50 ms), before its deadline\n  \
+         deadline(): in about 50 ms\n  \
+         is_done(): false\n  \
+         err(): none\n  \
+         value::<Song>(): none\n\
+         with_timeout(50 ms), after wait() returned \"context deadline exceeded\"\n  \
+         deadline(): passed\n  \
+         is_done(): true\n  \
+         err(): context deadline exceeded\n  \
+         value::<Song>(): none\n\
+         == 12.1.1 the two roots ==\n\
+         background(): deadline none, done false, err none, value none, \
+         Debug \"Context::background()\"\n\
+         todo(): deadline none, done false, err none, value none, Debug \"Context::todo()\"\n\
+         == 12.2 with_cancel, with_deadline, with_timeout ==\n\
+         with_cancel(): deadline none\n  \
+         after cancel(): context canceled\n\
+         with_deadline(now + 100 ms): deadline in about 100 ms\n  \
+         after cancel(): context canceled\n  \
+         after the deadline: context deadline exceeded\n\
+         with_timeout(100 ms): deadline in about 100 ms\n  \
+         after cancel(): context canceled\n  \
+         after the deadline: context deadline exceeded\n\
+         == 12.2 errors.Is: which kind of error? ==\n\
+         a timed-out context: ran out of time\n\
+         a canceled context: caller gave up\n"
+    );
+}
+
+#[test]
+fn context_basics_sorts_each_error_kind() {
+    assert_eq!(
+        context_basics::stop_reason(ctxkit::Error::DeadlineExceeded),
+        "ran out of time"
+    );
+    assert_eq!(
+        context_basics::stop_reason(ctxkit::Error::Canceled),
+        "caller gave up"
+    );
 }
 
 #[test]
