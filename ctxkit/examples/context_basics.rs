@@ -27,7 +27,7 @@
 //!   err(): none
 //!   value::<Song>(): none
 //! with_timeout(50 ms), before its deadline
-//!   deadline(): in about 50 ms
+//!   deadline(): within 50 ms
 //!   is_done(): false
 //!   err(): none
 //!   value::<Song>(): none
@@ -42,10 +42,10 @@
 //! == 12.2 with_cancel, with_deadline, with_timeout ==
 //! with_cancel(): deadline none
 //!   after cancel(): context canceled
-//! with_deadline(now + 100 ms): deadline in about 100 ms
+//! with_deadline(now + 100 ms): deadline within 100 ms
 //!   after cancel(): context canceled
 //!   after the deadline: context deadline exceeded
-//! with_timeout(100 ms): deadline in about 100 ms
+//! with_timeout(100 ms): deadline within 100 ms
 //!   after cancel(): context canceled
 //!   after the deadline: context deadline exceeded
 //! == 12.2 errors.Is: which kind of error? ==
@@ -67,18 +67,17 @@ type WithDeadlineIn = fn(Duration) -> CancelContext;
 #[derive(Debug)]
 struct Song(&'static str);
 
-/// A deadline as a person reads it: `none`, `passed`, or `in about N ms` rounded up to 50 ms.
-/// Never a raw instant or an exact duration, so the output is the same on every run.
-fn deadline_text(deadline: Option<Instant>) -> String {
+/// A deadline as a person reads it: `none`, `passed`, or `within N ms` (it was set `N` ms
+/// ahead). Never a raw instant or an exact duration, so the output is the same on every run
+/// unless the machine stalls for the whole of `N`.
+fn deadline_text(deadline: Option<Instant>, set_ahead: Duration) -> String {
     let Some(deadline) = deadline else {
         return "none".to_owned();
     };
-    let now = Instant::now();
-    if deadline <= now {
+    if deadline <= Instant::now() {
         return "passed".to_owned();
     }
-    let ms = deadline.duration_since(now).as_millis();
-    format!("in about {} ms", ms.div_ceil(50).max(1) * 50)
+    format!("within {} ms", set_ahead.as_millis())
 }
 
 /// An error as Go prints a nilable one: `none` for no error.
@@ -87,9 +86,18 @@ fn err_text(err: Option<Error>) -> String {
 }
 
 /// Go's four methods, one a line.
-fn four_methods(out: &mut dyn Write, title: &str, ctx: &Context) -> io::Result<()> {
+fn four_methods(
+    out: &mut dyn Write,
+    title: &str,
+    ctx: &Context,
+    set_ahead: Duration,
+) -> io::Result<()> {
     writeln!(out, "{title}")?;
-    writeln!(out, "  deadline(): {}", deadline_text(ctx.deadline()))?;
+    writeln!(
+        out,
+        "  deadline(): {}",
+        deadline_text(ctx.deadline(), set_ahead)
+    )?;
     writeln!(out, "  is_done(): {}", ctx.is_done())?;
     writeln!(out, "  err(): {}", err_text(ctx.err()))?;
     let value = ctx.value::<Song>().map_or("none", |song| song.0);
@@ -101,7 +109,7 @@ fn root_line(out: &mut dyn Write, name: &str, ctx: &Context) -> io::Result<()> {
     writeln!(
         out,
         "{name}: deadline {}, done {}, err {}, value {}, Debug \"{ctx:?}\"",
-        deadline_text(ctx.deadline()),
+        deadline_text(ctx.deadline(), Duration::ZERO),
         ctx.is_done(),
         err_text(ctx.err()),
         if ctx.value::<Song>().is_some() {
@@ -121,20 +129,35 @@ pub fn stop_reason(err: Error) -> &'static str {
     }
 }
 
-/// The program.
+/// The program, with the chapter's timeouts (50 and 100 ms).
 ///
 /// # Errors
 ///
 /// Only errors writing to `out`.
 pub fn run(out: &mut dyn Write) -> io::Result<()> {
+    run_with(out, Duration::from_millis(50))
+}
+
+/// The program with timeouts of `unit` and twice `unit` (the test gives them room to spare).
+///
+/// # Errors
+///
+/// Only errors writing to `out`.
+pub fn run_with(out: &mut dyn Write, unit: Duration) -> io::Result<()> {
+    let ms = unit.as_millis();
     // 12.1: the four methods.
     writeln!(out, "== 12.1 the four methods ==")?;
-    four_methods(out, "Context::background()", &Context::background())?;
-    let ctx = Context::background().with_timeout(Duration::from_millis(50));
-    four_methods(out, "with_timeout(50 ms), before its deadline", &ctx)?;
+    four_methods(out, "Context::background()", &Context::background(), unit)?;
+    let ctx = Context::background().with_timeout(unit);
+    four_methods(
+        out,
+        &format!("with_timeout({ms} ms), before its deadline"),
+        &ctx,
+        unit,
+    )?;
     let err = ctx.wait(); // Go's `<-ctx.Done()`: blocks until the deadline
-    let title = format!("with_timeout(50 ms), after wait() returned \"{err}\"");
-    four_methods(out, &title, &ctx)?;
+    let title = format!("with_timeout({ms} ms), after wait() returned \"{err}\"");
+    four_methods(out, &title, &ctx, unit)?;
 
     // 12.1.1: the two roots.
     writeln!(out, "== 12.1.1 the two roots ==")?;
@@ -147,30 +170,31 @@ pub fn run(out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "with_cancel(): deadline {}",
-        deadline_text(ctx.deadline())
+        deadline_text(ctx.deadline(), Duration::ZERO)
     )?;
     ctx.cancel();
     writeln!(out, "  after cancel(): {}", err_text(ctx.err()))?;
 
-    let hundred = Duration::from_millis(100);
-    let constructors: [(&str, WithDeadlineIn); 2] = [
-        ("with_deadline(now + 100 ms)", |d| {
-            Context::background().with_deadline(Instant::now() + d)
-        }),
-        ("with_timeout(100 ms)", |d| {
+    let twice = unit * 2;
+    let constructors: [(String, WithDeadlineIn); 2] = [
+        (
+            format!("with_deadline(now + {} ms)", twice.as_millis()),
+            |d| Context::background().with_deadline(Instant::now() + d),
+        ),
+        (format!("with_timeout({} ms)", twice.as_millis()), |d| {
             Context::background().with_timeout(d)
         }),
     ];
     for (name, make) in constructors {
-        let canceled = make(hundred);
+        let canceled = make(twice);
         writeln!(
             out,
             "{name}: deadline {}",
-            deadline_text(canceled.deadline())
+            deadline_text(canceled.deadline(), twice)
         )?;
         canceled.cancel();
         writeln!(out, "  after cancel(): {}", err_text(canceled.err()))?;
-        let timed_out = make(hundred);
+        let timed_out = make(twice);
         timed_out.wait();
         writeln!(out, "  after the deadline: {}", err_text(timed_out.err()))?;
     }
