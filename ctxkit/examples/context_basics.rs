@@ -16,8 +16,9 @@
 //! * 12.2, `errors.Is`: `stop_reason` sorts a context's error with an exhaustive `match`, so a
 //!   third kind of error could not be silently missed.
 //!
-//! The output does not depend on timing: deadlines are printed to the nearest 50 ms ("in about
-//! 100 ms"), and the program waits for a deadline with the context's own blocking `wait()`.
+//! The output does not depend on timing unless the machine stalls for a whole timeout: a
+//! deadline is printed as "within N ms" (it was set N ms ahead), and the program waits for a
+//! deadline with the context's own blocking `wait()`.
 //!
 //! ```text
 //! == 12.1 the four methods ==
