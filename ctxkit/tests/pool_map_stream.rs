@@ -22,42 +22,21 @@
 mod common;
 
 use std::collections::HashSet;
-use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::pool::{
-    check_accounting, current_thread, multi_thread, on_both_runtimes, sorted, Runs, Tally,
+    check_accounting, current_thread, eventually, multi_thread, on_both_runtimes, sorted, Runs,
+    Tally,
 };
-use common::{watchdog, HOUR, PATIENCE};
+use common::{watchdog, HOUR};
 use ctxkit::pool::{JobFailed, MapStream, Pool};
 use ctxkit::{procs, Context, Error};
 use futures::{Stream, StreamExt as _};
 
 // ===== helpers =====
-
-/// Reads `read()` every millisecond (sleeping on tokio's timer) until `until` holds for what it
-/// read, and returns that; after [`PATIENCE`], panics with `what` and the last value read.
-async fn eventually<T: fmt::Debug>(
-    what: &str,
-    mut read: impl FnMut() -> T,
-    mut until: impl FnMut(&T) -> bool,
-) -> T {
-    let give_up = Instant::now() + PATIENCE;
-    loop {
-        let value = read();
-        if until(&value) {
-            return value;
-        }
-        assert!(
-            Instant::now() < give_up,
-            "{what}: not there after {PATIENCE:?}; last read {value:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
 
 /// A map stream over `input` with `f`, ordered or not.
 fn map_stream<S, F, Fut, T>(

@@ -31,9 +31,9 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::pool::{current_thread, hang_guard, multi_thread, on_both_runtimes, Runs};
+use common::pool::{current_thread, eventually, hang_guard, multi_thread, on_both_runtimes, Runs};
 use common::{wait_until, watchdog, PATIENCE};
 use ctxkit::pool::{AsyncWorkers, JobFailed, Pool, SubmitError, SubmitErrorKind, Workers};
 use ctxkit::{procs, Context, Error};
@@ -61,26 +61,6 @@ impl Gate {
     /// Awaits the gate (tasks).
     async fn opened(&self) {
         eventually("the gate opens", || self.is_open(), |&open| open).await;
-    }
-}
-
-/// The async form of `common::wait_until`: sleeps on tokio's timer between reads.
-async fn eventually<T: std::fmt::Debug>(
-    what: &str,
-    mut read: impl FnMut() -> T,
-    mut until: impl FnMut(&T) -> bool,
-) -> T {
-    let give_up = Instant::now() + PATIENCE;
-    loop {
-        let value = read();
-        if until(&value) {
-            return value;
-        }
-        assert!(
-            Instant::now() < give_up,
-            "{what}: not there after {PATIENCE:?}; last read {value:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

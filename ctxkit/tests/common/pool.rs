@@ -1,10 +1,12 @@
 //! Helpers the pool tests share (`pool_map.rs`, `pool_map_stream.rs`, `pool_workers.rs`): a
 //! hang guard, a tally of what a map pulls, a record of which jobs ran, the accounting check of
-//! a map that stopped early, and the two runtimes the async forms run on.
+//! a map that stopped early, the two runtimes the async forms run on, and `eventually`, the
+//! async form of `common::wait_until`.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::PATIENCE;
 
@@ -212,4 +214,26 @@ pub(crate) fn check_accounting(
     let all: BTreeSet<usize> = delivered_set.union(&unrun_set).copied().collect();
     assert_eq!(all, (0..pulled).collect(), "{case}: jobs lost");
     assert_eq!(runs.ran(), delivered_set, "{case}: ran but not delivered");
+}
+
+/// The async form of `common::wait_until`: reads `read()` every millisecond (sleeping on
+/// tokio's timer) until `until` holds for what it read, and returns that; after [`PATIENCE`],
+/// panics with `what` and the last value read.
+pub(crate) async fn eventually<T: std::fmt::Debug>(
+    what: &str,
+    mut read: impl FnMut() -> T,
+    mut until: impl FnMut(&T) -> bool,
+) -> T {
+    let give_up = Instant::now() + PATIENCE;
+    loop {
+        let value = read();
+        if until(&value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "{what}: not there after {PATIENCE:?}; last read {value:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
