@@ -23,31 +23,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::pool::hang_guard;
 use common::{wait_until, XorShift, HOUR, PATIENCE};
 use ctxkit::pool::Pool;
 use ctxkit::{Context, Error};
-
-/// Runs a test's body on a thread of its own and fails the test if it has not returned after
-/// three times `PATIENCE`: a hang fails instead of hanging the suite, and a bounded wait
-/// inside the body (up to `PATIENCE`) still fails first, with its own message.
-fn hang_guard(name: &str, body: fn()) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let runner = thread::spawn(move || {
-        body();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(3 * PATIENCE) {
-        Ok(()) => runner.join().unwrap(),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(payload) = runner.join() {
-                std::panic::resume_unwind(payload);
-            }
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{name}: still running after {:?}: a hang", 3 * PATIENCE)
-        }
-    }
-}
 
 /// How many threads named `ctxkit-pool` run in this process (`None` off Linux).
 fn pool_threads() -> Option<usize> {
