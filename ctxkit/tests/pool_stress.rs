@@ -692,16 +692,9 @@ fn stress_workers() {
 
 fn runtime(multi: bool) -> tokio::runtime::Runtime {
     if multi {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_time()
-            .build()
-            .unwrap()
+        common::pool::multi_thread()
     } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap()
+        common::pool::current_thread()
     }
 }
 
