@@ -12,9 +12,15 @@
 //!    and "closing" is dropping. A worker that returns drops its own clone and closes nothing
 //!    else; the receiver's loop ends when the last clone is gone, which is the chapter's
 //!    closer goroutine (`wg.Wait(); close(results)`) done by ownership. Dropping the same
-//!    sender twice is a compile error (use of a moved value), not a panic. The one mistake left
-//!    is Go's other one, keeping a sender alive in the consumer: its loop would then wait
-//!    forever, as Go's does when nobody closes `results`; here `main` hands its sender away.
+//!    sender twice is a compile error (use of a moved value), not a panic.
+//! 3. **The mistake left is the chapter's other one**: "if you forget to close results, main
+//!    blocks forever on the final receive". In Rust that is a consumer that keeps a sender of
+//!    its own (no `drop(results)` before its loop): after the last result its loop waits for a
+//!    sender that never goes away. Go's runtime sees every goroutine asleep and stops the
+//!    program with `fatal error: all goroutines are asleep - deadlock!`; Rust has no such
+//!    detector, so the loop would wait forever without a word. This example runs that mistake
+//!    with a bounded wait (`recv_timeout`, 300 ms) so it can print what happened and go on. The
+//!    pool of part 1 cannot make it: there is no sender to keep.
 //!
 //! ```text
 //! cargo run --example closing_results
@@ -24,11 +30,16 @@
 //! 2. channels: each worker owns a sender and drops it when it returns
 //! squares: [1, 4, 9, 16, 25, 36, 49]
 //! the loop ended when the last of 3 senders was dropped: 7 results
+//! 3. the forgotten close: main keeps a sender of its own
+//! received 7 results, then nothing: the 8th receive was still waiting after 300 ms
+//! (Go stops such a program with "fatal error: all goroutines are asleep - deadlock!";
+//! in Rust this loop would wait forever: drop main's sender before reading)
 //! ```
 
 use std::io::{self, Write};
 use std::sync::mpsc;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use ctxkit::pool::Pool;
 use ctxkit::Context;
@@ -78,7 +89,36 @@ fn with_channels() -> Vec<u64> {
     })
 }
 
-/// Runs both and prints what they collected.
+/// How long part 3 waits for a result that never comes before saying so.
+const FORGOTTEN_CLOSE_WAIT: Duration = Duration::from_millis(300);
+
+/// The chapter's deadlock, bounded: the channel shape of [`with_channels`] with main's own
+/// sender kept. Returns the results received and whether a further receive was still waiting
+/// after [`FORGOTTEN_CLOSE_WAIT`] (it always is: a sender is alive and nobody sends).
+fn with_a_forgotten_close() -> (Vec<u64>, bool) {
+    let (results, received) = mpsc::channel::<u64>();
+    std::thread::scope(|s| {
+        for n in 1..=7u64 {
+            let results = results.clone();
+            s.spawn(move || results.send(n * n).expect("main is receiving"));
+        }
+        // The mistake: no `drop(results)` here. Main's sender stays alive until it returns,
+        // so `for square in received.iter()` would never end. The seven results come; the
+        // eighth receive, the one that ends Go's `range` after `close(results)`, waits with a
+        // bound that stands in for "forever".
+        let squares: Vec<u64> = received.iter().take(7).collect();
+        let waited_out = matches!(
+            received.recv_timeout(FORGOTTEN_CLOSE_WAIT),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        );
+        let mut squares = squares;
+        drop(results);
+        squares.sort_unstable();
+        (squares, waited_out)
+    })
+}
+
+/// Runs the three parts and prints what they collected.
 ///
 /// # Errors
 ///
@@ -107,6 +147,35 @@ pub fn run(out: &mut dyn Write) -> io::Result<()> {
         out,
         "the loop ended when the last of {NUM_WORKERS} senders was dropped: {} results",
         squares.len()
+    )?;
+
+    writeln!(
+        out,
+        "3. the forgotten close: main keeps a sender of its own"
+    )?;
+    let (squares, waited_out) = with_a_forgotten_close();
+    if waited_out {
+        writeln!(
+            out,
+            "received {} results, then nothing: the {}th receive was still waiting after {} ms",
+            squares.len(),
+            squares.len() + 1,
+            FORGOTTEN_CLOSE_WAIT.as_millis()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "received {} results, then the channel closed",
+            squares.len()
+        )?;
+    }
+    writeln!(
+        out,
+        "(Go stops such a program with \"fatal error: all goroutines are asleep - deadlock!\";"
+    )?;
+    writeln!(
+        out,
+        "in Rust this loop would wait forever: drop main's sender before reading)"
     )?;
     Ok(())
 }

@@ -85,7 +85,7 @@
 //!
 //! | trap (section) | ctxkit | how |
 //! |---|---|---|
-//! | `cancel` stored and called late, or never: the context and its timer stay alive until the parent ends (12.2) | the derived context is its own cancel: a [`CancelContext`] cancels when dropped, and Go's `ctx, _ :=` written in Rust (`let (ctx, _) = parent.with_timeout(d)`) does not compile; a child nobody holds is unlinked from its parent, and a deadline arms no timer until something waits on it | prevented by type |
+//! | `cancel` stored and called late, or never: the context and its timer stay alive until the parent ends (12.2) | the derived context is its own cancel: a [`CancelContext`] cancels when dropped, and Go's `ctx, _ :=` written in Rust (`let (ctx, _) = parent.with_timeout(d)`) does not compile; a child nobody holds is unlinked from its parent, and a deadline arms no timer until something waits on it (example `release_on_drop`: the trap written on purpose holds every request's context; the habit holds none) | prevented by type |
 //! | a CPU-bound loop that never looks at `ctx.Done()` (12.2.1) | [`ctx.check()?`](Context::check) is the check in one line, and takes no lock | documented |
 //! | a built-in type (`string`) as a value's key: another package's same key shadows yours, and `go vet` says nothing (12.3.1) | the key is the value's type: a private newtype (`struct TraceId(String)`) is a key no other crate can name; a shared type (`&str`, `String`) is the Rust form of the string key, and [`with_value`](Context::with_value) says to use a newtype | prevented by type (with a newtype) |
 //! | a lookup with a key of another type (`ctx.Value("req")`, `ctxKey("user")` against `"user"`) returns `nil` (12.10, 12.12) | there are no untyped keys and no `.(T)` assertion: [`value::<T>()`](Context::value) asks by type and returns `Option<&T>`, which the compiler makes you handle | prevented by type |
@@ -96,9 +96,9 @@
 //! | `goleak.VerifyTestMain(m)` beside your own `m.Run()` or `os.Exit`: two exits, no check (12.6) | [`leak::verify_none()`](leak::verify_none) runs no tests and never exits: it checks, and panics on a leak, which fails the binary | nothing to get wrong |
 //! | GOMAXPROCS from the host's CPUs inside a CPU-limited container (Go 1.24 and older, 12.7) | [`procs::max_procs()`](procs::max_procs) takes the cgroup quota (v1 or v2, the tightest of the process's cgroup and its ancestors), the affinity mask and the CPUs online; [`procs::current()`](procs::current) says which one decided | handled at run time |
 //! | unbounded goroutine creation exhausting memory or a downstream service (12.8) | a pool pulls its input lazily, at most `queue + workers` jobs in flight; under a limit, a group's `spawn` waits for a free slot | prevented by design |
-//! | `close(results)` from inside a worker (the second close panics), or never (the consumer blocks forever) (12.8) | there is no results channel: [`Pool::map`](pool::Pool::map)'s iterator ends once the input is exhausted and every job has delivered its result | prevented by ownership |
+//! | `close(results)` from inside a worker (the second close panics), or never (the consumer blocks forever) (12.8) | there is no results channel: [`Pool::map`](pool::Pool::map)'s iterator ends once the input is exhausted and every job has delivered its result; with channels, "closing" is dropping a sender, once each (example `closing_results`, which also runs the forgotten close with a bounded wait) | prevented by ownership |
 //! | worker order, and which worker gets how many jobs, are nondeterministic (12.8, "Wut") | the same for [`map`](pool::Pool::map) (completion order); [`map_ordered`](pool::Pool::map_ordered) yields input order, and [`pool::worker_id()`](pool::worker_id) says which worker ran a job | documented |
-//! | `time.Tick` leaked its ticker before Go 1.23, and `NewTicker` needs `defer t.Stop()` (12.9) | a [`Ticker`] holds no timer and no thread: it computes its ticks from its schedule, and dropping it is stopping it | prevented by design |
+//! | `time.Tick` leaked its ticker before Go 1.23, and `NewTicker` needs `defer t.Stop()` (12.9) | a [`Ticker`] holds no timer and no thread: it computes its ticks from its schedule, and dropping it is stopping it (example `release_on_drop`: 100,000 made in a loop allocate nothing) | prevented by design |
 //! | the token bucket's refiller ranges over `refill.C` forever: `Stop` does not close the channel (12.9's listing) | a [`Limiter`] has no refill thread: its tokens are computed from the time of each call | prevented by design |
 //! | `fetchData`'s goroutine outlives the caller that timed out ("Where is the bug?", 12.12) | hand the work the caller's context: [`ctx.run(fut)`](Context::run) drops the future when the context is done; a thread left behind is reported by a leak check (example `fetch_data_leak`) | caught at run time; documented |
 //! | `context.TODO()` left in production code (12.1.1) | [`Context::todo()`](Context::todo) prints `Context::todo()` in `Debug` output, so it can be found | documented |
@@ -291,6 +291,7 @@
     doc = "[ttask]: tracked\n[`Group`]: group\n[`tracked::task`]: tracked"
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 pub mod context;
 pub mod group;

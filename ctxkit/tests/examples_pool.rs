@@ -91,7 +91,11 @@ fn closing_results_needs_no_close() {
          the results ended after the last job: 7 results\n\
          2. channels: each worker owns a sender and drops it when it returns\n\
          squares: [1, 4, 9, 16, 25, 36, 49]\n\
-         the loop ended when the last of 3 senders was dropped: 7 results\n"
+         the loop ended when the last of 3 senders was dropped: 7 results\n\
+         3. the forgotten close: main keeps a sender of its own\n\
+         received 7 results, then nothing: the 8th receive was still waiting after 300 ms\n\
+         (Go stops such a program with \"fatal error: all goroutines are asleep - deadlock!\";\n\
+         in Rust this loop would wait forever: drop main's sender before reading)\n"
     );
 }
 
