@@ -1,0 +1,45 @@
+//! [`Guard`]: owns a request's [`CancelContext`] and ends it the right way.
+//!
+//! A request's context ends when its response is complete (Go's `ServeHTTP` returning), or,
+//! if the server drops the request first, with [`ClientGone`] as its reason. The guard moves
+//! from the service's future into the response body, so "complete" means the last byte of the
+//! body, not the handler's return.
+
+use ctxkit::CancelContext;
+
+use crate::cause::ClientGone;
+
+/// Cancels its context plainly on [`finish`](Guard::finish), with [`ClientGone`] when dropped
+/// unfinished.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    ctx: Option<CancelContext>,
+    phase: ClientGone,
+}
+
+impl Guard {
+    pub(crate) fn new(ctx: CancelContext) -> Guard {
+        Guard {
+            ctx: Some(ctx),
+            phase: ClientGone::BeforeResponse,
+        }
+    }
+
+    /// The response's head is out; from now on a drop is during the body.
+    pub(crate) fn responding(&mut self) {
+        self.phase = ClientGone::DuringResponse;
+    }
+
+    /// The response is complete: cancel without a reason (the request is over).
+    pub(crate) fn finish(&mut self) {
+        drop(self.ctx.take());
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.ctx.take() {
+            ctx.cancel_with(self.phase);
+        }
+    }
+}
