@@ -47,7 +47,9 @@ pub struct MissingContext;
 
 impl fmt::Display for MissingContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("no request context: ctxkit_tower::ServerLayer is not installed around this route")
+        f.write_str(
+            "no request context: ctxkit_tower::ServerLayer is not installed around this route",
+        )
     }
 }
 

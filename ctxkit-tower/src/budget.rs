@@ -140,7 +140,10 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.future.poll(cx));
-        let guard = this.guard.take().expect("a BudgetFuture polled after it completed");
+        let guard = this
+            .guard
+            .take()
+            .expect("a BudgetFuture polled after it completed");
         Poll::Ready(crate::server::complete(result, guard))
     }
 }

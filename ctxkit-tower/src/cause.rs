@@ -44,13 +44,22 @@ impl fmt::Display for RequestDeadline {
         let millis = self.budget.as_millis();
         match self.source {
             DeadlineSource::GrpcTimeout => {
-                write!(f, "the caller's deadline passed (grpc-timeout, {millis} ms)")
+                write!(
+                    f,
+                    "the caller's deadline passed (grpc-timeout, {millis} ms)"
+                )
             }
             DeadlineSource::TimeoutHeader => {
-                write!(f, "the caller's deadline passed (timeout header, {millis} ms)")
+                write!(
+                    f,
+                    "the caller's deadline passed (timeout header, {millis} ms)"
+                )
             }
             DeadlineSource::DeadlineHeader => {
-                write!(f, "the caller's deadline passed (deadline header, {millis} ms)")
+                write!(
+                    f,
+                    "the caller's deadline passed (deadline header, {millis} ms)"
+                )
             }
             DeadlineSource::Budget => write!(f, "the server's budget passed ({millis} ms)"),
         }

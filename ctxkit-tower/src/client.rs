@@ -160,7 +160,9 @@ impl fmt::Display for CallError {
 
 impl StdError for CallError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.cause.as_ref().map(|cause| cause as &(dyn StdError + 'static))
+        self.cause
+            .as_ref()
+            .map(|cause| cause as &(dyn StdError + 'static))
     }
 }
 
@@ -355,7 +357,12 @@ impl<S: fmt::Debug> fmt::Debug for ClientService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientService")
             .field("inner", &self.inner)
-            .field("layer", &ClientLayer { settings: Arc::clone(&self.settings) })
+            .field(
+                "layer",
+                &ClientLayer {
+                    settings: Arc::clone(&self.settings),
+                },
+            )
             .finish()
     }
 }
@@ -363,7 +370,12 @@ impl<S: fmt::Debug> fmt::Debug for ClientService<S> {
 impl Settings {
     /// Writes the deadline and the values into `request`; the error of a call that must not
     /// be sent.
-    fn prepare<B>(&self, request: &mut Request<B>, ctx: &Context, grpc: bool) -> Result<(), CallError> {
+    fn prepare<B>(
+        &self,
+        request: &mut Request<B>,
+        ctx: &Context,
+        grpc: bool,
+    ) -> Result<(), CallError> {
         if let Some(error) = CallError::from_context(ctx) {
             return Err(error);
         }
@@ -475,7 +487,9 @@ impl<F> fmt::Debug for ClientFuture<F> {
             CallState::Failed { .. } => "failed",
             CallState::Calling { .. } => "calling",
         };
-        f.debug_struct("ClientFuture").field("state", &state).finish()
+        f.debug_struct("ClientFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 
@@ -488,10 +502,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            CallStateProjection::Failed { error } => {
-                Poll::Ready(Err(error.take().expect("a ClientFuture polled after it completed")))
-            }
-            CallStateProjection::Calling { future, done, ctx, grpc } => {
+            CallStateProjection::Failed { error } => Poll::Ready(Err(error
+                .take()
+                .expect("a ClientFuture polled after it completed"))),
+            CallStateProjection::Calling {
+                future,
+                done,
+                ctx,
+                grpc,
+            } => {
                 if let Some(done_future) = done.as_mut() {
                     if Pin::new(done_future).poll(cx).is_ready() {
                         let ctx = ctx.as_ref().expect("a context with its done future");
@@ -504,7 +523,12 @@ where
                     Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
                     Poll::Ready(Ok(response)) => {
                         let (done, ctx, grpc) = (done.take(), ctx.take(), *grpc);
-                        Poll::Ready(Ok(response.map(|body| ClientBody { body, done, ctx, grpc })))
+                        Poll::Ready(Ok(response.map(|body| ClientBody {
+                            body,
+                            done,
+                            ctx,
+                            grpc,
+                        })))
                     }
                 }
             }

@@ -167,16 +167,20 @@ impl Propagator {
     ///
     /// See [`Propagator`].
     pub fn extract(&self, headers: &HeaderMap, ctx: Context) -> Context {
-        self.fields
-            .iter()
-            .fold(ctx, |ctx, field| (field.extract)(headers, &field.header, ctx))
+        self.fields.iter().fold(ctx, |ctx, field| {
+            (field.extract)(headers, &field.header, ctx)
+        })
     }
 }
 
 impl fmt::Debug for Propagator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(self.fields.iter().map(|field| (&field.header, field.type_name)))
+            .entries(
+                self.fields
+                    .iter()
+                    .map(|field| (&field.header, field.type_name)),
+            )
             .finish()
     }
 }

@@ -53,7 +53,9 @@ impl<B: Body> ServerBody<B> {
         if body.is_end_stream() {
             guard.finish();
         }
-        ServerBody { inner: Inner::Handler { body, guard } }
+        ServerBody {
+            inner: Inner::Handler { body, guard },
+        }
     }
 }
 

@@ -337,7 +337,12 @@ impl<S: fmt::Debug> fmt::Debug for ServerService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerService")
             .field("inner", &self.inner)
-            .field("layer", &ServerLayer { settings: Arc::clone(&self.settings) })
+            .field(
+                "layer",
+                &ServerLayer {
+                    settings: Arc::clone(&self.settings),
+                },
+            )
             .finish()
     }
 }
@@ -363,14 +368,16 @@ fn earliest(
 impl Settings {
     /// Reads the caller's deadline from `headers`; a value too far to hold is no deadline.
     fn incoming(&self, headers: &HeaderMap, grpc: bool, now: Instant) -> Incoming {
-        let relative = |header: &HeaderName, source, parse: fn(&_) -> Result<Duration, _>| {
-            match headers.get(header).map(parse) {
+        let relative =
+            |header: &HeaderName, source, parse: fn(&_) -> Result<Duration, _>| match headers
+                .get(header)
+                .map(parse)
+            {
                 None => Ok(None),
                 Some(Ok(budget)) => Ok(wire::deadline_after(now, budget)
                     .map(|at| (at, RequestDeadline { source, budget }))),
                 Some(Err(problem)) => Err((header.clone(), problem)),
-            }
-        };
+            };
         let read = if grpc {
             relative(
                 &HeaderName::from_static("grpc-timeout"),
@@ -411,7 +418,12 @@ impl Settings {
 }
 
 /// An answer of the layer's own, in the request's protocol.
-fn answer<B>(grpc: bool, status: StatusCode, code: tonic::Code, message: String) -> Response<ServerBody<B>> {
+fn answer<B>(
+    grpc: bool,
+    status: StatusCode,
+    code: tonic::Code,
+    message: String,
+) -> Response<ServerBody<B>> {
     if grpc {
         tonic::Status::new(code, message).into_http()
     } else {
@@ -447,7 +459,12 @@ where
         let incoming = match settings.incoming(request.headers(), grpc, now) {
             Incoming::Malformed(what, header, problem) => {
                 let message = format!("{what}: {header}: {problem}");
-                let response = answer(grpc, StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, message);
+                let response = answer(
+                    grpc,
+                    StatusCode::BAD_REQUEST,
+                    tonic::Code::InvalidArgument,
+                    message,
+                );
                 return ServerFuture::answered(response);
             }
             Incoming::None => None,
@@ -455,18 +472,33 @@ where
         };
         if settings.root.is_done() {
             let message = "the server is shutting down".to_owned();
-            let response = answer(grpc, StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable, message);
+            let response = answer(
+                grpc,
+                StatusCode::SERVICE_UNAVAILABLE,
+                tonic::Code::Unavailable,
+                message,
+            );
             return ServerFuture::answered(response);
         }
         let budget = settings.budget.and_then(|budget| {
-            let reason = RequestDeadline { source: DeadlineSource::Budget, budget };
+            let reason = RequestDeadline {
+                source: DeadlineSource::Budget,
+                budget,
+            };
             wire::deadline_after(now, budget).map(|at| (at, reason))
         });
         let ctx: CancelContext = match earliest(incoming, budget) {
             Some((deadline, reason)) => {
                 if deadline <= now {
-                    let message = format!("context deadline exceeded before the request was served: {reason}");
-                    let response = answer(grpc, settings.expired_status, tonic::Code::DeadlineExceeded, message);
+                    let message = format!(
+                        "context deadline exceeded before the request was served: {reason}"
+                    );
+                    let response = answer(
+                        grpc,
+                        settings.expired_status,
+                        tonic::Code::DeadlineExceeded,
+                        message,
+                    );
                     return ServerFuture::answered(response);
                 }
                 settings.root.with_deadline_cause(deadline, reason)
@@ -480,7 +512,10 @@ where
         let guard = Guard::new(ctx);
 
         let (parts, body) = request.into_parts();
-        let detach = settings.detach.as_ref().is_some_and(|predicate| predicate(&parts));
+        let detach = settings
+            .detach
+            .as_ref()
+            .is_some_and(|predicate| predicate(&parts));
         let request = Request::from_parts(parts, body);
         let future = self.inner.call(request);
         match tokio::runtime::Handle::try_current() {
@@ -541,7 +576,10 @@ impl<F, B, E> ServerFuture<F, B, E> {
 }
 
 /// The handler's result with the guard handed to the body (or finished on an error).
-pub(crate) fn complete<B: http_body::Body, E>(result: Result<Response<B>, E>, mut guard: Guard) -> Answer<B, E> {
+pub(crate) fn complete<B: http_body::Body, E>(
+    result: Result<Response<B>, E>,
+    mut guard: Guard,
+) -> Answer<B, E> {
     match result {
         Ok(response) => Ok(response.map(|body| ServerBody::handler(body, guard))),
         Err(error) => {
@@ -574,12 +612,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProjection::Answered { response } => {
-                Poll::Ready(Ok(response.take().expect("a ServerFuture polled after it completed")))
-            }
+            StateProjection::Answered { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("a ServerFuture polled after it completed"))),
             StateProjection::Running { future, guard } => {
                 let result = ready!(future.poll(cx));
-                let guard = guard.take().expect("a ServerFuture polled after it completed");
+                let guard = guard
+                    .take()
+                    .expect("a ServerFuture polled after it completed");
                 Poll::Ready(complete(result, guard))
             }
             StateProjection::Detached { task, grpc } => match ready!(task.poll(cx)) {
@@ -604,6 +644,8 @@ impl<F, B, E> fmt::Debug for ServerFuture<F, B, E> {
             State::Running { .. } => "running",
             State::Detached { .. } => "detached",
         };
-        f.debug_struct("ServerFuture").field("state", &state).finish()
+        f.debug_struct("ServerFuture")
+            .field("state", &state)
+            .finish()
     }
 }
