@@ -61,6 +61,8 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 pub struct CallError {
     error: Error,
     cause: Option<Cause>,
+    /// What happened, when the context itself was not done (no `cause`).
+    detail: &'static str,
 }
 
 impl CallError {
@@ -73,6 +75,7 @@ impl CallError {
         ctx.cause().map(|cause| CallError {
             error: cause.error(),
             cause: Some(cause),
+            detail: "",
         })
     }
 
@@ -81,6 +84,16 @@ impl CallError {
         CallError {
             error: Error::DeadlineExceeded,
             cause: None,
+            detail: "too little time left to send the call",
+        }
+    }
+
+    /// The budget sent with the call (the deadline minus the margin) ran out.
+    fn sent_deadline_passed() -> CallError {
+        CallError {
+            error: Error::DeadlineExceeded,
+            cause: None,
+            detail: "the budget sent with the call ran out",
         }
     }
 
@@ -93,9 +106,9 @@ impl CallError {
         self.error
     }
 
-    /// The context's cause, with its reason; `None` when the call was not sent because no
-    /// more than the [margin](ClientLayer::margin) was left (the context itself was not
-    /// done yet).
+    /// The context's cause, with its reason; `None` when the context itself was not done
+    /// yet: the call was not sent because no more than the [margin](ClientLayer::margin) was
+    /// left, or the budget sent with it (the deadline minus the margin) ran out.
     ///
     /// # Examples
     ///
@@ -150,9 +163,7 @@ impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.cause.as_ref().and_then(Cause::reason) {
             Some(reason) => write!(f, "{}: {reason}", self.error),
-            None if self.cause.is_none() => {
-                write!(f, "{}: too little time left to send the call", self.error)
-            }
+            None if self.cause.is_none() => write!(f, "{}: {}", self.error, self.detail),
             None => write!(f, "{}", self.error),
         }
     }
@@ -520,7 +531,9 @@ where
                 }
                 match future.poll(cx) {
                     Poll::Pending => Poll::Pending,
-                    Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
+                    Poll::Ready(Err(error)) => {
+                        Poll::Ready(Err(local_timeout_as_deadline(error.into(), *grpc)))
+                    }
                     Poll::Ready(Ok(response)) => {
                         let (done, ctx, grpc) = (done.take(), ctx.take(), *grpc);
                         Poll::Ready(Ok(response.map(|body| ClientBody {
@@ -534,6 +547,20 @@ where
             }
         }
     }
+}
+
+/// tonic's channel enforces the `grpc-timeout` it sends with a timer of its own and fails
+/// with `CANCELLED` ("Timeout expired") when it fires, before this layer's context (the sent
+/// budget is the context's minus the margin). Report that as what it is: the deadline.
+fn local_timeout_as_deadline(error: BoxError, grpc: bool) -> BoxError {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(&*error);
+    while let Some(error) = source {
+        if error.is::<tonic::TimeoutExpired>() {
+            return CallError::sent_deadline_passed().boxed(grpc);
+        }
+        source = error.source();
+    }
+    error
 }
 
 pin_project! {

@@ -25,6 +25,14 @@ impl Guard {
         }
     }
 
+    /// The request's context (still there until `finish` or drop).
+    pub(crate) fn context(&self) -> &ctxkit::Context {
+        self.ctx
+            .as_ref()
+            .expect("a guard's context lives until it is finished")
+            .context()
+    }
+
     /// The response's head is out; from now on a drop is during the body.
     pub(crate) fn responding(&mut self) {
         self.phase = ClientGone::DuringResponse;

@@ -75,6 +75,25 @@ async fn grpc_deadline_reaches_the_handler_and_expiry_is_deadline_exceeded() {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
 
+    // With a margin, tonic's channel times the call out on the budget it sent (before the
+    // context's own deadline): still DEADLINE_EXCEEDED, not tonic's CANCELLED.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let client = tower::ServiceBuilder::new()
+        .layer(ClientLayer::new().margin(Duration::from_millis(50)))
+        .service(channel);
+    let ctx = Context::background().with_timeout(Duration::from_millis(150));
+    let mut request = tonic::Request::new(Note {
+        text: String::new(),
+        millis: 5000,
+    });
+    request.set_context(ctx.context().clone());
+    let status = notes::call(client, "Slow", request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+
     root.cancel();
     server.await.unwrap().unwrap();
 }

@@ -14,7 +14,13 @@
 //!    `UNAVAILABLE`) or the deadline has already passed (HTTP 504 by default, gRPC
 //!    `DEADLINE_EXCEEDED`);
 //! 4. adds the [`Propagator`]'s values, puts the context in the request's extensions and calls
-//!    the inner service.
+//!    the inner service;
+//! 5. if the deadline passes before the handler answers, answers for it (HTTP 504 by default,
+//!    gRPC `DEADLINE_EXCEEDED` with the reason in its message) and drops the handler's future.
+//!    A tonic server's own `grpc-timeout` timer races this one and answers `CANCELLED`; this
+//!    layer's check runs first in the same poll (it reads the clock rather than waiting for a
+//!    timer), so callers see `DEADLINE_EXCEEDED`, as grpc-go sends. A canceled root (shutdown)
+//!    does not cut the handler: it sees its context canceled and answers as it sees fit.
 //!
 //! The request's [`CancelContext`] lives in a guard owned by the response future, then by the
 //! response body ([`ServerBody`]): the context ends when the body's last frame is out, and is
@@ -34,7 +40,7 @@ use std::sync::Arc;
 use std::task::{ready, Context as TaskContext, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
-use ctxkit::{CancelContext, Context};
+use ctxkit::{CancelContext, Context, Done};
 use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -119,6 +125,36 @@ struct Settings {
 /// let request = Request::builder().header("x-request-timeout-ms", "400").body(()).unwrap();
 /// let response = service.oneshot(request).await.unwrap();
 /// assert_eq!(response.status(), 200);
+/// # });
+/// ```
+///
+/// # Graceful shutdown
+///
+/// Cancel the root when shutdown starts: requests in flight see their contexts canceled (with
+/// the root's reason), requests arriving after are answered 503 / `UNAVAILABLE`. A server's
+/// shutdown signal is a `Future<Output = ()>`; [`Context::done`] resolves to the context's
+/// error, so wrap it:
+///
+/// ```
+/// use ctxkit::Context;
+/// use ctxkit_tower::ServerLayer;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let root = Context::background().with_cancel_cause();
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let shutdown = root.done();
+/// let server = tonic::transport::Server::builder()
+///     .layer(ServerLayer::new(root.context().clone()))
+///     .add_routes(tonic::service::Routes::default())
+///     .serve_with_incoming_shutdown(
+///         tonic::transport::server::TcpIncoming::from(listener),
+///         async move {
+///             shutdown.await; // the root's error: ignore it
+///         },
+///     );
+/// let server = tokio::spawn(server);
+/// root.cancel_with("SIGTERM"); // every request's context is canceled, reason "SIGTERM"
+/// server.await.unwrap().unwrap();
 /// # });
 /// ```
 #[derive(Clone)]
@@ -505,6 +541,7 @@ where
             }
             None => settings.root.with_cancel_cause(),
         };
+        let deadline = ctx.deadline().is_some();
         let handler_ctx = settings
             .propagator
             .extract(request.headers(), ctx.context().clone());
@@ -520,7 +557,7 @@ where
         let future = self.inner.call(request);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) if detach => ServerFuture::detached(&runtime, future, guard, grpc),
-            _ => ServerFuture::running(future, guard),
+            _ => ServerFuture::running(future, guard, deadline, grpc, settings.expired_status),
         }
     }
 }
@@ -541,11 +578,15 @@ pin_project! {
     enum State<F, B, E> {
         // Answered by the layer itself; taken when polled.
         Answered { response: Option<Response<ServerBody<B>>> },
-        // The handler's future, and the guard of the request's context.
+        // The handler's future, and the guard of the request's context; `done` (when the
+        // context has a deadline) wakes this future when the context ends.
         Running {
             #[pin]
             future: F,
             guard: Option<Guard>,
+            done: Option<Done>,
+            grpc: bool,
+            expired_status: StatusCode,
         },
         // A detached handler's task (which owns the guard).
         Detached {
@@ -565,11 +606,22 @@ impl<F, B, E> ServerFuture<F, B, E> {
         }
     }
 
-    fn running(future: F, guard: Guard) -> Self {
+    fn running(
+        future: F,
+        guard: Guard,
+        deadline: bool,
+        grpc: bool,
+        expired_status: StatusCode,
+    ) -> Self {
+        // Only a context with a deadline can end by itself: without one, no waiter.
+        let done = deadline.then(|| guard.context().done());
         ServerFuture {
             state: State::Running {
                 future,
                 guard: Some(guard),
+                done,
+                grpc,
+                expired_status,
             },
         }
     }
@@ -615,12 +667,56 @@ where
             StateProjection::Answered { response } => Poll::Ready(Ok(response
                 .take()
                 .expect("a ServerFuture polled after it completed"))),
-            StateProjection::Running { future, guard } => {
-                let result = ready!(future.poll(cx));
-                let guard = guard
-                    .take()
+            StateProjection::Running {
+                future,
+                guard,
+                done,
+                grpc,
+                expired_status,
+            } => {
+                if let Poll::Ready(result) = future.poll(cx) {
+                    let guard = guard
+                        .take()
+                        .expect("a ServerFuture polled after it completed");
+                    return Poll::Ready(complete(result, guard));
+                }
+                // The handler is not done; has the deadline passed? (`cause` reads the clock,
+                // so this holds even before the timer thread has fired.)
+                let Some(waiting) = done.as_mut() else {
+                    return Poll::Pending;
+                };
+                let ended = Pin::new(waiting).poll(cx).is_ready();
+                let live = guard
+                    .as_ref()
                     .expect("a ServerFuture polled after it completed");
-                Poll::Ready(complete(result, guard))
+                match live.context().cause() {
+                    Some(cause) if cause.is_deadline_exceeded() => {
+                        // The caller's time is up: answer for the handler, as gRPC says
+                        // (`DEADLINE_EXCEEDED`), and drop it.
+                        let message = match cause.reason() {
+                            Some(reason) => format!("context deadline exceeded: {reason}"),
+                            None => "context deadline exceeded".to_owned(),
+                        };
+                        guard.take().expect("checked above").finish();
+                        Poll::Ready(Ok(answer(
+                            *grpc,
+                            *expired_status,
+                            tonic::Code::DeadlineExceeded,
+                            message,
+                        )))
+                    }
+                    // Canceled (shutdown): the handler decides what to answer.
+                    Some(_) => {
+                        *done = None;
+                        Poll::Pending
+                    }
+                    None => {
+                        if ended {
+                            *done = None;
+                        }
+                        Poll::Pending
+                    }
+                }
             }
             StateProjection::Detached { task, grpc } => match ready!(task.poll(cx)) {
                 Ok(answer) => Poll::Ready(answer),
