@@ -27,7 +27,7 @@ use http::StatusCode;
 ///
 /// let app: Router = Router::new()
 ///     .route("/search", get(search))
-///     .layer(ServerLayer::new(Context::background()));
+///     .layer(ServerLayer::new(&Context::background()));
 /// ```
 #[derive(Clone, Debug)]
 pub struct RequestContext(pub Context);

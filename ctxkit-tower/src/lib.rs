@@ -73,7 +73,7 @@
 //! }
 //!
 //! let server = Context::background().with_cancel(); // cancel on shutdown
-//! let service = ServerLayer::new(server.context().clone())
+//! let service = ServerLayer::new(&server)
 //!     .layer(service_fn(move |request| handle(next_hop.clone(), request)));
 //!
 //! // A caller with 400 ms left.

@@ -16,7 +16,7 @@ async fn grpc_deadline_reaches_the_handler_and_expiry_is_deadline_exceeded() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tonic::transport::Server::builder()
-        .layer(ServerLayer::new(root.context().clone()))
+        .layer(ServerLayer::new(&root))
         .add_service(NotesServer::new(
             |method: String, request: tonic::Request<Note>| async move {
                 let ctx = request.context().cloned().expect("the layer's context");

@@ -62,7 +62,7 @@ use crate::{is_grpc, TIMEOUT_HEADER};
 /// use ctxkit::Context;
 /// use ctxkit_tower::{OnMalformed, ServerLayer};
 ///
-/// let layer = ServerLayer::new(Context::background()).on_malformed(OnMalformed::Ignore);
+/// let layer = ServerLayer::new(&Context::background()).on_malformed(OnMalformed::Ignore);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum OnMalformed {
@@ -115,7 +115,7 @@ struct Settings {
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let server = Context::background().with_cancel(); // canceled on shutdown
-/// let layer = ServerLayer::new(server.context().clone()).budget(Duration::from_secs(10));
+/// let layer = ServerLayer::new(&server).budget(Duration::from_secs(10));
 /// let service = layer.layer(service_fn(|request: Request<()>| async move {
 ///     let ctx = request.extensions().get::<Context>().expect("the layer put it there");
 ///     let left = ctx.deadline().unwrap().saturating_duration_since(std::time::Instant::now());
@@ -144,7 +144,7 @@ struct Settings {
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
 /// let shutdown = root.done();
 /// let server = tonic::transport::Server::builder()
-///     .layer(ServerLayer::new(root.context().clone()))
+///     .layer(ServerLayer::new(&root))
 ///     .add_routes(tonic::service::Routes::default())
 ///     .serve_with_incoming_shutdown(
 ///         tonic::transport::server::TcpIncoming::from(listener),
@@ -167,13 +167,16 @@ impl ServerLayer {
     /// from `grpc-timeout` (gRPC) or `x-request-timeout-ms` (HTTP), with no budget of its own,
     /// HTTP 504 for an expired request, and malformed deadlines rejected.
     ///
+    /// `root` is borrowed: the layer keeps a plain clone, and the owner (a [`CancelContext`]
+    /// you cancel on shutdown) stays yours. Pass `&root`.
+    ///
     /// # Examples
     ///
     /// See [`ServerLayer`].
-    pub fn new(root: Context) -> ServerLayer {
+    pub fn new(root: &Context) -> ServerLayer {
         ServerLayer {
             settings: Arc::new(Settings {
-                root,
+                root: root.clone(),
                 timeout_header: Some(HeaderName::from_static(TIMEOUT_HEADER)),
                 deadline_header: None,
                 budget: None,
@@ -203,7 +206,7 @@ impl ServerLayer {
     /// use http::HeaderName;
     /// use ctxkit_tower::ServerLayer;
     ///
-    /// let layer = ServerLayer::new(Context::background())
+    /// let layer = ServerLayer::new(&Context::background())
     ///     .timeout_header(Some(HeaderName::from_static("x-envoy-expected-rq-timeout-ms")));
     /// ```
     #[must_use]
@@ -227,7 +230,7 @@ impl ServerLayer {
     /// use http::HeaderName;
     /// use ctxkit_tower::ServerLayer;
     ///
-    /// let layer = ServerLayer::new(Context::background())
+    /// let layer = ServerLayer::new(&Context::background())
     ///     .deadline_header(Some(HeaderName::from_static("x-request-deadline-unix-ms")));
     /// ```
     #[must_use]
@@ -266,7 +269,7 @@ impl ServerLayer {
     /// use http::StatusCode;
     /// use ctxkit_tower::ServerLayer;
     ///
-    /// let layer = ServerLayer::new(Context::background()).expired_status(StatusCode::REQUEST_TIMEOUT);
+    /// let layer = ServerLayer::new(&Context::background()).expired_status(StatusCode::REQUEST_TIMEOUT);
     /// ```
     #[must_use]
     pub fn expired_status(mut self, status: StatusCode) -> ServerLayer {
@@ -307,7 +310,7 @@ impl ServerLayer {
     /// # use ctxkit::Context;
     /// use ctxkit_tower::ServerLayer;
     ///
-    /// let layer = ServerLayer::new(Context::background())
+    /// let layer = ServerLayer::new(&Context::background())
     ///     .detach_when(|request| request.uri.path().starts_with("/payments/"));
     /// ```
     #[must_use]
