@@ -106,9 +106,10 @@ where
         };
         let ctx = parent.with_timeout_cause(self.budget, reason);
         request.extensions_mut().insert(ctx.context().clone());
+        let guard = Guard::new(ctx, request.method() == http::Method::HEAD);
         BudgetFuture {
             future: self.inner.call(request),
-            guard: Some(Guard::new(ctx)),
+            guard: Some(guard),
         }
     }
 }

@@ -15,14 +15,22 @@ use crate::cause::ClientGone;
 pub(crate) struct Guard {
     ctx: Option<CancelContext>,
     phase: ClientGone,
+    /// The request is a `HEAD`: its response's body is never sent.
+    head: bool,
 }
 
 impl Guard {
-    pub(crate) fn new(ctx: CancelContext) -> Guard {
+    pub(crate) fn new(ctx: CancelContext, head: bool) -> Guard {
         Guard {
             ctx: Some(ctx),
             phase: ClientGone::BeforeResponse,
+            head,
         }
+    }
+
+    /// Whether the request is a `HEAD`.
+    pub(crate) fn head(&self) -> bool {
+        self.head
     }
 
     /// The request's context (still there until `finish` or drop).

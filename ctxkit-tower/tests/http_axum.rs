@@ -34,7 +34,7 @@ async fn extractor_reads_the_context_the_server_layer_set() {
     let root = Context::background().with_cancel();
     let app = Router::new()
         .route("/left", route_get(time_left))
-        .layer(ServerLayer::new(root.context().clone()));
+        .layer(ServerLayer::new(&root));
     let server = serve_axum(app).await;
 
     let (status, body) = fetch(client(), get(&server.url("/left"), &[(TIMEOUT, b"400")])).await;
@@ -84,7 +84,7 @@ async fn budget_layer_tightens_one_route_and_names_itself_when_it_fires() {
         )
         .route_layer(BudgetLayer::new(BUDGET))
         .route("/loose", route_get(time_left))
-        .layer(ServerLayer::new(Context::background()));
+        .layer(ServerLayer::new(&Context::background()));
     let server = serve_axum(app).await;
 
     // The caller allows 5 s; the route allows 300 ms.
@@ -145,7 +145,7 @@ async fn client_hanging_up_cancels_an_axum_handler() {
                 }
             }),
         )
-        .layer(ServerLayer::new(Context::background()));
+        .layer(ServerLayer::new(&Context::background()));
     let server = serve_axum(app).await;
 
     let connection = raw_get(server.addr, "/work", &[]).await;

@@ -42,7 +42,7 @@ async fn deadline_crosses_two_hops_minus_the_margin() {
     let root = Context::background().with_cancel();
 
     // Hop B: answers with the header it received and the time its context has left.
-    let hop_b = serve(ServerLayer::new(root.context().clone()).layer(service_fn(
+    let hop_b = serve(ServerLayer::new(&root).layer(service_fn(
         |request: Request<Incoming>| async move {
             let header = request.headers()[TIMEOUT].to_str().unwrap().to_owned();
             let left = millis_left(request.context().unwrap()).expect("a deadline at hop B");
@@ -56,7 +56,7 @@ async fn deadline_crosses_two_hops_minus_the_margin() {
         .margin(Duration::from_millis(MARGIN))
         .layer(client());
     let url_b = hop_b.url("/b");
-    let hop_a = serve(ServerLayer::new(root.context().clone()).layer(service_fn(
+    let hop_a = serve(ServerLayer::new(&root).layer(service_fn(
         move |request: Request<Incoming>| {
             let (to_b, url_b) = (to_b.clone(), url_b.clone());
             async move {
@@ -181,7 +181,7 @@ async fn margin_larger_than_what_is_left_fails_at_once_without_sending() {
 async fn slow_server() -> (http_common::Server, mpsc::UnboundedReceiver<Option<Cause>>) {
     let (cause_tx, causes) = mpsc::unbounded_channel::<Option<Cause>>();
     let server = serve(
-        ServerLayer::new(Context::background())
+        ServerLayer::new(&Context::background())
             .timeout_header(None)
             .layer(service_fn(move |request: Request<Incoming>| {
                 let ctx = request.context().cloned().expect("the layer's context");
@@ -292,7 +292,7 @@ impl http_body::Body for StalledBody {
 async fn deadline_aborts_reading_the_body_and_the_server_sees_its_client_go() {
     let (ctx_tx, mut server_ctx) = mpsc::unbounded_channel::<Context>();
     let server = serve(
-        ServerLayer::new(Context::background())
+        ServerLayer::new(&Context::background())
             .timeout_header(None)
             .layer(service_fn(move |request: Request<Incoming>| {
                 let ctx = request.context().cloned().expect("the layer's context");
@@ -344,7 +344,7 @@ async fn absolute_deadline_header_crosses_a_hop() {
     const DEADLINE: &str = "x-request-deadline-unix-ms";
     let header = || Some(http::HeaderName::from_static(DEADLINE));
     let server = serve(
-        ServerLayer::new(Context::background())
+        ServerLayer::new(&Context::background())
             .timeout_header(None)
             .deadline_header(header())
             .layer(service_fn(|request: Request<Incoming>| async move {
@@ -391,7 +391,7 @@ impl WireValue for RequestId {
 async fn propagated_value_arrives_typed_and_an_undecodable_one_is_dropped() {
     let propagator = Propagator::new().value::<RequestId>();
     let server = serve(
-        ServerLayer::new(Context::background())
+        ServerLayer::new(&Context::background())
             .propagator(propagator.clone())
             .layer(service_fn(|request: Request<Incoming>| async move {
                 let ctx = request.context().expect("the layer's context");

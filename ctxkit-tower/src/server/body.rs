@@ -40,6 +40,9 @@ pin_project! {
             #[pin]
             body: B,
             guard: Guard,
+            // The bytes still to send of a body of known length: a server stops polling a
+            // body once it has sent that many (HTTP/1.1 with `content-length`).
+            remaining: Option<u64>,
         },
         // An answer of the layer's own: at most one chunk of text.
         Answer { text: Option<Bytes> },
@@ -47,14 +50,20 @@ pin_project! {
 }
 
 impl<B: Body> ServerBody<B> {
-    /// Wraps the handler's body; a body that is already complete ends the context now.
-    pub(crate) fn handler(body: B, mut guard: Guard) -> ServerBody<B> {
+    /// Wraps the handler's body; a body that is already complete, or that the server will not
+    /// send (`bodiless`: the answer to a `HEAD`, a 1xx, 204 or 304), ends the context now.
+    pub(crate) fn handler(body: B, mut guard: Guard, bodiless: bool) -> ServerBody<B> {
         guard.responding();
-        if body.is_end_stream() {
+        let remaining = body.size_hint().exact();
+        if bodiless || body.is_end_stream() || remaining == Some(0) {
             guard.finish();
         }
         ServerBody {
-            inner: Inner::Handler { body, guard },
+            inner: Inner::Handler {
+                body,
+                guard,
+                remaining,
+            },
         }
     }
 }
@@ -103,14 +112,26 @@ impl<B: Body<Data = Bytes>> Body for ServerBody<B> {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().inner.project() {
-            InnerProjection::Handler { mut body, guard } => {
+            InnerProjection::Handler {
+                mut body,
+                guard,
+                remaining,
+            } => {
                 let frame = body.as_mut().poll_frame(cx);
                 match &frame {
                     // The last frame (a server may stop polling once `is_end_stream` says
-                    // so), the end, or a failed body: the response is over either way.
-                    Poll::Ready(Some(Ok(_))) if body.is_end_stream() => guard.finish(),
+                    // so, or once a body of known length is all sent), the end, or a failed
+                    // body: the response is over either way.
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let (Some(left), Some(data)) = (remaining.as_mut(), frame.data_ref()) {
+                            *left = left.saturating_sub(data.len() as u64);
+                        }
+                        if body.is_end_stream() || *remaining == Some(0) {
+                            guard.finish();
+                        }
+                    }
                     Poll::Ready(None | Some(Err(_))) => guard.finish(),
-                    _ => {}
+                    Poll::Pending => {}
                 }
                 frame
             }

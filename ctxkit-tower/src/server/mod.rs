@@ -549,7 +549,7 @@ where
             .propagator
             .extract(request.headers(), ctx.context().clone());
         request.extensions_mut().insert(handler_ctx);
-        let guard = Guard::new(ctx);
+        let guard = Guard::new(ctx, request.method() == http::Method::HEAD);
 
         let (parts, body) = request.into_parts();
         let detach = settings
@@ -630,13 +630,24 @@ impl<F, B, E> ServerFuture<F, B, E> {
     }
 }
 
+/// Whether a server sends no body with this response: the answer to a `HEAD` request, or a
+/// status that has none (1xx, 204, 304). Servers drop such a body unpolled.
+fn bodiless(head: bool, status: StatusCode) -> bool {
+    head || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+}
+
 /// The handler's result with the guard handed to the body (or finished on an error).
 pub(crate) fn complete<B: http_body::Body, E>(
     result: Result<Response<B>, E>,
     mut guard: Guard,
 ) -> Answer<B, E> {
     match result {
-        Ok(response) => Ok(response.map(|body| ServerBody::handler(body, guard))),
+        Ok(response) => {
+            let bodiless = bodiless(guard.head(), response.status());
+            Ok(response.map(|body| ServerBody::handler(body, guard, bodiless)))
+        }
         Err(error) => {
             guard.finish();
             Err(error)
