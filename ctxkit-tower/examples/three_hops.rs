@@ -582,7 +582,7 @@ async fn three_hops(out: &mut dyn Write, mode: Mode, timings: Timings) -> io::Re
     let store_root = Context::background().with_cancel();
     let store_listener = TcpListener::bind("127.0.0.1:0").await?;
     let store_addr = store_listener.local_addr()?;
-    let store_service = ServerLayer::new(store_root.context().clone())
+    let store_service = ServerLayer::new(&store_root)
         .propagator(propagator())
         .layer(tower::service_fn({
             let shared = Arc::clone(&shared);
@@ -604,7 +604,7 @@ async fn three_hops(out: &mut dyn Write, mode: Mode, timings: Timings) -> io::Re
         store_addr,
     });
     let service_server = tonic::transport::Server::builder()
-        .layer(ServerLayer::new(service_root.context().clone()).propagator(propagator()))
+        .layer(ServerLayer::new(&service_root).propagator(propagator()))
         .add_service(NotesServer::new(move |_method, request| {
             service_handler(Arc::clone(&service), request)
         }))
@@ -638,7 +638,7 @@ async fn three_hops(out: &mut dyn Write, mode: Mode, timings: Timings) -> io::Re
     let app = Router::new()
         .route("/lyrics/{song}", get(lyrics))
         .with_state(gateway)
-        .layer(ServerLayer::new(gateway_root.context().clone()).propagator(propagator()));
+        .layer(ServerLayer::new(&gateway_root).propagator(propagator()));
     let gateway_server = tokio::spawn(
         axum::serve(gateway_listener, app)
             .with_graceful_shutdown({

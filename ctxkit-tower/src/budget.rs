@@ -117,9 +117,10 @@ where
 pin_project! {
     /// The response future of a [`BudgetService`].
     pub struct BudgetFuture<F> {
+        // Before the future: a dropped handler finds its context already canceled.
+        guard: Option<Guard>,
         #[pin]
         future: F,
-        guard: Option<Guard>,
     }
 }
 

@@ -512,7 +512,8 @@ where
     type Output = Result<Response<ClientBody<B>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
+        let mut state = self.project().state;
+        match state.as_mut().project() {
             CallStateProjection::Failed { error } => Poll::Ready(Err(error
                 .take()
                 .expect("a ClientFuture polled after it completed"))),
@@ -526,7 +527,10 @@ where
                     if Pin::new(done_future).poll(cx).is_ready() {
                         let ctx = ctx.as_ref().expect("a context with its done future");
                         let error = CallError::from_context(ctx).expect("the context is done");
-                        return Poll::Ready(Err(error.boxed(*grpc)));
+                        let error = error.boxed(*grpc);
+                        // Drop the call now (its stream is reset), not when this future is.
+                        state.set(CallState::Failed { error: None });
+                        return Poll::Ready(Err(error));
                     }
                 }
                 match future.poll(cx) {

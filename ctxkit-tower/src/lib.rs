@@ -45,7 +45,7 @@
 //! use std::time::Duration;
 //! use bytes::Bytes;
 //! use http::{Request, Response};
-//! use http_body_util::{BodyExt, Empty, Full};
+//! use http_body_util::{BodyExt, Full};
 //! use tower::{service_fn, BoxError, Layer, ServiceExt};
 //! use ctxkit::Context;
 //! use ctxkit_tower::{ClientLayer, ContextExt, ServerLayer};
@@ -78,14 +78,16 @@
 //!
 //! // A caller with 400 ms left.
 //! let request = Request::builder().header("x-request-timeout-ms", "400").body(()).unwrap();
-//! let response = service.oneshot(request).await.unwrap();
+//! let response = service.clone().oneshot(request).await.unwrap();
 //! let text = response.into_body().collect().await.unwrap().to_bytes();
 //! assert_eq!(text, "the next hop got 300 ms"); // 399 ms or a little less, rounded down to 100
 //!
 //! // A caller already out of time: answered at once, the handler not called.
-//! # let _ = Empty::<Bytes>::new();
+//! let request = Request::builder().header("x-request-timeout-ms", "0").body(()).unwrap();
+//! let response = service.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 504);
 //! # });
-//! //! ```
+//! ```
 
 pub mod client;
 pub mod wire;

@@ -24,11 +24,15 @@ async fn grpc_deadline_reaches_the_handler_and_expiry_is_deadline_exceeded() {
                     d.saturating_duration_since(Instant::now()).as_millis() as u64
                 });
                 if method == "Slow" {
-                    let err = ctx
+                    // As a Go handler returns `ctx.Err()`: the deadline as the call's status.
+                    if let Err(error) = ctx
                         .sleep(Duration::from_millis(request.get_ref().millis))
-                        .await;
+                        .await
+                    {
+                        return Err(tonic::Status::deadline_exceeded(error.to_string()));
+                    }
                     return Ok(tonic::Response::new(Note {
-                        text: format!("{err:?}"),
+                        text: "slept".to_owned(),
                         millis: left,
                     }));
                 }

@@ -584,9 +584,11 @@ pin_project! {
         // The handler's future, and the guard of the request's context; `done` (when the
         // context has a deadline) wakes this future when the context ends.
         Running {
+            // Before the future: fields drop in order, so a dropped handler (and its `Drop`
+            // code) finds its context already canceled with `ClientGone`.
+            guard: Option<Guard>,
             #[pin]
             future: F,
-            guard: Option<Guard>,
             done: Option<Done>,
             grpc: bool,
             expired_status: StatusCode,
