@@ -46,6 +46,11 @@ impl Guard {
         self.phase = ClientGone::DuringResponse;
     }
 
+    /// The response was never sent after all: a drop is before the response again.
+    pub(crate) fn unsent(&mut self) {
+        self.phase = ClientGone::BeforeResponse;
+    }
+
     /// The response is complete: cancel without a reason (the request is over).
     pub(crate) fn finish(&mut self) {
         drop(self.ctx.take());

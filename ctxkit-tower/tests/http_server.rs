@@ -377,8 +377,15 @@ async fn detached_route_runs_to_completion_after_the_client_hangs_up() {
         "the handler's work under its context was cut short"
     );
 
-    // The request is over once its handler has answered (nobody reads the answer).
+    // The request is over once its handler has answered (nobody reads the answer), and its
+    // reason says the client left before any of the answer was sent.
     within("the finished request's context to end", ctx.done()).await;
+    let cause = ctx.cause().expect("a done context has a cause");
+    assert_eq!(
+        cause.downcast_ref::<ClientGone>(),
+        Some(&ClientGone::BeforeResponse),
+        "{cause}"
+    );
 }
 
 /// The reason the tests give for a shutdown.

@@ -69,6 +69,14 @@ impl<B: Body> ServerBody<B> {
 }
 
 impl<B> ServerBody<B> {
+    /// Drops a body that was never handed to the server: its request's context is canceled
+    /// with [`ClientGone::BeforeResponse`](crate::ClientGone::BeforeResponse).
+    pub(crate) fn unsent(self) {
+        if let Inner::Handler { mut guard, .. } = self.inner {
+            guard.unsent();
+        }
+    }
+
     /// An answer with `text` as its body (empty for none).
     pub(crate) fn answer(text: String) -> ServerBody<B> {
         ServerBody {

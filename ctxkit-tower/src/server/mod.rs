@@ -457,7 +457,7 @@ impl Settings {
 }
 
 /// An answer of the layer's own, in the request's protocol.
-fn answer<B>(
+fn answer_with<B>(
     grpc: bool,
     status: StatusCode,
     code: tonic::Code,
@@ -498,7 +498,7 @@ where
         let incoming = match settings.incoming(request.headers(), grpc, now) {
             Incoming::Malformed(what, header, problem) => {
                 let message = format!("{what}: {header}: {problem}");
-                let response = answer(
+                let response = answer_with(
                     grpc,
                     StatusCode::BAD_REQUEST,
                     tonic::Code::InvalidArgument,
@@ -511,7 +511,7 @@ where
         };
         if settings.root.is_done() {
             let message = "the server is shutting down".to_owned();
-            let response = answer(
+            let response = answer_with(
                 grpc,
                 StatusCode::SERVICE_UNAVAILABLE,
                 tonic::Code::Unavailable,
@@ -532,7 +532,7 @@ where
                     let message = format!(
                         "context deadline exceeded before the request was served: {reason}"
                     );
-                    let response = answer(
+                    let response = answer_with(
                         grpc,
                         settings.expired_status,
                         tonic::Code::DeadlineExceeded,
@@ -594,9 +594,12 @@ pin_project! {
             expired_status: StatusCode,
         },
         // A detached handler's task (which owns the guard).
+        // The answer comes through `answer`; the task's handle is kept for its panic.
         Detached {
             #[pin]
-            task: tokio::task::JoinHandle<Answer<B, E>>,
+            answer: tokio::sync::oneshot::Receiver<Answer<B, E>>,
+            #[pin]
+            task: tokio::task::JoinHandle<()>,
             grpc: bool,
         },
     }
@@ -664,9 +667,16 @@ where
     E: Send + 'static,
 {
     fn detached(runtime: &tokio::runtime::Handle, future: F, guard: Guard, grpc: bool) -> Self {
-        let task = runtime.spawn(async move { complete(future.await, guard) });
+        let (send, answer) = tokio::sync::oneshot::channel();
+        let task = runtime.spawn(async move {
+            let done = complete(future.await, guard);
+            if let Err(Ok(unsent)) = send.send(done) {
+                // Nobody waits for the answer: the client left before any of it was sent.
+                unsent.into_body().unsent();
+            }
+        });
         ServerFuture {
-            state: State::Detached { task, grpc },
+            state: State::Detached { answer, task, grpc },
         }
     }
 }
@@ -714,7 +724,7 @@ where
                             None => "context deadline exceeded".to_owned(),
                         };
                         guard.take().expect("checked above").finish();
-                        Poll::Ready(Ok(answer(
+                        Poll::Ready(Ok(answer_with(
                             *grpc,
                             *expired_status,
                             tonic::Code::DeadlineExceeded,
@@ -734,17 +744,22 @@ where
                     }
                 }
             }
-            StateProjection::Detached { task, grpc } => match ready!(task.poll(cx)) {
-                Ok(answer) => Poll::Ready(answer),
-                Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-                // The runtime is shutting down under the task.
-                Err(_) => Poll::Ready(Ok(answer(
-                    *grpc,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    tonic::Code::Unavailable,
-                    "the server is shutting down".to_owned(),
-                ))),
-            },
+            StateProjection::Detached { answer, task, grpc } => {
+                if let Ok(done) = ready!(answer.poll(cx)) {
+                    return Poll::Ready(done);
+                }
+                // The task ended without answering: it panicked, or the runtime is shutting
+                // down under it.
+                match ready!(task.poll(cx)) {
+                    Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                    _ => Poll::Ready(Ok(answer_with(
+                        *grpc,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        tonic::Code::Unavailable,
+                        "the server is shutting down".to_owned(),
+                    ))),
+                }
+            }
         }
     }
 }
