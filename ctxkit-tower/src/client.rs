@@ -25,7 +25,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
+use std::task::{ready, Context as TaskContext, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -88,13 +88,16 @@ impl CallError {
         }
     }
 
-    /// The budget sent with the call (the deadline minus the margin) ran out.
-    fn sent_deadline_passed() -> CallError {
-        CallError {
-            error: Error::DeadlineExceeded,
-            cause: None,
-            detail: "the budget sent with the call ran out",
-        }
+    /// The call ended by its deadline: the context's (with its cause, if the context says so
+    /// already), or the one sent with the call.
+    fn deadline_passed(ctx: &Context) -> CallError {
+        CallError::from_context(ctx)
+            .filter(|error| error.error.is_deadline_exceeded())
+            .unwrap_or(CallError {
+                error: Error::DeadlineExceeded,
+                cause: None,
+                detail: "the call's deadline passed",
+            })
     }
 
     /// `Canceled` or `DeadlineExceeded`.
@@ -386,10 +389,11 @@ impl Settings {
         request: &mut Request<B>,
         ctx: &Context,
         grpc: bool,
-    ) -> Result<(), CallError> {
+    ) -> Result<Option<Instant>, CallError> {
         if let Some(error) = CallError::from_context(ctx) {
             return Err(error);
         }
+        let mut sent = None;
         if let Some(deadline) = ctx.deadline() {
             let now = Instant::now();
             let left = deadline.saturating_duration_since(now);
@@ -401,10 +405,11 @@ impl Settings {
                 let earlier = headers
                     .get(&header)
                     .and_then(|value| wire::parse_grpc_timeout(value).ok())
-                    .is_some_and(|already| already <= to_send);
-                if !earlier {
+                    .filter(|&already| already <= to_send);
+                if earlier.is_none() {
                     headers.insert(header, wire::format_grpc_timeout(to_send));
                 }
+                sent = now.checked_add(earlier.unwrap_or(to_send));
                 to_send.is_zero()
             } else {
                 if let Some(header) = &self.timeout_header {
@@ -421,7 +426,7 @@ impl Settings {
             }
         }
         self.propagator.inject(ctx, request.headers_mut());
-        Ok(())
+        Ok(sent)
     }
 }
 
@@ -448,6 +453,7 @@ where
                     done: None,
                     ctx: None,
                     grpc: false,
+                    sent: None,
                 },
             };
         };
@@ -458,12 +464,13 @@ where
                     error: Some(error.boxed(grpc)),
                 },
             },
-            Ok(()) => ClientFuture {
+            Ok(sent) => ClientFuture {
                 state: CallState::Calling {
                     future: self.inner.call(request),
                     done: Some(ctx.done()),
                     ctx: Some(ctx),
                     grpc,
+                    sent,
                 },
             },
         }
@@ -488,6 +495,8 @@ pin_project! {
             done: Option<Done>,
             ctx: Option<Context>,
             grpc: bool,
+            // On a gRPC call, the deadline the callee was told.
+            sent: Option<Instant>,
         },
     }
 }
@@ -522,6 +531,7 @@ where
                 done,
                 ctx,
                 grpc,
+                sent,
             } => {
                 if let Some(done_future) = done.as_mut() {
                     if Pin::new(done_future).poll(cx).is_ready() {
@@ -533,12 +543,15 @@ where
                         return Poll::Ready(Err(error));
                     }
                 }
-                match future.poll(cx) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(Err(error)) => {
-                        Poll::Ready(Err(local_timeout_as_deadline(error.into(), *grpc)))
+                let result = ready!(future.poll(cx)).map_err(Into::into);
+                if let (true, Some(ctx)) = (*grpc, ctx.as_ref()) {
+                    if ended_by_deadline(ctx, *sent, &result) {
+                        return Poll::Ready(Err(CallError::deadline_passed(ctx).boxed(true)));
                     }
-                    Poll::Ready(Ok(response)) => {
+                }
+                match result {
+                    Err(error) => Poll::Ready(Err(error)),
+                    Ok(response) => {
                         let (done, ctx, grpc) = (done.take(), ctx.take(), *grpc);
                         Poll::Ready(Ok(response.map(|body| ClientBody {
                             body,
@@ -553,18 +566,48 @@ where
     }
 }
 
-/// tonic's channel enforces the `grpc-timeout` it sends with a timer of its own and fails
-/// with `CANCELLED` ("Timeout expired") when it fires, before this layer's context (the sent
-/// budget is the context's minus the margin). Report that as what it is: the deadline.
-fn local_timeout_as_deadline(error: BoxError, grpc: bool) -> BoxError {
-    let mut source: Option<&(dyn StdError + 'static)> = Some(&*error);
-    while let Some(error) = source {
-        if error.is::<tonic::TimeoutExpired>() {
-            return CallError::sent_deadline_passed().boxed(grpc);
-        }
-        source = error.source();
+/// Whether a gRPC call that ended with `result` ended by a deadline, whatever its transport
+/// calls it:
+///
+/// * the context's deadline has passed by the clock (its timer may not have run yet);
+/// * tonic's channel gave up at the `grpc-timeout` it was sent with (`TimeoutExpired`, which
+///   tonic reports as `CANCELLED` "Timeout expired");
+/// * the callee answered `CANCELLED` once the deadline it was told had passed (a tonic server
+///   enforcing `grpc-timeout` itself answers so).
+///
+/// The context wins a tie: a reply that arrives after its deadline is the deadline's error, as
+/// in grpc-go.
+fn ended_by_deadline<B>(
+    ctx: &Context,
+    sent: Option<Instant>,
+    result: &Result<Response<B>, BoxError>,
+) -> bool {
+    let now = Instant::now();
+    if ctx.deadline().is_some_and(|deadline| deadline <= now) {
+        return true;
     }
-    error
+    match result {
+        Err(error) => timeout_expired(&**error),
+        Ok(response) => {
+            sent.is_some_and(|sent| sent <= now)
+                && response
+                    .headers()
+                    .get("grpc-status")
+                    .is_some_and(|status| status.as_bytes() == b"1")
+        }
+    }
+}
+
+/// Whether `error`, or an error in its chain of sources, is tonic's `TimeoutExpired`.
+fn timeout_expired(error: &(dyn StdError + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 pin_project! {

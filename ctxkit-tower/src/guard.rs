@@ -51,6 +51,15 @@ impl Guard {
         self.phase = ClientGone::BeforeResponse;
     }
 
+    /// The deadline has passed (by the clock) and the layer answered for the handler: let the
+    /// context end by its deadline, so whatever still waits on it sees `DeadlineExceeded` and
+    /// the deadline's reason, not a plain cancel.
+    pub(crate) fn expire(&mut self) {
+        if let Some(ctx) = self.ctx.take() {
+            drop(ctx.disarm());
+        }
+    }
+
     /// The response is complete: cancel without a reason (the request is over).
     pub(crate) fn finish(&mut self) {
         drop(self.ctx.take());

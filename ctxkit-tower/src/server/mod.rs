@@ -526,7 +526,8 @@ where
             };
             wire::deadline_after(now, budget).map(|at| (at, reason))
         });
-        let ctx: CancelContext = match earliest(incoming, budget) {
+        let expiry = earliest(incoming, budget);
+        let ctx: CancelContext = match expiry {
             Some((deadline, reason)) => {
                 if deadline <= now {
                     let message = format!(
@@ -544,7 +545,6 @@ where
             }
             None => settings.root.with_cancel_cause(),
         };
-        let deadline = ctx.deadline().is_some();
         let handler_ctx = settings
             .propagator
             .extract(request.headers(), ctx.context().clone());
@@ -560,7 +560,7 @@ where
         let future = self.inner.call(request);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) if detach => ServerFuture::detached(&runtime, future, guard, grpc),
-            _ => ServerFuture::running(future, guard, deadline, grpc, settings.expired_status),
+            _ => ServerFuture::running(future, guard, expiry, grpc, settings.expired_status),
         }
     }
 }
@@ -590,6 +590,9 @@ pin_project! {
             #[pin]
             future: F,
             done: Option<Done>,
+            // The deadline and its reason, checked against the clock on every poll: the
+            // context's own timer may run a little after the task is woken.
+            expiry: Option<(Instant, RequestDeadline)>,
             grpc: bool,
             expired_status: StatusCode,
         },
@@ -617,17 +620,18 @@ impl<F, B, E> ServerFuture<F, B, E> {
     fn running(
         future: F,
         guard: Guard,
-        deadline: bool,
+        expiry: Option<(Instant, RequestDeadline)>,
         grpc: bool,
         expired_status: StatusCode,
     ) -> Self {
         // Only a context with a deadline can end by itself: without one, no waiter.
-        let done = deadline.then(|| guard.context().done());
+        let done = expiry.map(|_| guard.context().done());
         ServerFuture {
             state: State::Running {
-                future,
                 guard: Some(guard),
+                future,
                 done,
+                expiry,
                 grpc,
                 expired_status,
             },
@@ -694,9 +698,10 @@ where
                 .take()
                 .expect("a ServerFuture polled after it completed"))),
             StateProjection::Running {
-                future,
                 guard,
+                future,
                 done,
+                expiry,
                 grpc,
                 expired_status,
             } => {
@@ -706,43 +711,37 @@ where
                         .expect("a ServerFuture polled after it completed");
                     return Poll::Ready(complete(result, guard));
                 }
-                // The handler is not done; has the deadline passed? (`cause` reads the clock,
-                // so this holds even before the timer thread has fired.)
-                let Some(waiting) = done.as_mut() else {
+                // The handler is not done. Register for the context's end, then ask the clock
+                // whether the deadline has passed: the context's timer may fire a little after
+                // another timer (tonic's, for `grpc-timeout`) has woken this task.
+                if let Some(waiting) = done.as_mut() {
+                    if Pin::new(waiting).poll(cx).is_ready() {
+                        *done = None;
+                    }
+                }
+                let Some((deadline, reason)) = *expiry else {
                     return Poll::Pending;
                 };
-                let ended = Pin::new(waiting).poll(cx).is_ready();
                 let live = guard
                     .as_ref()
                     .expect("a ServerFuture polled after it completed");
-                match live.context().cause() {
-                    Some(cause) if cause.is_deadline_exceeded() => {
-                        // The caller's time is up: answer for the handler, as gRPC says
-                        // (`DEADLINE_EXCEEDED`), and drop it.
-                        let message = match cause.reason() {
-                            Some(reason) => format!("context deadline exceeded: {reason}"),
-                            None => "context deadline exceeded".to_owned(),
-                        };
-                        guard.take().expect("checked above").finish();
-                        Poll::Ready(Ok(answer_with(
-                            *grpc,
-                            *expired_status,
-                            tonic::Code::DeadlineExceeded,
-                            message,
-                        )))
-                    }
-                    // Canceled (shutdown): the handler decides what to answer.
-                    Some(_) => {
-                        *done = None;
-                        Poll::Pending
-                    }
-                    None => {
-                        if ended {
-                            *done = None;
-                        }
-                        Poll::Pending
-                    }
+                let expired = match live.context().cause() {
+                    Some(cause) => cause.is_deadline_exceeded(),
+                    None => Instant::now() >= deadline,
+                };
+                if !expired {
+                    // Not yet, or canceled (shutdown): the handler decides what to answer.
+                    return Poll::Pending;
                 }
+                // The caller's time is up: answer for the handler, as gRPC says
+                // (`DEADLINE_EXCEEDED`), and drop it. Its context ends by its deadline.
+                guard.take().expect("checked above").expire();
+                Poll::Ready(Ok(answer_with(
+                    *grpc,
+                    *expired_status,
+                    tonic::Code::DeadlineExceeded,
+                    format!("context deadline exceeded: {reason}"),
+                )))
             }
             StateProjection::Detached { answer, task, grpc } => {
                 if let Ok(done) = ready!(answer.poll(cx)) {
