@@ -313,8 +313,8 @@ pub use group::Group;
 pub use group::TaskFailed;
 // Re-exports of `rate` (owned by the rate work):
 pub use rate::{
-    ConfigError, Limiter, MissedTickBehavior, OwnedReservation, OwnedWait, Reservation, Ticker,
-    WaitError,
+    ConfigError, KeyedLimiter, Limiter, MissedTickBehavior, OwnedReservation, OwnedWait,
+    Reservation, Ticker, WaitError,
 };
 
 /// The README's code blocks, compiled and run as doc tests.

@@ -70,11 +70,13 @@
 
 mod error;
 mod gcra;
+mod keyed;
 mod limiter;
 mod sleep;
 mod ticker;
 
 pub use error::{ConfigError, WaitError};
+pub use keyed::KeyedLimiter;
 pub use limiter::{Limiter, OwnedReservation, OwnedWait, Reservation};
 pub use ticker::{MissedTickBehavior, Ticker};
 

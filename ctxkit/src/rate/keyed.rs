@@ -1,0 +1,520 @@
+//! [`KeyedLimiter`]: one token bucket per key (per client, per API key, per IP), with the same
+//! decisions as [`Limiter`].
+//!
+//! # Layout and locks
+//!
+//! The keys are spread over a fixed number of shards (a power of two, four per CPU the
+//! process may use, at least 16) by one hash. Each shard is a `RwLock<HashMap<K,
+//! Arc<Limiter>>>`. A decision on a key that exists takes its shard's lock for reading, finds
+//! the key's [`Limiter`] and decides on it (one compare-exchange, `limiter.rs`), so deciding
+//! never waits for a decision on another key, nor on the same key (the limiter is lock-free).
+//! A key's first decision takes its shard's lock for writing to insert the key. No lock is
+//! held while a caller waits for tokens: waits hold an `Arc` of the key's limiter.
+//!
+//! Lock order: one shard lock at a time, never two; no other lock of the crate is taken under
+//! a shard lock (a limiter's `undo` lock is taken only by cancels and setters, never under a
+//! shard lock).
+//!
+//! # Bounded memory
+//!
+//! A key whose bucket is full again is indistinguishable from a key never seen: dropping it
+//! changes no decision. Such keys are dropped
+//!
+//! * explicitly by [`retain_recent`](KeyedLimiter::retain_recent), shard by shard, and
+//! * amortized, on insertion: when a shard has doubled since it was last pruned (and holds at
+//!   least 64 keys), the inserting caller prunes that shard under the write lock it already
+//!   holds. The cost is linear in the shard's size but paid once per doubling, so it is
+//!   constant per insertion on average.
+//!
+//! A key is kept while anyone holds its limiter (a reservation, a wait in progress, or an
+//! `Arc` from [`limiter`](KeyedLimiter::limiter)), full or not, so a reservation's cancel
+//! always finds the bucket it came from.
+
+use std::borrow::Borrow;
+use std::collections::hash_map::{Entry, RandomState};
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::{PoisonError, RwLock};
+use std::time::Instant;
+
+use super::error::{ConfigError, WaitError};
+use super::limiter::{Limiter, OwnedReservation};
+use crate::context::Context;
+use crate::sync::{Arc, AtomicUsize, Ordering};
+
+/// A shard holds at least this many keys before insertion prunes it.
+const PRUNE_FLOOR: usize = 64;
+
+struct Shard<K, S> {
+    map: RwLock<HashMap<K, Arc<Limiter>, S>>,
+    /// The shard's size after its last prune (the amortized prune's baseline).
+    pruned_at: AtomicUsize,
+}
+
+/// A token bucket per key: each key gets its own [`Limiter`] of the same rate and burst,
+/// made (full) the first time the key is seen. Every method of `Limiter` that decides has its
+/// keyed form here, with the same meaning; the key comes first.
+///
+/// Memory stays bounded: a key whose bucket is full again is dropped by
+/// [`retain_recent`](KeyedLimiter::retain_recent) and, amortized, when its shard grows (see
+/// the module docs). The hasher is std's `RandomState` (keyed per process, so clients cannot
+/// choose keys that collide); [`with_hasher`](KeyedLimiter::with_hasher) takes another.
+///
+/// # Coming from Go and governor
+///
+/// Go's `x/time/rate` has no keyed limiter; the usual Go code is a `map[string]*rate.Limiter`
+/// under a mutex, with a janitor goroutine that deletes idle entries. Here the map is sharded
+/// and read-locked, and the janitor is `retain_recent` or the amortized prune. governor's
+/// `RateLimiter::keyed` is the Rust peer: its `retain_recent` and `len` mean the same; it
+/// has no waiting under a context and no reservations.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ctxkit::rate::KeyedLimiter;
+///
+/// // 1 request a second per client, bursts of 2.
+/// let limiter: KeyedLimiter<String> = KeyedLimiter::new(1, 2).unwrap();
+/// let now = Instant::now();
+/// assert!(limiter.allow_n_at("10.0.0.1", now, 2));
+/// assert!(!limiter.allow_at("10.0.0.1", now)); // this client's burst is spent
+/// assert!(limiter.allow_at("10.0.0.2", now)); // another client has its own bucket
+/// assert!(limiter.allow_at("10.0.0.1", now + Duration::from_secs(1)));
+///
+/// // Later, both buckets are full again: nothing to remember.
+/// assert_eq!(limiter.retain_recent_at(now + Duration::from_secs(10)), 2);
+/// assert!(limiter.is_empty());
+/// ```
+pub struct KeyedLimiter<K, S = RandomState> {
+    rate: f64,
+    burst: u32,
+    hasher: S,
+    /// `shards.len() - 1`: the shard of a hash is `hash & mask` of its high bits.
+    shift: u32,
+    shards: Box<[Shard<K, S>]>,
+}
+
+impl<K: Hash + Eq> KeyedLimiter<K> {
+    /// A keyed limiter of `rate` tokens a second and bursts of `burst` per key.
+    ///
+    /// # Errors
+    ///
+    /// As [`Limiter::new`]: a NaN or negative rate, or a zero burst with a positive finite
+    /// rate. The check is made here, once, so no later call can fail on the configuration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::rate::KeyedLimiter;
+    ///
+    /// assert!(KeyedLimiter::<u64>::new(10, 5).is_ok());
+    /// let error = KeyedLimiter::<u64>::new(f64::NAN, 5).unwrap_err();
+    /// assert_eq!(error.to_string(), "ctxkit::rate: rate is NaN");
+    /// ```
+    pub fn new(rate: impl Into<f64>, burst: u32) -> Result<KeyedLimiter<K>, ConfigError> {
+        KeyedLimiter::with_hasher(rate, burst, RandomState::new())
+    }
+}
+
+impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
+    /// A keyed limiter hashing keys with `hasher` (for its shards and their maps).
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](KeyedLimiter::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::hash_map::RandomState;
+    /// use ctxkit::rate::KeyedLimiter;
+    ///
+    /// let limiter: KeyedLimiter<u32> = KeyedLimiter::with_hasher(10, 5, RandomState::new()).unwrap();
+    /// assert!(limiter.allow(&7));
+    /// ```
+    pub fn with_hasher(
+        rate: impl Into<f64>,
+        burst: u32,
+        hasher: S,
+    ) -> Result<KeyedLimiter<K, S>, ConfigError> {
+        let rate = rate.into();
+        // Validates once: every key's limiter is made with the same, valid, configuration.
+        Limiter::new(rate, burst)?;
+        let shards = (crate::procs::max_procs() * 4)
+            .clamp(16, 1024)
+            .next_power_of_two();
+        let shards: Box<[Shard<K, S>]> = (0..shards)
+            .map(|_| Shard {
+                map: RwLock::new(HashMap::with_hasher(hasher.clone())),
+                pruned_at: AtomicUsize::new(0),
+            })
+            .collect();
+        Ok(KeyedLimiter {
+            rate,
+            burst,
+            hasher,
+            shift: 64 - shards.len().trailing_zeros(),
+            shards,
+        })
+    }
+
+    /// The rate of every key's bucket, in tokens a second.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let limiter = ctxkit::rate::KeyedLimiter::<u8>::new(2.5, 1).unwrap();
+    /// assert_eq!(limiter.rate(), 2.5);
+    /// ```
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// The burst of every key's bucket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let limiter = ctxkit::rate::KeyedLimiter::<u8>::new(2.5, 4).unwrap();
+    /// assert_eq!(limiter.burst(), 4);
+    /// ```
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &Shard<K, S> {
+        // The high bits: the maps use the low ones of the same hash function.
+        let hash = self.hasher.hash_one(key);
+        let index = if self.shift >= 64 {
+            0
+        } else {
+            (hash >> self.shift) as usize
+        };
+        &self.shards[index]
+    }
+
+    /// Runs `decide` on `key`'s limiter, made (full at `now`) if the key is new.
+    #[inline]
+    fn with_limiter<Q, T>(
+        &self,
+        key: &Q,
+        now: Instant,
+        decide: impl FnOnce(&Arc<Limiter>) -> T,
+    ) -> T
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let shard = self.shard(key);
+        {
+            let map = shard.map.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(limiter) = map.get(key) {
+                return decide(limiter);
+            }
+        }
+        let mut map = shard.map.write().unwrap_or_else(PoisonError::into_inner);
+        let len = map.len();
+        let baseline = shard.pruned_at.load(Ordering::Relaxed);
+        if len >= PRUNE_FLOOR && len >= baseline.saturating_mul(2) {
+            map.retain(|_, limiter| !idle(limiter, now, self.burst));
+            shard.pruned_at.store(map.len(), Ordering::Relaxed);
+        }
+        let limiter = match map.entry(key.to_owned()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert(Arc::new(
+                Limiter::new_at(self.rate, self.burst, now).expect("validated in `with_hasher`"),
+            )),
+        };
+        decide(limiter)
+    }
+
+    /// `key`'s own [`Limiter`] (made, full, if the key is new): for its other methods
+    /// ([`tokens`](Limiter::tokens), [`wait_owned`](Limiter::wait_owned), ...). While the
+    /// returned `Arc` is held, the key is not dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::rate::KeyedLimiter;
+    ///
+    /// let limiter: KeyedLimiter<&'static str> = KeyedLimiter::new(1, 3).unwrap();
+    /// assert!(limiter.allow(&"alice"));
+    /// assert!(limiter.limiter(&"alice").tokens() < 2.1);
+    /// ```
+    pub fn limiter<Q>(&self, key: &Q) -> Arc<Limiter>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.with_limiter(key, Instant::now(), Arc::clone)
+    }
+
+    /// Whether one token is there for `key` now; takes it if so. [`Limiter::allow`] per key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let limiter: ctxkit::rate::KeyedLimiter<String> = ctxkit::rate::KeyedLimiter::new(1, 1).unwrap();
+    /// assert!(limiter.allow("bob"));
+    /// assert!(!limiter.allow("bob"));
+    /// ```
+    #[inline]
+    pub fn allow<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.allow_n_at(key, Instant::now(), 1)
+    }
+
+    /// [`allow`](KeyedLimiter::allow) as if the clock read `now`.
+    ///
+    /// # Examples
+    ///
+    /// See [`KeyedLimiter`].
+    pub fn allow_at<Q>(&self, key: &Q, now: Instant) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.allow_n_at(key, now, 1)
+    }
+
+    /// Whether `n` tokens are there for `key` now; takes them all if so, none if not.
+    /// [`Limiter::allow_n`] per key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let limiter: ctxkit::rate::KeyedLimiter<u64> = ctxkit::rate::KeyedLimiter::new(1, 3).unwrap();
+    /// assert!(limiter.allow_n(&42, 3));
+    /// assert!(!limiter.allow_n(&42, 1));
+    /// ```
+    pub fn allow_n<Q>(&self, key: &Q, n: u32) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.allow_n_at(key, Instant::now(), n)
+    }
+
+    /// [`allow_n`](KeyedLimiter::allow_n) as if the clock read `now`.
+    ///
+    /// # Examples
+    ///
+    /// See [`KeyedLimiter`].
+    #[inline]
+    pub fn allow_n_at<Q>(&self, key: &Q, now: Instant, n: u32) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.with_limiter(key, now, |limiter| limiter.allow_n_at(now, n))
+    }
+
+    /// Reserves `n` tokens of `key`'s bucket, to be used at the reservation's
+    /// [`time_to_act`](OwnedReservation::time_to_act); `None` if they can never come (`n`
+    /// above the burst). [`Limiter::reserve_n`] per key; canceling the reservation gives the
+    /// tokens back to `key`'s bucket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ctxkit::rate::KeyedLimiter;
+    ///
+    /// let limiter: KeyedLimiter<u64> = KeyedLimiter::new(10, 1).unwrap();
+    /// let now = Instant::now();
+    /// assert!(limiter.allow_at(&1, now));
+    /// let reservation = limiter.reserve_n_at(&1, now, 1).unwrap();
+    /// assert_eq!(reservation.delay_from(now), Duration::from_millis(100));
+    /// reservation.cancel_at(now); // the token goes back
+    /// assert!(limiter.reserve_n_at(&9, now, 2).is_none()); // above the burst
+    /// ```
+    pub fn reserve_n<Q>(&self, key: &Q, n: u32) -> Option<OwnedReservation>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.reserve_n_at(key, Instant::now(), n)
+    }
+
+    /// [`reserve_n`](KeyedLimiter::reserve_n) as if the clock read `now`.
+    ///
+    /// # Examples
+    ///
+    /// See [`reserve_n`](KeyedLimiter::reserve_n).
+    pub fn reserve_n_at<Q>(&self, key: &Q, now: Instant, n: u32) -> Option<OwnedReservation>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let limiter = self.with_limiter(key, now, Arc::clone);
+        limiter.reserve_n_owned_at(now, n)
+    }
+
+    /// Waits until `n` tokens of `key`'s bucket are there, or `ctx` is done, whichever comes
+    /// first. [`Limiter::wait_n`] per key: it fails at once, taking nothing, when `n` is above
+    /// the burst or `ctx`'s deadline comes before the tokens would.
+    ///
+    /// # Errors
+    ///
+    /// As [`Limiter::wait_n`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::{rate::KeyedLimiter, Context};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let limiter: KeyedLimiter<String> = KeyedLimiter::new(1_000, 1).unwrap();
+    /// let ctx = Context::background();
+    /// limiter.wait_n(&ctx, "carol", 1).await.unwrap();
+    /// limiter.wait_n(&ctx, "carol", 1).await.unwrap(); // about 1 ms later
+    /// assert!(limiter.wait_n(&ctx, "carol", 2).await.unwrap_err().is_exceeds_burst());
+    /// # });
+    /// ```
+    pub async fn wait_n<Q>(&self, ctx: &Context, key: &Q, n: u32) -> Result<(), WaitError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let limiter = self.with_limiter(key, Instant::now(), Arc::clone);
+        limiter.wait_n_owned(ctx.clone(), n).await
+    }
+
+    /// [`wait_n`](KeyedLimiter::wait_n) for a thread: blocks it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Limiter::blocking_wait_n`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::{rate::KeyedLimiter, Context};
+    ///
+    /// let limiter: KeyedLimiter<u64> = KeyedLimiter::new(1_000, 1).unwrap();
+    /// limiter.blocking_wait_n(&Context::background(), &7, 1).unwrap();
+    /// ```
+    pub fn blocking_wait_n<Q>(&self, ctx: &Context, key: &Q, n: u32) -> Result<(), WaitError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let limiter = self.with_limiter(key, Instant::now(), Arc::clone);
+        limiter.blocking_wait_n(ctx, n)
+    }
+
+    /// Tokens in `key`'s bucket at `now`, without making the key: `burst` for a key not held
+    /// (its bucket would be full). [`Limiter::tokens_at`] per key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ctxkit::rate::KeyedLimiter;
+    ///
+    /// let limiter: KeyedLimiter<u64> = KeyedLimiter::new(1, 3).unwrap();
+    /// let now = Instant::now();
+    /// assert_eq!(limiter.tokens_at(&5, now), 3.0);
+    /// limiter.allow_at(&5, now);
+    /// assert_eq!(limiter.tokens_at(&5, now), 2.0);
+    /// ```
+    pub fn tokens_at<Q>(&self, key: &Q, now: Instant) -> f64
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let map = self
+            .shard(key)
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.get(key)
+            .map_or(f64::from(self.burst), |limiter| limiter.tokens_at(now))
+    }
+
+    /// Drops every key whose bucket is full again and that nobody holds (see the module
+    /// docs); returns how many were dropped. Call it from time to time (a janitor task or
+    /// thread) to bound memory between insertions; insertions also prune, amortized.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let limiter: ctxkit::rate::KeyedLimiter<u64> = ctxkit::rate::KeyedLimiter::new(1_000_000, 1).unwrap();
+    /// limiter.allow(&1);
+    /// std::thread::sleep(std::time::Duration::from_millis(1));
+    /// assert_eq!(limiter.retain_recent(), 1);
+    /// ```
+    pub fn retain_recent(&self) -> usize {
+        self.retain_recent_at(Instant::now())
+    }
+
+    /// [`retain_recent`](KeyedLimiter::retain_recent) as if the clock read `now`.
+    ///
+    /// # Examples
+    ///
+    /// See [`KeyedLimiter`].
+    pub fn retain_recent_at(&self, now: Instant) -> usize {
+        let mut dropped = 0;
+        for shard in self.shards.iter() {
+            let mut map = shard.map.write().unwrap_or_else(PoisonError::into_inner);
+            let before = map.len();
+            map.retain(|_, limiter| !idle(limiter, now, self.burst));
+            dropped += before - map.len();
+            shard.pruned_at.store(map.len(), Ordering::Relaxed);
+        }
+        dropped
+    }
+
+    /// How many keys are held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let limiter: ctxkit::rate::KeyedLimiter<u64> = ctxkit::rate::KeyedLimiter::new(1, 1).unwrap();
+    /// limiter.allow(&1);
+    /// limiter.allow(&2);
+    /// assert_eq!(limiter.len(), 2);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| {
+                shard
+                    .map
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .len()
+            })
+            .sum()
+    }
+
+    /// Whether no key is held.
+    ///
+    /// # Examples
+    ///
+    /// See [`KeyedLimiter`].
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether a key's limiter can be dropped at `now`: its bucket is full and nobody else holds
+/// it (the map's `Arc` is the only one).
+fn idle(limiter: &Arc<Limiter>, now: Instant, burst: u32) -> bool {
+    Arc::strong_count(limiter) == 1 && limiter.tokens_at(now) >= f64::from(burst)
+}
+
+impl<K, S> fmt::Debug for KeyedLimiter<K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedLimiter")
+            .field("rate", &self.rate)
+            .field("burst", &self.burst)
+            .field("shards", &self.shards.len())
+            .finish_non_exhaustive()
+    }
+}
