@@ -273,6 +273,20 @@ pub(crate) fn batches(runs: usize, mut f: impl FnMut() -> f64) -> Vec<f64> {
 /// Calibrates `n` so that `op(n)` takes about `target`, warms up, then times `runs` batches;
 /// returns ns per op for each batch.
 pub(crate) fn ns_per_op(target: Duration, runs: usize, mut op: impl FnMut(usize)) -> Vec<f64> {
+    let n = calibrate(target, &mut op);
+    op(n);
+    (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            op(n);
+            start.elapsed().as_nanos() as f64 / n as f64
+        })
+        .collect()
+}
+
+/// The `n` for which `op(n)` takes about `target`: tries n = 100, 1000, ... until a run takes
+/// at least a twentieth of `target`, then scales n to `target` (at least 1).
+pub(crate) fn calibrate(target: Duration, op: &mut impl FnMut(usize)) -> usize {
     let mut n = 100usize;
     loop {
         let start = Instant::now();
@@ -284,15 +298,7 @@ pub(crate) fn ns_per_op(target: Duration, runs: usize, mut op: impl FnMut(usize)
         }
         n *= 10;
     }
-    let n = n.max(1);
-    op(n);
-    (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            op(n);
-            start.elapsed().as_nanos() as f64 / n as f64
-        })
-        .collect()
+    n.max(1)
 }
 
 /// Two threads run `op` until `duration` has passed; returns (operations, seconds).

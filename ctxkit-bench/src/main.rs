@@ -1,7 +1,9 @@
 //! `ctxkit-bench`: runs the project's benchmark workloads (the cancel tree, groups, the worker
 //! pool, rate limiting; the same workloads the Go runner in `bench/go/` runs on Go's own
 //! packages) on ctxkit and prints one JSON line per workload and form on stdout (progress on
-//! stderr).
+//! stderr). `tower.*` (`tower.rs`) measures what ctxkit-tower's layers add to a hello-world
+//! request, in process and served by hyper over loopback, against the same service without
+//! them (`none`).
 //!
 //! ```text
 //! cargo run --release -p ctxkit-bench -- [--quick] [--peers] [--scale] [--in-leak-scope] [--only PREFIX[,PREFIX...]]
@@ -32,6 +34,7 @@ mod peers;
 mod pool;
 mod rate;
 mod scale;
+mod tower;
 
 use harness::{Cfg, CountingAlloc, OthersLoad};
 
@@ -66,6 +69,7 @@ fn main() {
         ("group", group::run),
         ("pool", pool::run),
         ("rate", rate::run),
+        ("tower", tower::run),
         ("peers", peers::run),
     ] {
         if cfg.scale || (name == "peers" && !cfg.peers) {
@@ -81,7 +85,7 @@ fn main() {
     }
     if !harness::printed_any() {
         eprintln!(
-            "ctxkit-bench: no workload matches --only {}; names start with ctx., group., pool., rate. or ticker. (scale. with --scale)",
+            "ctxkit-bench: no workload matches --only {}; names start with ctx., group., pool., rate., ticker. or tower. (scale. with --scale)",
             cfg.only.join(",")
         );
         std::process::exit(compare::NOTHING_SELECTED);

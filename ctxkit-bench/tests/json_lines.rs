@@ -232,3 +232,65 @@ fn an_only_that_matches_nothing_says_so_and_exits_3() {
     assert!(output.stdout.is_empty());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no workload matches --only"));
 }
+
+/// `--only tower.`: each tower workload prints its baseline (`none`) beside ctxkit-tower's
+/// forms, and an `_added` line per form; nothing else.
+#[test]
+fn tower_lines_pair_each_layer_with_its_baseline() {
+    let lines = run(&["--quick", "--only", "tower."]);
+    let forms = |workload: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["workload"] == workload)
+            .map(|l| l["impl"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for line in &lines {
+        assert!(
+            line["workload"].as_str().unwrap().starts_with("tower."),
+            "{line}"
+        );
+        if line["value"].is_null() {
+            // Only the two-CPU workloads, on a machine that gives the process one CPU.
+            assert!(
+                line["workload"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("tower.hello_2cpu_"),
+                "{line}"
+            );
+            assert!(line["note"].is_string(), "{line}");
+        } else {
+            check_line(line);
+        }
+    }
+    assert_eq!(
+        forms("tower.server_layer_cpu"),
+        ["none", "ctxkit-tower/server"]
+    );
+    assert_eq!(forms("tower.server_layer_added"), ["ctxkit-tower/server"]);
+    assert_eq!(
+        forms("tower.client_layer_cpu"),
+        ["none", "ctxkit-tower/client"]
+    );
+    assert_eq!(forms("tower.client_layer_added"), ["ctxkit-tower/client"]);
+    let all = [
+        "none",
+        "ctxkit-tower/server",
+        "ctxkit-tower/client",
+        "ctxkit-tower/client+server",
+    ];
+    for prefix in ["tower.hello", "tower.hello_2cpu"] {
+        for what in ["latency", "latency_p99", "cpu"] {
+            assert_eq!(forms(&format!("{prefix}_{what}")), all, "{prefix}_{what}");
+        }
+        for what in ["latency_added", "cpu_added"] {
+            assert_eq!(
+                forms(&format!("{prefix}_{what}")),
+                all[1..],
+                "{prefix}_{what}"
+            );
+        }
+    }
+    assert_eq!(lines.len(), 6 + 2 * (3 * 4 + 2 * 3), "no other lines");
+}
