@@ -240,7 +240,7 @@ fn server_layer_cpu(cfg: &Cfg) {
     let rt = current_thread_runtime();
     let root = Context::background().with_cancel();
     let mut bare = service_fn(hello::<()>);
-    let mut layered = ServerLayer::new(root.context().clone()).layer(service_fn(hello::<()>));
+    let mut layered = ServerLayer::new(&root).layer(service_fn(hello::<()>));
     let figures = paired(
         cfg,
         [&mut |n| rt.block_on(serve_n(&mut bare, n)), &mut |n| {
@@ -322,8 +322,8 @@ impl Servers {
                         .expect("the runner waits for the addresses");
                     let root = Context::background().with_cancel(); // the server's root
                     let plain_service = service_fn(hello::<Incoming>);
-                    let layered_service = ServerLayer::new(root.context().clone())
-                        .layer(service_fn(hello::<Incoming>));
+                    let layered_service =
+                        ServerLayer::new(&root).layer(service_fn(hello::<Incoming>));
                     loop {
                         tokio::select! {
                             _ = &mut stopped => break,

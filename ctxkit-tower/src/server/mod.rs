@@ -551,17 +551,24 @@ where
         request.extensions_mut().insert(handler_ctx);
         let guard = Guard::new(ctx, request.method() == http::Method::HEAD);
 
-        let (parts, body) = request.into_parts();
-        let detach = settings
-            .detach
-            .as_ref()
-            .is_some_and(|predicate| predicate(&parts));
-        let request = Request::from_parts(parts, body);
+        // Taking the request apart (its head moved twice) and asking for the runtime (an `Arc`
+        // clone, shared by every worker of a multi-thread runtime) only for a detaching layer.
+        let detach = match &settings.detach {
+            Some(predicate) => {
+                let (parts, body) = request.into_parts();
+                let detach = predicate(&parts);
+                request = Request::from_parts(parts, body);
+                detach
+            }
+            None => false,
+        };
         let future = self.inner.call(request);
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) if detach => ServerFuture::detached(&runtime, future, guard, grpc),
-            _ => ServerFuture::running(future, guard, expiry, grpc, settings.expired_status),
+        if detach {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                return ServerFuture::detached(&runtime, future, guard, grpc);
+            }
         }
+        ServerFuture::running(future, guard, expiry, grpc, settings.expired_status)
     }
 }
 
@@ -580,7 +587,9 @@ pin_project! {
     #[project = StateProjection]
     enum State<F, B, E> {
         // Answered by the layer itself; taken when polled.
-        Answered { response: Option<Response<ServerBody<B>>> },
+        // Boxed: a rare state, kept out of the size of the common one (the future is moved by
+        // the server's machinery).
+        Answered { response: Option<Box<Response<ServerBody<B>>>> },
         // The handler's future, and the guard of the request's context; `done` (when the
         // context has a deadline) wakes this future when the context ends.
         Running {
@@ -612,7 +621,7 @@ impl<F, B, E> ServerFuture<F, B, E> {
     fn answered(response: Response<ServerBody<B>>) -> Self {
         ServerFuture {
             state: State::Answered {
-                response: Some(response),
+                response: Some(Box::new(response)),
             },
         }
     }
@@ -694,7 +703,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProjection::Answered { response } => Poll::Ready(Ok(response
+            StateProjection::Answered { response } => Poll::Ready(Ok(*response
                 .take()
                 .expect("a ServerFuture polled after it completed"))),
             StateProjection::Running {
