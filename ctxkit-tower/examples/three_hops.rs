@@ -446,6 +446,10 @@ async fn service_work(
             Ok(tonic::Response::new(Note { text, millis: 0 }))
         }
         Ok((status, text)) => {
+            // The store's own answer, or the one its ServerLayer gave for it when its deadline
+            // passed first; the layer's adds the deadline's source and budget after a colon,
+            // kept out of the printed line so it reads the same every run.
+            let text = text.split(": ").next().unwrap_or_default().to_owned();
             hop.say(&ctx, format_args!("the store answered {status}: {text}"));
             let message = format!("\"store\" aborted: {text}");
             Err(if status == StatusCode::GATEWAY_TIMEOUT {
