@@ -82,6 +82,10 @@
 //! # drop(conn); Ok(()) }
 //! ```
 //!
+//! `ConnectionManager::new` fails while Redis is down. A service that must start anyway
+//! builds its manager with `ConnectionManager::new_lazy_with_config`, which connects on first
+//! use: until then, calls take the fallback.
+//!
 //! # Runtime
 //!
 //! The limiter's methods are async and must run on a tokio runtime with its time driver

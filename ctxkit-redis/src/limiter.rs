@@ -86,6 +86,33 @@ const MAX_RATE: f64 = 1e6;
 ///     .build()?;
 /// # drop(limiter); Ok(()) }
 /// ```
+///
+/// With no Redis at all (nothing listens on port 1 here), every call takes the fallback, and
+/// says why:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use ctxkit::Context;
+/// use ctxkit_redis::{Fallback, Path, RedisLimiter, Unavailable};
+///
+/// let client = redis::Client::open("redis://127.0.0.1:1/").unwrap();
+/// let config = redis::aio::ConnectionManagerConfig::new().set_number_of_retries(0);
+/// // A lazy manager: built while Redis is down, it connects on first use.
+/// let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config).unwrap();
+/// let limiter = RedisLimiter::builder(conn, "rl:", 10, 4)
+///     .fallback(Fallback::Local { share: 0.5 }) // here: 5 a second, bursts of 2
+///     .build()
+///     .unwrap();
+///
+/// let ctx = Context::background();
+/// let d = limiter.allow_n(&ctx, "k", 2).await.unwrap();
+/// assert_eq!((d.allowed, d.path), (2, Path::Local));
+/// assert_eq!(d.unavailable, Some(Unavailable::Connection)); // refused
+/// let d = limiter.allow(&ctx, "k").await.unwrap();
+/// assert_eq!((d.allowed, d.path), (0, Path::Local)); // the local burst is spent
+/// assert_eq!(d.unavailable, Some(Unavailable::Skipped)); // within the cooldown
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Fallback {
     /// Grant every call ([`Path::FailOpen`]).
@@ -640,6 +667,8 @@ where
     /// deadline would come first; [`Error::Context`] when `ctx` ends during the sleep;
     /// [`Error::Unavailable`] as above, and on [`Fallback::Local`] when `n` is above the local
     /// bucket's burst.
+    ///
+    /// `n = 0` takes nothing and returns at once.
     ///
     /// # Cancel safety
     ///

@@ -13,10 +13,10 @@ use support::RedisServer;
 const RATE: f64 = 100.0;
 const BURST: u32 = 10;
 
-async fn limiter(server: &RedisServer, fallback: Fallback) -> RedisLimiter {
+async fn limiter(server: &RedisServer, fallback: Fallback, cooldown: Duration) -> RedisLimiter {
     RedisLimiter::builder(server.manager().await, "outage:", RATE, BURST)
         .timeout(Duration::from_millis(50))
-        .cooldown(Duration::from_millis(100))
+        .cooldown(cooldown)
         .fallback(fallback)
         .build()
         .unwrap()
@@ -56,7 +56,7 @@ fn path_of(fallback: Fallback) -> Path {
 /// down, restarts it, and checks that decisions come from Redis again.
 async fn kill_and_restart(fallback: Fallback) {
     let mut server = RedisServer::start();
-    let limiter = limiter(&server, fallback).await;
+    let limiter = limiter(&server, fallback, Duration::from_millis(100)).await;
     let ctx = Context::background();
     let want = path_of(fallback);
 
@@ -179,7 +179,9 @@ async fn killed_and_restarted_local() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_redis_times_out_to_the_fallback() {
     let server = RedisServer::start();
-    let limiter = limiter(&server, Fallback::Local { share: 1.0 }).await;
+    // A long cooldown: the call after the timeout is surely within it.
+    let cooldown = Duration::from_secs(1);
+    let limiter = limiter(&server, Fallback::Local { share: 1.0 }, cooldown).await;
     let ctx = Context::background();
     assert_eq!(limiter.allow(&ctx, "s").await.unwrap().path, Path::Redis);
 
@@ -200,7 +202,7 @@ async fn a_stuck_redis_times_out_to_the_fallback() {
     assert_eq!(d.unavailable, Some(Unavailable::Skipped));
 
     // A context shorter than the timeout ends the call: its error, not the fallback.
-    tokio::time::sleep(Duration::from_millis(150)).await; // past the cooldown
+    tokio::time::sleep(cooldown + Duration::from_millis(50)).await; // past the cooldown
     let short = ctx.with_timeout(Duration::from_millis(10));
     let err = limiter.allow(&short, "s").await.unwrap_err();
     assert_eq!(err, Error::Context(ctxkit::Error::DeadlineExceeded));
@@ -212,7 +214,7 @@ async fn a_stuck_redis_times_out_to_the_fallback() {
 #[tokio::test]
 async fn an_error_reply_takes_the_fallback_without_a_cooldown() {
     let server = RedisServer::start();
-    let limiter = limiter(&server, Fallback::FailOpen).await;
+    let limiter = limiter(&server, Fallback::FailOpen, Duration::from_millis(100)).await;
     let mut conn = server.manager().await;
     // A key that holds something else than a bucket.
     let _: () = redis::cmd("SET")
