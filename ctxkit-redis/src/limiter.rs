@@ -6,9 +6,9 @@
 //! 1. A call decides on Redis with exactly one script call (one round trip; three, once, after
 //!    a `NOSCRIPT`: `EVALSHA`, `SCRIPT LOAD`, `EVALSHA`), bounded by the caller's context
 //!    ([`Context::run`]) and by the limiter's timeout; or it takes the fallback and says so
-//!    in [`Decision::path`]. It never both grants on Redis and grants on the fallback for the
-//!    same call: a call that timed out may have been applied on Redis too, which only ever
-//!    spends more tokens there, never admits more.
+//!    in [`Decision::path`]. A decision comes from one path only; but a call that timed out
+//!    may still have run on Redis, spending its tokens there as well as the fallback's, which
+//!    only ever makes Redis admit less, never more.
 //! 2. Input is checked before anything else: an empty key or `n` above the burst is an error,
 //!    with no Redis call; a context that is done is an error, with no Redis call.
 //! 3. A wait sleeps only after Redis reserved its tokens, and until their time by this

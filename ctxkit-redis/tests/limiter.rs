@@ -28,6 +28,22 @@ async fn get(conn: &mut ConnectionManager, key: &str) -> Option<String> {
     redis::cmd("GET").arg(key).query_async(conn).await.unwrap()
 }
 
+/// The key's value once it differs from `from` (panics after 5 s).
+async fn changed(conn: &mut ConnectionManager, key: &str, from: &Option<String>) -> Option<String> {
+    let started = Instant::now();
+    loop {
+        let now = get(conn, key).await;
+        if now != *from {
+            return now;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{key} never changed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// `calls=N` of one command's line in `INFO commandstats` (0 if never called).
 async fn calls(conn: &mut ConnectionManager, command: &str) -> u64 {
     let info: String = redis::cmd("INFO")
@@ -400,13 +416,9 @@ async fn a_canceled_wait_gives_its_tokens_back() {
     let (l1, l2) = (limiter.clone(), limiter.clone());
     let (c1, c2) = (first.context().clone(), second.context().clone());
     let w1 = tokio::spawn(async move { l1.wait(&c1, "gb").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let after_first = get(&mut conn, "test:gb").await;
-    assert_ne!(after_first, before, "the first wait reserved");
+    let after_first = changed(&mut conn, "test:gb", &before).await; // the first wait reserved
     let w2 = tokio::spawn(async move { l2.wait(&c2, "gb").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let after_second = get(&mut conn, "test:gb").await;
-    assert_ne!(after_second, after_first, "the second wait reserved");
+    let after_second = changed(&mut conn, "test:gb", &after_first).await;
     first.cancel();
     assert!(w1.await.unwrap().unwrap_err().is_canceled());
     assert_eq!(
