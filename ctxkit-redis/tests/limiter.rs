@@ -514,3 +514,30 @@ async fn reset_deletes_the_bucket() {
     limiter.reset(&ctx, "r").await.unwrap();
     assert!(limiter.allow_n(&ctx, "r", 2).await.unwrap().is_allowed());
 }
+
+#[tokio::test]
+async fn retry_after_and_reset_after_mean_what_they_say() {
+    let server = RedisServer::start();
+    let limiter = limiter(&server, 10.0, 4).await; // a token every 100 ms, bursts of 4
+    let ctx = Context::background();
+    assert!(limiter.allow_n(&ctx, "hdr", 4).await.unwrap().is_allowed());
+
+    // Retry-After: retrying the same request after it succeeds (nobody else takes).
+    let refused = limiter.allow_n(&ctx, "hdr", 2).await.unwrap();
+    assert_eq!(refused.allowed, 0);
+    let retry = refused.retry_after.unwrap();
+    assert!(retry <= Duration::from_millis(200), "{retry:?}");
+    tokio::time::sleep(retry).await;
+    let d = limiter.allow_n(&ctx, "hdr", 2).await.unwrap();
+    assert!(d.is_allowed(), "retried after retry_after: {d:?}");
+
+    // Reset: after it the bucket is full, which is long after the first token is back.
+    assert!(d.reset_after > Duration::from_millis(200), "{d:?}");
+    tokio::time::sleep(d.reset_after).await;
+    let d = limiter.allow_at_most(&ctx, "hdr", 4).await.unwrap();
+    assert_eq!(
+        (d.allowed, d.remaining),
+        (4, 0),
+        "full after reset_after: {d:?}"
+    );
+}
