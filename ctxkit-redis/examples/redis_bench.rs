@@ -13,7 +13,8 @@
 //! * `rate.redis_allow`, `ops_per_s`: decisions a second from this process, for two
 //!   clients (two tasks, each with its own connection, each calling `allow` one after the
 //!   other: `ctxkit-redis/2clients`) and for 64 tasks sharing one multiplexed connection
-//!   (`ctxkit-redis/64tasks`, whose calls are pipelined on the socket). `redis-rs/ping_*`
+//!   (`ctxkit-redis/64tasks`, whose calls are pipelined on the socket), and the same with
+//!   leases of 16 tokens for 10 ms (`ctxkit-redis/64tasks_lease16`). `redis-rs/ping_*`
 //!   is the floor: a bare `PING` round trip the same way; `redis-rs/script_64tasks` is the
 //!   limiter's script called bare (no context, no timeout), what Redis itself costs.
 //! * `rate.redis_allow_p50`, `rate.redis_allow_p99`, `us`: the latency of one decision, from
@@ -233,6 +234,26 @@ async fn bench(cfg: &Cfg, server: &RedisServer) {
     })
     .await;
     report("ctxkit-redis/64tasks", &run);
+
+    // The same with leases of 16 tokens for 10 ms: up to 17 decisions per round trip.
+    let leased = RedisLimiter::builder(server.manager().await, "bench:", 1e6, u32::MAX)
+        .timeout(Duration::from_secs(1))
+        .lease(16, Duration::from_millis(10))
+        .build()
+        .expect("a valid configuration");
+    eprintln!("[redis_bench] 64 tasks, one connection, leases of 16");
+    let run = measure(64, runs, batch, move |task| {
+        let limiter = leased.clone();
+        move || async move {
+            let d = limiter
+                .allow(&Context::background(), &format!("k{}", task % 8))
+                .await
+                .unwrap();
+            assert!(d.path == Path::Redis || d.path == Path::Lease, "{d:?}");
+        }
+    })
+    .await;
+    report("ctxkit-redis/64tasks_lease16", &run);
 
     // The floor: a bare PING round trip, the same two ways.
     let conns = [server.manager().await, server.manager().await];

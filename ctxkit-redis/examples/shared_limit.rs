@@ -25,7 +25,7 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use ctxkit::Context;
-use ctxkit_redis::{Fallback, Path, RedisLimiter};
+use ctxkit_redis::{Fallback, RedisLimiter};
 use support::RedisServer;
 
 /// Tokens a second.
@@ -147,7 +147,7 @@ pub async fn run_with(out: &mut impl Write, mode: Mode) -> io::Result<Vec<Row>> 
             };
             row.per_client[client] += granted;
             row.total += granted;
-            row.paths.insert(label(path).to_owned());
+            row.paths.insert(path.to_string());
         }
     }
 
@@ -179,15 +179,6 @@ pub async fn run_with(out: &mut impl Write, mode: Mode) -> io::Result<Vec<Row>> 
         )?,
     }
     Ok(rows)
-}
-
-fn label(path: Path) -> &'static str {
-    match path {
-        Path::Redis => "redis",
-        Path::Local => "local",
-        Path::FailOpen => "fail-open",
-        Path::FailClosed => "fail-closed",
-    }
 }
 
 fn main() -> io::Result<()> {

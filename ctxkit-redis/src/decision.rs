@@ -9,6 +9,7 @@ use crate::{Fallback, RedisLimiter};
 /// Which path made a [`Decision`]: Redis, or the limiter's [`Fallback`] because Redis could
 /// not answer in time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Path {
     /// The script decided on Redis: the decision is shared with every client of the key.
     Redis,
@@ -20,10 +21,13 @@ pub enum Path {
     /// Redis did not answer, and the policy is [`Fallback::Local`]: this process's own bucket
     /// for the key (at its share of the rate) decided.
     Local,
+    /// This process's lease decided ([`Builder::lease`](crate::Builder::lease)): tokens an
+    /// earlier call took from Redis in a batch, used with no round trip. Not a fallback.
+    Lease,
 }
 
 impl Path {
-    /// Whether Redis decided (the path is not a fallback).
+    /// Whether Redis decided (not a lease, not a fallback).
     ///
     /// # Examples
     ///
@@ -38,6 +42,7 @@ impl Path {
     }
 }
 
+/// The path's name: `redis`, `fail-open`, `fail-closed`, `local`, `lease`.
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -45,6 +50,7 @@ impl fmt::Display for Path {
             Path::FailOpen => "fail-open",
             Path::FailClosed => "fail-closed",
             Path::Local => "local",
+            Path::Lease => "lease",
         })
     }
 }
@@ -105,6 +111,10 @@ impl fmt::Display for Unavailable {
 ///   for a fallback, why Redis did not.
 /// * [`redis_time`](Decision::redis_time): Redis's clock when it decided.
 ///
+/// With leases ([`Builder::lease`](crate::Builder::lease)), `remaining` adds the tokens
+/// this process holds in its lease for the key to those left on Redis; on [`Path::Lease`] it
+/// is the lease's alone, and `reset_after` is Redis's as of the take that filled the lease.
+///
 /// On the fallback paths the figures are those of the fallback: [`Path::Local`] reports this
 /// process's bucket; [`Path::FailOpen`] grants everything and reports `remaining` 0 and
 /// `reset_after` zero (nothing is known); [`Path::FailClosed`] grants nothing, with
@@ -146,9 +156,9 @@ pub struct Decision {
     pub delay: Duration,
     /// Which path decided.
     pub path: Path,
-    /// Why Redis did not decide; `None` on [`Path::Redis`].
+    /// Why Redis did not decide; `None` on [`Path::Redis`] and [`Path::Lease`].
     pub unavailable: Option<Unavailable>,
-    /// Redis's clock (`TIME`) when the script decided; `None` on a fallback path.
+    /// Redis's clock (`TIME`) when the script decided; `None` on the other paths.
     pub redis_time: Option<SystemTime>,
 }
 

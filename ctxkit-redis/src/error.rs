@@ -40,6 +40,8 @@ enum ConfigKind {
     BucketTooLong { rate: f64, burst: u32 },
     ZeroTimeout,
     Share(f64),
+    LeaseBatch { batch: u32, burst: u32 },
+    ZeroLeaseLifetime,
 }
 
 impl ConfigError {
@@ -78,6 +80,18 @@ impl ConfigError {
             kind: ConfigKind::Share(share),
         }
     }
+
+    pub(crate) fn lease_batch(batch: u32, burst: u32) -> Self {
+        ConfigError {
+            kind: ConfigKind::LeaseBatch { batch, burst },
+        }
+    }
+
+    pub(crate) fn zero_lease_lifetime() -> Self {
+        ConfigError {
+            kind: ConfigKind::ZeroLeaseLifetime,
+        }
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -104,6 +118,13 @@ impl fmt::Display for ConfigError {
                 f,
                 "ctxkit-redis: local fallback share {share} is not in (0, 1]"
             ),
+            ConfigKind::LeaseBatch { batch, burst } => write!(
+                f,
+                "ctxkit-redis: lease batch {batch} is not in 1..=burst ({burst})"
+            ),
+            ConfigKind::ZeroLeaseLifetime => {
+                f.write_str("ctxkit-redis: the lease lifetime is zero")
+            }
         }
     }
 }

@@ -12,14 +12,17 @@
 -- KEYS[1]  the bucket's key: its value is `zero`, written as a decimal integer; no key is a
 --          full bucket (zero = 0)
 -- ARGV[1]  mode: 0 all or nothing (allow_n), 1 at most n (allow_at_most), 2 reserve if ready
---          within ARGV[5] (wait_n), 3 give a reservation back (a canceled wait)
+--          within ARGV[5] (wait_n), 3 give a reservation back (a canceled wait), 4 all of n
+--          or nothing, and up to ARGV[5] more if they are there (allow_n with a lease)
 -- ARGV[2]  interval: microseconds per token, >= 1
 -- ARGV[3]  burst, >= 1
 -- ARGV[4]  n (modes 0-2), or the reservation's `prev` (mode 3)
--- ARGV[5]  max_wait in microseconds (mode 2), or the reservation's `end` (mode 3)
+-- ARGV[5]  max_wait in microseconds (mode 2), the reservation's `end` (mode 3), or the
+--          most tokens to take beyond n (mode 4)
 --
 -- Reply, eight integers:
---   granted      tokens taken (mode 3: 1 if the reservation was given back, else 0)
+--   granted      tokens taken (mode 3: 1 if the reservation was given back, else 0; mode
+--                4: 0, or n and the extra ones)
 --   remaining    whole tokens left after the decision, 0..burst
 --   retry_after  microseconds until the tokens not granted would be there; -1 if all were
 --   reset_after  microseconds until the bucket is full again, if nobody takes
@@ -112,6 +115,13 @@ elseif mode == 2 then
         granted = n
         after = fin
         delay = wait
+    end
+elseif mode == 4 then
+    -- All n, or nothing; with them, up to ARGV[5] more that are there now (a lease).
+    local avail = math.floor((now - from) / interval)
+    if avail >= n then
+        granted = math.min(n + tonumber(ARGV[5]), avail)
+        after = from + granted * interval
     end
 else
     return redis.error_reply('ctxkit-redis: unknown mode ' .. ARGV[1])

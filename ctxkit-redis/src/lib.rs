@@ -57,10 +57,13 @@
 //!   [`ConnectionManager`](redis::aio::ConnectionManager) reconnects by itself, so decisions
 //!   return to Redis once it is back.
 //!
-//! Not done: leased local batches (a process taking tokens from Redis in batches to decide
-//! locally between round trips); and a canceled wait gives its tokens back only if no take
-//! came after it (Redis keeps no list of canceled takes; the bucket then admits less, never
-//! more).
+//! * **Leased local batches**, if asked for ([`Builder::lease`]): `allow_n` takes a batch
+//!   beyond its own tokens and serves the next calls from it in process
+//!   ([`Path::Lease`]), for many decisions per round trip, at the price of a looser bound,
+//!   `burst + rate · (t + lifetime)`.
+//!
+//! Not done: a canceled wait gives its tokens back only if no take came after it (Redis keeps
+//! no list of canceled takes; the bucket then admits less, never more).
 //!
 //! # Reconnection
 //!

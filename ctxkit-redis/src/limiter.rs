@@ -22,17 +22,26 @@
 //! 4. After a call times out or loses its connection, every call for the next `cooldown`
 //!    takes the fallback at once ([`Unavailable::Skipped`]), so an outage costs one timeout
 //!    per cooldown rather than one per call; then calls try Redis again.
+//! 5. Leases ([`Builder::lease`]): a leased token was taken on Redis (mode 4 of the script,
+//!    all of `n` or nothing, and up to `batch` more) after the call's send instant, and is
+//!    used only before that instant plus the lifetime; merging a new batch into a live lease
+//!    keeps the earlier expiry. So every token is admitted within `lifetime` of its take on
+//!    Redis, which bounds a window's admissions by `burst + rate · (t + lifetime)`.
 //!
 //! # Locks
 //!
-//! None here. The fallback's [`KeyedLimiter`] has its own read-locked shards; the cooldown
-//! is one atomic word.
+//! The leases' shards are plain mutexes, held for one map lookup or insertion and never
+//! across an await; nothing else is locked here. The fallback's [`KeyedLimiter`] has its own
+//! read-locked shards; the cooldown is one atomic word.
 
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ctxkit::rate::KeyedLimiter;
@@ -158,6 +167,7 @@ pub struct Builder<C = ConnectionManager> {
     timeout: Duration,
     cooldown: Duration,
     fallback: Fallback,
+    lease: Option<(u32, Duration)>,
 }
 
 impl<C> Builder<C>
@@ -199,6 +209,42 @@ where
         self
     }
 
+    /// Leased local batches for [`allow_n`](RedisLimiter::allow_n) (off by default): a call
+    /// that goes to Redis takes, with its `n` tokens, up to `batch` more that are there, and
+    /// keeps them in this process for `lifetime`; the next calls for the key take from that
+    /// lease with no round trip ([`Path::Lease`]), until it is spent or expires. Tokens left in
+    /// a lease when it expires are lost (the bucket admits less, never more).
+    ///
+    /// The trade: fewer round trips (down to one per `batch + 1` decisions) for a looser
+    /// bound. A leased token is spent on Redis when leased but admitted up to `lifetime`
+    /// later, so per key, over any stretch of time `t`, all clients together admit at most
+    /// `burst + rate · (t + lifetime)` (plus a round trip), not `burst + rate · t`; and a
+    /// process holding a lease holds those tokens away from the others. Keep `batch` small
+    /// against the burst and `lifetime` short against `burst / rate`.
+    ///
+    /// [`allow_at_most`](RedisLimiter::allow_at_most) and [`wait_n`](RedisLimiter::wait_n)
+    /// do not use leases: they always ask Redis.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use ctxkit_redis::RedisLimiter;
+    ///
+    /// let client = redis::Client::open("redis://127.0.0.1/")?;
+    /// let conn = redis::aio::ConnectionManager::new(client).await?;
+    /// // 10,000 a second per key; each process takes up to 20 at a time, for at most 10 ms.
+    /// let limiter = RedisLimiter::builder(conn, "hot:", 10_000, 500)
+    ///     .lease(20, Duration::from_millis(10))
+    ///     .build()?;
+    /// # drop(limiter); Ok(()) }
+    /// ```
+    pub fn lease(mut self, batch: u32, lifetime: Duration) -> Self {
+        self.lease = Some((batch, lifetime));
+        self
+    }
+
     /// The limiter.
     ///
     /// # Errors
@@ -206,7 +252,8 @@ where
     /// [`ConfigError`] for a rate that is not a positive finite number (a zero rate, a fixed
     /// quota that never refills, is not supported; an infinite rate needs no limiter), a rate
     /// above 1,000,000 a second, a burst of zero, a bucket that takes more than about 35
-    /// years to fill (`burst / rate`), a zero timeout, or a local share outside `(0, 1]`.
+    /// years to fill (`burst / rate`), a zero timeout, a local share outside `(0, 1]`, or a
+    /// lease whose batch is zero or above the burst, or whose lifetime is zero.
     ///
     /// # Examples
     ///
@@ -220,6 +267,7 @@ where
             timeout,
             cooldown,
             fallback,
+            lease,
         } = self;
         if !(rate.is_finite() && rate > 0.0) {
             return Err(ConfigError::rate(rate));
@@ -258,6 +306,18 @@ where
             }
             Fallback::FailOpen | Fallback::FailClosed => None,
         };
+        let leases = match lease {
+            None => None,
+            Some((batch, lifetime)) => {
+                if batch == 0 || batch > burst {
+                    return Err(ConfigError::lease_batch(batch, burst));
+                }
+                if lifetime.is_zero() {
+                    return Err(ConfigError::zero_lease_lifetime());
+                }
+                Some(Leases::new(batch, lifetime))
+            }
+        };
         Ok(RedisLimiter {
             inner: Arc::new(Inner {
                 conn,
@@ -269,6 +329,7 @@ where
                 cooldown,
                 fallback,
                 local,
+                leases,
                 base: Instant::now(),
                 skip_until: AtomicU64::new(0),
             }),
@@ -285,6 +346,7 @@ impl<C> fmt::Debug for Builder<C> {
             .field("timeout", &self.timeout)
             .field("cooldown", &self.cooldown)
             .field("fallback", &self.fallback)
+            .field("lease", &self.lease)
             .finish_non_exhaustive()
     }
 }
@@ -378,6 +440,8 @@ struct Inner<C> {
     fallback: Fallback,
     /// The buckets of [`Fallback::Local`].
     local: Option<LocalBuckets>,
+    /// This process's leases ([`Builder::lease`]).
+    leases: Option<Leases>,
     /// The origin of `skip_until`.
     base: Instant,
     /// Nanoseconds since `base` until which calls skip Redis (invariant 4); 0 for none.
@@ -448,6 +512,7 @@ where
             timeout: DEFAULT_TIMEOUT,
             cooldown: DEFAULT_COOLDOWN,
             fallback: Fallback::FailClosed,
+            lease: None,
         }
     }
 
@@ -778,6 +843,13 @@ impl<C> fmt::Debug for RedisLimiter<C> {
             .field("timeout", &inner.timeout)
             .field("cooldown", &inner.cooldown)
             .field("fallback", &inner.fallback)
+            .field(
+                "lease",
+                &inner
+                    .leases
+                    .as_ref()
+                    .map(|leases| (leases.batch, leases.lifetime)),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -815,10 +887,66 @@ where
         let mut bucket = Vec::with_capacity(self.prefix.len() + key.len());
         bucket.extend_from_slice(self.prefix.as_bytes());
         bucket.extend_from_slice(key.as_bytes());
+        if let (Mode::AllOrNothing, Some(leases), true) = (mode, &self.leases, n > 0) {
+            return self.decide_leased(ctx, key, &bucket, n, leases).await;
+        }
         match self.call(ctx, &bucket, mode, u64::from(n), 0, n).await? {
             Ok(reply) => Ok(self.decision(n, &reply)),
             Err(cause) => Ok(self.fallback_decide(key, n, mode, cause)),
         }
+    }
+
+    /// `allow_n` with leases: from this process's lease if it holds `n`, else from Redis with
+    /// up to a batch more for the lease.
+    async fn decide_leased(
+        &self,
+        ctx: &Context,
+        key: &str,
+        bucket: &[u8],
+        n: u32,
+        leases: &Leases,
+    ) -> Result<Decision, Error> {
+        let sent = Instant::now();
+        if let Some(held) = leases.take(key, n, sent) {
+            return Ok(Decision {
+                requested: n,
+                allowed: n,
+                remaining: held.tokens,
+                retry_after: None,
+                reset_after: held.reset_at.saturating_duration_since(sent),
+                delay: Duration::ZERO,
+                path: Path::Lease,
+                unavailable: None,
+                redis_time: None,
+            });
+        }
+        let batch = leases.batch;
+        let reply = match self
+            .call(
+                ctx,
+                bucket,
+                Mode::Lease,
+                u64::from(n),
+                u64::from(batch),
+                n + batch,
+            )
+            .await?
+        {
+            Ok(reply) => reply,
+            Err(cause) => return Ok(self.fallback_decide(key, n, Mode::AllOrNothing, cause)),
+        };
+        if reply.granted < n {
+            return Ok(self.decision(n, &reply));
+        }
+        let extra = reply.granted - n;
+        let reset_at = Instant::now() + Duration::from_micros(reply.reset_after_us);
+        // Counted from the send: Redis took the tokens after it, so no leased token is
+        // admitted more than `lifetime` after Redis took it.
+        let held = leases.add(key, extra, sent + leases.lifetime, reset_at, sent);
+        let mut decision = self.decision(n, &reply);
+        decision.allowed = n;
+        decision.remaining = reply.remaining.saturating_add(held).min(self.burst);
+        Ok(decision)
     }
 
     /// One script call (invariant 1): the reply, or why there is none; the context's error
@@ -830,7 +958,7 @@ where
         mode: Mode,
         arg4: u64,
         arg5: u64,
-        n: u32,
+        max_granted: u32,
     ) -> Result<Result<Reply, Unavailable>, ctxkit::Error> {
         if self.skipping() {
             return Ok(Err(Unavailable::Skipped));
@@ -848,7 +976,9 @@ where
             Err(_elapsed) => Err(Unavailable::Timeout),
             Ok(Err(error)) => return Err(error),
             Ok(Ok(Err(error))) => Err(classify(&error)),
-            Ok(Ok(Ok(raw))) => Reply::parse(raw, n, self.burst).ok_or(Unavailable::Server),
+            Ok(Ok(Ok(raw))) => {
+                Reply::parse(raw, max_granted, self.burst).ok_or(Unavailable::Server)
+            }
         };
         if let Err(Unavailable::Timeout | Unavailable::Connection) = outcome {
             self.trip();
@@ -1000,6 +1130,120 @@ impl LocalBuckets {
             unavailable: Some(cause),
             redis_time: None,
         }
+    }
+}
+
+// ===== leases =====
+
+/// The shards of [`Leases`]: a power of two.
+const LEASE_SHARDS: usize = 16;
+
+/// A shard holds at least this many leases before an insertion prunes it.
+const LEASE_PRUNE_FLOOR: usize = 64;
+
+/// This process's leases, per key ([`Builder::lease`]), in shards of a plain mutex each
+/// (held for a map lookup or insertion, never across an await).
+struct Leases {
+    batch: u32,
+    lifetime: Duration,
+    hasher: RandomState,
+    shards: Box<[Mutex<LeaseShard>]>,
+}
+
+#[derive(Default)]
+struct LeaseShard {
+    held: HashMap<String, Held>,
+    /// The shard's size after its last prune (the amortized prune's baseline).
+    pruned_at: usize,
+}
+
+/// One key's lease.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    /// Tokens left.
+    tokens: u32,
+    /// No token of it is used from this instant on.
+    expires: Instant,
+    /// When Redis said the bucket would be full again, as of the last take.
+    reset_at: Instant,
+}
+
+impl Leases {
+    fn new(batch: u32, lifetime: Duration) -> Leases {
+        Leases {
+            batch,
+            lifetime,
+            hasher: RandomState::new(),
+            shards: (0..LEASE_SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, LeaseShard> {
+        let index = (self.hasher.hash_one(key) as usize) & (LEASE_SHARDS - 1);
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes `n` tokens of `key`'s lease if it holds them and has not expired at `now`;
+    /// returns the lease as it is left. An expired lease is dropped.
+    fn take(&self, key: &str, n: u32, now: Instant) -> Option<Held> {
+        let mut shard = self.shard(key);
+        let held = shard.held.get_mut(key)?;
+        if now >= held.expires {
+            shard.held.remove(key);
+            return None;
+        }
+        if held.tokens < n {
+            return None;
+        }
+        held.tokens -= n;
+        let left = *held;
+        if left.tokens == 0 {
+            shard.held.remove(key);
+        }
+        Some(left)
+    }
+
+    /// Adds `tokens` to `key`'s lease. A lease that has not expired keeps the earlier of its
+    /// expiry and `expires`, so no token outlives the lifetime of the take it came from.
+    /// Returns the tokens the lease holds.
+    fn add(
+        &self,
+        key: &str,
+        tokens: u32,
+        expires: Instant,
+        reset_at: Instant,
+        now: Instant,
+    ) -> u32 {
+        if tokens == 0 {
+            return self.take(key, 0, now).map_or(0, |held| held.tokens);
+        }
+        let mut shard = self.shard(key);
+        let len = shard.held.len();
+        if len >= LEASE_PRUNE_FLOOR && len >= shard.pruned_at.saturating_mul(2) {
+            shard.held.retain(|_, held| now < held.expires);
+            shard.pruned_at = shard.held.len();
+        }
+        let fresh = Held {
+            tokens,
+            expires,
+            reset_at,
+        };
+        let held = shard
+            .held
+            .entry(key.to_owned())
+            .and_modify(|held| {
+                if now >= held.expires {
+                    *held = fresh;
+                } else {
+                    held.tokens = held.tokens.saturating_add(tokens);
+                    held.expires = held.expires.min(expires);
+                    held.reset_at = reset_at;
+                }
+            })
+            .or_insert(fresh);
+        held.tokens
     }
 }
 

@@ -38,6 +38,8 @@ pub(crate) enum Mode {
     Reserve = 2,
     /// A canceled wait: the reservation goes back if nothing was taken after it.
     GiveBack = 3,
+    /// `allow_n` with leases: all `n` tokens or none, and with them up to `batch` more.
+    Lease = 4,
 }
 
 /// The script's reply, checked.
@@ -54,10 +56,11 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    /// Checks the eight integers of a reply; `None` if any is out of its range.
-    pub(crate) fn parse(raw: [i64; 8], n: u32, burst: u32) -> Option<Reply> {
+    /// Checks the eight integers of a reply; `None` if any is out of its range (`granted`
+    /// above `max_granted`, `remaining` above `burst`, a negative count).
+    pub(crate) fn parse(raw: [i64; 8], max_granted: u32, burst: u32) -> Option<Reply> {
         let [granted, remaining, retry, reset, delay, prev, end, now] = raw;
-        let granted = u32::try_from(granted).ok().filter(|&g| g <= n.max(1))?;
+        let granted = u32::try_from(granted).ok().filter(|&g| g <= max_granted)?;
         let remaining = u32::try_from(remaining).ok().filter(|&r| r <= burst)?;
         let retry_after_us = match retry {
             -1 => None,
