@@ -629,9 +629,10 @@ where
     /// Takes `n` tokens of `key`'s bucket if all are there now; takes none if not (Go's
     /// `AllowN`). `n = 0` is always allowed and takes nothing.
     ///
-    /// One round trip to Redis, bounded by `ctx` and the limiter's timeout; if Redis does
-    /// not answer in time, the limiter's [`Fallback`] decides and the decision's
-    /// [`path`](Decision::path) says so.
+    /// One round trip to Redis, bounded by `ctx` and the limiter's timeout (none when this
+    /// process's lease holds the tokens: see [`Builder::lease`]); if Redis does not answer in
+    /// time, the limiter's [`Fallback`] decides and the decision's [`path`](Decision::path)
+    /// says so.
     ///
     /// # Errors
     ///
@@ -928,7 +929,7 @@ where
                 Mode::Lease,
                 u64::from(n),
                 u64::from(batch),
-                n + batch,
+                n.saturating_add(batch),
             )
             .await?
         {
@@ -942,7 +943,10 @@ where
         let reset_at = Instant::now() + Duration::from_micros(reply.reset_after_us);
         // Counted from the send: Redis took the tokens after it, so no leased token is
         // admitted more than `lifetime` after Redis took it.
-        let held = leases.add(key, extra, sent + leases.lifetime, reset_at, sent);
+        let expires = sent
+            .checked_add(leases.lifetime)
+            .unwrap_or_else(|| sent + Duration::from_micros(MAX_SPAN_US));
+        let held = leases.add(key, extra, expires, reset_at, sent);
         let mut decision = self.decision(n, &reply);
         decision.allowed = n;
         decision.remaining = reply.remaining.saturating_add(held).min(self.burst);
