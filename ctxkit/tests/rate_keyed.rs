@@ -190,13 +190,14 @@ struct Held {
 }
 
 /// Runs `steps` on a `KeyedLimiter<u32>` and, per key, on a standalone `Limiter` (made at the
-/// key's first call), checking every answer alike; returns each key's admissions `(instant,
-/// tokens)`: an allow at its instant, a reservation at its time to act unless canceled in
-/// time (kept and forgotten ones act).
+/// key's first call), checking every answer alike if `exact` (and which keys are held);
+/// returns each key's admissions `(instant, tokens)`: an allow at its instant, a reservation
+/// at its time to act unless canceled in time (kept and forgotten ones act).
 fn run_model(
     rate: Rate,
     burst: u32,
     steps: &[Step],
+    exact: bool,
 ) -> Result<HashMap<u32, Vec<(u64, u64)>>, TestCaseError> {
     // Far enough from the clock's base that instants may go back.
     let t0 = Instant::now() + Duration::from_secs(10);
@@ -205,7 +206,7 @@ fn run_model(
     let unit = rate.unit();
     let mut models: HashMap<u32, Arc<Limiter>> = HashMap::new();
     // The keys the keyed limiter must hold, while no flood has made that unknowable.
-    let mut present: Option<HashSet<u32>> = Some(HashSet::new());
+    let mut present: Option<HashSet<u32>> = exact.then(HashSet::new);
     let mut held: Vec<Held> = Vec::new();
     let mut admitted: HashMap<u32, Vec<(u64, u64)>> = HashMap::new();
     let mut fresh = 1_000_000u32;
@@ -226,7 +227,14 @@ fn run_model(
         match *op {
             Op::Allow(n) => {
                 let ok = keyed.allow_n_at(&key, now, n);
-                prop_assert_eq!(ok, model(&mut models).allow_n_at(now, n), "allow_n({})", n);
+                let twin = model(&mut models).allow_n_at(now, n);
+                prop_assert!(
+                    !exact || ok == twin,
+                    "allow_n({}): {} where its limiter: {}",
+                    n,
+                    ok,
+                    twin
+                );
                 if ok {
                     admitted
                         .entry(key)
@@ -240,12 +248,14 @@ fn run_model(
             Op::Reserve(n) => {
                 let mine = keyed.reserve_n_at(&key, now, n);
                 let twin = model(&mut models).reserve_n_owned_at(now, n);
-                prop_assert_eq!(
-                    mine.as_ref().map(OwnedReservation::time_to_act),
-                    twin.as_ref().map(OwnedReservation::time_to_act),
-                    "reserve_n({})",
-                    n
-                );
+                if exact {
+                    prop_assert_eq!(
+                        mine.as_ref().map(OwnedReservation::time_to_act),
+                        twin.as_ref().map(OwnedReservation::time_to_act),
+                        "reserve_n({})",
+                        n
+                    );
+                }
                 if let (Some(mine), Some(twin)) = (mine, twin) {
                     prop_assert_eq!(mine.tokens(), n);
                     let act = since(t0, mine.time_to_act());
@@ -283,7 +293,7 @@ fn run_model(
                     .map_or(f64::from(burst), |m| m.tokens_at(now));
                 // Unlimited: a key not held reads `burst`, a held one infinity (see the
                 // ignored test `tokens_at_of_a_key_not_held_is_that_of_a_new_limiter`).
-                if !matches!(rate, Rate::Unlimited) {
+                if exact && !matches!(rate, Rate::Unlimited) {
                     prop_assert_eq!(mine, twin, "tokens of key {}", key);
                 }
             }
@@ -315,7 +325,7 @@ fn run_model(
                 // came from: the same tokens as its model.
                 let now = at(t0, latest);
                 for h in &held {
-                    if !matches!(rate, Rate::Unlimited) {
+                    if exact && !matches!(rate, Rate::Unlimited) {
                         prop_assert_eq!(
                             keyed.tokens_at(&h.key, now),
                             models[&h.key].tokens_at(now),
@@ -374,7 +384,7 @@ proptest! {
             (Just(rate), Just(burst), steps(burst, 4, mix))
         }),
     ) {
-        let admitted = run_model(rate, burst, &steps)?;
+        let admitted = run_model(rate, burst, &steps, true)?;
         check_bound(rate, burst, admitted)?;
     }
 
@@ -389,7 +399,29 @@ proptest! {
             (Just(rate), Just(burst), steps(burst, 4, mix))
         }),
     ) {
-        let admitted = run_model(rate, burst, &steps)?;
+        let admitted = run_model(rate, burst, &steps, true)?;
+        check_bound(rate, burst, admitted)?;
+    }
+}
+
+proptest! {
+    // The cases that over-admit are rare among random ones: look at more.
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Instants going back *and* `retain_recent_at`: a key dropped at one instant must not
+    /// admit more at an earlier one than its bucket held then, so no key over-admits. (Its
+    /// answers need not equal its own limiter's: a fix may answer more cautiously for such
+    /// instants; only the bound is checked.) Fails today, as
+    /// `a_key_dropped_at_a_later_instant_is_not_refilled_for_an_earlier_one` shows.
+    #[test]
+    #[ignore = "defect: a key dropped at a later instant is refilled for an earlier one"]
+    fn with_instants_going_back_across_retain_recent_no_key_over_admits(
+        (rate, burst, steps) in rate_and_burst().prop_flat_map(|(rate, burst)| {
+            let mix = Mix { retain: true, back: true, flood: false };
+            (Just(rate), Just(burst), steps(burst, 4, mix))
+        }),
+    ) {
+        let admitted = run_model(rate, burst, &steps, false)?;
         check_bound(rate, burst, admitted)?;
     }
 }
@@ -408,7 +440,7 @@ proptest! {
             (Just(rate), Just(burst), steps(burst, 4, mix))
         }),
     ) {
-        let admitted = run_model(rate, burst, &steps)?;
+        let admitted = run_model(rate, burst, &steps, true)?;
         check_bound(rate, burst, admitted)?;
     }
 }
