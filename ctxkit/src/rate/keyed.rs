@@ -17,18 +17,26 @@
 //!
 //! # Bounded memory
 //!
-//! A key whose bucket is full again is indistinguishable from a key never seen: dropping it
-//! changes no decision. Such keys are dropped
+//! A key whose bucket is full again is indistinguishable from a key never seen, for every
+//! decision at that instant or later: dropping it changes none of them. For a decision at an
+//! earlier instant (a thread whose clock read came before the prune's), a key made again
+//! starts at the latest state (`zero`) of the keys its shard dropped, so it never finds more
+//! tokens than the dropped bucket held then. Such keys are dropped
 //!
-//! * explicitly by [`retain_recent`](KeyedLimiter::retain_recent), shard by shard, and
+//! * explicitly by [`retain_recent`](KeyedLimiter::retain_recent), shard by shard, once full,
+//!   and
 //! * amortized, on insertion: when a shard has doubled since it was last pruned (and holds at
 //!   least 64 keys), the inserting caller prunes that shard under the write lock it already
-//!   holds. The cost is linear in the shard's size but paid once per doubling, so it is
-//!   constant per insertion on average.
+//!   holds, of the keys that have been full for a whole bucket time (`burst / rate`), so a
+//!   busy key that refills between its uses is not dropped and made again at each prune.
+//!   The cost is linear in the shard's size but paid once per doubling, so it is constant per
+//!   insertion on average; a shard holds at most `max(64, 2 · r)` keys, `r` being the keys it
+//!   kept at its last prune (used within the last two bucket times, or held).
 //!
 //! A key is kept while anyone holds its limiter (a reservation, a wait in progress, or an
 //! `Arc` from [`limiter`](KeyedLimiter::limiter)), full or not, so a reservation's cancel
-//! always finds the bucket it came from.
+//! always finds the bucket it came from; and a key reconfigured through its limiter's setters
+//! is kept, since a key made again would have the keyed configuration.
 
 use std::borrow::Borrow;
 use std::collections::hash_map::{Entry, RandomState};
@@ -41,15 +49,48 @@ use std::time::Instant;
 use super::error::{ConfigError, WaitError};
 use super::limiter::{Limiter, OwnedReservation};
 use crate::context::Context;
-use crate::sync::{Arc, AtomicUsize, Ordering};
+use crate::sync::{fence, Arc, Ordering};
 
 /// A shard holds at least this many keys before insertion prunes it.
 const PRUNE_FLOOR: usize = 64;
 
+/// How many whole bucket times a key's bucket must have been full before the amortized prune
+/// drops it: a key used again within that time is kept, so a busy working set is not dropped
+/// and made again over and over.
+const PRUNE_GRACE_BUCKETS: u64 = 1;
+
+/// A shard, on a cache line (or two) of its own: threads on different shards share no line.
+#[repr(align(128))]
 struct Shard<K, S> {
-    map: RwLock<HashMap<K, Arc<Limiter>, S>>,
+    state: RwLock<ShardState<K, S>>,
+}
+
+struct ShardState<K, S> {
+    map: HashMap<K, Arc<Limiter>, S>,
     /// The shard's size after its last prune (the amortized prune's baseline).
-    pruned_at: AtomicUsize,
+    pruned_at: usize,
+    /// The latest `zero` of a key this shard dropped (0: none): a key made from then on
+    /// starts there (`Limiter::new_above`), so a decision at an instant before a prune cannot
+    /// find a refilled bucket where the dropped one held less.
+    floor: u64,
+}
+
+impl<K: Hash + Eq, S: BuildHasher> ShardState<K, S> {
+    /// Drops the keys that `idle` finds idle; returns how many.
+    fn prune(&mut self, idle: impl Fn(&Arc<Limiter>) -> bool) -> usize {
+        let before = self.map.len();
+        let mut floor = self.floor;
+        self.map.retain(|_, limiter| {
+            let drop = idle(limiter);
+            if drop {
+                floor = floor.max(limiter.zero());
+            }
+            !drop
+        });
+        self.floor = floor;
+        self.pruned_at = self.map.len();
+        before - self.map.len()
+    }
 }
 
 /// A token bucket per key: each key gets its own [`Limiter`] of the same rate and burst,
@@ -91,8 +132,9 @@ pub struct KeyedLimiter<K, S = RandomState> {
     rate: f64,
     burst: u32,
     hasher: S,
-    /// `shards.len() - 1`: the shard of a hash is `hash & mask` of its high bits.
-    shift: u32,
+    /// `shards.len() - 1`: the shard of a hash is `(hash >> 32) & mask` (bits the maps use
+    /// neither for their buckets, the low bits, nor for their tags, the top 7).
+    mask: usize,
     shards: Box<[Shard<K, S>]>,
 }
 
@@ -147,15 +189,18 @@ impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
             .next_power_of_two();
         let shards: Box<[Shard<K, S>]> = (0..shards)
             .map(|_| Shard {
-                map: RwLock::new(HashMap::with_hasher(hasher.clone())),
-                pruned_at: AtomicUsize::new(0),
+                state: RwLock::new(ShardState {
+                    map: HashMap::with_hasher(hasher.clone()),
+                    pruned_at: 0,
+                    floor: 0,
+                }),
             })
             .collect();
         Ok(KeyedLimiter {
             rate,
             burst,
             hasher,
-            shift: 64 - shards.len().trailing_zeros(),
+            mask: shards.len() - 1,
             shards,
         })
     }
@@ -185,14 +230,30 @@ impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
     }
 
     fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &Shard<K, S> {
-        // The high bits: the maps use the low ones of the same hash function.
+        // The maps hash with the same function: hashbrown takes a bucket from the low bits
+        // and a tag from the top 7, so the shard comes from bits in between (taking the top
+        // ones would leave the keys of a shard sharing their tags' high bits).
         let hash = self.hasher.hash_one(key);
-        let index = if self.shift >= 64 {
-            0
-        } else {
-            (hash >> self.shift) as usize
-        };
-        &self.shards[index]
+        &self.shards[(hash >> 32) as usize & self.mask]
+    }
+
+    /// Whether the amortized prune (`buckets` = [`PRUNE_GRACE_BUCKETS`]) or `retain_recent`
+    /// (0) may drop `limiter` at `now`: nobody else holds it (the map's `Arc` is the only one
+    /// and there is no `Weak`; no clone is made without the shard's lock, under which this
+    /// runs), it still has the keyed configuration (a key reconfigured through
+    /// [`limiter`](KeyedLimiter::limiter) is kept), and its bucket has been full for
+    /// `buckets` whole bucket times.
+    fn idle(&self, limiter: &Arc<Limiter>, now: Instant, buckets: u64) -> bool {
+        // No `Weak` either: one could be upgraded without the lock.
+        if Arc::strong_count(limiter) != 1 || Arc::weak_count(limiter) != 0 {
+            return false;
+        }
+        // Pairs with the release of the last other `Arc`'s drop (as `Arc`'s own drop does),
+        // so the takes and cancels made through it are seen below.
+        fence(Ordering::Acquire);
+        limiter.burst() == self.burst
+            && limiter.rate().to_bits() == self.rate.to_bits()
+            && limiter.full_for_at(now, buckets)
     }
 
     /// Runs `decide` on `key`'s limiter, made (full at `now`) if the key is new.
@@ -209,25 +270,27 @@ impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
     {
         let shard = self.shard(key);
         {
-            let map = shard.map.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(limiter) = map.get(key) {
+            let state = shard.state.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(limiter) = state.map.get(key) {
                 return decide(limiter);
             }
         }
-        let mut map = shard.map.write().unwrap_or_else(PoisonError::into_inner);
-        let len = map.len();
-        let baseline = shard.pruned_at.load(Ordering::Relaxed);
-        if len >= PRUNE_FLOOR && len >= baseline.saturating_mul(2) {
-            map.retain(|_, limiter| !idle(limiter, now, self.burst));
-            shard.pruned_at.store(map.len(), Ordering::Relaxed);
+        let mut state = shard.state.write().unwrap_or_else(PoisonError::into_inner);
+        let len = state.map.len();
+        if len >= PRUNE_FLOOR && len >= state.pruned_at.saturating_mul(2) {
+            state.prune(|limiter| self.idle(limiter, now, PRUNE_GRACE_BUCKETS));
         }
-        let limiter = match map.entry(key.to_owned()) {
+        let floor = state.floor;
+        let limiter = match state.map.entry(key.to_owned()) {
             Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => entry.insert(Arc::new(
-                Limiter::new_at(self.rate, self.burst, now).expect("validated in `with_hasher`"),
-            )),
+            Entry::Vacant(entry) => entry.insert(Arc::new(self.new_limiter(now, floor))),
         };
         decide(limiter)
+    }
+
+    /// A new key's limiter, made at `now` in a shard whose `floor` it is.
+    fn new_limiter(&self, now: Instant, floor: u64) -> Limiter {
+        Limiter::new_above(self.rate, self.burst, now, floor).expect("validated in `with_hasher`")
     }
 
     /// `key`'s own [`Limiter`] (made, full, if the key is new): for its other methods
@@ -428,13 +491,16 @@ impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let map = self
+        let state = self
             .shard(key)
-            .map
+            .state
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        map.get(key)
-            .map_or(f64::from(self.burst), |limiter| limiter.tokens_at(now))
+        match state.map.get(key) {
+            Some(limiter) => limiter.tokens_at(now),
+            // What the key would hold if made now.
+            None => self.new_limiter(now, state.floor).tokens_at(now),
+        }
     }
 
     /// Drops every key whose bucket is full again and that nobody holds (see the module
@@ -461,11 +527,8 @@ impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
     pub fn retain_recent_at(&self, now: Instant) -> usize {
         let mut dropped = 0;
         for shard in self.shards.iter() {
-            let mut map = shard.map.write().unwrap_or_else(PoisonError::into_inner);
-            let before = map.len();
-            map.retain(|_, limiter| !idle(limiter, now, self.burst));
-            dropped += before - map.len();
-            shard.pruned_at.store(map.len(), Ordering::Relaxed);
+            let mut state = shard.state.write().unwrap_or_else(PoisonError::into_inner);
+            dropped += state.prune(|limiter| self.idle(limiter, now, 0));
         }
         dropped
     }
@@ -485,9 +548,10 @@ impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
             .iter()
             .map(|shard| {
                 shard
-                    .map
+                    .state
                     .read()
                     .unwrap_or_else(PoisonError::into_inner)
+                    .map
                     .len()
             })
             .sum()
@@ -501,12 +565,6 @@ impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// Whether a key's limiter can be dropped at `now`: its bucket is full and nobody else holds
-/// it (the map's `Arc` is the only one).
-fn idle(limiter: &Arc<Limiter>, now: Instant, burst: u32) -> bool {
-    Arc::strong_count(limiter) == 1 && limiter.tokens_at(now) >= f64::from(burst)
 }
 
 impl<K, S> fmt::Debug for KeyedLimiter<K, S> {

@@ -256,6 +256,45 @@ impl Limiter {
         })
     }
 
+    /// [`Limiter::new_at`] for a key of a keyed limiter that has dropped keys (`keyed.rs`):
+    /// its `zero` starts at `floor` (the latest `zero` of a key dropped), so its takes stand
+    /// above those of every dropped bucket, as a take of the dropped bucket itself would have.
+    /// A bucket dropped was full at the prune's instant, so this is a full bucket at that
+    /// instant and after, as for a new limiter; only a decision at an earlier instant finds
+    /// fewer tokens, no more than the dropped bucket would have held then.
+    pub(crate) fn new_above(
+        rate: f64,
+        burst: u32,
+        now: Instant,
+        floor: u64,
+    ) -> Result<Limiter, ConfigError> {
+        let limiter = Limiter::new_at(rate, burst, now)?;
+        let config = limiter.load_config();
+        // A zero rate's buckets are dropped only unspent (they never refill): nothing to carry.
+        if config.interval != 0 && config.frozen == 0 {
+            // Not shared yet. Invariant 1: `floor` is a `zero`, at most `MAX_T`.
+            limiter.zero.store(floor, Ordering::Relaxed);
+        }
+        Ok(limiter)
+    }
+
+    /// The bucket's state `zero` (invariant 1), for a keyed limiter dropping the bucket.
+    pub(crate) fn zero(&self) -> u64 {
+        self.snapshot().0
+    }
+
+    /// Whether the bucket is full at `now` and has been for `buckets` whole bucket times
+    /// (`burst / rate` each), in whole nanoseconds: no `f64` rounding makes a bucket short of
+    /// full by less than its resolution count as full. Always for an unlimited limiter.
+    pub(crate) fn full_for_at(&self, now: Instant, buckets: u64) -> bool {
+        let (zero, config) = self.snapshot();
+        if config.interval == 0 {
+            return true;
+        }
+        let held = config.clock(encode(now)).saturating_sub(zero);
+        held >= config.tau.saturating_mul(buckets + 1)
+    }
+
     /// A limiter that allows every event at once (Go's `rate.NewLimiter(rate.Inf, 0)`).
     ///
     /// # Examples
