@@ -195,6 +195,21 @@ pub(crate) fn printed_any() -> bool {
     LINES_PRINTED.load(Ordering::Relaxed) > 0
 }
 
+/// Whether a selected workload printed nothing because the machine lacks what it needs (said
+/// on stderr): an `--only` that selects only such workloads is not an `--only` that matches
+/// nothing.
+static SKIPPED: AtomicBool = AtomicBool::new(false);
+
+/// Records that a selected workload was skipped (after saying why on stderr).
+pub(crate) fn note_skipped() {
+    SKIPPED.store(true, Ordering::Relaxed);
+}
+
+/// Whether a selected workload was skipped.
+pub(crate) fn skipped_any() -> bool {
+    SKIPPED.load(Ordering::Relaxed)
+}
+
 /// Prints one JSON line on stdout. `stats: None` prints `"value":null` (with a note saying why).
 pub(crate) fn emit(
     workload: &str,
@@ -488,11 +503,15 @@ fn system_ticks() -> Option<(f64, f64)> {
     Some((busy, total))
 }
 
+/// This process's CPU ticks, with those of its children that have been waited for (the
+/// `redis-server` of `rate_redis.rs`, the fresh processes of `--scale`'s `scale.group_bytes`):
+/// what they used is the runner's own doing, not another process's.
 fn own_ticks() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+    // utime, stime, cutime, cstime (fields 14-17 of proc(5)).
+    (11..=14).map(|i| fields.get(i)?.parse::<f64>().ok()).sum()
 }
 
 /// Measures the share of CPU time other processes used since `start`.

@@ -3,7 +3,9 @@
 //! packages) on ctxkit and prints one JSON line per workload and form on stdout (progress on
 //! stderr). `tower.*` (`tower.rs`) measures what ctxkit-tower's layers add to a hello-world
 //! request, in process and served by hyper over loopback, against the same service without
-//! them (`none`).
+//! them (`none`). `rate.redis_allow*` (`rate_redis.rs`) measures ctxkit-redis's limiter against
+//! a `redis-server` the runner starts on loopback (no line, and a note on stderr, where
+//! `redis-server` is not installed).
 //!
 //! ```text
 //! cargo run --release -p ctxkit-bench -- [--quick] [--peers] [--scale] [--in-leak-scope] [--only PREFIX[,PREFIX...]]
@@ -33,6 +35,7 @@ mod harness;
 mod peers;
 mod pool;
 mod rate;
+mod rate_redis;
 mod scale;
 mod tower;
 
@@ -83,7 +86,7 @@ fn main() {
     if let Some(guard) = leak_scope {
         guard.disarm();
     }
-    if !harness::printed_any() {
+    if !harness::printed_any() && !harness::skipped_any() {
         eprintln!(
             "ctxkit-bench: no workload matches --only {}; names start with ctx., group., pool., rate., ticker. or tower. (scale. with --scale)",
             cfg.only.join(",")

@@ -4,10 +4,11 @@
 //! `ticker_figures` below.
 
 use std::hint::black_box;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use ctxkit::rate::{Limiter, Ticker};
+use ctxkit::rate::{KeyedLimiter, Limiter, Ticker};
 use ctxkit::Context;
 
 use crate::harness::{contended_2, emit, ns_per_op, percentile, progress, runtime, stats, Cfg};
@@ -16,8 +17,10 @@ use crate::harness::{contended_2, emit, ns_per_op, percentile, progress, runtime
 pub(crate) fn run(cfg: &Cfg) {
     allow(cfg);
     allow_contended(cfg);
+    keyed(cfg);
     wait(cfg);
     ticker(cfg);
+    crate::rate_redis::run(cfg);
 }
 
 /// Always has tokens: 1e9 a second with a burst of 1e9 (real token arithmetic, not the
@@ -73,6 +76,135 @@ fn allow_contended(cfg: &Cfg) {
             dur.as_millis()
         ),
     );
+}
+
+/// `rate.keyed_allow_1k_keys`: ns per keyed decision on one thread.
+pub(crate) const KEYED_1: &str = "rate.keyed_allow_1k_keys";
+/// `rate.keyed_allow_1k_keys_2threads`: the same from 2 threads at once, on one limiter.
+pub(crate) const KEYED_2: &str = "rate.keyed_allow_1k_keys_2threads";
+
+/// The keys of the keyed workloads: `0..KEYS` as `u64`, round-robin.
+pub(crate) const KEYS: u64 = 1_000;
+
+/// What every keyed line's note says about the method (after the implementation's own words).
+pub(crate) const KEYED_METHOD: &str = "1,000 u64 keys round-robin, every key made before timing (one pass, then the harness's warm-up), so the steady state of existing keys is timed (no insertion, no prune); 1e9/s with a burst of 1e9 per key: a key is used again only 1,000 calls later, by when its bucket has refilled to full, so every call is allowed from a full bucket (the refilling regime) with the real token arithmetic";
+
+/// The next key after `key`, round-robin over `0..KEYS`.
+fn next_key(key: u64) -> u64 {
+    if key + 1 == KEYS {
+        0
+    } else {
+        key + 1
+    }
+}
+
+/// `rate.keyed_allow_1k_keys`: ns per `allow(key)` on one thread, keys round-robin, after one
+/// pass that makes every key.
+pub(crate) fn keyed_one_thread(cfg: &Cfg, allow: impl Fn(u64) -> bool) -> Vec<f64> {
+    for key in 0..KEYS {
+        assert!(allow(key), "a new key's bucket is full");
+    }
+    ns_per_op(cfg.micro_target(), cfg.micro_runs(), |n| {
+        let (mut key, mut ok) = (0u64, 0usize);
+        for _ in 0..n {
+            ok += usize::from(allow(black_box(key)));
+            key = next_key(key);
+        }
+        assert_eq!(ok, n, "the keyed limiter always has tokens");
+    })
+}
+
+/// Length of one batch of `rate.keyed_allow_1k_keys_2threads`.
+pub(crate) fn keyed_two_threads_batch(cfg: &Cfg) -> Duration {
+    Duration::from_millis(cfg.pick(200, 30))
+}
+
+/// `rate.keyed_allow_1k_keys_2threads`: 2 threads call `allow(key)` on the same keys at once,
+/// each round-robin over all of them, the second starting halfway (so they rarely meet on one
+/// key), for [`keyed_two_threads_batch`] per batch; per batch, ns per call on each thread
+/// (2 x the batch's wall time / the calls of both; equal to the one-thread figure if the
+/// threads do not slow each other). Also returns the batches' total decisions a second.
+pub(crate) fn keyed_two_threads(
+    cfg: &Cfg,
+    allow: impl Fn(u64) -> bool + Sync,
+) -> (Vec<f64>, Vec<f64>) {
+    const THREADS: u64 = 2;
+    for key in 0..KEYS {
+        assert!(allow(key), "a new key's bucket is full");
+    }
+    let batch = |duration: Duration| -> (f64, f64) {
+        let stop = AtomicBool::new(false);
+        let barrier = Barrier::new(THREADS as usize + 1);
+        let calls = AtomicU64::new(0);
+        let mut start = None;
+        std::thread::scope(|s| {
+            for thread in 0..THREADS {
+                let (allow, stop, barrier, calls) = (&allow, &stop, &barrier, &calls);
+                s.spawn(move || {
+                    let mut key = thread * KEYS / THREADS;
+                    let (mut n, mut ok) = (0u64, 0u64);
+                    barrier.wait();
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..KEYS {
+                            ok += u64::from(allow(black_box(key)));
+                            key = next_key(key);
+                        }
+                        n += KEYS;
+                    }
+                    assert_eq!(ok, n, "the keyed limiter always has tokens");
+                    calls.fetch_add(n, Ordering::Relaxed);
+                });
+            }
+            barrier.wait();
+            start = Some(Instant::now());
+            std::thread::sleep(duration);
+            stop.store(true, Ordering::Relaxed);
+        });
+        let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        let calls = calls.into_inner() as f64;
+        (THREADS as f64 * seconds * 1e9 / calls, calls / seconds)
+    };
+    let duration = keyed_two_threads_batch(cfg);
+    batch(duration / 5); // warm-up
+    (0..cfg.micro_runs()).map(|_| batch(duration)).unzip()
+}
+
+/// The note of a keyed two-thread line: `what`, the method, and the median total rate.
+pub(crate) fn keyed_two_threads_note(cfg: &Cfg, what: &str, per_second: &[f64]) -> String {
+    format!(
+        "{what}, shared by 2 threads each calling it over all 1,000 keys (the second starting at key 500), {} ms per batch; ns per call on each thread (2 x wall time / calls of both; total median {:.1} M decisions/s); {KEYED_METHOD}",
+        keyed_two_threads_batch(cfg).as_millis(),
+        stats(per_second).value / 1e6
+    )
+}
+
+fn keyed(cfg: &Cfg) {
+    let make = || KeyedLimiter::<u64>::new(1e9, 1_000_000_000).expect("valid limiter");
+    let what = "KeyedLimiter::<u64>::new(1e9, 1e9) (std RandomState) allow(&key)";
+    if cfg.want(&[KEYED_1]) {
+        progress(KEYED_1);
+        let limiter = make();
+        let samples = keyed_one_thread(cfg, |key| limiter.allow(&key));
+        emit(
+            KEYED_1,
+            "ctxkit",
+            "ns_per_op",
+            Some(stats(&samples)),
+            &format!("{what} on one thread; {KEYED_METHOD}"),
+        );
+    }
+    if cfg.want(&[KEYED_2]) {
+        progress(KEYED_2);
+        let limiter = make();
+        let (samples, per_second) = keyed_two_threads(cfg, |key| limiter.allow(&key));
+        emit(
+            KEYED_2,
+            "ctxkit",
+            "ns_per_op",
+            Some(stats(&samples)),
+            &keyed_two_threads_note(cfg, what, &per_second),
+        );
+    }
 }
 
 /// The figures of one run of sequential waits at 1,000/s, burst 1.

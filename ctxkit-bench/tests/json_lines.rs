@@ -294,3 +294,78 @@ fn tower_lines_pair_each_layer_with_its_baseline() {
     }
     assert_eq!(lines.len(), 6 + 2 * (3 * 4 + 2 * 3), "no other lines");
 }
+
+/// The `impl`s of `workload`'s lines, in order.
+fn impls<'a>(lines: &'a [Value], workload: &str) -> Vec<&'a str> {
+    lines
+        .iter()
+        .filter(|l| l["workload"] == workload)
+        .map(|l| l["impl"].as_str().unwrap())
+        .collect()
+}
+
+/// Whether `name` is an executable file on the PATH.
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+}
+
+/// `rate.keyed_*`: ctxkit's KeyedLimiter and governor's keyed limiter on both clocks, from one
+/// thread and from two; `rate.redis_allow*`: ctxkit-redis's two forms, each with its
+/// decisions a second and its p50 and p99 latencies, where `redis-server` is installed (else
+/// no line).
+#[test]
+fn keyed_and_redis_lines() {
+    let lines = run(&["--quick", "--peers", "--only", "rate.keyed,rate.redis"]);
+    for line in &lines {
+        check_line(line);
+    }
+    for workload in [
+        "rate.keyed_allow_1k_keys",
+        "rate.keyed_allow_1k_keys_2threads",
+    ] {
+        let names = impls(&lines, workload);
+        assert_eq!(names.len(), 3, "{workload}: {names:?}");
+        assert_eq!(names[0], "ctxkit", "{workload}: {names:?}");
+        assert!(names[1].starts_with("governor-0.") && !names[1].contains('/'));
+        assert_eq!(names[2], format!("{}/std-instant", names[1]));
+    }
+    let redis_forms: &[&str] = if on_path("redis-server") {
+        &["ctxkit-redis/2clients", "ctxkit-redis/64tasks"]
+    } else {
+        &[]
+    };
+    for (workload, metric) in [
+        ("rate.redis_allow", "ops_per_s"),
+        ("rate.redis_allow_p50", "us"),
+        ("rate.redis_allow_p99", "us"),
+    ] {
+        assert_eq!(impls(&lines, workload), redis_forms, "{workload}");
+        for line in lines.iter().filter(|l| l["workload"] == workload) {
+            assert_eq!(line["metric"], metric, "{line}");
+        }
+    }
+    assert_eq!(lines.len(), 6 + 3 * redis_forms.len(), "no other lines");
+}
+
+/// Without `redis-server` on the PATH, `rate.redis_allow` prints no line, says why in one line
+/// on stderr, and the run succeeds.
+#[test]
+fn redis_allow_without_redis_server_prints_nothing_and_succeeds() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ctxkit-bench"))
+        .args(["--quick", "--only", "rate.redis"])
+        .env("PATH", "")
+        .output()
+        .expect("the runner starts");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(output.stdout.is_empty());
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("rate.redis_allow skipped"))
+            .count(),
+        1,
+        "{stderr}"
+    );
+}

@@ -189,7 +189,7 @@ pub(crate) fn write_charts(dir: &Path, rows: &[Row]) -> Result<Vec<PathBuf>, Str
         }
         let title = format!("{} ({}), median over rounds", s.workload, s.metric);
         let better = match s.metric.as_str() {
-            "mops_per_s" => "higher is better",
+            "mops_per_s" | "ops_per_s" => "higher is better",
             "error_pct" => "nearer 0 is better",
             _ => "lower is better",
         };

@@ -34,7 +34,7 @@ pub(crate) fn kind(imp: &str) -> Kind {
 /// throughput, |value| for a signed error; `None` for a metric this table does not know.
 pub(crate) fn cost(metric: &str, value: f64) -> Option<f64> {
     match metric {
-        "mops_per_s" => Some(1.0 / value),
+        "mops_per_s" | "ops_per_s" => Some(1.0 / value),
         "error_pct" => Some(value.abs()),
         "ns_per_op" | "ms" | "us" | "bytes" | "ns_per_task" | "ns_per_job" | "ns_per_child"
         | "bytes_per_task" | "cpu_pct" => Some(value),
@@ -270,7 +270,7 @@ pub(crate) fn table(rows: &[Row], rounds: usize) -> String {
          measured it. *vs Go*, *vs best peer* (ctxkit rows only): ctxkit's cost / the other's cost \
          for the same workload and metric, against the Go implementation and the Rust peer (neither \
          ctxkit nor Go) with the lowest median cost, named in parentheses; the cost is the value \
-         for lower-is-better metrics, 1/value for `mops_per_s`, |value| for `error_pct`, so below 1 \
+         for lower-is-better metrics, 1/value for `mops_per_s` and `ops_per_s`, |value| for `error_pct`, so below 1 \
          means ctxkit is better. *n/a*: the implementation cannot express the workload (its note \
          is in the `--raw` lines). Figures from one machine compare only within one run.\n",
     );

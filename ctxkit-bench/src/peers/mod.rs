@@ -1,6 +1,6 @@
 //! `--peers`: the same workloads on the Rust crates a user would pick instead of ctxkit (tokio-util's
 //! `CancellationToken`, tokio's `JoinSet` with `Semaphore`, crossbeam and std channel pools,
-//! rayon, governor with two clocks, tokio's `interval`, crossbeam's `tick`), in the
+//! rayon, governor's direct and keyed limiters with two clocks, tokio's `interval`, crossbeam's `tick`), in the
 //! same process and run, measured the way ctxkit's lines are (the method is in each line's
 //! note). Each line's `impl` names the crate and its exact version (from the lockfile, through
 //! `build.rs`). The peers are dependencies of this runner only, never of the library.

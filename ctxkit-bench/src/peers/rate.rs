@@ -1,6 +1,6 @@
-//! `rate.*` on the peers: governor's direct rate limiter, with its default clock (a TSC-based
-//! `quanta` clock, read without a system call) and with std's `Instant` (ctxkit's one time
-//! base), on separate lines.
+//! `rate.*` on the peers: governor's direct rate limiter, and its keyed one for the
+//! `rate.keyed_*` workloads, with its default clock (a TSC-based `quanta` clock, read without a
+//! system call) and with std's `Instant` (ctxkit's one time base), on separate lines.
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -9,12 +9,16 @@ use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock, MonotonicClock, ReasonablyRealtime};
 use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use super::peer;
 use crate::harness::{contended_2, emit, ns_per_op, progress, runtime, stats, Cfg};
-use crate::rate::{emit_wait, wait_figures, WaitFigures};
+use crate::rate::{
+    emit_wait, keyed_one_thread, keyed_two_threads, keyed_two_threads_note, wait_figures,
+    WaitFigures, KEYED_1, KEYED_2, KEYED_METHOD,
+};
 
 /// A direct (not keyed) governor limiter on clock `C`.
 pub(crate) type Governor<C> =
@@ -34,6 +38,43 @@ pub(crate) fn implementation(clock: &str) -> String {
 pub(crate) fn big<C: Clock + Default>() -> Governor<C> {
     let rate = NonZeroU32::new(1_000_000_000).expect("non-zero");
     RateLimiter::direct_with_clock(Quota::per_second(rate), C::default())
+}
+
+/// A keyed governor limiter on clock `C`: a `DashMap` of states with std's `RandomState`.
+pub(crate) type KeyedGovernor<C> =
+    RateLimiter<u64, DashMapStateStore<u64>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// One clock's `rate.keyed_*` lines, on limiters `make` gives (`constructor` names it).
+fn keyed<C>(cfg: &Cfg, clock: &str, constructor: &str, make: impl Fn() -> KeyedGovernor<C>)
+where
+    C: Clock + Sync,
+{
+    let implementation = implementation(clock);
+    let what = format!("{constructor} (Quota::per_second(1e9), burst 1e9; a DashMap with std's RandomState) check_key(&key)");
+    if cfg.want(&[KEYED_1]) {
+        progress(&format!("{KEYED_1} ({implementation})"));
+        let limiter = make();
+        let samples = keyed_one_thread(cfg, |key| limiter.check_key(&key).is_ok());
+        emit(
+            KEYED_1,
+            &implementation,
+            "ns_per_op",
+            Some(stats(&samples)),
+            &format!("{what} on one thread; {KEYED_METHOD}"),
+        );
+    }
+    if cfg.want(&[KEYED_2]) {
+        progress(&format!("{KEYED_2} ({implementation})"));
+        let limiter = make();
+        let (samples, per_second) = keyed_two_threads(cfg, |key| limiter.check_key(&key).is_ok());
+        emit(
+            KEYED_2,
+            &implementation,
+            "ns_per_op",
+            Some(stats(&samples)),
+            &keyed_two_threads_note(cfg, &what, &per_second),
+        );
+    }
 }
 
 /// One clock's lines.
@@ -126,5 +167,18 @@ pub(crate) fn run(cfg: &Cfg) {
         cfg,
         "std-instant",
         "MonotonicClock: std's Instant, as ctxkit",
+    );
+    let quota = || Quota::per_second(NonZeroU32::new(1_000_000_000).expect("non-zero"));
+    keyed::<DefaultClock>(
+        cfg,
+        "",
+        "RateLimiter::keyed (its default clock: quanta's TSC clock)",
+        || RateLimiter::keyed(quota()),
+    );
+    keyed::<MonotonicClock>(
+        cfg,
+        "std-instant",
+        "RateLimiter::dashmap_with_clock(.., MonotonicClock: std's Instant, as ctxkit)",
+        || RateLimiter::dashmap_with_clock(quota(), MonotonicClock),
     );
 }

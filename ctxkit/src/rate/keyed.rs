@@ -4,10 +4,14 @@
 //! # Layout and locks
 //!
 //! The keys are spread over a fixed number of shards (a power of two, four per CPU the
-//! process may use, at least 16) by one hash. Each shard is a `RwLock<HashMap<K,
-//! Arc<Limiter>>>`. A decision on a key that exists takes its shard's lock for reading, finds
-//! the key's [`Limiter`] and decides on it (one compare-exchange, `limiter.rs`), so deciding
-//! never waits for a decision on another key, nor on the same key (the limiter is lock-free).
+//! process may use, at least 16) by one hash. Each shard is a `RwLock` around a hashbrown
+//! `HashTable<(K, Arc<Limiter>)>`: a hash table that keeps no hasher and is searched with a
+//! hash computed by its caller, so a key is hashed once per decision, and that one hash picks
+//! both the shard and the key's place in the shard's table (see [`KeyedLimiter`]'s `mask`
+//! for which bits each uses). A decision on a key that exists takes its shard's lock for
+//! reading, finds the key's [`Limiter`] and decides on it (one compare-exchange,
+//! `limiter.rs`), so deciding never waits for a decision on another key, nor on the same key
+//! (the limiter is lock-free).
 //! A key's first decision takes its shard's lock for writing to insert the key. No lock is
 //! held while a caller waits for tokens: waits hold an `Arc` of the key's limiter.
 //!
@@ -39,12 +43,13 @@
 //! is kept, since a key made again would have the keyed configuration.
 
 use std::borrow::Borrow;
-use std::collections::hash_map::{Entry, RandomState};
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::{PoisonError, RwLock};
 use std::time::Instant;
+
+use hashbrown::hash_table::{Entry, HashTable};
 
 use super::error::{ConfigError, WaitError};
 use super::limiter::{Limiter, OwnedReservation};
@@ -61,12 +66,14 @@ const PRUNE_GRACE_BUCKETS: u64 = 1;
 
 /// A shard, on a cache line (or two) of its own: threads on different shards share no line.
 #[repr(align(128))]
-struct Shard<K, S> {
-    state: RwLock<ShardState<K, S>>,
+struct Shard<K> {
+    state: RwLock<ShardState<K>>,
 }
 
-struct ShardState<K, S> {
-    map: HashMap<K, Arc<Limiter>, S>,
+struct ShardState<K> {
+    /// The shard's keys and their limiters, placed by the keys' hashes under the
+    /// [`KeyedLimiter`]'s hasher (the table keeps no hasher of its own).
+    table: HashTable<(K, Arc<Limiter>)>,
     /// The shard's size after its last prune (the amortized prune's baseline).
     pruned_at: usize,
     /// The latest `zero` of a key this shard dropped (0: none): a key made from then on
@@ -75,12 +82,12 @@ struct ShardState<K, S> {
     floor: u64,
 }
 
-impl<K: Hash + Eq, S: BuildHasher> ShardState<K, S> {
+impl<K> ShardState<K> {
     /// Drops the keys that `idle` finds idle; returns how many.
     fn prune(&mut self, idle: impl Fn(&Arc<Limiter>) -> bool) -> usize {
-        let before = self.map.len();
+        let before = self.table.len();
         let mut floor = self.floor;
-        self.map.retain(|_, limiter| {
+        self.table.retain(|(_, limiter)| {
             let drop = idle(limiter);
             if drop {
                 floor = floor.max(limiter.zero());
@@ -88,8 +95,8 @@ impl<K: Hash + Eq, S: BuildHasher> ShardState<K, S> {
             !drop
         });
         self.floor = floor;
-        self.pruned_at = self.map.len();
-        before - self.map.len()
+        self.pruned_at = self.table.len();
+        before - self.table.len()
     }
 }
 
@@ -132,10 +139,13 @@ pub struct KeyedLimiter<K, S = RandomState> {
     rate: f64,
     burst: u32,
     hasher: S,
-    /// `shards.len() - 1`: the shard of a hash is `(hash >> 32) & mask` (bits the maps use
-    /// neither for their buckets, the low bits, nor for their tags, the top 7).
+    /// `shards.len() - 1`: the shard of a hash is `(hash >> 32) & mask`. The shard's table
+    /// is given the same whole hash and takes a bucket from its low bits and a tag from its
+    /// top 7, so the shard's bits (32 to 41 at most: 1,024 shards) are independent of both
+    /// (up to 2^32 buckets a shard); taking the top bits for the shard would leave the keys
+    /// of a shard sharing their tags' high bits.
     mask: usize,
-    shards: Box<[Shard<K, S>]>,
+    shards: Box<[Shard<K>]>,
 }
 
 impl<K: Hash + Eq> KeyedLimiter<K> {
@@ -161,7 +171,8 @@ impl<K: Hash + Eq> KeyedLimiter<K> {
 }
 
 impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
-    /// A keyed limiter hashing keys with `hasher` (for its shards and their maps).
+    /// A keyed limiter hashing keys with `hasher` (once per decision: the hash picks the
+    /// key's shard and its place in the shard's table).
     ///
     /// # Errors
     ///
@@ -187,10 +198,10 @@ impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
         let shards = (crate::procs::max_procs() * 4)
             .clamp(16, 1024)
             .next_power_of_two();
-        let shards: Box<[Shard<K, S>]> = (0..shards)
+        let shards: Box<[Shard<K>]> = (0..shards)
             .map(|_| Shard {
                 state: RwLock::new(ShardState {
-                    map: HashMap::with_hasher(hasher.clone()),
+                    table: HashTable::new(),
                     pruned_at: 0,
                     floor: 0,
                 }),
@@ -229,16 +240,15 @@ impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
         self.burst
     }
 
-    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &Shard<K, S> {
-        // The maps hash with the same function: hashbrown takes a bucket from the low bits
-        // and a tag from the top 7, so the shard comes from bits in between (taking the top
-        // ones would leave the keys of a shard sharing their tags' high bits).
+    /// `key`'s hash (the one hashing of a decision) and its shard, from bits 32 and up of
+    /// the hash (see `mask`).
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, &Shard<K>) {
         let hash = self.hasher.hash_one(key);
-        &self.shards[(hash >> 32) as usize & self.mask]
+        (hash, &self.shards[(hash >> 32) as usize & self.mask])
     }
 
     /// Whether the amortized prune (`buckets` = [`PRUNE_GRACE_BUCKETS`]) or `retain_recent`
-    /// (0) may drop `limiter` at `now`: nobody else holds it (the map's `Arc` is the only one
+    /// (0) may drop `limiter` at `now`: nobody else holds it (the table's `Arc` is the only one
     /// and there is no `Weak`; no clone is made without the shard's lock, under which this
     /// runs), it still has the keyed configuration (a key reconfigured through
     /// [`limiter`](KeyedLimiter::limiter) is kept), and its bucket has been full for
@@ -268,22 +278,26 @@ impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let shard = self.shard(key);
+        let (hash, shard) = self.shard(key);
         {
             let state = shard.state.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(limiter) = state.map.get(key) {
+            if let Some((_, limiter)) = state.table.find(hash, is(key)) {
                 return decide(limiter);
             }
         }
         let mut state = shard.state.write().unwrap_or_else(PoisonError::into_inner);
-        let len = state.map.len();
+        let len = state.table.len();
         if len >= PRUNE_FLOOR && len >= state.pruned_at.saturating_mul(2) {
             state.prune(|limiter| self.idle(limiter, now, PRUNE_GRACE_BUCKETS));
         }
         let floor = state.floor;
-        let limiter = match state.map.entry(key.to_owned()) {
+        // A growing table moves its entries by their keys' hashes, computed again here.
+        let rehash = |(key, _): &(K, Arc<Limiter>)| self.hasher.hash_one(key);
+        let (_, limiter) = match state.table.entry(hash, is(key), rehash) {
             Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => entry.insert(Arc::new(self.new_limiter(now, floor))),
+            Entry::Vacant(entry) => entry
+                .insert((key.to_owned(), Arc::new(self.new_limiter(now, floor))))
+                .into_mut(),
         };
         decide(limiter)
     }
@@ -491,13 +505,10 @@ impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let state = self
-            .shard(key)
-            .state
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        match state.map.get(key) {
-            Some(limiter) => limiter.tokens_at(now),
+        let (hash, shard) = self.shard(key);
+        let state = shard.state.read().unwrap_or_else(PoisonError::into_inner);
+        match state.table.find(hash, is(key)) {
+            Some((_, limiter)) => limiter.tokens_at(now),
             // What the key would hold if made now.
             None => self.new_limiter(now, state.floor).tokens_at(now),
         }
@@ -551,7 +562,7 @@ impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
                     .state
                     .read()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .map
+                    .table
                     .len()
             })
             .sum()
@@ -565,6 +576,15 @@ impl<K: Hash + Eq, S: BuildHasher + Clone> KeyedLimiter<K, S> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The test a shard's table finds `key`'s entry with (after matching its hash's tag).
+fn is<'q, K, Q>(key: &'q Q) -> impl Fn(&(K, Arc<Limiter>)) -> bool + 'q
+where
+    K: Borrow<Q>,
+    Q: Eq + ?Sized,
+{
+    move |(held, _)| Borrow::<Q>::borrow(held) == key
 }
 
 impl<K, S> fmt::Debug for KeyedLimiter<K, S> {
