@@ -243,6 +243,11 @@ async fn run(config: Config, lines: Vec<String>) -> u8 {
         let ran = ran.clone();
         group
             .spawn(move |ctx| async move {
+                // The slot may have come free because a job tripped the halt, or after the
+                // group was canceled: then this job does not start.
+                if shared.stop_starting.load(Ordering::SeqCst) || ctx.is_done() {
+                    return Ok(());
+                }
                 ran[index].store(true, Ordering::SeqCst);
                 let job_ctx = match timeout {
                     Some(t) => ctx.with_timeout(t),
