@@ -202,16 +202,22 @@ async fn run(config: Config, lines: Vec<String>) -> u8 {
     let (run_ctx, run_cancel) = run_ctx.into_parts();
     let shared = Arc::new(Shared::default());
 
+    // The handlers are installed before any job starts, so a signal can never find ctxrun
+    // with its default action (dying) while jobs run.
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut int, mut term) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(int), Ok(term)) => (int, term),
+        (Err(err), _) | (_, Err(err)) => {
+            eprintln!("ctxrun: cannot handle SIGINT and SIGTERM: {err}");
+            return EXIT_INTERNAL;
+        }
+    };
     let signals = {
         let shared = shared.clone();
         tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
             let signo = tokio::select! {
                 _ = int.recv() => 2,
                 _ = term.recv() => 15,
