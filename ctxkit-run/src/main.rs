@@ -29,6 +29,19 @@
 //!   `2s`, `1.5s`, `1m`, `1h`; a bare number is seconds.
 //! * `--halt never|soon|now[,fail=N|,fail=P%]`: when to stop early (below).
 //! * `--termseq SIG,MS,SIG,MS...`: how a job is ended (default `TERM,200,KILL,25`).
+//! * `--joblog FILE`: one line per attempt, in order of completion, in GNU parallel's
+//!   tab-separated columns `Seq Host Starttime JobRuntime Send Receive Exitval Signal Command`:
+//!   Host is `:` (this machine), Starttime seconds since the epoch, JobRuntime seconds (both
+//!   with milliseconds), Send and Receive 0 (no transfers), Exitval the shell's exit code or -1
+//!   when a signal killed it (or it could not start), Signal that signal or 0.
+//! * `--retries N`: run a failing job up to N times in all, each attempt with a fresh
+//!   `--timeout`; only the last attempt's output is printed, and a job counts as failed only
+//!   if its last attempt failed. No retry once the run is halted, past its deadline, or
+//!   signaled.
+//!
+//! A job's stdin is `/dev/null`. A job ended by its context gets a line on stderr, after its
+//! own output: `ctxrun: job N timed out: LINE` (its timeout or the run's deadline) or
+//! `ctxrun: job N canceled: LINE` (a halt or a signal).
 //!
 //! Each job gets `CTXRUN_DEADLINE_MS`, the milliseconds left of its budget when it starts (the
 //! nearer of its `--timeout` and the run's `--deadline`), when there is one, to pass on to what
@@ -89,7 +102,14 @@
 //!   job's group has been through the termseq: nothing it started (grandchildren included) is
 //!   left running, provided the termseq ends with `KILL` (the default does).
 //! * Output is never interleaved: each job's output is written whole, by one printer task.
-//! * A job is started only while the run and group contexts are live and no halt was tripped.
+//! * A job is started only while the run and group contexts are live and no halt was tripped:
+//!   the check is made when the job gets its slot, not when the spawning loop asked for one.
+//! * SIGINT and SIGTERM handlers are installed before the first job starts.
+//!
+//! Limits: a process that leaves its job's group (`setsid`, or a new process group of its own)
+//! is not followed, and if it keeps the job's stdout or stderr open, ctxrun waits for it to
+//! close them. After the first SIGINT or SIGTERM, further ones are ignored while the jobs are
+//! being ended (the termseq bounds that time).
 
 #![forbid(unsafe_code)]
 

@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Parser;
 use ctxkit::{Context, Group};
@@ -47,6 +49,14 @@ struct Args {
     /// How a job is ended: signal, milliseconds, signal, ...
     #[arg(long, value_name = "SEQ", default_value = "TERM,200,KILL,25", value_parser = spec::parse_termseq)]
     termseq: spec::Termseq,
+
+    /// Log each job (each attempt) to FILE, in GNU parallel's tab-separated format.
+    #[arg(long, value_name = "FILE")]
+    joblog: Option<PathBuf>,
+
+    /// Run a failing job up to N times in all (0 and 1: once).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    retries: usize,
 
     /// The command, then optionally `:::` and arguments (several `:::` lists: their cross
     /// product). Without `:::`, one argument per line of stdin.
@@ -131,6 +141,8 @@ pub(crate) fn main() -> ExitCode {
         deadline: args.deadline,
         halt: args.halt,
         termseq: Arc::new(args.termseq.0),
+        joblog: args.joblog,
+        retries: args.retries.max(1),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -157,6 +169,50 @@ struct Config {
     deadline: Option<Duration>,
     halt: Halt,
     termseq: Arc<Vec<Step>>,
+    joblog: Option<PathBuf>,
+    retries: usize,
+}
+
+/// The `--joblog` file: GNU parallel's tab-separated format, one line per attempt, in order of
+/// completion, written (and flushed) as each attempt ends.
+#[derive(Debug)]
+struct JobLog {
+    file: Mutex<std::fs::File>,
+}
+
+impl JobLog {
+    fn create(path: &Path) -> std::io::Result<JobLog> {
+        let mut file = std::fs::File::create(path)?;
+        file.write_all(
+            b"Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n",
+        )?;
+        Ok(JobLog {
+            file: Mutex::new(file),
+        })
+    }
+
+    fn record(&self, seq: usize, line: &str, attempt: &Attempt) {
+        let start = attempt
+            .start
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        // A command is one line of the log: its newlines and tabs are written as spaces.
+        let command: String = line
+            .chars()
+            .map(|c| if c == '\n' || c == '\t' { ' ' } else { c })
+            .collect();
+        let row = format!(
+            "{seq}\t:\t{start:.3}\t{:10.3}\t0\t0\t{}\t{}\t{command}\n",
+            attempt.runtime.as_secs_f64(),
+            attempt.exitval,
+            attempt.signal,
+        );
+        if let Ok(mut file) = self.file.lock() {
+            let _ = file.write_all(row.as_bytes());
+            let _ = file.flush();
+        }
+    }
 }
 
 /// What the run's tasks share.
@@ -233,6 +289,16 @@ async fn run(config: Config, lines: Vec<String>) -> u8 {
         move || print(rx, keep_order)
     });
 
+    let joblog = match &config.joblog {
+        Some(path) => match JobLog::create(path) {
+            Ok(log) => Some(Arc::new(log)),
+            Err(err) => {
+                eprintln!("ctxrun: cannot write the joblog {}: {err}", path.display());
+                return EXIT_INTERNAL;
+            }
+        },
+        None => None,
+    };
     let (mut group, group_ctx) = Group::<(), Halted>::with_context(&run_ctx);
     group.set_limit(config.jobs);
     let ran: Arc<Vec<AtomicBool>> = Arc::new((0..total).map(|_| AtomicBool::new(false)).collect());
@@ -247,6 +313,8 @@ async fn run(config: Config, lines: Vec<String>) -> u8 {
         let timeout = config.timeout;
         let halt = config.halt;
         let ran = ran.clone();
+        let joblog = joblog.clone();
+        let retries = config.retries;
         group
             .spawn(move |ctx| async move {
                 // The slot may have come free because a job tripped the halt, or after the
@@ -255,15 +323,28 @@ async fn run(config: Config, lines: Vec<String>) -> u8 {
                     return Ok(());
                 }
                 ran[index].store(true, Ordering::SeqCst);
-                let job_ctx = match timeout {
-                    Some(t) => ctx.with_timeout(t),
-                    None => ctx.with_cancel(),
+                // Each attempt gets a fresh job context (and so a fresh --timeout); a retry
+                // starts only while the group's context is live.
+                let mut attempt_no = 1;
+                let attempt = loop {
+                    let job_ctx = match timeout {
+                        Some(t) => ctx.with_timeout(t),
+                        None => ctx.with_cancel(),
+                    };
+                    let attempt = run_job(&job_ctx, seq, &line, &termseq).await;
+                    if let Some(log) = &joblog {
+                        log.record(seq, &line, &attempt);
+                    }
+                    if attempt.ok || attempt_no >= retries || ctx.is_done() {
+                        break attempt;
+                    }
+                    attempt_no += 1;
                 };
-                let (ok, stdout, stderr) = run_job(&job_ctx, seq, &line, &termseq).await;
+                let ok = attempt.ok;
                 let _ = tx.send(Output {
                     seq,
-                    stdout,
-                    stderr,
+                    stdout: attempt.stdout,
+                    stderr: attempt.stderr,
                 });
                 if ok {
                     return Ok(());
@@ -338,13 +419,38 @@ fn print(mut rx: mpsc::UnboundedReceiver<Output>, keep_order: bool) {
     }
 }
 
-/// Runs one job to its end under `ctx`; returns whether it succeeded, and its output.
-async fn run_job(
-    ctx: &Context,
-    seq: usize,
-    line: &str,
-    termseq: &[Step],
-) -> (bool, Vec<u8>, Vec<u8>) {
+/// How one attempt at a job ended.
+#[derive(Debug)]
+struct Attempt {
+    ok: bool,
+    /// The exit code; -1 when the shell was killed by a signal or could not be started.
+    exitval: i32,
+    /// The signal that killed the shell, or 0.
+    signal: i32,
+    /// When it started (for the joblog), and how long it ran.
+    start: SystemTime,
+    runtime: Duration,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl Attempt {
+    fn from_status(status: Option<std::process::ExitStatus>) -> (bool, i32, i32) {
+        match status {
+            Some(st) => (
+                st.success(),
+                st.code().unwrap_or(-1),
+                st.signal().unwrap_or(0),
+            ),
+            None => (false, -1, 0),
+        }
+    }
+}
+
+/// Runs one attempt at a job to its end under `ctx`.
+async fn run_job(ctx: &Context, seq: usize, line: &str, termseq: &[Step]) -> Attempt {
+    let start = SystemTime::now();
+    let began = Instant::now();
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(line)
@@ -357,14 +463,19 @@ async fn run_job(
         let left = deadline.saturating_duration_since(Instant::now());
         cmd.env("CTXRUN_DEADLINE_MS", left.as_millis().to_string());
     }
-    if ctx.is_done() {
-        return (false, Vec::new(), Vec::new());
-    }
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(err) => {
             let msg = format!("ctxrun: job {seq}: cannot start sh: {err}\n");
-            return (false, Vec::new(), msg.into_bytes());
+            return Attempt {
+                ok: false,
+                exitval: -1,
+                signal: 0,
+                start,
+                runtime: began.elapsed(),
+                stdout: Vec::new(),
+                stderr: msg.into_bytes(),
+            };
         }
     };
     let pgid = child.id().and_then(|id| Pid::from_raw(id as i32));
@@ -383,11 +494,12 @@ async fn run_job(
         })
     });
 
-    let status = tokio::select! {
-        status = child.wait() => status.ok(),
+    let exited = tokio::select! {
+        status = child.wait() => Some(status.ok()),
         _ = ctx.done() => None,
     };
-    let ok = match status {
+    let canceled = exited.is_none();
+    let status = match exited {
         Some(status) => {
             // The shell is gone; whatever it left in its group gets the termseq too.
             if let Some(pgid) = pgid {
@@ -395,17 +507,18 @@ async fn run_job(
                     terminate(pgid, termseq, None).await;
                 }
             }
-            status.success()
+            status
         }
         None => {
             if let Some(pgid) = pgid {
                 terminate(pgid, termseq, Some(&mut child)).await;
             }
-            let _ = child.wait().await;
-            false
+            child.wait().await.ok()
         }
     };
-    let mut out = match stdout {
+    let runtime = began.elapsed();
+    let (ok, exitval, signal) = Attempt::from_status(status);
+    let out = match stdout {
         Some(h) => h.await.unwrap_or_default(),
         None => Vec::new(),
     };
@@ -413,15 +526,23 @@ async fn run_job(
         Some(h) => h.await.unwrap_or_default(),
         None => Vec::new(),
     };
-    if !ok && status.is_none() {
+    let ok = ok && !canceled;
+    if canceled {
         let why = match ctx.err() {
             Some(e) if e.is_deadline_exceeded() => "timed out",
             _ => "canceled",
         };
         err.extend_from_slice(format!("ctxrun: job {seq} {why}: {line}\n").as_bytes());
     }
-    out.shrink_to_fit();
-    (ok, out, err)
+    Attempt {
+        ok,
+        exitval,
+        signal,
+        start,
+        runtime,
+        stdout: out,
+        stderr: err,
+    }
 }
 
 /// Sends the termseq to the process group `pgid`, each signal followed by up to its wait for

@@ -466,3 +466,68 @@ fn bad_input_is_a_clear_usage_error() {
         assert!(o.stdout.is_empty(), "{args:?}");
     }
 }
+
+// ===== 6. joblog and retries =====
+
+#[test]
+fn joblog_has_gnu_parallels_columns() {
+    let dir = scratch("joblog");
+    let log = dir.join("log.tsv");
+    let o = run(&[
+        "--joblog",
+        log.to_str().unwrap(),
+        "--timeout",
+        "300ms",
+        "sh -c {}",
+        ":::",
+        "true",
+        "exit 3",
+        "sleep 30",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand")
+    );
+    let mut rows: Vec<Vec<String>> = lines
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect();
+    rows.sort_by_key(|r| r[0].parse::<u32>().unwrap());
+    assert_eq!(rows.len(), 3, "{text}");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.len(), 9, "{row:?}");
+        assert_eq!(row[0], (i + 1).to_string());
+        assert!(row[2].parse::<f64>().unwrap() > 1e9, "{row:?}"); // seconds since the epoch
+        assert!(row[3].trim().parse::<f64>().unwrap() >= 0.0, "{row:?}");
+    }
+    assert_eq!((rows[0][6].as_str(), rows[0][7].as_str()), ("0", "0"));
+    assert_eq!((rows[1][6].as_str(), rows[1][7].as_str()), ("3", "0"));
+    assert_eq!((rows[2][6].as_str(), rows[2][7].as_str()), ("-1", "15")); // TERM ended it
+    assert_eq!(rows[1][8], "sh -c 'exit 3'");
+}
+
+#[test]
+fn retries_rerun_a_failing_job() {
+    let dir = scratch("retries");
+    let d = dir.display();
+    // Always fails: run three times in all, still one failure.
+    let o = run(&[
+        "--retries",
+        "3",
+        &format!("echo x >> {d}/always; false #"),
+        ":::",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let runs = std::fs::read_to_string(dir.join("always")).unwrap();
+    assert_eq!(runs.lines().count(), 3);
+    // Fails once, then succeeds: counted as a success, only the last attempt's output printed.
+    let job = format!("echo try >> {d}/once; test $(wc -l < {d}/once) -ge 2 && echo done");
+    let o = run(&["--retries", "3", &format!("{job} #"), ":::", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "done\n");
+    let runs = std::fs::read_to_string(dir.join("once")).unwrap();
+    assert_eq!(runs.lines().count(), 2);
+}
