@@ -16,7 +16,8 @@
 //! `sh` before it replaces `{}` (all the job's arguments, space-separated), `{1}`, `{2}`... (the
 //! argument from the first, second... `:::` list); with no replacement string in the command,
 //! the quoted arguments are appended. So `ctxrun echo ::: 'a b' '$HOME'` prints `a b` and
-//! `$HOME` verbatim.
+//! `$HOME` verbatim. Do not quote `{}` yourself: `'{}'` in the command would put the quoted
+//! argument inside a second pair of quotes.
 //!
 //! # Options
 //!
@@ -27,7 +28,10 @@
 //!   stderr are buffered and printed whole when it ends (GNU parallel's grouping).
 //! * `--timeout D`: each job's time limit. `--deadline D`: the whole run's. Durations: `500ms`,
 //!   `2s`, `1.5s`, `1m`, `1h`; a bare number is seconds.
-//! * `--halt never|soon|now[,fail=N|,fail=P%]`: when to stop early (below).
+//! * `--halt never|soon|now[,fail=N|,fail=P%]`: when to stop early. `fail=N`: once N jobs
+//!   failed; `fail=P%`: once P% of all the run's jobs failed; `soon` or `now` alone means
+//!   `fail=1`; `never` (the default) runs everything. Once tripped, `soon` starts no more jobs
+//!   and lets the running ones finish; `now` also ends the running ones (see "Design").
 //! * `--termseq SIG,MS,SIG,MS...`: how a job is ended (default `TERM,200,KILL,25`).
 //! * `--joblog FILE`: one line per attempt, in order of completion, in GNU parallel's
 //!   tab-separated columns `Seq Host Starttime JobRuntime Send Receive Exitval Signal Command`:

@@ -102,6 +102,38 @@ fn replaces_braces_and_keeps_order() {
 }
 
 #[test]
+fn keep_order_streams_each_job_when_its_turn_comes() {
+    use std::io::BufRead;
+    // Job 1 ends at once, job 2 after 3 s: job 1's line is printed while job 2 still runs.
+    let mut child = ctxrun()
+        .args([
+            "-k",
+            "-j",
+            "2",
+            "sh -c {}",
+            ":::",
+            "echo first",
+            "sleep 3; echo second",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "first\n");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "printed only at the end"
+    );
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "second\n");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
 fn appends_the_argument_without_braces_and_quotes_it() {
     let o = run(&["-k", "echo", ":::", "a b", "$HOME", "it's"]);
     assert!(o.status.success());
