@@ -25,12 +25,27 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// A fresh directory for one test's PID files.
-fn scratch(name: &str) -> PathBuf {
+/// A fresh directory for one test's PID files, removed when dropped.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("ctxrun-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 /// Whether `pid` is a live process (a zombie waiting for its reaper counts as gone).
@@ -562,4 +577,21 @@ fn retries_rerun_a_failing_job() {
     assert_eq!(stdout(&o), "done\n");
     let runs = std::fs::read_to_string(dir.join("once")).unwrap();
     assert_eq!(runs.lines().count(), 2);
+}
+
+#[test]
+fn its_own_failure_is_255() {
+    let o = run(&[
+        "--joblog",
+        "/nonexistent-dir/ctxrun/log",
+        "true",
+        ":::",
+        "a",
+    ]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(
+        stderr(&o).contains("cannot write the joblog"),
+        "{}",
+        stderr(&o)
+    );
 }
