@@ -113,8 +113,8 @@
 //! Limits: a process that leaves its job's group (`setsid`, or a new process group of its own)
 //! is not followed, and if it keeps the job's stdout or stderr open, ctxrun waits for it to
 //! close them. SIGKILL to ctxrun cannot be caught: its jobs are then left running. After the
-//! first SIGINT or SIGTERM, further ones are ignored while the jobs are
-//! being ended (the termseq bounds that time).
+//! first SIGINT or SIGTERM, further ones are ignored while the jobs are being ended (the
+//! termseq bounds that time).
 
 #![forbid(unsafe_code)]
 
