@@ -24,7 +24,14 @@ const EXIT_INTERNAL: u8 = 255;
 /// A parallel command runner built on ctxkit: GNU parallel's `:::` inputs, output grouping,
 /// timeouts, halt policies and termination sequences.
 #[derive(Debug, Parser)]
-#[command(name = "ctxrun", version)]
+#[command(
+    name = "ctxrun",
+    version,
+    after_help = "Each job runs as `sh -c LINE` in its own process group; arguments are single-quoted \
+                  for sh. Jobs get CTXRUN_SEQ and, under a timeout or deadline, CTXRUN_DEADLINE_MS.\n\n\
+                  Exit status: 0 all jobs succeeded; 1-101 the number of failed jobs (capped); \
+                  2 usage error; 130/143 interrupted by SIGINT/SIGTERM; 255 ctxrun's own error."
+)]
 struct Args {
     /// Run at most N jobs at once (default: the CPUs ctxkit::procs::max_procs() finds).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
