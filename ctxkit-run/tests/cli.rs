@@ -299,7 +299,7 @@ fn halt_now_cancels_running_jobs() {
         "now,fail=1",
         "sh -c {}",
         ":::",
-        "sleep 0.2; exit 1",
+        "sleep 0.5; exit 1",
         "sleep 30",
         "echo never",
     ]);
@@ -321,8 +321,8 @@ fn halt_soon_lets_running_jobs_finish_and_starts_no_more() {
         "soon,fail=1",
         "sh -c {}",
         ":::",
-        "sleep 0.1; exit 1",
-        "sleep 1; echo finished",
+        "sleep 0.5; exit 1",
+        "sleep 1.5; echo finished",
         "echo never",
     ]);
     assert_eq!(o.status.code(), Some(1));
