@@ -1,0 +1,313 @@
+//! The small languages of ctxrun's options: durations, `--halt` policies, `--termseq`
+//! sequences, and the command template with its `{}` replacement strings.
+
+use std::time::Duration;
+
+use rustix::process::Signal;
+
+/// Parses a duration: a non-negative number followed by `ms`, `s`, `m` or `h`; a bare number is
+/// seconds (GNU parallel's `--timeout 5`). `500ms`, `2s`, `1.5s`, `1m`. Zero is refused: a job
+/// (or a run) with no time at all is a mistake, not a policy.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "bad duration {text:?}: the unit must be ms, s, m or h (e.g. 500ms, 2s, 1m)"
+            ))
+        }
+    };
+    let value: f64 = number.parse().map_err(|_| {
+        format!("bad duration {text:?}: expected a number and a unit, e.g. 500ms, 2s, 1m")
+    })?;
+    let seconds = value * scale;
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 1e9 {
+        return Err(format!("bad duration {text:?}: it must be above zero"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// When a run stops early, as GNU parallel's `--halt WHEN,fail=N` / `fail=P%`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum When {
+    /// Never: every job runs, whatever fails.
+    Never,
+    /// Start no more jobs; let the running ones finish.
+    Soon,
+    /// Start no more jobs and cancel the running ones (their process groups get the termseq).
+    Now,
+}
+
+/// The threshold of a halt policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Threshold {
+    /// Halt once this many jobs failed.
+    Count(usize),
+    /// Halt once this percentage of all the run's jobs failed.
+    Percent(u32),
+}
+
+/// A `--halt` policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Halt {
+    pub(crate) when: When,
+    pub(crate) threshold: Threshold,
+}
+
+impl Halt {
+    /// Whether `failed` failures out of `total` jobs trip the policy.
+    pub(crate) fn tripped(&self, failed: usize, total: usize) -> bool {
+        if self.when == When::Never || failed == 0 {
+            return false;
+        }
+        match self.threshold {
+            Threshold::Count(n) => failed >= n,
+            Threshold::Percent(p) => failed * 100 >= p as usize * total,
+        }
+    }
+}
+
+/// Parses `never`, `soon`, `now`, optionally followed by `,fail=N` or `,fail=P%`
+/// (`soon` and `now` alone mean `fail=1`).
+pub(crate) fn parse_halt(text: &str) -> Result<Halt, String> {
+    let bad = |why: &str| {
+        format!("bad --halt {text:?}: {why} (expected never, soon or now, optionally with ,fail=N or ,fail=P%, e.g. now,fail=1)")
+    };
+    let (when, rest) = match text.split_once(',') {
+        Some((w, r)) => (w, Some(r)),
+        None => (text, None),
+    };
+    let when = match when {
+        "never" => When::Never,
+        "soon" => When::Soon,
+        "now" => When::Now,
+        _ => return Err(bad("unknown policy")),
+    };
+    let threshold = match rest {
+        None => Threshold::Count(1),
+        Some(rest) => {
+            let value = rest
+                .strip_prefix("fail=")
+                .ok_or_else(|| bad("only fail= is supported after the comma"))?;
+            if let Some(p) = value.strip_suffix('%') {
+                let p: u32 = p
+                    .parse()
+                    .map_err(|_| bad("the percentage is not a number"))?;
+                if p == 0 || p > 100 {
+                    return Err(bad("the percentage must be 1 to 100"));
+                }
+                Threshold::Percent(p)
+            } else {
+                let n: usize = value
+                    .parse()
+                    .map_err(|_| bad("the count is not a number"))?;
+                if n == 0 {
+                    return Err(bad("the count must be at least 1"));
+                }
+                Threshold::Count(n)
+            }
+        }
+    };
+    Ok(Halt { when, threshold })
+}
+
+/// One step of a termination sequence: send `signal` to the job's process group, then give it
+/// `wait` to go away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Step {
+    pub(crate) signal: Signal,
+    pub(crate) wait: Duration,
+}
+
+/// A termination sequence: the steps, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Termseq(pub(crate) Vec<Step>);
+
+/// Parses GNU parallel's `--termseq` form: `SIGNAL,MS,SIGNAL,MS,...`; the last wait may be left
+/// out (0). Signals by name, with or without `SIG`: TERM, KILL, INT, HUP, QUIT, USR1, USR2,
+/// ALRM, CONT.
+pub(crate) fn parse_termseq(text: &str) -> Result<Termseq, String> {
+    let bad =
+        |why: String| format!("bad --termseq {text:?}: {why} (expected e.g. TERM,200,KILL,25)");
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let mut steps = Vec::new();
+    for pair in parts.chunks(2) {
+        let name = pair[0];
+        let signal = signal_by_name(name).ok_or_else(|| bad(format!("unknown signal {name:?}")))?;
+        let wait = match pair.get(1) {
+            Some(ms) => Duration::from_millis(
+                ms.parse()
+                    .map_err(|_| bad(format!("{ms:?} is not a number of milliseconds")))?,
+            ),
+            None => Duration::ZERO,
+        };
+        steps.push(Step { signal, wait });
+    }
+    Ok(Termseq(steps))
+}
+
+fn signal_by_name(name: &str) -> Option<Signal> {
+    let name = name.strip_prefix("SIG").unwrap_or(name);
+    Some(match name {
+        "TERM" => Signal::TERM,
+        "KILL" => Signal::KILL,
+        "INT" => Signal::INT,
+        "HUP" => Signal::HUP,
+        "QUIT" => Signal::QUIT,
+        "USR1" => Signal::USR1,
+        "USR2" => Signal::USR2,
+        "ALRM" => Signal::ALARM,
+        "CONT" => Signal::CONT,
+        _ => return None,
+    })
+}
+
+/// Quotes `arg` for `sh` as one word: single quotes, with each `'` written `'\''`. Arguments are
+/// data, never shell code.
+pub(crate) fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        return arg.to_string();
+    }
+    format!("'{}'", arg.replace('\'', r"'\''"))
+}
+
+/// Builds one job's shell command line from the command words and the job's arguments (one per
+/// `:::` list). The words are joined with spaces and read by `sh -c`, so they may hold pipes
+/// and redirections. `{}` is all the arguments (each quoted, joined by spaces), `{1}`, `{2}`...
+/// the argument of the first, second... list; with no replacement string anywhere, the quoted
+/// arguments are appended.
+pub(crate) fn render(words: &[String], args: &[String]) -> String {
+    let line = words.join(" ");
+    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+    let all = quoted.join(" ");
+    let mut out = String::with_capacity(line.len() + all.len());
+    let mut replaced = false;
+    let mut rest = line.as_str();
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after.find('}');
+        let inner = close.map(|c| &after[..c]);
+        match inner {
+            Some("") => {
+                out.push_str(&all);
+                replaced = true;
+                rest = &after[1..];
+            }
+            Some(n)
+                if n.bytes().all(|b| b.is_ascii_digit())
+                    && n.parse::<usize>()
+                        .is_ok_and(|i| i >= 1 && i <= quoted.len()) =>
+            {
+                let i: usize = n.parse().unwrap_or(1);
+                out.push_str(&quoted[i - 1]);
+                replaced = true;
+                rest = &after[n.len() + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    if !replaced && !all.is_empty() {
+        out.push(' ');
+        out.push_str(&all);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "abc", "5x", "0s", "-1s", "1..2s", "ms"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn halts() {
+        let h = parse_halt("now,fail=1").unwrap();
+        assert_eq!(
+            h,
+            Halt {
+                when: When::Now,
+                threshold: Threshold::Count(1)
+            }
+        );
+        assert_eq!(
+            parse_halt("soon,fail=20%").unwrap().threshold,
+            Threshold::Percent(20)
+        );
+        assert_eq!(parse_halt("never").unwrap().when, When::Never);
+        for bad in [
+            "",
+            "later",
+            "now,fail=",
+            "now,fail=0",
+            "now,ok=1",
+            "now,fail=200%",
+            "now,fail=x",
+        ] {
+            assert!(parse_halt(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_halt("now,fail=2").unwrap().tripped(2, 10));
+        assert!(!parse_halt("now,fail=2").unwrap().tripped(1, 10));
+        assert!(parse_halt("now,fail=50%").unwrap().tripped(2, 4));
+        assert!(!parse_halt("never").unwrap().tripped(9, 9));
+    }
+
+    #[test]
+    fn termseqs() {
+        let s = parse_termseq("TERM,200,KILL,25").unwrap().0;
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].signal, Signal::TERM);
+        assert_eq!(s[1].wait, Duration::from_millis(25));
+        assert_eq!(
+            parse_termseq("SIGINT,10,KILL").unwrap().0[1].wait,
+            Duration::ZERO
+        );
+        for bad in ["", "FOO,1", "TERM,x", "TERM,,KILL"] {
+            assert!(parse_termseq(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn templates() {
+        let w = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let a = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(render(&w(&["echo"]), &a(&["x"])), "echo x");
+        assert_eq!(render(&w(&["echo", "<{}>"]), &a(&["a b"])), "echo <'a b'>");
+        assert_eq!(
+            render(&w(&["echo", "{2}-{1}"]), &a(&["a", "b"])),
+            "echo b-a"
+        );
+        assert_eq!(
+            render(&w(&["echo", "{}"]), &a(&["it's"])),
+            r"echo 'it'\''s'"
+        );
+        assert_eq!(render(&w(&["echo", "{x}"]), &a(&["1"])), "echo {x} 1");
+        assert_eq!(render(&w(&["echo", "{9}"]), &a(&["1"])), "echo {9} 1");
+    }
+}

@@ -1,0 +1,597 @@
+//! Runs the real `ctxrun` binary on real processes. Timings are asserted loosely (a loaded
+//! 2-core machine): a job cut short must end well before it would have, never "within N ms".
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn ctxrun() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ctxrun"))
+}
+
+fn run(args: &[&str]) -> Output {
+    ctxrun()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ctxrun")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A fresh directory for one test's PID files, removed when dropped.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
+    let dir = std::env::temp_dir().join(format!("ctxrun-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Scratch(dir)
+}
+
+/// Whether `pid` is a live process (a zombie waiting for its reaper counts as gone).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next();
+            state != Some("Z") && state != Some("X")
+        }
+        Err(_) => false,
+    }
+}
+
+/// The PIDs written to the files of `dir`, waiting (boundedly) for `count` of them.
+fn pids(dir: &Path, count: usize) -> Vec<u32> {
+    let start = Instant::now();
+    loop {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+            if let Ok(pid) = text.trim().parse() {
+                found.push(pid);
+            }
+        }
+        if found.len() >= count || start.elapsed() > Duration::from_secs(5) {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A job that records its shell's PID and a grandchild's (`sleep 30`), then waits for it.
+/// `{}` is the job's argument, a tag for the file names.
+fn forking_job(dir: &Path) -> String {
+    let d = dir.display();
+    format!("sleep 30 & echo $! > {d}/child.{{}}; echo $$ > {d}/self.{{}}; wait")
+}
+
+fn assert_all_gone(pids: &[u32]) {
+    for &pid in pids {
+        assert!(
+            !alive(pid),
+            "process {pid} is still alive after ctxrun returned"
+        );
+    }
+}
+
+// ===== 1. input and output =====
+
+#[test]
+fn replaces_braces_and_keeps_order() {
+    let o = run(&[
+        "-k",
+        "-j",
+        "3",
+        "sleep {}; echo {}",
+        ":::",
+        "0.4",
+        "0.1",
+        "0.2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "0.4\n0.1\n0.2\n");
+}
+
+#[test]
+fn keep_order_streams_each_job_when_its_turn_comes() {
+    use std::io::BufRead;
+    // Job 1 ends at once, job 2 after 3 s: job 1's line is printed while job 2 still runs.
+    let mut child = ctxrun()
+        .args([
+            "-k",
+            "-j",
+            "2",
+            "sh -c {}",
+            ":::",
+            "echo first",
+            "sleep 3; echo second",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "first\n");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "printed only at the end"
+    );
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "second\n");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn appends_the_argument_without_braces_and_quotes_it() {
+    let o = run(&["-k", "echo", ":::", "a b", "$HOME", "it's"]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "a b\n$HOME\nit's\n");
+}
+
+#[test]
+fn several_lists_are_a_cross_product() {
+    let o = run(&["-k", "echo {1}-{2}", ":::", "a", "b", ":::", "1", "2", "3"]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "a-1\na-2\na-3\nb-1\nb-2\nb-3\n");
+    let o = run(&["-k", "echo", ":::", "a", ":::", "1", "2"]);
+    assert_eq!(stdout(&o), "a 1\na 2\n");
+}
+
+#[test]
+fn reads_arguments_from_stdin_without_triple_colon() {
+    let mut child = ctxrun()
+        .args(["-k", "echo", "x{}x"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"one\ntwo words\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "xonex\nxtwo wordsx\n");
+}
+
+#[test]
+fn groups_each_jobs_output() {
+    // Two jobs interleave their lines in time; each job's output is printed whole.
+    let o = run(&["-j", "2", "echo {}1; sleep 0.3; echo {}2", ":::", "a", "b"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(
+        out == "a1\na2\nb1\nb2\n" || out == "b1\nb2\na1\na2\n",
+        "interleaved: {out:?}"
+    );
+}
+
+#[test]
+fn runs_jobs_in_parallel_up_to_j() {
+    let start = Instant::now();
+    let o = run(&["-j", "4", "sleep", ":::", "1", "1", "1", "1"]);
+    assert!(o.status.success());
+    // Serially this takes 4 s; in parallel about 1 s.
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn exit_code_counts_failures_capped_at_101() {
+    let o = run(&["sh -c 'exit {}'", ":::", "0", "1", "0", "3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(run(&["true", ":::", "a", "b"]).status.code(), Some(0));
+    let many: Vec<String> = (0..105).map(|i| i.to_string()).collect();
+    let mut args = vec!["-j", "8", "false", ":::"];
+    args.extend(many.iter().map(String::as_str));
+    assert_eq!(run(&args).status.code(), Some(101));
+}
+
+// ===== 2. time =====
+
+#[test]
+fn timeout_ends_a_job_early() {
+    let start = Instant::now();
+    let o = run(&["--timeout", "200ms", "sleep", ":::", "30"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("timed out"), "{}", stderr(&o));
+}
+
+#[test]
+fn timeout_spares_quick_jobs() {
+    let o = run(&["-k", "--timeout", "20s", "echo", ":::", "a", "b"]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "a\nb\n");
+}
+
+#[test]
+fn exports_the_remaining_budget() {
+    let o = run(&["--timeout", "5s", "echo $CTXRUN_DEADLINE_MS #", ":::", "x"]);
+    let ms: u64 = stdout(&o).trim().parse().expect("a number of milliseconds");
+    assert!(ms > 0 && ms <= 5000, "{ms}");
+    // The nearer of the job's timeout and the run's deadline.
+    let o = run(&[
+        "--timeout",
+        "60s",
+        "--deadline",
+        "10s",
+        "echo $CTXRUN_DEADLINE_MS #",
+        ":::",
+        "x",
+    ]);
+    let ms: u64 = stdout(&o).trim().parse().expect("a number of milliseconds");
+    assert!(ms > 0 && ms <= 10_000, "{ms}");
+    // No budget, no variable.
+    let o = run(&["echo \"[$CTXRUN_DEADLINE_MS]\" #", ":::", "x"]);
+    assert_eq!(stdout(&o), "[]\n");
+}
+
+#[test]
+fn deadline_ends_the_whole_run() {
+    let start = Instant::now();
+    let o = run(&[
+        "-j",
+        "1",
+        "--deadline",
+        "300ms",
+        "sleep",
+        ":::",
+        "30",
+        "30",
+        "30",
+    ]);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    // One job killed, two never started: three failed.
+    assert_eq!(o.status.code(), Some(3));
+}
+
+// ===== 3. halt =====
+
+#[test]
+fn halt_now_cancels_running_jobs() {
+    let start = Instant::now();
+    let o = run(&[
+        "-j",
+        "2",
+        "--halt",
+        "now,fail=1",
+        "sh -c {}",
+        ":::",
+        "sleep 0.5; exit 1",
+        "sleep 30",
+        "echo never",
+    ]);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(o.status.code(), Some(2), "the failure and the canceled job");
+    assert!(!stdout(&o).contains("never"));
+}
+
+#[test]
+fn halt_soon_lets_running_jobs_finish_and_starts_no_more() {
+    let o = run(&[
+        "-j",
+        "2",
+        "--halt",
+        "soon,fail=1",
+        "sh -c {}",
+        ":::",
+        "sleep 0.5; exit 1",
+        "sleep 1.5; echo finished",
+        "echo never",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "finished\n");
+}
+
+#[test]
+fn halt_thresholds_count_and_percent() {
+    // fail=2: the first failure is not enough.
+    let o = run(&[
+        "-j",
+        "1",
+        "--halt",
+        "soon,fail=2",
+        "sh -c {}",
+        ":::",
+        "exit 1",
+        "echo a",
+        "exit 1",
+        "echo b",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stdout(&o), "a\n");
+    // 50% of 4 jobs is 2.
+    let o = run(&[
+        "-j",
+        "1",
+        "--halt",
+        "soon,fail=50%",
+        "sh -c {}",
+        ":::",
+        "exit 1",
+        "echo a",
+        "exit 1",
+        "echo b",
+    ]);
+    assert_eq!(stdout(&o), "a\n");
+    // never: everything runs.
+    let o = run(&[
+        "-j", "1", "-k", "--halt", "never", "sh -c {}", ":::", "exit 1", "echo a", "exit 1",
+        "echo b",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stdout(&o), "a\nb\n");
+}
+
+// ===== 4. nothing left behind =====
+
+#[test]
+fn timeout_kills_the_grandchildren() {
+    let dir = scratch("timeout");
+    let start = Instant::now();
+    let o = run(&[
+        "-j",
+        "2",
+        "--timeout",
+        "300ms",
+        &forking_job(&dir),
+        ":::",
+        "1",
+        "2",
+    ]);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(o.status.code(), Some(2));
+    let pids = pids(&dir, 4);
+    assert_eq!(pids.len(), 4, "the jobs wrote their PIDs");
+    assert_all_gone(&pids);
+}
+
+#[test]
+fn halt_now_kills_the_grandchildren() {
+    let dir = scratch("halt");
+    let job = forking_job(&dir);
+    let o = run(&[
+        "-j",
+        "2",
+        "--halt",
+        "now,fail=1",
+        "sh -c {}",
+        ":::",
+        "sleep 0.5; exit 1",
+        &job.replace("{}", "x"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let pids = pids(&dir, 2);
+    assert_eq!(pids.len(), 2);
+    assert_all_gone(&pids);
+}
+
+#[test]
+fn leftover_background_processes_are_ended() {
+    let dir = scratch("leftover");
+    let d = dir.display();
+    let job = format!("sleep 30 >/dev/null 2>&1 & echo $! > {d}/child.{{}}");
+    let start = Instant::now();
+    let o = run(&[&job, ":::", "1"]);
+    assert!(o.status.success());
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let pids = pids(&dir, 1);
+    assert_eq!(pids.len(), 1);
+    assert_all_gone(&pids);
+}
+
+#[test]
+fn termseq_escalates_to_kill() {
+    let dir = scratch("termseq");
+    let d = dir.display();
+    // The shell and its grandchild ignore TERM; KILL ends them.
+    let job =
+        format!("trap '' TERM; sleep 30 & echo $! > {d}/child.{{}}; echo $$ > {d}/self.{{}}; wait");
+    let start = Instant::now();
+    let o = run(&[
+        "--timeout",
+        "200ms",
+        "--termseq",
+        "TERM,100,KILL,25",
+        &job,
+        ":::",
+        "1",
+    ]);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(o.status.code(), Some(1));
+    let pids = pids(&dir, 2);
+    assert_eq!(pids.len(), 2);
+    assert_all_gone(&pids);
+}
+
+fn signal_ctxrun(signal: &str, code: i32) {
+    let dir = scratch(signal);
+    let job = forking_job(&dir);
+    let child = ctxrun()
+        .args(["-j", "2", &job, ":::", "1", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pids = pids(&dir, 4);
+    assert_eq!(pids.len(), 4, "the jobs started");
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+    assert_all_gone(&pids);
+}
+
+#[test]
+fn sigint_ends_every_job_and_grandchild() {
+    signal_ctxrun("INT", 130);
+}
+
+#[test]
+fn sigterm_ends_every_job_and_grandchild() {
+    signal_ctxrun("TERM", 143);
+}
+
+// ===== 5. bad input =====
+
+#[test]
+fn bad_input_is_a_clear_usage_error() {
+    let cases: &[&[&str]] = &[
+        &["--bogus", "echo", ":::", "a"],
+        &[":::", "a"],
+        &["echo", ":::"],
+        &["echo", ":::", "a", ":::"],
+        &["-j", "0", "echo", ":::", "a"],
+        &["-j", "x", "echo", ":::", "a"],
+        &["--timeout", "5x", "echo", ":::", "a"],
+        &["--timeout", "0s", "echo", ":::", "a"],
+        &["--deadline", "soon", "echo", ":::", "a"],
+        &["--halt", "later", "echo", ":::", "a"],
+        &["--halt", "now,fail=0", "echo", ":::", "a"],
+        &["--termseq", "TERM,abc", "echo", ":::", "a"],
+        &["--termseq", "NOPE,1", "echo", ":::", "a"],
+        &[],
+    ];
+    for args in cases {
+        let o = run(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("error"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+}
+
+// ===== 6. joblog and retries =====
+
+#[test]
+fn joblog_has_gnu_parallels_columns() {
+    let dir = scratch("joblog");
+    let log = dir.join("log.tsv");
+    let o = run(&[
+        "--joblog",
+        log.to_str().unwrap(),
+        "--timeout",
+        "300ms",
+        "sh -c {}",
+        ":::",
+        "true",
+        "exit 3",
+        "sleep 30",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand")
+    );
+    let mut rows: Vec<Vec<String>> = lines
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect();
+    rows.sort_by_key(|r| r[0].parse::<u32>().unwrap());
+    assert_eq!(rows.len(), 3, "{text}");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.len(), 9, "{row:?}");
+        assert_eq!(row[0], (i + 1).to_string());
+        assert!(row[2].parse::<f64>().unwrap() > 1e9, "{row:?}"); // seconds since the epoch
+        assert!(row[3].trim().parse::<f64>().unwrap() >= 0.0, "{row:?}");
+    }
+    assert_eq!((rows[0][6].as_str(), rows[0][7].as_str()), ("0", "0"));
+    assert_eq!((rows[1][6].as_str(), rows[1][7].as_str()), ("3", "0"));
+    assert_eq!((rows[2][6].as_str(), rows[2][7].as_str()), ("-1", "15")); // TERM ended it
+    assert_eq!(rows[1][8], "sh -c 'exit 3'");
+}
+
+#[test]
+fn retries_rerun_a_failing_job() {
+    let dir = scratch("retries");
+    let d = dir.display();
+    // Always fails: run three times in all, still one failure.
+    let o = run(&[
+        "--retries",
+        "3",
+        &format!("echo x >> {d}/always; false #"),
+        ":::",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let runs = std::fs::read_to_string(dir.join("always")).unwrap();
+    assert_eq!(runs.lines().count(), 3);
+    // Fails once, then succeeds: counted as a success, only the last attempt's output printed.
+    let job = format!("echo try >> {d}/once; test $(wc -l < {d}/once) -ge 2 && echo done");
+    let o = run(&["--retries", "3", &format!("{job} #"), ":::", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "done\n");
+    let runs = std::fs::read_to_string(dir.join("once")).unwrap();
+    assert_eq!(runs.lines().count(), 2);
+}
+
+#[test]
+fn its_own_failure_is_255() {
+    let o = run(&[
+        "--joblog",
+        "/nonexistent-dir/ctxrun/log",
+        "true",
+        ":::",
+        "a",
+    ]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(
+        stderr(&o).contains("cannot write the joblog"),
+        "{}",
+        stderr(&o)
+    );
+}
