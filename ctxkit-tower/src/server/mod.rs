@@ -590,8 +590,9 @@ pin_project! {
         // Boxed: a rare state, kept out of the size of the common one (the future is moved by
         // the server's machinery).
         Answered { response: Option<Box<Response<ServerBody<B>>>> },
-        // The handler's future, and the guard of the request's context; `done` (when the
-        // context has a deadline) wakes this future when the context ends.
+        // The handler's future, and the guard of the request's context; `done` (made at the
+        // first `Pending` of a handler whose context has a deadline, so a handler that answers
+        // at once costs no waiter) wakes this future when the context ends.
         Running {
             // Before the future: fields drop in order, so a dropped handler (and its `Drop`
             // code) finds its context already canceled with `ClientGone`.
@@ -599,6 +600,9 @@ pin_project! {
             #[pin]
             future: F,
             done: Option<Done>,
+            // Whether `done` is (still) to be watched: the context has a deadline and has not
+            // ended yet.
+            watching: bool,
             // The deadline and its reason, checked against the clock on every poll: the
             // context's own timer may run a little after the task is woken.
             expiry: Option<(Instant, RequestDeadline)>,
@@ -633,13 +637,13 @@ impl<F, B, E> ServerFuture<F, B, E> {
         grpc: bool,
         expired_status: StatusCode,
     ) -> Self {
-        // Only a context with a deadline can end by itself: without one, no waiter.
-        let done = expiry.map(|_| guard.context().done());
         ServerFuture {
             state: State::Running {
                 guard: Some(guard),
                 future,
-                done,
+                done: None,
+                // Only a context with a deadline can end by itself: without one, no waiter.
+                watching: expiry.is_some(),
                 expiry,
                 grpc,
                 expired_status,
@@ -710,6 +714,7 @@ where
                 guard,
                 future,
                 done,
+                watching,
                 expiry,
                 grpc,
                 expired_status,
@@ -723,9 +728,14 @@ where
                 // The handler is not done. Register for the context's end, then ask the clock
                 // whether the deadline has passed: the context's timer may fire a little after
                 // another timer (tonic's, for `grpc-timeout`) has woken this task.
-                if let Some(waiting) = done.as_mut() {
+                if *watching {
+                    let live = guard
+                        .as_ref()
+                        .expect("a ServerFuture polled after it completed");
+                    let waiting = done.get_or_insert_with(|| live.context().done());
                     if Pin::new(waiting).poll(cx).is_ready() {
                         *done = None;
+                        *watching = false;
                     }
                 }
                 let Some((deadline, reason)) = *expiry else {
