@@ -26,22 +26,53 @@
 //! * `-k`: print the jobs' output in input order; a finished job is printed as soon as every
 //!   earlier job has been. Without `-k`, in order of completion. Either way a job's stdout and
 //!   stderr are buffered and printed whole when it ends (GNU parallel's grouping).
+//! * `-u` / `--ungroup`: no buffering: the jobs write straight to ctxrun's stdout and stderr,
+//!   as they go (for jobs that never end, or whose output is watched live). Lines of jobs
+//!   running at once may mix; not with `-k`.
 //! * `--timeout D`: each job's time limit. `--deadline D`: the whole run's. Durations: `500ms`,
 //!   `2s`, `1.5s`, `1m`, `1h`; a bare number is seconds.
 //! * `--halt never|soon|now[,fail=N|,fail=P%]`: when to stop early. `fail=N`: once N jobs
 //!   failed; `fail=P%`: once P% of all the run's jobs failed; `soon` or `now` alone means
 //!   `fail=1`; `never` (the default) runs everything. Once tripped, `soon` starts no more jobs
-//!   and lets the running ones finish; `now` also ends the running ones (see "Design").
+//!   and lets the running ones finish; `now` also ends the running ones (see "Design"), and
+//!   the jobs it ends are not counted as failed.
 //! * `--termseq SIG,MS,SIG,MS...`: how a job is ended (default `TERM,200,KILL,25`).
+//! * `--delay D`: start a job at most every D. `--rate R/s` (or `/m`, `/h`): at most R job
+//!   starts a second (minute, hour), evenly spaced (bursts of 1). With both, the stricter
+//!   wins. A job waits for its turn once it has its `-j` slot, so starts are never closer
+//!   than the pace. A turn that would come after the run's `--deadline` is not waited for:
+//!   the job, and the rest, do not start.
+//! * `--rate-redis URL` (with `--rate-key KEY`, default `ctxrun`): the pace is kept on Redis
+//!   (ctxkit-redis's GCRA limiter), shared by every ctxrun, on any machine, that uses the
+//!   same Redis and key: together they start at most `--rate` jobs. If Redis cannot be
+//!   reached at the start, ctxrun exits with 255; if it stops answering during the run, no
+//!   job starts until it answers again (a warning says so): the shared rate is never exceeded.
 //! * `--joblog FILE`: one line per attempt, in order of completion, in GNU parallel's
 //!   tab-separated columns `Seq Host Starttime JobRuntime Send Receive Exitval Signal Command`:
 //!   Host is `:` (this machine), Starttime seconds since the epoch, JobRuntime seconds (both
 //!   with milliseconds), Send and Receive 0 (no transfers), Exitval the shell's exit code or -1
 //!   when a signal killed it (or it could not start), Signal that signal or 0.
+//! * `--resume` (with `--joblog FILE`): skip every job the log of an earlier run of the same
+//!   command and inputs lists; `--resume-failed`: skip only those whose last attempt there
+//!   succeeded (Exitval and Signal 0), and run the failed ones and the rest. The log is then
+//!   appended to. Before any job runs, each row is checked against this run's job of that
+//!   number: a log from another run (another command, other inputs), or a file that is not a
+//!   joblog, is a usage error, and the file is left as it was.
 //! * `--retries N`: run a failing job up to N times in all, each attempt with a fresh
-//!   `--timeout`; only the last attempt's output is printed, and a job counts as failed only
-//!   if its last attempt failed. No retry once the run is halted, past its deadline, or
-//!   signaled.
+//!   `--timeout`, after a pause of `--retry-delay` (default 100ms; `0` for none) doubled at
+//!   each retry, up to 30 s; only the last attempt's output is printed, and a job counts as
+//!   failed only if its last attempt failed. No retry once the run is halted, past its
+//!   deadline, or signaled.
+//! * `--bar`: progress on stderr. On a terminal, a bar (indicatif) with jobs done, the
+//!   percentage and the ETA, kept below the jobs' output; elsewhere (a log file, CI), a line
+//!   each time another tenth of the jobs is done: `ctxrun: 30% (3/10 jobs) done, ETA 7s`.
+//!
+//! # Input
+//!
+//! The `:::` combinations are made one at a time, and stdin is read a bounded number of
+//! lines (1,024) ahead of the jobs, so a job starts before the input ends and the run's memory
+//! does not grow with the number of jobs. Only `--bar`, `fail=P%` and `--resume` need the
+//! number of jobs first: with them, ctxrun reads all its input before the first job.
 //!
 //! A job's stdin is `/dev/null`. A job ended by its context gets a line on stderr, after its
 //! own output: `ctxrun: job N timed out: LINE` (its timeout or the run's deadline) or
@@ -57,11 +88,18 @@
 //! * `0`: every job ran and succeeded.
 //! * `1` to `101`: that many jobs failed (exited non-zero, were killed, timed out, or could not
 //!   be started), capped at 101, as GNU parallel. Jobs that a `--deadline` kept from starting
-//!   count as failed too; jobs that a `--halt` kept from starting do not (as GNU parallel).
+//!   count as failed too (with stdin input, ctxrun reads the rest of stdin to count them);
+//!   jobs that a `--halt` kept from starting, or that `--halt now` ended, do not (as GNU
+//!   parallel). Jobs skipped by `--resume` are not this run's.
+//! * Under a tripped `--halt ...,fail=1`: the failing job's own exit value (or the count, if a
+//!   signal or a timeout ended it); under a tripped `fail=P%`: the percentage of the run's
+//!   jobs that failed. Both as GNU parallel 20221122 does.
 //! * `2`: a usage error (an unknown flag, an empty command, `:::` with nothing after it, `-j 0`,
-//!   a bad duration, `--halt` or `--termseq`): the message is on stderr.
+//!   a bad duration, rate, Redis URL, `--halt` or `--termseq`, `--resume` without a joblog or
+//!   with another run's): the message is on stderr, and nothing has run.
 //! * `130` / `143`: ctxrun got SIGINT / SIGTERM; its running jobs were ended first.
-//! * `255`: ctxrun itself failed (e.g. stdin could not be read).
+//! * `255`: ctxrun itself failed (stdin could not be read, the joblog could not be written,
+//!   Redis could not be reached).
 //!
 //! # Design
 //!
@@ -83,6 +121,12 @@
 //! * **`--halt now`** is the errgroup's own meaning: the job whose failure trips the threshold
 //!   returns `Err`, the group cancels the group context, and every running job is ended.
 //!   **`--halt soon`** only raises a flag that the spawning loop reads before each spawn.
+//! * **`--delay` and `--rate`** are one `ctxkit::rate::Limiter` (burst 1), or a
+//!   `ctxkit_redis::RedisLimiter` with `--rate-redis`: a job that has its slot waits on it
+//!   with the group context, so a halt, a signal or the deadline ends the wait, and a turn
+//!   past the deadline fails at once (Go's `Limiter.Wait` rule).
+//! * **Retries** pause with `ctx.sleep` on the group context, so a halt or a signal ends the
+//!   pause too.
 //! * Each **job's context** is a child of the group context: `with_timeout(--timeout)`, or
 //!   `with_cancel`. So a job ends when its own timeout passes, when the group is canceled
 //!   (halt now), when the run's deadline passes, or when ctxrun gets a signal: all four are one
@@ -118,6 +162,12 @@
 
 #![forbid(unsafe_code)]
 
+mod args;
+mod input;
+mod job;
+mod joblog;
+mod output;
+mod pace;
 mod run;
 mod spec;
 

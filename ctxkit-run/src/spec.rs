@@ -35,6 +35,19 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// As [`parse_duration`], but `0` (with or without a unit) is allowed: "none".
+pub(crate) fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    let number = text
+        .trim()
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if !number.is_empty() && number.bytes().all(|b| b == b'0' || b == b'.') && number.contains('0')
+    {
+        // Still check the unit.
+        return parse_duration(&text.trim().replacen(number, "1", 1)).map(|_| Duration::ZERO);
+    }
+    parse_duration(text)
+}
+
 /// When a run stops early, as GNU parallel's `--halt WHEN,fail=N` / `fail=P%`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum When {
@@ -117,6 +130,36 @@ pub(crate) fn parse_halt(text: &str) -> Result<Halt, String> {
         }
     };
     Ok(Halt { when, threshold })
+}
+
+/// Parses a rate of job starts: `R/s`, `R/m` or `R/h` (a bare number is per second), e.g.
+/// `10/s`, `30/m`, `0.5/s`. The rate must be above zero and finite.
+pub(crate) fn parse_rate(text: &str) -> Result<f64, String> {
+    let bad = |why: &str| format!("bad --rate {text:?}: {why} (expected e.g. 10/s, 30/m, 100/h)");
+    let text = text.trim();
+    let (number, per) = match text.split_once('/') {
+        Some((n, unit)) => {
+            let per = match unit.trim() {
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                _ => return Err(bad("the unit must be s, m or h")),
+            };
+            (n.trim(), per)
+        }
+        None => (text, 1.0),
+    };
+    if !number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(bad("the count is not a number"));
+    }
+    let count: f64 = number
+        .parse()
+        .map_err(|_| bad("the count is not a number"))?;
+    let rate = count / per;
+    if !rate.is_finite() || rate <= 0.0 || rate > 1e9 {
+        return Err(bad("the rate must be above zero"));
+    }
+    Ok(rate)
 }
 
 /// One step of a termination sequence: send `signal` to the job's process group, then give it
@@ -244,6 +287,13 @@ mod tests {
         for bad in ["", "abc", "5x", "0s", "-1s", "1..2s", "ms"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+        assert_eq!(parse_duration_or_zero("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_zero("0ms"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_zero("0.0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_zero("2s"), Ok(Duration::from_secs(2)));
+        for bad in ["0x", "", "-0", "."] {
+            assert!(parse_duration_or_zero(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -276,6 +326,17 @@ mod tests {
         assert!(!parse_halt("now,fail=2").unwrap().tripped(1, 10));
         assert!(parse_halt("now,fail=50%").unwrap().tripped(2, 4));
         assert!(!parse_halt("never").unwrap().tripped(9, 9));
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("10/s"), Ok(10.0));
+        assert_eq!(parse_rate("30/m"), Ok(0.5));
+        assert_eq!(parse_rate("3600/h"), Ok(1.0));
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+        for bad in ["", "x/s", "10/d", "0/s", "-1/s", "/s", "1e999/s", "nan"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

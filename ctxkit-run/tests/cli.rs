@@ -198,14 +198,26 @@ fn groups_each_jobs_output() {
 
 #[test]
 fn runs_jobs_in_parallel_up_to_j() {
-    let start = Instant::now();
-    let o = run(&["-j", "4", "sleep", ":::", "1", "1", "1", "1"]);
-    assert!(o.status.success());
-    // Serially this takes 4 s; in parallel about 1 s.
-    assert!(
-        start.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        start.elapsed()
+    // Each job marks itself started, then waits until all four have: only four jobs running
+    // at once can pass. Serial jobs would wait for each other until the timeout.
+    let dir = scratch("parallel");
+    let d = dir.display();
+    let job = format!(
+        "touch {d}/{{}}; n=0; while [ $(ls {d} | wc -l) -lt 4 ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done; [ $n -lt 600 ]"
+    );
+    let o = run(&["-j", "4", &job, ":::", "a", "b", "c", "d"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // With -j 2, the first two can never see four started: they give up, and fail.
+    let dir2 = scratch("parallel2");
+    let d2 = dir2.display();
+    let job2 = format!(
+        "touch {d2}/{{}}; n=0; while [ $(ls {d2} | wc -l) -lt 4 ] && [ $n -lt 10 ]; do sleep 0.05; n=$((n+1)); done; [ $n -lt 10 ]"
+    );
+    let o = run(&["-j", "2", &job2, ":::", "a", "b", "c", "d"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the first two jobs saw only two started"
     );
 }
 
@@ -308,8 +320,15 @@ fn halt_now_cancels_running_jobs() {
         "{:?}",
         start.elapsed()
     );
-    assert_eq!(o.status.code(), Some(2), "the failure and the canceled job");
+    // GNU parallel's status under `fail=1`: the failing job's exit value; the job the halt
+    // ended is not a failure of its own.
+    assert_eq!(o.status.code(), Some(1));
     assert!(!stdout(&o).contains("never"));
+    assert!(
+        stderr(&o).contains("canceled: sh -c 'sleep 30'"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -369,6 +388,49 @@ fn halt_thresholds_count_and_percent() {
     assert_eq!(stdout(&o), "a\nb\n");
 }
 
+#[test]
+fn halt_exit_status_is_gnu_parallels() {
+    // fail=1: the failing job's own exit value.
+    let o = run(&[
+        "-j",
+        "2",
+        "--halt",
+        "now,fail=1",
+        "sh -c {}",
+        ":::",
+        "sleep 0.3; exit 3",
+        "sleep 30",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    // fail=N, N > 1: the number of failed jobs.
+    let o = run(&[
+        "-j",
+        "1",
+        "--halt",
+        "soon,fail=2",
+        "sh -c {}",
+        ":::",
+        "exit 7",
+        "exit 9",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    // fail=P%: the percentage of the run's jobs that failed (1 of 4 = 25%).
+    let o = run(&[
+        "-j",
+        "1",
+        "--halt",
+        "soon,fail=25%",
+        "sh -c {}",
+        ":::",
+        "true",
+        "exit 5",
+        "true",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(25));
+}
+
 // ===== 4. nothing left behind =====
 
 #[test]
@@ -406,7 +468,7 @@ fn halt_now_kills_the_grandchildren() {
         "sleep 0.5; exit 1",
         &job.replace("{}", "x"),
     ]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1), "the failing job's exit value");
     let pids = pids(&dir, 2);
     assert_eq!(pids.len(), 2);
     assert_all_gone(&pids);
@@ -502,6 +564,12 @@ fn bad_input_is_a_clear_usage_error() {
         &["--halt", "now,fail=0", "echo", ":::", "a"],
         &["--termseq", "TERM,abc", "echo", ":::", "a"],
         &["--termseq", "NOPE,1", "echo", ":::", "a"],
+        &["--rate", "fast", "echo", ":::", "a"],
+        &["--delay", "0", "echo", ":::", "a"],
+        &["--retry-delay", "x", "echo", ":::", "a"],
+        &["--resume", "echo", ":::", "a"],
+        &["-u", "-k", "echo", ":::", "a"],
+        &["--rate-redis", "redis://127.0.0.1/", "echo", ":::", "a"],
         &[],
     ];
     for args in cases {
@@ -594,4 +662,333 @@ fn its_own_failure_is_255() {
         "{}",
         stderr(&o)
     );
+}
+
+// ===== 7. pacing, resume, ungroup, progress =====
+
+/// The start times (ns since the epoch) the jobs wrote to the files of `dir`, sorted.
+fn start_times(dir: &Path) -> Vec<u128> {
+    let mut times: Vec<u128> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            std::fs::read_to_string(e.unwrap().path())
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    times.sort_unstable();
+    times
+}
+
+/// The smallest gap between consecutive start times, in milliseconds.
+fn smallest_gap_ms(times: &[u128]) -> f64 {
+    times
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as f64 / 1e6)
+        .fold(f64::INFINITY, f64::min)
+}
+
+#[test]
+fn delay_spaces_the_job_starts() {
+    let dir = scratch("delay");
+    let job = format!("date +%s%N > {}/{{}}", dir.display());
+    let o = run(&[
+        "-j", "4", "--delay", "150ms", &job, ":::", "a", "b", "c", "d",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let times = start_times(&dir);
+    assert_eq!(times.len(), 4);
+    // Never closer than the delay (a loaded machine only spreads them more); a little slack
+    // for the gap between ctxrun's start and the shell's `date`.
+    let gap = smallest_gap_ms(&times);
+    assert!(gap >= 120.0, "starts {gap} ms apart");
+}
+
+#[test]
+fn rate_limits_the_job_starts() {
+    let dir = scratch("rate");
+    let job = format!("date +%s%N > {}/{{}}", dir.display());
+    let o = run(&["-j", "4", "--rate", "5/s", &job, ":::", "a", "b", "c", "d"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let gap = smallest_gap_ms(&start_times(&dir));
+    assert!(gap >= 170.0, "starts {gap} ms apart at 5/s");
+}
+
+#[test]
+fn a_deadline_stops_a_paced_run_at_once() {
+    // At 1 a minute, the second job's turn is after the deadline: it is not started, and the
+    // run does not sleep until its deadline for nothing.
+    let start = Instant::now();
+    let o = run(&[
+        "--rate",
+        "1/m",
+        "--deadline",
+        "20s",
+        "true",
+        ":::",
+        "a",
+        "b",
+    ]);
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the unstarted job counts as failed"
+    );
+}
+
+#[test]
+fn retries_back_off() {
+    let dir = scratch("backoff");
+    let job = format!("date +%s%N >> {}/starts; false #", dir.display());
+    let o = run(&["--retries", "3", "--retry-delay", "200ms", &job, ":::", "x"]);
+    assert_eq!(o.status.code(), Some(1));
+    let times: Vec<u128> = std::fs::read_to_string(dir.join("starts"))
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(times.len(), 3);
+    let first = (times[1] - times[0]) as f64 / 1e6;
+    let second = (times[2] - times[1]) as f64 / 1e6;
+    assert!(first >= 190.0, "first pause {first} ms");
+    assert!(second >= 390.0, "second pause {second} ms (doubled)");
+}
+
+#[test]
+fn resume_and_resume_failed_skip_what_an_earlier_run_did() {
+    let dir = scratch("resume");
+    let log = dir.join("log");
+    let log = log.to_str().unwrap();
+    let marks = dir.join("marks");
+    std::fs::create_dir(&marks).unwrap();
+    let m = marks.display();
+    // Job "fail" fails the first time it runs, then succeeds.
+    let job = format!(
+        "echo {{}} >> {m}/ran; if [ {{}} = fail ] && [ ! -e {m}/failed-once ]; then touch {m}/failed-once; exit 4; fi; echo {{}}"
+    );
+    let inputs = ["a", "fail", "b"];
+    let mut args = vec!["-k", "--joblog", log, job.as_str(), ":::"];
+    args.extend(inputs);
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "a\nb\n");
+    // --resume: every job is in the log; nothing runs again.
+    let mut resume = vec!["--resume"];
+    resume.extend(&args);
+    let o = run(&resume);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    // --resume-failed: only the failed job runs again, and now succeeds.
+    let mut failed = vec!["--resume-failed"];
+    failed.extend(&args);
+    let o = run(&failed);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "fail\n");
+    let ran = std::fs::read_to_string(marks.join("ran")).unwrap();
+    assert_eq!(ran.lines().filter(|l| *l == "fail").count(), 2);
+    assert_eq!(ran.lines().count(), 4);
+    // The log kept every run's rows under one header.
+    let text = std::fs::read_to_string(log).unwrap();
+    assert_eq!(text.lines().filter(|l| l.starts_with("Seq\t")).count(), 1);
+    assert_eq!(text.lines().count(), 1 + 3 + 1);
+    // --resume-failed again: everything succeeded at last.
+    let o = run(&failed);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
+fn a_joblog_from_another_run_is_refused_and_kept() {
+    let dir = scratch("otherlog");
+    let log = dir.join("log");
+    let log = log.to_str().unwrap();
+    assert!(run(&["--joblog", log, "echo", ":::", "a", "b"])
+        .status
+        .success());
+    let before = std::fs::read_to_string(log).unwrap();
+    for args in [
+        &["--joblog", log, "--resume", "echo", ":::", "x", "y"][..],
+        &["--joblog", log, "--resume-failed", "echo", ":::", "a"][..],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains("from another run"), "{}", stderr(&o));
+        assert!(o.stdout.is_empty());
+    }
+    // Not a joblog at all.
+    let junk = dir.join("junk");
+    std::fs::write(&junk, "hello\n").unwrap();
+    let o = run(&[
+        "--joblog",
+        junk.to_str().unwrap(),
+        "--resume",
+        "echo",
+        ":::",
+        "a",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not a joblog"), "{}", stderr(&o));
+    // Neither file was touched.
+    assert_eq!(std::fs::read_to_string(log).unwrap(), before);
+    assert_eq!(std::fs::read_to_string(&junk).unwrap(), "hello\n");
+}
+
+#[test]
+fn ungroup_streams_the_output_of_a_job_that_never_ends() {
+    use std::io::{BufRead, BufReader};
+    let mut child = ctxrun()
+        .args(["-u", "echo started; sleep 30 #", ":::", "x"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The line arrives while the job (and ctxrun) still runs.
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "started\n");
+    assert!(child.try_wait().unwrap().is_none(), "ctxrun ended already");
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+}
+
+#[test]
+fn bar_reports_progress_by_tenths_off_a_terminal() {
+    let inputs: Vec<String> = (1..=20).map(|i| i.to_string()).collect();
+    let mut args = vec!["--bar", "-k", "echo"];
+    args.push(":::");
+    args.extend(inputs.iter().map(String::as_str));
+    let o = run(&args);
+    assert!(o.status.success());
+    let expected: String = inputs.iter().map(|i| format!("{i}\n")).collect();
+    assert_eq!(stdout(&o), expected, "progress never goes to stdout");
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("% (")).collect();
+    assert_eq!(lines.len(), 10, "{err}");
+    assert!(
+        lines[9].starts_with("ctxrun: 100% (20/20 jobs) done"),
+        "{err}"
+    );
+}
+
+#[path = "../../ctxkit-redis/tests/support/mod.rs"]
+mod redis_support;
+
+#[test]
+fn rate_redis_shares_one_rate_between_runners() {
+    let server = redis_support::RedisServer::start();
+    let url = server.url();
+    let dir = scratch("redisrate");
+    let job = format!("date +%s%N > {}/{{}}", dir.display());
+    let key = format!("test-{}", std::process::id());
+    // Two runners, three jobs each, one shared 4/s.
+    let spawn = |tag: &str| {
+        ctxrun()
+            .args([
+                "--rate",
+                "4/s",
+                "--rate-redis",
+                &url,
+                "--rate-key",
+                &key,
+                &job,
+                ":::",
+            ])
+            .args((1..=3).map(|i| format!("{tag}{i}")))
+            .stdin(Stdio::null())
+            .output()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| spawn("a").unwrap());
+        let b = s.spawn(|| spawn("b").unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(b.status.success(), "{}", stderr(&b));
+    let times = start_times(&dir);
+    assert_eq!(times.len(), 6);
+    // Six starts at 4/s, burst 1, shared: at least 5 intervals of 250 ms between the first
+    // and the last (each runner alone would have taken 500 ms).
+    let span = (times[5] - times[0]) as f64 / 1e6;
+    assert!(span >= 1150.0, "six shared starts in {span} ms");
+}
+
+#[test]
+fn rate_redis_that_cannot_be_reached_is_a_clear_error() {
+    let o = run(&[
+        "--rate",
+        "1/s",
+        "--rate-redis",
+        "redis://127.0.0.1:1/",
+        "true",
+        ":::",
+        "a",
+    ]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(stderr(&o).contains("cannot reach Redis"), "{}", stderr(&o));
+    let o = run(&[
+        "--rate",
+        "1/s",
+        "--rate-redis",
+        "not a url",
+        "true",
+        ":::",
+        "a",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad Redis URL"), "{}", stderr(&o));
+}
+
+#[test]
+fn stdin_jobs_start_before_the_input_ends() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = ctxrun()
+        .args(["-k", "echo"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    // The first job runs, and is printed, while stdin is still open.
+    writeln!(input, "first").unwrap();
+    let mut line = String::new();
+    output.read_line(&mut line).unwrap();
+    assert_eq!(line, "first\n");
+    writeln!(input, "second").unwrap();
+    drop(input);
+    line.clear();
+    output.read_line(&mut line).unwrap();
+    assert_eq!(line, "second\n");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_deadline_counts_the_unread_stdin_jobs_as_failed() {
+    use std::io::Write;
+    let mut child = ctxrun()
+        .args(["-j", "1", "--deadline", "300ms", "sleep"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"30\n30\n30\n30\n").unwrap();
+    drop(input);
+    // One killed, three never started.
+    assert_eq!(child.wait().unwrap().code(), Some(4));
 }

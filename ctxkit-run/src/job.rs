@@ -1,0 +1,210 @@
+//! One attempt at a job: `sh -c LINE` in a process group of its own, awaited against the job's
+//! context, and the `--termseq` that ends the group when the context is done first (or when
+//! the shell leaves processes behind).
+//!
+//! Invariant: a job's process group is signaled only while ctxrun has not reaped the group's
+//! leader, or right after, while members remain. A process group id cannot be reused while the
+//! group has a member, so the signals never reach a stranger (except a process that left the
+//! group with `setsid`, which ctxrun does not follow).
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime};
+
+use ctxkit::Context;
+use rustix::process::{kill_process_group, test_kill_process_group, Pid};
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+
+use crate::joblog::Row;
+use crate::spec::Step;
+
+/// Why the job's context ended it, if it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Its `--timeout` or the run's `--deadline`.
+    TimedOut,
+    /// A halt or a signal to ctxrun.
+    Canceled,
+}
+
+/// How one attempt at a job ended.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    /// It ran to the end and exited 0.
+    pub(crate) ok: bool,
+    /// The joblog's view of it.
+    pub(crate) row: Row,
+    /// Set when its context ended it.
+    pub(crate) ended: Option<Ended>,
+    /// Its output, unless `--ungroup` sent it straight through.
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
+}
+
+/// What every attempt needs besides its context and line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct How<'a> {
+    pub(crate) termseq: &'a [Step],
+    /// `--ungroup`: the job writes to ctxrun's own stdout and stderr.
+    pub(crate) ungroup: bool,
+}
+
+/// Reads one of the job's pipes to its end, on a task of its own.
+fn collect<R>(reader: Option<R>) -> Option<tokio::task::JoinHandle<Vec<u8>>>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    reader.map(|mut r| {
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf).await;
+            buf
+        })
+    })
+}
+
+/// Runs one attempt at job `seq` to its end under `ctx`.
+pub(crate) async fn run(ctx: &Context, seq: usize, line: &str, how: How<'_>) -> Attempt {
+    let start = SystemTime::now();
+    let began = Instant::now();
+    let mut cmd = Command::new("sh");
+    let (out, err) = if how.ungroup {
+        (Stdio::inherit(), Stdio::inherit())
+    } else {
+        (Stdio::piped(), Stdio::piped())
+    };
+    cmd.arg("-c")
+        .arg(line)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .env("CTXRUN_SEQ", seq.to_string());
+    if let Some(deadline) = ctx.deadline() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        cmd.env("CTXRUN_DEADLINE_MS", left.as_millis().to_string());
+    }
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            let message = format!("ctxrun: job {seq}: cannot start sh: {error}\n");
+            if how.ungroup {
+                eprint!("{message}");
+            }
+            return Attempt {
+                ok: false,
+                row: Row {
+                    start,
+                    runtime: began.elapsed(),
+                    exitval: -1,
+                    signal: 0,
+                },
+                ended: None,
+                stdout: Vec::new(),
+                stderr: if how.ungroup {
+                    Vec::new()
+                } else {
+                    message.into_bytes()
+                },
+            };
+        }
+    };
+    let pgid = child.id().and_then(|id| Pid::from_raw(id as i32));
+    let stdout = collect(child.stdout.take());
+    let stderr = collect(child.stderr.take());
+
+    let exited = tokio::select! {
+        status = child.wait() => Some(status.ok()),
+        _ = ctx.done() => None,
+    };
+    let status = match exited {
+        Some(status) => {
+            // The shell is gone; whatever it left in its group gets the termseq too.
+            if let Some(pgid) = pgid {
+                if test_kill_process_group(pgid).is_ok() {
+                    terminate(pgid, how.termseq, None).await;
+                }
+            }
+            status
+        }
+        None => {
+            if let Some(pgid) = pgid {
+                terminate(pgid, how.termseq, Some(&mut child)).await;
+            }
+            child.wait().await.ok()
+        }
+    };
+    let runtime = began.elapsed();
+    let ended = match exited {
+        Some(_) => None,
+        None => Some(match ctx.err() {
+            Some(e) if e.is_deadline_exceeded() => Ended::TimedOut,
+            _ => Ended::Canceled,
+        }),
+    };
+    let (exit_ok, exitval, signal) = match status {
+        Some(st) => (
+            st.success(),
+            st.code().unwrap_or(-1),
+            st.signal().unwrap_or(0),
+        ),
+        None => (false, -1, 0),
+    };
+    let stdout = match stdout {
+        Some(h) => h.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let mut stderr = match stderr {
+        Some(h) => h.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    if let Some(ended) = ended {
+        let why = match ended {
+            Ended::TimedOut => "timed out",
+            Ended::Canceled => "canceled",
+        };
+        let message = format!("ctxrun: job {seq} {why}: {line}\n");
+        if how.ungroup {
+            eprint!("{message}");
+        } else {
+            stderr.extend_from_slice(message.as_bytes());
+        }
+    }
+    Attempt {
+        ok: exit_ok && ended.is_none(),
+        row: Row {
+            start,
+            runtime,
+            exitval,
+            signal,
+        },
+        ended,
+        stdout,
+        stderr,
+    }
+}
+
+/// Sends the termseq to the process group `pgid`, each signal followed by up to its wait for
+/// the group to be gone (and `child`, the group's leader, to have exited).
+async fn terminate(pgid: Pid, termseq: &[Step], mut child: Option<&mut Child>) {
+    for step in termseq {
+        if kill_process_group(pgid, step.signal).is_err() {
+            return; // no member left
+        }
+        let until = Instant::now() + step.wait;
+        loop {
+            let leader_gone = match child.as_deref_mut() {
+                Some(c) => !matches!(c.try_wait(), Ok(None)),
+                None => true,
+            };
+            if leader_gone && test_kill_process_group(pgid).is_err() {
+                return;
+            }
+            if Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
