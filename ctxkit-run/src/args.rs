@@ -16,11 +16,16 @@ use crate::spec::{self, Halt, Step};
 #[command(
     name = "ctxrun",
     version,
-    after_help = "Each job runs as `sh -c LINE` in its own process group; arguments are single-quoted \
-                  for sh. Jobs get CTXRUN_SEQ and, under a timeout or deadline, CTXRUN_DEADLINE_MS.\n\n\
-                  Exit status: 0 all jobs succeeded; 1-101 the number of failed jobs (capped; \
-                  under --halt see the docs); 2 usage error; 130/143 interrupted by SIGINT/SIGTERM; \
-                  255 ctxrun's own error."
+    after_help = "Each job runs as `sh -c LINE` in its own process group. Replacement strings: {} all \
+                  arguments, {1} {2}... by ::: list, {.} without extension, {/} basename, {//} \
+                  directory, {/.} basename without extension, {#} job number; arguments are \
+                  single-quoted for sh; with none in the command, the arguments are appended. \
+                  Jobs get CTXRUN_SEQ and, under a timeout or deadline, CTXRUN_DEADLINE_MS \
+                  (milliseconds left).\n\n\
+                  Exit status: 0 all jobs succeeded; 1-101 the number of failed jobs (capped); \
+                  under a tripped --halt ...,fail=1 the failing job's exit value, under fail=P% \
+                  the percentage of jobs that failed; 2 usage error; 130/143 interrupted by \
+                  SIGINT/SIGTERM; 255 ctxrun's own error."
 )]
 pub(crate) struct Args {
     /// Run at most N jobs at once (default: the CPUs ctxkit::procs::max_procs() finds).
@@ -45,7 +50,7 @@ pub(crate) struct Args {
     deadline: Option<Duration>,
 
     /// When to stop early: never, soon or now, with ,fail=N or ,fail=P%.
-    #[arg(long, value_name = "POLICY", default_value = "never", value_parser = spec::parse_halt)]
+    #[arg(long, visible_alias = "halt-on-error", value_name = "POLICY", default_value = "never", value_parser = spec::parse_halt)]
     halt: Halt,
 
     /// How a job is ended: signal, milliseconds, signal, ...

@@ -8,16 +8,25 @@
 //! Each argument (or each combination, one from each `:::` list: their cross product, the first
 //! list varying slowest) makes one job. With no `:::`, each line of stdin is one argument.
 //!
-//! # Quoting
+//! # Quoting and replacement strings
 //!
 //! The command words are joined with spaces and handed to `sh -c`, so they are shell code: a
 //! pipe or a redirection must be quoted for your shell to reach ctxrun
 //! (`ctxrun 'echo {} | tr a-z A-Z' ::: x`). The arguments are data: each is single-quoted for
-//! `sh` before it replaces `{}` (all the job's arguments, space-separated), `{1}`, `{2}`... (the
-//! argument from the first, second... `:::` list); with no replacement string in the command,
-//! the quoted arguments are appended. So `ctxrun echo ::: 'a b' '$HOME'` prints `a b` and
-//! `$HOME` verbatim. Do not quote `{}` yourself: `'{}'` in the command would put the quoted
-//! argument inside a second pair of quotes.
+//! `sh` before it replaces a replacement string, GNU parallel's:
+//!
+//! * `{}`: all the job's arguments, space-separated; `{1}`, `{2}`...: the argument from the
+//!   first, second... `:::` list;
+//! * `{.}`: without its extension (`d/a.jpg` → `d/a`); `{/}`: its basename (`a.jpg`); `{//}`:
+//!   its directory (`d`); `{/.}`: its basename without extension (`a`); also by list, `{1.}`,
+//!   `{2/}`...;
+//! * `{#}`: the job's number (1-based).
+//!
+//! With no replacement string in the command, the quoted arguments are appended. Anything
+//! else in braces is left as it is (`awk '{print $1}'`; GNU parallel's `{%}` and `{= =}` are
+//! not supported). So `ctxrun echo ::: 'a b' '$HOME'` prints `a b` and `$HOME` verbatim. Do
+//! not quote `{}` yourself: `'{}'` in the command would put the quoted argument inside a
+//! second pair of quotes.
 //!
 //! # Options
 //!

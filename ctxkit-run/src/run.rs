@@ -128,7 +128,11 @@ async fn run(config: Config, words: Vec<String>, mut source: Source) -> u8 {
             }
         };
         if let (Some(path), Resume::All | Resume::Failed) = (&config.joblog, config.resume) {
-            let lines: Vec<String> = all.iter().map(|a| spec::render(&words, a)).collect();
+            let lines: Vec<String> = all
+                .iter()
+                .enumerate()
+                .map(|(i, a)| spec::render(&words, a, i + 1))
+                .collect();
             skip = match joblog::skipped(path, config.resume, &lines) {
                 Ok(skip) => skip,
                 Err(msg) => return usage_error(msg),
@@ -220,7 +224,7 @@ async fn run(config: Config, words: Vec<String>, mut source: Source) -> u8 {
             let _ = tx.send(Output::empty(seq));
             continue;
         }
-        let line = spec::render(&words, &args);
+        let line = spec::render(&words, &args, seq);
         let tx = tx.clone();
         let shared = shared.clone();
         let termseq = config.termseq.clone();
@@ -231,19 +235,24 @@ async fn run(config: Config, words: Vec<String>, mut source: Source) -> u8 {
         spawns += 1;
         group
             .spawn(move |ctx| {
-                // Called only when the job gets its slot (a spawn that gives up never is).
+                // Called only when the job gets its slot (a spawn that gives up never is), in
+                // input order.
                 shared.spawned.fetch_add(1, Ordering::SeqCst);
+                let ticket = pacer.as_ref().map(|p| p.ticket());
                 async move {
                     // The slot may have come free because a job tripped the halt, or after the
                     // group was canceled: then this job does not start.
                     let mut go = !shared.halted.load(Ordering::SeqCst) && !ctx.is_done();
                     // --delay / --rate: the job's turn, once it has its slot.
-                    if let (true, Some(pacer)) = (go, &pacer) {
-                        if !pacer.wait(&ctx).await && !ctx.is_done() {
+                    if let (Some(pacer), Some(ticket)) = (&pacer, ticket) {
+                        if !go {
+                            pacer.pass(&ctx, ticket).await;
+                        } else if !pacer.wait(&ctx, ticket).await && !ctx.is_done() {
                             // Its turn would come after the run's deadline.
                             shared.out_of_time.store(true, Ordering::SeqCst);
                         }
-                        go = !ctx.is_done()
+                        go = go
+                            && !ctx.is_done()
                             && !shared.halted.load(Ordering::SeqCst)
                             && !shared.out_of_time.load(Ordering::SeqCst);
                     }

@@ -226,38 +226,73 @@ pub(crate) fn shell_quote(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', r"'\''"))
 }
 
-/// Builds one job's shell command line from the command words and the job's arguments (one per
-/// `:::` list). The words are joined with spaces and read by `sh -c`, so they may hold pipes
-/// and redirections. `{}` is all the arguments (each quoted, joined by spaces), `{1}`, `{2}`...
-/// the argument of the first, second... list; with no replacement string anywhere, the quoted
-/// arguments are appended.
-pub(crate) fn render(words: &[String], args: &[String]) -> String {
+/// GNU parallel's path replacement strings, applied to one argument before it is quoted:
+/// `.` drops the extension, `/` keeps the basename, `//` keeps the directory, `/.` keeps the
+/// basename without its extension.
+fn transform(kind: &str, arg: &str) -> Option<String> {
+    let base = |a: &str| a.rsplit('/').next().unwrap_or(a).to_string();
+    let no_ext = |a: &str| match a.rfind('.') {
+        Some(dot) if dot > a.rfind('/').map_or(0, |s| s + 1) => a[..dot].to_string(),
+        _ => a.to_string(),
+    };
+    Some(match kind {
+        "" => arg.to_string(),
+        "." => no_ext(arg),
+        "/" => base(arg),
+        "//" => match arg.rfind('/') {
+            Some(0) => "/".to_string(),
+            Some(slash) => arg[..slash].to_string(),
+            None => ".".to_string(),
+        },
+        "/." => no_ext(&base(arg)),
+        _ => return None,
+    })
+}
+
+/// Builds job `seq`'s shell command line from the command words and the job's arguments (one
+/// per `:::` list). The words are joined with spaces and read by `sh -c`, so they may hold
+/// pipes and redirections. The replacement strings, GNU parallel's:
+///
+/// * `{}`: all the arguments (each quoted, joined by spaces); `{1}`, `{2}`...: the argument of
+///   the first, second... list;
+/// * `{.}`, `{/}`, `{//}`, `{/.}` (and `{1.}`, `{2/}`...): the same with the extension
+///   dropped, the basename, the directory, the basename without extension;
+/// * `{#}`: the job's number.
+///
+/// With no replacement string anywhere, the quoted arguments are appended. Anything else in
+/// braces (`{print $1}`, `{%}`) is left as it is.
+pub(crate) fn render(words: &[String], args: &[String], seq: usize) -> String {
     let line = words.join(" ");
-    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
-    let all = quoted.join(" ");
-    let mut out = String::with_capacity(line.len() + all.len());
+    let mut out = String::with_capacity(line.len() + 16);
     let mut replaced = false;
     let mut rest = line.as_str();
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        let close = after.find('}');
-        let inner = close.map(|c| &after[..c]);
-        match inner {
-            Some("") => {
-                out.push_str(&all);
-                replaced = true;
-                rest = &after[1..];
+        let inner = after.find('}').map(|c| &after[..c]);
+        let value = inner.and_then(|inner| {
+            if inner == "#" {
+                return Some(seq.to_string());
             }
-            Some(n)
-                if n.bytes().all(|b| b.is_ascii_digit())
-                    && n.parse::<usize>()
-                        .is_ok_and(|i| i >= 1 && i <= quoted.len()) =>
-            {
-                let i: usize = n.parse().unwrap_or(1);
-                out.push_str(&quoted[i - 1]);
+            let digits = inner.bytes().take_while(u8::is_ascii_digit).count();
+            let (index, kind) = inner.split_at(digits);
+            let picked: Vec<&String> = if index.is_empty() {
+                args.iter().collect()
+            } else {
+                let i: usize = index.parse().ok()?;
+                vec![args.get(i.checked_sub(1)?)?]
+            };
+            let parts: Option<Vec<String>> = picked
+                .iter()
+                .map(|a| transform(kind, a).map(|t| shell_quote(&t)))
+                .collect();
+            parts.map(|p| p.join(" "))
+        });
+        match (inner, value) {
+            (Some(inner), Some(value)) => {
+                out.push_str(&value);
                 replaced = true;
-                rest = &after[n.len() + 1..];
+                rest = &after[inner.len() + 1..];
             }
             _ => {
                 out.push('{');
@@ -266,9 +301,10 @@ pub(crate) fn render(words: &[String], args: &[String]) -> String {
         }
     }
     out.push_str(rest);
-    if !replaced && !all.is_empty() {
+    if !replaced && !args.is_empty() {
+        let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
         out.push(' ');
-        out.push_str(&all);
+        out.push_str(&quoted.join(" "));
     }
     out
 }
@@ -358,17 +394,33 @@ mod tests {
     fn templates() {
         let w = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let a = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(render(&w(&["echo"]), &a(&["x"])), "echo x");
-        assert_eq!(render(&w(&["echo", "<{}>"]), &a(&["a b"])), "echo <'a b'>");
+        assert_eq!(render(&w(&["echo"]), &a(&["x"]), 1), "echo x");
         assert_eq!(
-            render(&w(&["echo", "{2}-{1}"]), &a(&["a", "b"])),
+            render(&w(&["echo", "<{}>"]), &a(&["a b"]), 1),
+            "echo <'a b'>"
+        );
+        assert_eq!(
+            render(&w(&["echo", "{2}-{1}"]), &a(&["a", "b"]), 1),
             "echo b-a"
         );
         assert_eq!(
-            render(&w(&["echo", "{}"]), &a(&["it's"])),
+            render(&w(&["echo", "{}"]), &a(&["it's"]), 1),
             r"echo 'it'\''s'"
         );
-        assert_eq!(render(&w(&["echo", "{x}"]), &a(&["1"])), "echo {x} 1");
-        assert_eq!(render(&w(&["echo", "{9}"]), &a(&["1"])), "echo {9} 1");
+        assert_eq!(render(&w(&["echo", "{x}"]), &a(&["1"]), 1), "echo {x} 1");
+        assert_eq!(render(&w(&["echo", "{9}"]), &a(&["1"]), 1), "echo {9} 1");
+        let r = |words: &[&str], args: &[&str]| render(&w(words), &a(args), 7);
+        assert_eq!(
+            r(&["convert {} {.}.png"], &["d/a.b.jpg"]),
+            "convert d/a.b.jpg d/a.b.png"
+        );
+        assert_eq!(r(&["echo {/} {//} {/.}"], &["/x/y.tar"]), "echo y.tar /x y");
+        assert_eq!(r(&["echo {//} {.}"], &["plain"]), "echo . plain");
+        assert_eq!(r(&["echo {.}"], &["dir.d/file"]), "echo dir.d/file");
+        assert_eq!(r(&["echo {2.}-{1/}"], &["a/b", "c.txt"]), "echo c-b");
+        assert_eq!(r(&["echo {#}: {}"], &["x"]), "echo 7: x");
+        assert_eq!(r(&["awk '{print $1}'"], &["f"]), "awk '{print $1}' f");
+        assert_eq!(r(&["echo {%}"], &["f"]), "echo {%} f");
+        assert_eq!(r(&["echo {.}"], &["it's.x"]), r"echo 'it'\''s'");
     }
 }

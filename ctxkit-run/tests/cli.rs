@@ -704,6 +704,57 @@ fn delay_spaces_the_job_starts() {
     // for the gap between ctxrun's start and the shell's `date`.
     let gap = smallest_gap_ms(&times);
     assert!(gap >= 120.0, "starts {gap} ms apart");
+    // In input order.
+    let by_name: Vec<u128> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| {
+            std::fs::read_to_string(dir.join(n))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(by_name, times, "the jobs started out of input order");
+}
+
+#[test]
+fn a_halt_under_a_pace_ends_the_run() {
+    // The jobs waiting for their turn when the halt trips give their turn up: none is left
+    // waiting for a turn that never comes.
+    let o = run(&[
+        "-j",
+        "3",
+        "--delay",
+        "100ms",
+        "--halt",
+        "soon,fail=1",
+        "sh -c {}",
+        ":::",
+        "exit 1",
+        "echo b",
+        "echo c",
+        "echo d",
+        "echo e",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = run(&[
+        "-j",
+        "3",
+        "--delay",
+        "100ms",
+        "--halt",
+        "now,fail=1",
+        "sh -c {}",
+        ":::",
+        "echo a",
+        "exit 2",
+        "sleep 30",
+        "echo d",
+        "echo e",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stdout(&o), "a\n");
 }
 
 #[test]
