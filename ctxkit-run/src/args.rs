@@ -160,20 +160,30 @@ pub(crate) enum Resume {
 /// The command words, and the `:::` argument lists if there are any.
 type Inputs = (Vec<String>, Option<Vec<Vec<String>>>);
 
-/// The parts of the command line after clap: the command words and the argument lists.
-pub(crate) fn split_inputs(command: &[String]) -> Result<Inputs, String> {
-    let mut parts = command.split(|w| w == ":::");
-    let words: Vec<String> = parts.next().unwrap_or_default().to_vec();
+/// The parts of the command line after clap: the command words and the argument lists
+/// (moved, not copied: a long `:::` list is held once).
+pub(crate) fn split_inputs(command: Vec<String>) -> Result<Inputs, String> {
+    let mut words = Vec::new();
+    let mut lists: Vec<Vec<String>> = Vec::new();
+    for word in command {
+        if word == ":::" {
+            lists.push(Vec::new());
+        } else if let Some(list) = lists.last_mut() {
+            list.push(word);
+        } else {
+            words.push(word);
+        }
+    }
     if words.iter().all(|w| w.trim().is_empty()) {
         return Err("the command is empty: give a command before :::".into());
     }
-    let lists: Vec<Vec<String>> = parts.map(<[String]>::to_vec).collect();
     if lists.is_empty() {
         return Ok((words, None));
     }
     if lists.iter().any(Vec::is_empty) {
         return Err("::: must be followed by at least one argument".into());
     }
+    lists.iter_mut().for_each(|list| list.shrink_to_fit());
     Ok((words, Some(lists)))
 }
 
@@ -184,7 +194,7 @@ impl Args {
     ///
     /// A usage error's message, for what clap cannot check.
     pub(crate) fn into_run(self) -> Result<(Config, Vec<String>, Source), String> {
-        let (words, lists) = split_inputs(&self.command)?;
+        let (words, lists) = split_inputs(self.command)?;
         let source = match lists {
             Some(lists) => Source::lists(lists)?,
             None => Source::stdin(),
@@ -253,12 +263,12 @@ mod tests {
     #[test]
     fn inputs_are_checked() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert!(split_inputs(&s(&[":::", "a"])).is_err());
-        assert!(split_inputs(&s(&["echo", ":::"])).is_err());
-        assert!(split_inputs(&s(&["echo", ":::", "a", ":::"])).is_err());
-        assert!(split_inputs(&s(&["echo"])).unwrap().1.is_none());
+        assert!(split_inputs(s(&[":::", "a"])).is_err());
+        assert!(split_inputs(s(&["echo", ":::"])).is_err());
+        assert!(split_inputs(s(&["echo", ":::", "a", ":::"])).is_err());
+        assert!(split_inputs(s(&["echo"])).unwrap().1.is_none());
         assert_eq!(
-            split_inputs(&s(&["echo", ":::", "a", ":::", "b"]))
+            split_inputs(s(&["echo", ":::", "a", ":::", "b"]))
                 .unwrap()
                 .1
                 .unwrap()
