@@ -16,7 +16,8 @@ use crate::spec::{self, Halt, Step};
 #[command(
     name = "ctxrun",
     version,
-    after_help = "Each job runs as `sh -c LINE` in its own process group. Replacement strings: {} all \
+    after_help = "Each job runs as `sh -c LINE` (or, when the line needs no shell, the program \
+                  directly) in its own process group. Replacement strings: {} all \
                   arguments, {1} {2}... by ::: list, {.} without extension, {/} basename, {//} \
                   directory, {/.} basename without extension, {#} job number; arguments are \
                   single-quoted for sh; with none in the command, the arguments are appended. \

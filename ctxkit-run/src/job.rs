@@ -17,7 +17,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 use crate::joblog::Row;
-use crate::spec::Step;
+use crate::spec::{self, Step};
 
 /// Why the job's context ended it, if it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,19 +64,27 @@ where
     })
 }
 
-/// Runs one attempt at job `seq` to its end under `ctx`.
-pub(crate) async fn run(ctx: &Context, seq: usize, line: &str, how: How<'_>) -> Attempt {
-    let start = SystemTime::now();
-    let began = Instant::now();
-    let mut cmd = Command::new("sh");
+/// `execve`'s "not an executable format" (a script without `#!`).
+const ENOEXEC: i32 = 8;
+
+/// The command for `program` and `args` (with `extra` arguments before them), in a process
+/// group of its own, stdin `/dev/null`, its output piped (or inherited under `--ungroup`), and
+/// the job's variables.
+fn command(
+    program: &[impl AsRef<std::ffi::OsStr>],
+    extra: &[&str],
+    ctx: &Context,
+    seq: usize,
+    how: How<'_>,
+) -> Command {
+    let mut cmd = Command::new(&program[0]);
+    cmd.args(extra).args(&program[1..]);
     let (out, err) = if how.ungroup {
         (Stdio::inherit(), Stdio::inherit())
     } else {
         (Stdio::piped(), Stdio::piped())
     };
-    cmd.arg("-c")
-        .arg(line)
-        .process_group(0)
+    cmd.process_group(0)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -85,10 +93,43 @@ pub(crate) async fn run(ctx: &Context, seq: usize, line: &str, how: How<'_>) -> 
         let left = deadline.saturating_duration_since(Instant::now());
         cmd.env("CTXRUN_DEADLINE_MS", left.as_millis().to_string());
     }
-    let mut child = match cmd.spawn() {
+    cmd
+}
+
+/// Runs one attempt at job `seq` to its end under `ctx`: the program itself when the line
+/// needs no shell ([`spec::direct_argv`]), else `sh -c LINE`.
+pub(crate) async fn run(ctx: &Context, seq: usize, line: &str, how: How<'_>) -> Attempt {
+    let start = SystemTime::now();
+    let began = Instant::now();
+    let direct = spec::direct_argv(line);
+    let spawned = match &direct {
+        Some(argv) => match command(argv, &[], ctx, seq, how).spawn() {
+            // A file without a `#!` line: `sh` runs it as a script; so does ctxrun.
+            Err(error) if error.raw_os_error() == Some(ENOEXEC) => {
+                command(&["sh"], &["-c", line], ctx, seq, how).spawn()
+            }
+            other => other,
+        },
+        None => command(&["sh"], &["-c", line], ctx, seq, how).spawn(),
+    };
+    let mut child = match spawned {
         Ok(child) => child,
         Err(error) => {
-            let message = format!("ctxrun: job {seq}: cannot start sh: {error}\n");
+            // What `sh` would have answered for a program it cannot run.
+            let (exitval, message) = match (&direct, error.kind()) {
+                (Some(argv), std::io::ErrorKind::NotFound) => {
+                    (127, format!("ctxrun: job {seq}: {}: not found\n", argv[0]))
+                }
+                (Some(argv), std::io::ErrorKind::PermissionDenied) => (
+                    126,
+                    format!("ctxrun: job {seq}: {}: permission denied\n", argv[0]),
+                ),
+                (Some(argv), _) => (
+                    -1,
+                    format!("ctxrun: job {seq}: cannot start {}: {error}\n", argv[0]),
+                ),
+                (None, _) => (-1, format!("ctxrun: job {seq}: cannot start sh: {error}\n")),
+            };
             if how.ungroup {
                 eprint!("{message}");
             }
@@ -97,7 +138,7 @@ pub(crate) async fn run(ctx: &Context, seq: usize, line: &str, how: How<'_>) -> 
                 row: Row {
                     start,
                     runtime: began.elapsed(),
-                    exitval: -1,
+                    exitval,
                     signal: 0,
                 },
                 ended: None,

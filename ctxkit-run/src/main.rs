@@ -22,6 +22,12 @@
 //!   `{2/}`...;
 //! * `{#}`: the job's number (1-based).
 //!
+//! When the finished line has nothing for the shell to do (plain words and quoted arguments:
+//! no `$`, glob, pipe, redirection, `;`, `~` or backslash, and a first word that is a program,
+//! not an assignment nor one of `sh`'s builtins or keywords such as `echo`, `cd` or `true`),
+//! ctxrun runs the program itself, as `sh` would have, one `exec` cheaper; a program that is
+//! not found gives `sh`'s status 127, and a script without `#!` is run by `sh`.
+//!
 //! With no replacement string in the command, the quoted arguments are appended. Anything
 //! else in braces is left as it is (`awk '{print $1}'`; GNU parallel's `{%}` and `{= =}` are
 //! not supported). So `ctxrun echo ::: 'a b' '$HOME'` prints `a b` and `$HOME` verbatim. Do
@@ -141,8 +147,8 @@
 //!   (halt now), when the run's deadline passes, or when ctxrun gets a signal: all four are one
 //!   event, "the job's context is done".
 //!
-//! How a job's context maps to its process group's signals: each job is `sh -c LINE` started
-//! with `process_group(0)`, so the shell and everything it starts share a process group whose
+//! How a job's context maps to its process group's signals: each job is `sh -c LINE` (or the
+//! program itself, which then plays the shell's part below) started with `process_group(0)`, so the shell and everything it starts share a process group whose
 //! id is the shell's pid. When the job's context is done before the shell exits, the group gets
 //! the `--termseq`: signal 1 to the whole group (`kill(-pgid, sig)`, via rustix), then up to MS
 //! for the shell to exit and the group to empty, then the next signal, and so on; then ctxrun

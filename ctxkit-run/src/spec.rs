@@ -309,6 +309,64 @@ pub(crate) fn render(words: &[String], args: &[String], seq: usize) -> String {
     out
 }
 
+/// The words of `line` when `sh -c line` would only search the PATH for its first word and
+/// run it with the rest as arguments, so running that program directly does the same, one
+/// `exec` cheaper; `None` when the shell has anything more to do.
+///
+/// The line qualifies when every word is plain (letters, digits, `-_./=:,+@%`) or
+/// single-quoted (the quoting [`shell_quote`] writes, without an embedded `'`), and the first
+/// word is not an assignment (`A=1`) nor one of dash's builtins or keywords (whose behaviour
+/// may differ from the program of the same name: dash's `echo` reads backslash escapes,
+/// coreutils' does not). Anything else (`$`, globs, pipes, redirections, `;`, backslashes,
+/// `~`, braces, newlines) needs the shell.
+pub(crate) fn direct_argv(line: &str) -> Option<Vec<String>> {
+    const SHELL_WORDS: &[&str] = &[
+        ".", ":", "[", "alias", "bg", "break", "cd", "chdir", "command", "continue", "echo",
+        "eval", "exec", "exit", "export", "false", "fc", "fg", "getopts", "hash", "jobs", "kill",
+        "local", "printf", "pwd", "read", "readonly", "return", "set", "shift", "test", "times",
+        "trap", "true", "type", "ulimit", "umask", "unalias", "unset", "wait", "if", "then",
+        "else", "elif", "fi", "case", "esac", "for", "while", "until", "do", "done", "in", "!",
+        "{", "}", "function", "select", "time", "source",
+    ];
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    for c in line.chars() {
+        if quoted {
+            if c == '\'' {
+                quoted = false;
+            } else {
+                word.push(c);
+            }
+        } else if c == '\'' {
+            quoted = true;
+            in_word = true;
+        } else if c == ' ' {
+            if in_word {
+                words.push(std::mem::take(&mut word));
+                in_word = false;
+            }
+        } else if c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c) {
+            word.push(c);
+            in_word = true;
+        } else {
+            return None;
+        }
+    }
+    if quoted {
+        return None;
+    }
+    if in_word {
+        words.push(word);
+    }
+    let first = words.first()?;
+    if first.is_empty() || first.contains('=') || SHELL_WORDS.contains(&first.as_str()) {
+        return None;
+    }
+    Some(words)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,6 +420,37 @@ mod tests {
         assert!(!parse_halt("now,fail=2").unwrap().tripped(1, 10));
         assert!(parse_halt("now,fail=50%").unwrap().tripped(2, 4));
         assert!(!parse_halt("never").unwrap().tripped(9, 9));
+    }
+
+    #[test]
+    fn direct_when_the_shell_has_nothing_to_do() {
+        let d = |l: &str| direct_argv(l);
+        let v = |w: &[&str]| Some(w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(d("sleep 0.01"), v(&["sleep", "0.01"]));
+        assert_eq!(d("gzip -k 'a b.log'"), v(&["gzip", "-k", "a b.log"]));
+        assert_eq!(d("./run.sh ''  x"), v(&["./run.sh", "", "x"]));
+        assert_eq!(d("cmd 'a'b'c'"), v(&["cmd", "abc"]));
+        for shell in [
+            "echo a",
+            "true 1",
+            "cd /tmp",
+            "A=1 cmd",
+            "cmd $HOME",
+            "cmd *.log",
+            "cmd > out",
+            "a | b",
+            "a; b",
+            r"cmd 'it'\''s'",
+            "cmd ~/x",
+            "cmd 'open",
+            "cmd {x}",
+            "",
+            "   ",
+            "''",
+            "cmd\targ",
+        ] {
+            assert_eq!(d(shell), None, "{shell:?}");
+        }
     }
 
     #[test]

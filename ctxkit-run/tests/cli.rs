@@ -1068,3 +1068,43 @@ fn a_deadline_counts_the_unread_stdin_jobs_as_failed() {
     // One killed, three never started.
     assert_eq!(child.wait().unwrap().code(), Some(4));
 }
+
+#[test]
+fn a_line_without_shell_syntax_runs_as_sh_would_run_it() {
+    let dir = scratch("direct");
+    let log = dir.join("log");
+    // A program that is not there: sh's 127, and a message.
+    let o = run(&[
+        "--joblog",
+        log.to_str().unwrap(),
+        "ctxrun-no-such-program",
+        ":::",
+        "a",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("ctxrun-no-such-program: not found"),
+        "{}",
+        stderr(&o)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().nth(1).unwrap().split('\t').nth(6), Some("127"));
+    // A script without `#!`: run by sh, as sh would.
+    let script = dir.join("plain-script");
+    std::fs::write(&script, "echo from the script \"$1\"\n").unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    let o = run(&[script.to_str().unwrap(), ":::", "x y"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "from the script x y\n");
+    // Arguments reach the program verbatim, and the job's variables are set.
+    let o = run(&["-k", "basename", ":::", "/x/it is", "a$b"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "it is\na$b\n");
+    let o = run(&["-k", "printenv", ":::", "CTXRUN_SEQ"]);
+    assert_eq!(stdout(&o), "1\n");
+    // `echo` stays the shell's (its backslash escapes), though /bin/echo exists.
+    let o = run(&["echo", ":::", r"a\tb"]);
+    assert_eq!(stdout(&o), "a\tb\n");
+}
