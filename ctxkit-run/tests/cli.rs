@@ -705,50 +705,29 @@ fn assert_paced(starts: &[f64], interval_ms: f64) {
     }
 }
 
+/// Runs four `true` jobs under `-j 4` and the pace `flag value`; their logged start times.
+fn paced_starts(flag: &str, value: &str) -> Vec<f64> {
+    let dir = scratch(&format!("pace{}", flag.replace('-', "")));
+    let log = dir.join("log");
+    let mut args = vec!["-j", "4", flag, value, "--joblog", log.to_str().unwrap()];
+    args.extend(["true", ":::", "a", "b", "c", "d"]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    logged_starts(&log)
+}
+
 #[test]
 fn delay_spaces_the_job_starts() {
-    let dir = scratch("delay");
-    let log = dir.join("log");
-    let o = run(&[
-        "-j",
-        "4",
-        "--delay",
-        "150ms",
-        "--joblog",
-        log.to_str().unwrap(),
-        "true",
-        ":::",
-        "a",
-        "b",
-        "c",
-        "d",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let starts = logged_starts(&log);
+    let starts = paced_starts("--delay", "150ms");
     assert_eq!(starts.len(), 4);
     assert_paced(&starts, 150.0);
 }
 
 #[test]
 fn rate_limits_the_job_starts() {
-    let dir = scratch("rate");
-    let log = dir.join("log");
-    let o = run(&[
-        "-j",
-        "4",
-        "--rate",
-        "5/s",
-        "--joblog",
-        log.to_str().unwrap(),
-        "true",
-        ":::",
-        "a",
-        "b",
-        "c",
-        "d",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_paced(&logged_starts(&log), 200.0);
+    let starts = paced_starts("--rate", "5/s");
+    assert_eq!(starts.len(), 4);
+    assert_paced(&starts, 200.0);
 }
 
 #[test]
