@@ -388,46 +388,23 @@ fn halt_thresholds_count_and_percent() {
     assert_eq!(stdout(&o), "a\nb\n");
 }
 
+/// Runs each of `jobs` as `sh -c JOB` under `-j jobs` and `--halt policy`.
+fn run_halt(slots: &str, policy: &str, jobs: &[&str]) -> Output {
+    let mut args = vec!["-j", slots, "--halt", policy, "sh -c {}", ":::"];
+    args.extend(jobs);
+    run(&args)
+}
+
 #[test]
 fn halt_exit_status_is_gnu_parallels() {
     // fail=1: the failing job's own exit value.
-    let o = run(&[
-        "-j",
-        "2",
-        "--halt",
-        "now,fail=1",
-        "sh -c {}",
-        ":::",
-        "sleep 0.3; exit 3",
-        "sleep 30",
-    ]);
+    let o = run_halt("2", "now,fail=1", &["sleep 0.3; exit 3", "sleep 30"]);
     assert_eq!(o.status.code(), Some(3));
     // fail=N, N > 1: the number of failed jobs.
-    let o = run(&[
-        "-j",
-        "1",
-        "--halt",
-        "soon,fail=2",
-        "sh -c {}",
-        ":::",
-        "exit 7",
-        "exit 9",
-        "true",
-    ]);
+    let o = run_halt("1", "soon,fail=2", &["exit 7", "exit 9", "true"]);
     assert_eq!(o.status.code(), Some(2));
     // fail=P%: the percentage of the run's jobs that failed (1 of 4 = 25%).
-    let o = run(&[
-        "-j",
-        "1",
-        "--halt",
-        "soon,fail=25%",
-        "sh -c {}",
-        ":::",
-        "true",
-        "exit 5",
-        "true",
-        "true",
-    ]);
+    let o = run_halt("1", "soon,fail=25%", &["true", "exit 5", "true", "true"]);
     assert_eq!(o.status.code(), Some(25));
 }
 
