@@ -43,6 +43,8 @@
 //!    record's second reference, which tokio drops with the future. An ended unit's record
 //!    is not reported, and is reclaimed by a later registration, under the lock; what the
 //!    unit itself held (a thread's stack, a task's tokio cell) is freed when it ends.
+//!    A [`PooledUnit`] (work that borrows a shared thread) is reported from its `begin` until
+//!    its `run` returns or unwinds, as the thread's current unit.
 //! 2. A unit's tag is the current tag of the code that started it, fixed when it is started.
 //!    The current tag is, inside a task this module started and recorded, that task's tag
 //!    (whatever the polling thread's is); elsewhere, the thread's (a thread this module started
@@ -55,7 +57,8 @@
 //! 3. The registry's lock is a leaf: nothing is locked under it, and no user code runs under it
 //!    (a record is plain data: names, a location, an instant, a tag, and a weak reference to
 //!    what the unit waits on, described only after the lock is released; a thread's own record
-//!    has a leaf lock of its own for that reference, taken under the registry's when it is read).
+//!    has leaf locks of its own for that reference and, on a shared thread, for the unit it runs
+//!    now ([`PooledUnit`]), taken under the registry's when they are read).
 //! 4. What a unit waits on is recorded only while tags are in use (a leak check has started in
 //!    the process): a ctxkit thread sets it in its own record for a blocking wait on a
 //!    context, a ctxkit task in its registry entry when a context's `Done` returns `Pending`.

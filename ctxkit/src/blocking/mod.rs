@@ -67,10 +67,13 @@
 //! 4. Growth is wanted ([`State::wants_growth`]) when no worker is idle and more functions
 //!    are queued than the claimed and starting workers will take. Only the dispatcher fills
 //!    the queue, so only it makes growth wanted; it checks after every fill.
-//! 5. `Intake.awake` is true while the dispatcher runs or has been notified: it sets it false
-//!    only under both locks, with the intake empty, right before it waits (which releases
-//!    `state`); a hand-off that sets it true notifies under `state`. So a function pushed onto
-//!    the intake is always seen: no wake-up is lost.
+//! 5. While `Intake.awake` is true the dispatcher runs or has been notified, and will look at
+//!    the intake again before it sleeps: it sets it false only under both locks, with the
+//!    intake empty, right before it waits (which releases `state`). A hand-off that finds it
+//!    false sets it and notifies under `state`, so the dispatcher is either before its look
+//!    (and sees the function) or waiting (and wakes). So a function pushed onto the intake is
+//!    always seen, and a burst of hand-offs notifies once (a loom model:
+//!    `loom_hand_off_vs_the_dispatcher_going_to_sleep`).
 //! 6. A worker exits only under `state`, with no claim to consume and its keep-alive spent:
 //!    it leaves `idle`, so no later fill counts on it (invariant 3).
 //!

@@ -288,7 +288,7 @@ impl Drop for Guard {
 ///     let (tx, rx) = std::sync::mpsc::channel();
 ///     let _after = ctx.after_func(move || tx.send(()).unwrap());
 ///     ctx.cancel();
-///     rx.recv().is_ok() // the after-function ran; it returns right after (its idle thread is no leak)
+///     rx.recv().is_ok() // it ran, and returns right after; its idle thread is no leak
 /// });
 /// assert!(fired);
 /// ```

@@ -47,8 +47,9 @@ fn close(pool: &BlockingPool) {
     pool.work.notify_all();
 }
 
-/// A hand-off from another thread while the dispatcher checks the intake and goes to sleep:
-/// it is always seen (invariant 5), and a worker started for it runs it.
+/// Two hand-offs from another thread while the dispatcher fills the queue, starts a worker
+/// and goes to sleep: the second, which finds the dispatcher awake and does not notify it, is
+/// still seen (invariant 5), and every function runs once.
 #[test]
 fn loom_hand_off_vs_the_dispatcher_going_to_sleep() {
     loom::model(|| {
@@ -60,14 +61,17 @@ fn loom_hand_off_vs_the_dispatcher_going_to_sleep() {
         };
         let runs = Arc::new(StdAtomicUsize::new(0));
         let handing = {
-            let (pool, job) = (pool.clone(), counting(&runs));
-            thread::spawn(move || assert!(pool.hand_off(job).is_ok()))
+            let (pool, first, second) = (pool.clone(), counting(&runs), counting(&runs));
+            thread::spawn(move || {
+                assert!(pool.hand_off(first).is_ok());
+                assert!(pool.hand_off(second).is_ok());
+            })
         };
         handing.join().unwrap();
-        until_runs(&runs, 1);
+        until_runs(&runs, 2);
         close(&pool);
         dispatcher.join().unwrap();
-        assert_eq!(runs.load(StdOrdering::SeqCst), 1);
+        assert_eq!(runs.load(StdOrdering::SeqCst), 2);
     });
 }
 
