@@ -946,6 +946,41 @@ mod tests {
     }
 
     #[test]
+    fn a_pooled_unit_is_recorded_while_it_runs_with_its_own_tag_and_site() {
+        let tag = ScopeTag::new();
+        let origin = Origin::here("ctxkit-test-pooled");
+        let mine = |kind: Kind| {
+            live_units()
+                .into_iter()
+                .filter(|u| u.name == "ctxkit-test-pooled" && u.kind == kind)
+                .map(|u| (u.tag, u.spawned_at.line()))
+                .collect::<Vec<_>>()
+        };
+        // On a shared thread: in the thread's own record, only while it runs.
+        let (tx, rx) = mpsc::channel();
+        try_spawn_shared(Origin::here("ctxkit-test-pooled"), move || {
+            let unit = PooledUnit::begin(origin, Some(tag));
+            let seen = unit.run(|| (ScopeTag::current(), mine(Kind::Thread)));
+            tx.send((seen, mine(Kind::Thread), ScopeTag::current()))
+                .unwrap();
+        })
+        .unwrap();
+        let ((inside, while_running), after, tag_after) =
+            rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(inside, Some(tag), "the unit's tag is current while it runs");
+        assert_eq!(while_running, [(Some(tag), origin.site().line())]);
+        assert_eq!(after, [], "the unit ended with its run");
+        assert_eq!(tag_after, None, "a shared thread is untagged again");
+
+        // On any other thread: a record of its own.
+        let unit = PooledUnit::begin(origin, Some(tag));
+        assert_eq!(mine(Kind::Thread), [(Some(tag), origin.site().line())]);
+        unit.run(|| ());
+        assert_eq!(mine(Kind::Thread), []);
+        until_gone(|u| u.name == "ctxkit-test-pooled");
+    }
+
+    #[test]
     fn ended_units_are_reclaimed_so_the_registry_stays_bounded() {
         let origin = Origin::here("ctxkit-test-reclaim");
         for _ in 0..20 {
