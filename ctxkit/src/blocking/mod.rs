@@ -14,17 +14,26 @@
 //!
 //! # How many threads
 //!
-//! **No bound.** While every worker is busy and a function waits in the queue, the dispatcher
-//! starts one more worker, one at a time, for as long as that stays true. A function may block
-//! (on I/O, on a lock, on another after-function's effect, or forever): Go runs each
-//! after-function on a goroutine of its own, so one that never returns delays nobody, and
-//! functions may wait for each other. Any fixed bound breaks that: once that many functions
-//! block, every later one waits forever, behind work that may itself wait for it. So a blocked
-//! function costs a thread, as it did when every function had a thread of its own, and as it
-//! costs a goroutine in Go. What the pool saves is the rest: a burst of short functions is
-//! served by the workers that free up first (a worker that finishes takes the next function at
-//! once), and workers are added one after another, not one per function, so a burst of 10,000
-//! functions of 1 ms ran on a few hundred threads.
+//! **No hard bound; a soft limit of [`SOFT_LIMIT`] (512) workers.** Up to it, while every
+//! worker is busy and a function waits in the queue, the dispatcher starts one more worker, one
+//! at a time, for as long as that stays true. Past it, it starts one more only when no queued
+//! function has been taken for [`STUCK_AFTER`] (10 ms): when every worker is stuck.
+//!
+//! Why no hard bound: a function may block (on I/O, on a lock, on another after-function's
+//! effect, or forever). Go runs each after-function on a goroutine of its own, so one that
+//! never returns delays nobody, and functions may wait for each other. A fixed bound breaks
+//! that: once that many functions block, every later one waits forever, behind work that may
+//! itself wait for it. Here a blocked function costs a thread, as it did when every function
+//! had a thread of its own, and as it costs a goroutine in Go; past the soft limit, a pool
+//! whose every worker blocks still grows, by one thread per 10 ms, so it never deadlocks.
+//!
+//! Why a soft limit: a burst of short functions is served by the workers that free up first (a
+//! worker that finishes takes the next function at once), and workers are added one after
+//! another, not one per function, so a first burst of 10,000 functions of 1 ms ran on a few
+//! hundred threads. But a later burst finds the last one's idle workers, claims them all, still
+//! has more functions queued than workers, and grows again: bursts a few seconds apart would
+//! creep towards a thread per function. Past the soft limit, a queue that drains drains through
+//! the workers it has.
 //!
 //! **Idle workers exit after [`KEEP_ALIVE`]** (5 s) without a function: long enough that the
 //! bursts of a service (a deploy, a client that drops its connections) reuse the threads of
@@ -66,7 +75,9 @@
 //!    worker.
 //! 4. Growth is wanted ([`State::wants_growth`]) when no worker is idle and more functions
 //!    are queued than the claimed and starting workers will take. Only the dispatcher fills
-//!    the queue, so only it makes growth wanted; it checks after every fill.
+//!    the queue, so only it makes growth wanted; it checks after every fill, and, past the
+//!    soft limit, again when [`STUCK_AFTER`] has passed (a timed wait) to see whether `taken`
+//!    moved meanwhile.
 //! 5. While `Intake.awake` is true the dispatcher runs or has been notified, and will look at
 //!    the intake again before it sleeps: it sets it false only under both locks, with the
 //!    intake empty, right before it waits (which releases `state`). A hand-off that finds it
@@ -106,6 +117,12 @@ mod tests;
 
 /// How long a worker waits for a function before it exits.
 pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// Workers past which the pool grows only when it is stuck (see the module docs).
+pub(crate) const SOFT_LIMIT: usize = 512;
+
+/// Past [`SOFT_LIMIT`], how long no queued function may be taken before one more worker starts.
+pub(crate) const STUCK_AFTER: Duration = Duration::from_millis(10);
 
 /// How long the dispatcher waits before trying again when the OS refused a thread.
 const RETRY_START: Duration = Duration::from_millis(10);
@@ -172,6 +189,10 @@ pub(crate) struct BlockingPool {
     dispatcher_up: AtomicBool,
     /// How long an idle worker waits before it exits.
     keep_alive: Duration,
+    /// Workers past which the pool grows only when stuck.
+    soft_limit: usize,
+    /// How long past `soft_limit` no function may be taken before one more worker starts.
+    stuck_after: Duration,
 }
 
 /// Under `BlockingPool.state`.
@@ -187,6 +208,10 @@ struct State {
     claimed: usize,
     /// Workers started that have not taken the lock yet (invariant 2).
     starting: usize,
+    /// Functions workers have taken from the queue, ever: progress, for the soft limit.
+    taken: u64,
+    /// Past the soft limit: `taken` when the dispatcher began to wait for progress, and when.
+    watch: Option<(u64, Instant)>,
     /// Whether the dispatcher runs (under loom: was asked to); set once.
     dispatcher: bool,
     /// Whether the last worker start failed (the OS's refusal is said once per streak).
@@ -242,6 +267,14 @@ pub(crate) fn queued_units() -> Vec<UnitInfo> {
 
 impl BlockingPool {
     pub(crate) fn new(keep_alive: Duration) -> BlockingPool {
+        BlockingPool::with_limits(keep_alive, SOFT_LIMIT, STUCK_AFTER)
+    }
+
+    pub(crate) fn with_limits(
+        keep_alive: Duration,
+        soft_limit: usize,
+        stuck_after: Duration,
+    ) -> BlockingPool {
         BlockingPool {
             state: Mutex::new(State::default()),
             intake: Mutex::new(Intake::default()),
@@ -249,6 +282,8 @@ impl BlockingPool {
             dispatch: Condvar::new(),
             dispatcher_up: AtomicBool::new(false),
             keep_alive,
+            soft_limit,
+            stuck_after,
         }
     }
 
@@ -353,7 +388,11 @@ impl BlockingPool {
                 return;
             }
             self.fill(&mut state);
+            let mut pause = None;
             if state.wants_growth() {
+                pause = self.stuck_for(&mut state);
+            }
+            if state.wants_growth() && pause.is_none() {
                 // Counted before it runs (invariant 2), so the next round does not start a
                 // second worker for the same function.
                 state.starting += 1;
@@ -384,7 +423,38 @@ impl BlockingPool {
                 }
                 intake.awake = false;
             }
-            state = self.dispatch.wait(state);
+            state = match pause {
+                // Past the soft limit: look at the progress again then (invariant 4).
+                Some(pause) => self.dispatch.wait_timeout(state, pause),
+                None => self.dispatch.wait(state),
+            };
+        }
+    }
+
+    /// Past the soft limit, with growth wanted: `None` if no function has been taken for
+    /// `stuck_after` (start a worker now), else how long to wait before looking again.
+    /// Below it: `None`. Requires `state` locked.
+    fn stuck_for(&self, state: &mut State) -> Option<Duration> {
+        if state.workers < self.soft_limit {
+            state.watch = None;
+            return None;
+        }
+        let now = Instant::now();
+        match state.watch {
+            Some((taken, since)) if taken == state.taken => {
+                let stuck = now.saturating_duration_since(since);
+                if stuck >= self.stuck_after {
+                    state.watch = None; // the next worker waits a whole period again
+                    None
+                } else {
+                    Some(self.stuck_after - stuck)
+                }
+            }
+            // First look, or progress since: watch from now.
+            _ => {
+                state.watch = Some((state.taken, now));
+                Some(self.stuck_after)
+            }
         }
     }
 
@@ -414,6 +484,7 @@ impl BlockingPool {
         }
         loop {
             if let Some(job) = state.queue.pop_front() {
+                state.taken += 1;
                 // Invariant 1: recorded before the lock is released.
                 let unit = PooledUnit::begin(job.origin, job.tag);
                 drop(state);
@@ -493,7 +564,15 @@ mod unit_tests {
 
     impl TestPool {
         fn new(keep_alive: Duration) -> TestPool {
-            let pool = Arc::new(BlockingPool::new(keep_alive));
+            TestPool::limited(keep_alive, SOFT_LIMIT, STUCK_AFTER)
+        }
+
+        fn limited(keep_alive: Duration, soft_limit: usize, stuck_after: Duration) -> TestPool {
+            let pool = Arc::new(BlockingPool::with_limits(
+                keep_alive,
+                soft_limit,
+                stuck_after,
+            ));
             assert!(pool.prepare());
             TestPool(pool)
         }
@@ -546,6 +625,47 @@ mod unit_tests {
         rx.recv_timeout(PATIENCE)
             .expect("the pool did not grow to eight busy workers");
         assert_eq!(pool.workers(), 8, "one worker per blocked function");
+    }
+
+    #[test]
+    fn past_the_soft_limit_it_grows_only_while_stuck() {
+        // A soft limit of 2: functions that all block still all run (the pool grows past
+        // the limit, a worker per period without progress)...
+        let pool = TestPool::limited(Duration::from_secs(5), 2, Duration::from_millis(20));
+        let all = Arc::new(std::sync::Barrier::new(6));
+        for _ in 0..5 {
+            let all = all.clone();
+            pool.hand(move || {
+                all.wait();
+            });
+        }
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            all.wait();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(PATIENCE)
+            .expect("stuck past the soft limit, the pool did not grow");
+        assert_eq!(pool.workers(), 5);
+        drop(pool);
+
+        // ... while functions that finish drain through the workers there are.
+        let pool = TestPool::limited(Duration::from_secs(5), 2, Duration::from_secs(5));
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..200 {
+            let tx = tx.clone();
+            pool.hand(move || {
+                std::thread::sleep(Duration::from_micros(100));
+                tx.send(()).unwrap();
+            });
+        }
+        for _ in 0..200 {
+            rx.recv_timeout(PATIENCE).expect("never ran");
+        }
+        assert!(
+            pool.workers() <= 2,
+            "grew past the soft limit with progress"
+        );
     }
 
     #[test]
