@@ -91,11 +91,14 @@
 //! # Lock order
 //!
 //! `state`, then `intake` (a leaf: nothing is taken under it). A hand-off takes `intake`
-//! alone, then, to wake the dispatcher, `state` alone. Under `state`: the spawn registry's
-//! lock (a leaf: a worker records its function's unit, the first registration starts the
-//! dispatcher). No user code runs under either: functions run, and are dropped, after they are
-//! released. A hand-off comes from under no lock of the tree (`tree.rs` notifies its waiters
-//! after releasing the node's lock).
+//! alone, then, to wake the dispatcher, `state` alone. Also under `state`, all leaves of
+//! `spawn`: a worker records its function's unit in its own thread's record (that record's
+//! `job` lock; the registry's lock on a thread that is not a shared one; the first time it
+//! does while leak checks are in use, it also reads its OS thread id, one file read per
+//! worker), and the first registration starts the dispatcher (the registry's lock). No user
+//! code runs under either: functions run, and are dropped, after they are released. A
+//! hand-off comes from under no lock of the tree (`tree.rs` notifies its waiters after
+//! releasing the node's lock).
 //!
 //! # Loom
 //!
