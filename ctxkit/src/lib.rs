@@ -293,6 +293,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+mod blocking;
 pub mod context;
 pub mod group;
 pub mod leak;

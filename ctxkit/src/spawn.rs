@@ -1,7 +1,9 @@
 //! The one place ctxkit starts work: threads (detached or scoped) and tokio tasks.
 //!
 //! Every *unit* the library starts goes through this module: the `ctxkit-timer` thread, the
-//! `ctxkit-after-func` threads, the scoped `ctxkit-group` threads of `group::scope` and of the
+//! after-function pool's shared threads (`ctxkit-after-func` workers and their
+//! `ctxkit-after-dispatch`; each function they run is a unit of its own, a [`PooledUnit`]), the
+//! scoped `ctxkit-group` threads of `group::scope` and of the
 //! blocking joins, and the worker tasks of the async `Group` (feature `tokio`). Nothing else in
 //! the crate calls `std::thread::spawn`, `thread::Builder` or `tokio::spawn`. Each unit is
 //! started with an [`Origin`]: its name (one of the constants below) and the `#[track_caller]`
@@ -41,6 +43,8 @@
 //!    record's second reference, which tokio drops with the future. An ended unit's record
 //!    is not reported, and is reclaimed by a later registration, under the lock; what the
 //!    unit itself held (a thread's stack, a task's tokio cell) is freed when it ends.
+//!    A [`PooledUnit`] (work that borrows a shared thread) is reported from its `begin` until
+//!    its `run` returns or unwinds, as the thread's current unit.
 //! 2. A unit's tag is the current tag of the code that started it, fixed when it is started.
 //!    The current tag is, inside a task this module started and recorded, that task's tag
 //!    (whatever the polling thread's is); elsewhere, the thread's (a thread this module started
@@ -53,7 +57,8 @@
 //! 3. The registry's lock is a leaf: nothing is locked under it, and no user code runs under it
 //!    (a record is plain data: names, a location, an instant, a tag, and a weak reference to
 //!    what the unit waits on, described only after the lock is released; a thread's own record
-//!    has a leaf lock of its own for that reference, taken under the registry's when it is read).
+//!    has leaf locks of its own for that reference and, on a shared thread, for the unit it runs
+//!    now ([`PooledUnit`]), taken under the registry's when they are read).
 //! 4. What a unit waits on is recorded only while tags are in use (a leak check has started in
 //!    the process): a ctxkit thread sets it in its own record for a blocking wait on a
 //!    context, a ctxkit task in its registry entry when a context's `Done` returns `Pending`.
@@ -76,8 +81,12 @@ use crate::sync::{self, Arc, Mutex};
 
 /// Name of the one timer thread (`timer.rs`).
 pub(crate) const TIMER_THREAD: &str = "ctxkit-timer";
-/// Name of the threads that run after-functions (`context/deferred.rs`).
+/// Name of the threads that run after-functions (`blocking/`'s workers), and of each
+/// after-function's own unit while it runs on one (`PooledUnit`).
 pub(crate) const AFTER_FUNC_THREAD: &str = "ctxkit-after-func";
+/// Name of the thread that hands queued after-functions to the pool's workers and starts them
+/// (`blocking/`).
+pub(crate) const AFTER_FUNC_DISPATCHER: &str = "ctxkit-after-dispatch";
 /// Name of the scoped threads of `group::scope` and of the blocking joins.
 pub(crate) const GROUP_THREAD: &str = "ctxkit-group";
 /// Name of the async `Group`'s worker tasks (a task has no OS name; this is the registry's).
@@ -105,6 +114,11 @@ impl Origin {
             name,
             site: Location::caller(),
         }
+    }
+
+    /// The site that started the unit.
+    pub(crate) fn site(&self) -> &'static Location<'static> {
+        self.site
     }
 }
 
@@ -223,6 +237,10 @@ pub(crate) enum Kind {
     Thread,
     /// A thread of a `std::thread::scope` (`try_spawn_scoped`), joined by its scope.
     ScopedThread,
+    /// A thread of ctxkit's own, shared by the whole process (`try_spawn_shared`: the
+    /// after-function pool's workers and its dispatcher). Untagged, and never a leak by itself,
+    /// as the timer is not; what it runs for somebody is a unit of its own ([`PooledUnit`]).
+    Shared,
     /// A tokio task (`spawn_task`).
     #[cfg_attr(
         not(feature = "tokio"),
@@ -254,7 +272,7 @@ pub(crate) struct UnitInfo {
 
 /// What the registry keeps of a unit: fixed when it starts (the rest of a [`UnitInfo`] is read
 /// when [`live_units`] asks). Small on purpose: one is allocated per unit.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Known {
     kind: Kind,
     name: &'static str,
@@ -284,12 +302,17 @@ pub(crate) enum WaitNote {
     Over,
 }
 
-/// A thread's record: what is known, what it waits on (its own thread writes it), and its OS
-/// thread id (0: unknown; written by the thread itself when it starts, if tracking).
+/// A thread's record: what is known, what it waits on (its own thread writes it), its OS
+/// thread id (0: unknown; written by the thread itself when it starts, if tracking), and, for a
+/// [`Kind::Shared`] thread, the unit it runs for somebody now ([`PooledUnit`]).
 struct ThreadUnit {
     info: Known,
     waiting: Mutex<Waiting>,
     os_id: std::sync::atomic::AtomicU64,
+    /// The work a shared thread runs now, as a unit of its own; `None` while it idles (and
+    /// always for other threads). Written by the thread itself; a leaf lock, read under the
+    /// registry's (invariant 3).
+    job: Mutex<Option<Known>>,
 }
 
 /// One entry of the registry: a unit's record and how to tell whether it still runs.
@@ -328,6 +351,15 @@ impl Record {
             Record::Thread(unit) => {
                 Some(unit.os_id.load(std::sync::atomic::Ordering::Relaxed)).filter(|&id| id != 0)
             }
+            #[cfg(feature = "tokio")]
+            Record::Task(..) => None,
+        }
+    }
+
+    /// The unit a shared thread runs now, if any.
+    fn job(&self) -> Option<Known> {
+        match self {
+            Record::Thread(unit) => unit.job.lock().clone(),
             #[cfg(feature = "tokio")]
             Record::Task(..) => None,
         }
@@ -534,6 +566,7 @@ impl Registration {
             info: unit_info(kind, origin, tag),
             waiting: Mutex::new(None),
             os_id: std::sync::atomic::AtomicU64::new(0),
+            job: Mutex::new(None),
         });
         register(Record::Thread(unit.clone()));
         Registration(unit)
@@ -596,18 +629,25 @@ pub(crate) fn live_units() -> Vec<UnitInfo> {
             .iter()
             .flatten()
             .filter(|record| record.runs())
-            .map(|record| {
-                let known = record.info();
-                let info = UnitInfo {
+            .flat_map(|record| {
+                let os_id = record.os_id();
+                let info = |known: &Known| UnitInfo {
                     kind: known.kind,
                     name: known.name,
                     spawned_at: known.spawned_at,
                     started: known.started,
                     tag: known.tag,
                     waiting: None,
-                    os_id: record.os_id(),
+                    os_id,
                 };
-                (info, record.waiting())
+                // A shared thread's wait is its current work's, if any.
+                let job = record.job().map(|job| (info(&job), record.waiting()));
+                let own_waiting = if job.is_some() {
+                    None
+                } else {
+                    record.waiting()
+                };
+                std::iter::once((info(record.info()), own_waiting)).chain(job)
             })
             .collect()
     };
@@ -661,6 +701,127 @@ where
             let f = slot.lock().take();
             Err((error, f))
         }
+    }
+}
+
+/// Starts a thread of ctxkit's own that the whole process shares (a [`Kind::Shared`] unit),
+/// running `f`, named as `origin` says. Unlike [`try_spawn_named`] it inherits no tag: it is
+/// nobody's work, whoever happens to start it. What it runs on somebody's behalf it runs as a
+/// [`PooledUnit`], with that work's own tag.
+///
+/// # Errors
+///
+/// The OS's error if it refuses to create a thread; `f` has been dropped.
+pub(crate) fn try_spawn_shared<F>(origin: Origin, f: F) -> std::io::Result<()>
+where
+    F: FnOnce() + Send + 'static,
+{
+    let registration = Registration::new(Kind::Shared, origin, None);
+    std::thread::Builder::new()
+        .name(origin.name.to_owned())
+        .spawn(move || {
+            let _registration = registration;
+            _registration.enter();
+            let _untagged = enter(None);
+            f();
+        })
+        .map(drop)
+}
+
+/// A piece of work that runs on a shared thread (a [`Kind::Shared`] one) as a unit of its
+/// own, with its own origin, start and tag: from [`begin`](PooledUnit::begin) until
+/// [`run`](PooledUnit::run) returns or unwinds, or the value is dropped (invariant 1, for a
+/// unit that borrows a thread). On a shared thread it is written into the thread's own record
+/// (no registry lock, no allocation: a pool runs thousands of them); on any other thread
+/// (a loom model's) it is registered as a record of its own.
+#[derive(Debug)]
+pub(crate) struct PooledUnit {
+    /// Where it is recorded.
+    home: Home,
+    tag: Option<ScopeTag>,
+}
+
+enum Home {
+    /// In the `job` of the calling shared thread's record.
+    Shared(Arc<ThreadUnit>),
+    /// A record of its own, made this thread's while it runs.
+    Own(Registration),
+}
+
+impl std::fmt::Debug for Home {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Home::Shared(thread) => f.debug_tuple("Shared").field(&thread.info).finish(),
+            Home::Own(registration) => f.debug_tuple("Own").field(registration).finish(),
+        }
+    }
+}
+
+impl PooledUnit {
+    /// Records, now, that the calling thread runs work started by `origin` with `tag` (the
+    /// tag current where the work was made, which need not be the caller's). It is recorded
+    /// when this returns, so a caller that took the work from a list under its lock and calls
+    /// this before releasing it has the work always listed or recorded.
+    pub(crate) fn begin(origin: Origin, tag: Option<ScopeTag>) -> PooledUnit {
+        let thread = THIS_UNIT
+            .with(|this| this.borrow().upgrade())
+            .filter(|thread| thread.info.kind == Kind::Shared);
+        let home = match thread {
+            Some(thread) => {
+                if entered() && thread.os_id.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                    // Read once per shared thread (a file read).
+                    let id = os_thread_id().unwrap_or(0);
+                    thread.os_id.store(id, std::sync::atomic::Ordering::Relaxed);
+                }
+                let known = unit_info(Kind::Thread, origin, tag);
+                let old = thread.job.lock().replace(known);
+                debug_assert!(old.is_none(), "a shared thread runs one unit at a time");
+                Home::Shared(thread)
+            }
+            None => Home::Own(Registration::new(Kind::Thread, origin, tag)),
+        };
+        PooledUnit { home, tag }
+    }
+
+    /// Runs `f` on the calling thread (the one that called `begin`) as this unit: what it waits
+    /// on is noted as this unit's (invariant 4), its tag is the thread's current one (what it
+    /// starts inherits it, invariant 2); afterwards, even if `f` unwinds, the thread is its own
+    /// again and the unit has ended.
+    pub(crate) fn run<T>(self, f: impl FnOnce() -> T) -> T {
+        /// Ends the unit (fields drop in order: the tag first).
+        struct End {
+            _tag: Entered,
+            home: Home,
+            /// The thread's own record, put back for a unit with a record of its own.
+            previous: std::sync::Weak<ThreadUnit>,
+        }
+        impl Drop for End {
+            fn drop(&mut self) {
+                match &self.home {
+                    Home::Shared(thread) => {
+                        let old = thread.waiting.lock().take();
+                        thread.job.lock().take();
+                        drop(old);
+                    }
+                    Home::Own(_) => {
+                        let previous = std::mem::take(&mut self.previous);
+                        THIS_UNIT.with(|this| *this.borrow_mut() = previous);
+                    }
+                }
+            }
+        }
+        let previous = match &self.home {
+            Home::Shared(_) => std::sync::Weak::new(),
+            Home::Own(registration) => {
+                THIS_UNIT.with(|this| this.replace(Arc::downgrade(&registration.0)))
+            }
+        };
+        let _end = End {
+            _tag: enter(self.tag),
+            home: self.home,
+            previous,
+        };
+        f()
     }
 }
 
@@ -782,6 +943,41 @@ mod tests {
         assert_eq!(mine[0].spawned_at.file(), file!());
         drop(finish_tx);
         until_gone(|u| u.name == "ctxkit-test-spawn");
+    }
+
+    #[test]
+    fn a_pooled_unit_is_recorded_while_it_runs_with_its_own_tag_and_site() {
+        let tag = ScopeTag::new();
+        let origin = Origin::here("ctxkit-test-pooled");
+        let mine = |kind: Kind| {
+            live_units()
+                .into_iter()
+                .filter(|u| u.name == "ctxkit-test-pooled" && u.kind == kind)
+                .map(|u| (u.tag, u.spawned_at.line()))
+                .collect::<Vec<_>>()
+        };
+        // On a shared thread: in the thread's own record, only while it runs.
+        let (tx, rx) = mpsc::channel();
+        try_spawn_shared(Origin::here("ctxkit-test-pooled"), move || {
+            let unit = PooledUnit::begin(origin, Some(tag));
+            let seen = unit.run(|| (ScopeTag::current(), mine(Kind::Thread)));
+            tx.send((seen, mine(Kind::Thread), ScopeTag::current()))
+                .unwrap();
+        })
+        .unwrap();
+        let ((inside, while_running), after, tag_after) =
+            rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(inside, Some(tag), "the unit's tag is current while it runs");
+        assert_eq!(while_running, [(Some(tag), origin.site().line())]);
+        assert_eq!(after, [], "the unit ended with its run");
+        assert_eq!(tag_after, None, "a shared thread is untagged again");
+
+        // On any other thread: a record of its own.
+        let unit = PooledUnit::begin(origin, Some(tag));
+        assert_eq!(mine(Kind::Thread), [(Some(tag), origin.site().line())]);
+        unit.run(|| ());
+        assert_eq!(mine(Kind::Thread), []);
+        until_gone(|u| u.name == "ctxkit-test-pooled");
     }
 
     #[test]

@@ -137,6 +137,55 @@ fn a_tracked_thread_started_before_any_check_is_reported_once() {
     tracked.join().unwrap();
 }
 
+/// Whether an OS thread of this process is named `name` (as the kernel keeps it: 15 bytes).
+fn os_thread_named(name: &str) -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return true; // not Linux: nothing to look at
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim_end() == name)
+    })
+}
+
+/// The after-function pool: a function that still runs at the end is a leak; the pool's own
+/// threads (its dispatcher, and a worker that idles a few seconds before it exits) never are.
+fn an_after_function_that_runs_is_reported_and_the_idle_pool_is_not() {
+    let (gate, open) = ctxkit::Context::background().with_cancel().into_parts();
+    let (started, has_started) = mpsc::channel();
+    let (finished, has_finished) = mpsc::channel();
+    let ctx = ctxkit::Context::background().with_cancel();
+    let _after = ctx.after_func(move || {
+        started.send(()).unwrap();
+        gate.wait();
+        finished.send(()).unwrap();
+    });
+    ctx.cancel();
+    has_started.recv().unwrap();
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let failed = catch_unwind(AssertUnwindSafe(|| leak::verify_none_with(quick())));
+    std::panic::set_hook(hook);
+    let message = failed
+        .expect_err("the after-function still runs")
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(message.contains("1 leak(s)"), "{message}");
+    assert!(
+        message.contains("thread \"ctxkit-after-func\", started through ctxkit"),
+        "{message}"
+    );
+    assert!(message.contains("waiting on: a context"), "{message}");
+    open.cancel();
+    has_finished.recv().unwrap();
+    // Its worker idles now (for seconds): no leak.
+    leak::verify_none_with(quick());
+    assert!(
+        os_thread_named("ctxkit-after-fu"),
+        "the idle worker is still there"
+    );
+}
+
 /// The checks that need tokio (none without the feature).
 fn tokio_checks() -> Vec<(&'static str, fn())> {
     #[cfg(feature = "tokio")]
@@ -167,6 +216,10 @@ fn main() {
         (
             "verify_none_catches_what_runs_at_the_end",
             verify_none_catches_what_runs_at_the_end,
+        ),
+        (
+            "an_after_function_that_runs_is_reported_and_the_idle_pool_is_not",
+            an_after_function_that_runs_is_reported_and_the_idle_pool_is_not,
         ),
     ];
     checks.extend(tokio_checks());

@@ -1,16 +1,24 @@
-//! [`AfterFunc`]: the handle of a function registered to run on its own thread once a context
-//! is done. The function itself, and the one decision between running and stopping it, is a
-//! [`Deferred`] (`deferred.rs`); this file registers it with the tree and unregisters it.
+//! [`AfterFunc`]: the handle of a function registered to run on a thread of the after-function
+//! pool (`blocking/`) once a context is done. The function itself, and the one decision between
+//! running and stopping it, is a [`Deferred`] (`deferred.rs`); this file registers it with the
+//! tree and unregisters it, and makes sure the pool's dispatcher runs before any cancel needs it.
 
 use std::fmt;
 
 use crate::context::deferred::{Callback, Deferred};
 use crate::context::tree::{self, Node, Registered};
 use crate::context::waiters::Waiter;
+use crate::spawn::{self, Origin};
 use crate::sync::Arc;
 
-/// A function registered with [`Context::after_func`](crate::Context::after_func), to run on its
-/// own thread once the context is done.
+/// A function registered with [`Context::after_func`](crate::Context::after_func), to run once
+/// the context is done, on a thread of ctxkit's after-function pool (`ctxkit-after-func`).
+///
+/// The cancel that completes the context only hands the function to the pool: it starts no
+/// thread and runs no user code. The pool runs each function on a thread that runs nothing
+/// else meanwhile, reuses threads that have become free, and starts one more whenever every
+/// one of them is busy (a function that blocks never holds up another); idle threads exit
+/// after a few seconds.
 ///
 /// Dropping the handle does not unregister the function; call [`stop`](AfterFunc::stop) for that.
 ///
@@ -37,13 +45,21 @@ pub struct AfterFunc {
 }
 
 impl AfterFunc {
+    #[track_caller]
     pub(crate) fn register(node: Option<&Arc<Node>>, callback: Callback) -> AfterFunc {
-        let shared = Arc::new(Deferred::new(callback));
+        let shared = Arc::new(Deferred::new(
+            callback,
+            Origin::here(spawn::AFTER_FUNC_THREAD),
+        ));
         let mut key = None;
         if let Some(node) = node {
+            // The pool's dispatcher runs before the context can hand the function off, so the
+            // hand-off starts no thread (`blocking/`). A refusal was said; the hand-off tries
+            // again.
+            crate::blocking::prepare();
             match tree::register(node, Waiter::AfterFunc(shared.clone()), true) {
                 Registered::Waiting(k) => key = Some(k),
-                // Already done: as Go, start it at once on its own thread.
+                // Already done: as Go, start it at once (on the pool).
                 Registered::Done(_) => shared.start(),
             }
         }

@@ -1,4 +1,4 @@
-//! [`Deferred`]: a function to start on a thread of its own at most once, unless stopped
+//! [`Deferred`]: a function to hand to the after-function pool at most once, unless stopped
 //! first. What an after-function is, seen from the waiter list: `waiters.rs` holds one and
 //! starts it when the context completes; the public `AfterFunc` handle (`after_func.rs`) stops
 //! it. It knows nothing of the tree.
@@ -7,11 +7,17 @@
 //!
 //! 1. `state` goes from `PENDING` to `STARTED` ([`Deferred::start`] won) or to `STOPPED`
 //!    ([`Deferred::stop`] won), once; whoever moves it decides whether the function runs.
-//! 2. The function runs at most once, on a thread of its own (`ctxkit-after-func`, started
-//!    through `spawn`), never on the thread that called `start` (the one completing the
-//!    context), unless the OS refuses a thread.
+//! 2. The function runs at most once, on a worker of the after-function pool (`blocking/`),
+//!    never on the thread that called `start` (the one completing the context): `start` only
+//!    hands it off. The one exception: the OS refused the pool's dispatcher thread, both when the
+//!    function was registered and at the hand-off; then it runs on that thread, late rather
+//!    than never, after a message on standard error.
+//! 3. `origin` and `tag` are fixed at registration: the function's unit, queued or running,
+//!    carries the registration's site and scope tag, whoever completes the context (a leak
+//!    check blames the test that registered it).
 
-use crate::spawn::{self, Origin};
+use crate::blocking::{self, Job};
+use crate::spawn::{Origin, ScopeTag};
 use crate::sync::{AtomicU8, Mutex, Ordering};
 
 const PENDING: u8 = 0;
@@ -19,7 +25,7 @@ const STARTED: u8 = 1;
 const STOPPED: u8 = 2;
 
 /// The function.
-pub(crate) type Callback = Box<dyn FnOnce() + Send + 'static>;
+pub(crate) type Callback = blocking::Callback;
 
 /// A function to start once, or never (see the module docs).
 pub(crate) struct Deferred {
@@ -27,17 +33,24 @@ pub(crate) struct Deferred {
     state: AtomicU8,
     /// Taken by the one start, or dropped by the one stop.
     callback: Mutex<Option<Callback>>,
+    /// Where it was registered (invariant 3).
+    origin: Origin,
+    /// The scope tag current at its registration (invariant 3).
+    tag: Option<ScopeTag>,
 }
 
 impl Deferred {
-    pub(crate) fn new(callback: Callback) -> Deferred {
+    /// `callback`, registered at `origin`, under the tag current now.
+    pub(crate) fn new(callback: Callback, origin: Origin) -> Deferred {
         Deferred {
             state: AtomicU8::new(PENDING),
             callback: Mutex::new(Some(callback)),
+            origin,
+            tag: ScopeTag::current(),
         }
     }
 
-    /// Starts the function on its own thread, unless `stop` got there first.
+    /// Hands the function to the pool, unless `stop` got there first (invariants 1, 2).
     pub(crate) fn start(&self) {
         if self
             .state
@@ -49,17 +62,13 @@ impl Deferred {
         let Some(callback) = self.callback.lock().take() else {
             return;
         };
-        if let Err((error, callback)) =
-            spawn::try_spawn_named(Origin::here(spawn::AFTER_FUNC_THREAD), callback)
-        {
-            // The OS refused a thread. Running the function late on this thread is the only way
-            // left to keep the promise that it runs; say so.
+        if let Err(job) = blocking::hand_off(Job::new(callback, self.origin, self.tag)) {
+            // Invariant 2's exception: running it late on this thread is the only way left to
+            // keep the promise that it runs; say so.
             eprintln!(
-                "ctxkit: could not start an after-function thread ({error}); running it inline"
+                "ctxkit: no thread could be started for an after-function; running it inline"
             );
-            if let Some(callback) = callback {
-                callback();
-            }
+            (job.into_callback())();
         }
     }
 

@@ -36,7 +36,11 @@
 //!   alive than at the opening (tokio names no task). Certain when that runtime had none at
 //!   the opening (a `#[tokio::test]`'s own runtime).
 //!
-//! ctxkit's own process-wide thread, `ctxkit-timer`, is never reported. A thread or task that
+//! ctxkit's own process-wide threads are never reported: `ctxkit-timer`, and the after-function
+//! pool's (its `ctxkit-after-func` workers, which linger a few seconds once idle, and their
+//! dispatcher). An after-function is attributed to the scope where `after_func` was called, and
+//! fails a check from the cancel that hands it off until it returns, whether it still waits
+//! for a free worker or runs on one. A thread or task that
 //! is just exiting is not a leak: a check looks again, with growing pauses, for up to
 //! [`Options::retry_for`] before it reports (tokio's count of live tasks still includes a task
 //! whose join has just completed, tokio#7591).
@@ -284,7 +288,7 @@ impl Drop for Guard {
 ///     let (tx, rx) = std::sync::mpsc::channel();
 ///     let _after = ctx.after_func(move || tx.send(()).unwrap());
 ///     ctx.cancel();
-///     rx.recv().is_ok() // the after-function's thread ran; it ends right after
+///     rx.recv().is_ok() // it ran, and returns right after; its idle thread is no leak
 /// });
 /// assert!(fired);
 /// ```

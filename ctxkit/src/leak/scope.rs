@@ -17,7 +17,10 @@
 //!   those alive at the end beyond those alive at the opening. Certain when the runtime had no
 //!   task at the opening (a `#[tokio::test]`'s own runtime); else uncertain.
 //!
-//! ctxkit's own process-wide thread (`ctxkit-timer`) is never reported.
+//! ctxkit's own process-wide threads (`ctxkit-timer`, and the after-function pool's workers and
+//! dispatcher, idle or busy) are never reported. An after-function is reported instead, as a unit
+//! of its own, from its hand-off (queued: "waiting on: a free ctxkit-after-func thread") until
+//! it returns (running on a worker), under the tag current where `after_func` was called.
 
 use std::collections::BTreeSet;
 use std::panic::Location;
@@ -86,10 +89,16 @@ impl Scope {
     fn look(&self) -> (Vec<Leak>, Vec<Leak>) {
         let mut certain = Vec::new();
         let mut uncertain = Vec::new();
-        let units = spawn::live_units();
-        // Tracked units: by tag, certain.
+        // The after-functions still queued first, then the registry: a function leaves the
+        // queue for the registry under the pool's lock (`blocking/`, invariant 1), so in this
+        // order none is missed (one that moves meanwhile is seen twice, in a report only).
+        let mut units = crate::blocking::queued_units();
+        units.extend(spawn::live_units());
+        // Tracked units: by tag, certain. ctxkit's shared threads (the timer, the
+        // after-function pool's workers and dispatcher) are nobody's work: never reported; what
+        // a pool worker runs is a unit of its own.
         for unit in &units {
-            if unit.name == spawn::TIMER_THREAD {
+            if unit.name == spawn::TIMER_THREAD || unit.kind == Kind::Shared {
                 continue;
             }
             let ours = self.whole_process || unit.tag.is_some_and(|tag| tag.is_within(self.tag));
@@ -102,7 +111,7 @@ impl Scope {
             certain.push(Leak::Tracked {
                 kind: match unit.kind {
                     Kind::Task => "task",
-                    Kind::Thread | Kind::ScopedThread => "thread",
+                    Kind::Thread | Kind::ScopedThread | Kind::Shared => "thread",
                 },
                 name: unit.name,
                 spawned_at: unit.spawned_at,

@@ -1,0 +1,811 @@
+//! The after-function pool: reusable threads that run the functions a completing context hands
+//! off, so that a cancel only queues them (no thread start, no user code on its thread).
+//!
+//! A cancel (or a deadline's expiry, on the timer thread) calls [`hand_off`] once per
+//! after-function: it pushes the function onto the *intake* (a lock that only hand-offs and the
+//! dispatcher take, so the cancel does not queue behind busy workers) and, the first time
+//! since the dispatcher last slept, wakes it. The *dispatcher* (one thread,
+//! `ctxkit-after-dispatch`) moves the intake onto the queue, wakes idle workers for it, and
+//! starts a worker when none is idle; the *workers* (threads named `ctxkit-after-func`) run the
+//! queued functions, one at a time each, oldest first. The dispatcher is started by the first
+//! `after_func` registration on a context that can be done ([`prepare`]), lives as long as the
+//! process (as the timer thread does), and never runs user code: a function that blocks never
+//! stops the pool from growing, and the thread that hands off never starts one.
+//!
+//! # How many threads
+//!
+//! **No hard bound; a soft limit of [`SOFT_LIMIT`] (512) workers.** Up to it, while every
+//! worker is busy and a function waits in the queue, the dispatcher starts one more worker, one
+//! at a time, for as long as that stays true. Past it, it starts one more only when no queued
+//! function has been taken for [`STUCK_AFTER`] (10 ms): when every worker is stuck.
+//!
+//! Why no hard bound: a function may block (on I/O, on a lock, on another after-function's
+//! effect, or forever). Go runs each after-function on a goroutine of its own, so one that
+//! never returns delays nobody, and functions may wait for each other. A fixed bound breaks
+//! that: once that many functions block, every later one waits forever, behind work that may
+//! itself wait for it. Here a blocked function costs a thread, as it did when every function
+//! had a thread of its own, and as it costs a goroutine in Go; past the soft limit, a pool
+//! whose every worker blocks still grows, by one thread per 10 ms, so it never deadlocks.
+//!
+//! Why a soft limit: a burst of short functions is served by the workers that free up first (a
+//! worker that finishes takes the next function at once), and workers are added one after
+//! another, not one per function, so a first burst of 10,000 functions of 1 ms ran on a few
+//! hundred threads. But a later burst finds the last one's idle workers, claims them all, still
+//! has more functions queued than workers, and grows again: bursts a few seconds apart would
+//! creep towards a thread per function. Past the soft limit, a queue that drains drains through
+//! the workers it has.
+//!
+//! **Idle workers exit after [`KEEP_ALIVE`]** (5 s) without a function: long enough that the
+//! bursts of a service (a deploy, a client that drops its connections) reuse the threads of
+//! the last one, short enough that a burst's threads do not linger. The dispatcher stays.
+//!
+//! # Panics
+//!
+//! As when each function had its thread: the panic hook reports it (`thread
+//! 'ctxkit-after-func' panicked at ...`), and nothing else sees it (nobody joins an
+//! after-function). The worker catches the unwind and goes on with the next function, so one
+//! panic never takes a thread away from the others.
+//!
+//! # Leak checks
+//!
+//! The dispatcher and the workers are ctxkit's own threads, shared by the whole process
+//! (`spawn::Kind::Shared`, untagged): never a leak by themselves, idle or not, as the timer
+//! thread is not. Each function is a unit of its own instead, which a check sees from its
+//! hand-off until it returns: queued, it is listed by [`queued_units`] ("waiting on: a free
+//! ctxkit-after-func thread"); running, it is a `spawn::PooledUnit` on its worker, recorded
+//! with its own start. Both carry the tag current where `after_func` was called (the
+//! registration's scope), so a check finds exactly the functions its test registered that have
+//! not returned, whoever canceled the context (a neighbour test, or the timer thread).
+//!
+//! # Invariants
+//!
+//! 1. A handed-off function is in the intake, then in the queue, then recorded as a unit
+//!    (`PooledUnit::begin`) until it returns. It moves from the intake to the queue under
+//!    both locks, and a worker records it before it releases the `state` lock it popped it
+//!    under; [`queued_units`] reads both lists under both locks, and a leak check reads it
+//!    before the registry: a function is never missed.
+//! 2. `workers = running + idle + claimed + starting`, under `state`: `idle` counts the
+//!    workers waiting and not claimed, `claimed` those waiting that the dispatcher has claimed
+//!    (and notified) for a queued function, `starting` those it started that have not taken
+//!    the lock yet.
+//! 3. While an unclaimed worker waits (`idle > 0`), every queued function is claimed:
+//!    `queue.len() <= claimed`. The dispatcher keeps it by claiming idle workers when it fills
+//!    the queue; a worker only waits once the queue is empty; a worker that consumes a claim
+//!    pops in the same critical section. So a queued function never waits beside an idle
+//!    worker.
+//! 4. Growth is wanted ([`State::wants_growth`]) when no worker is idle and more functions
+//!    are queued than the claimed and starting workers will take. Only the dispatcher fills
+//!    the queue, so only it makes growth wanted; it checks after every fill, and, past the
+//!    soft limit, again when [`STUCK_AFTER`] has passed (a timed wait) to see whether `taken`
+//!    moved meanwhile.
+//! 5. While `Intake.awake` is true the dispatcher runs or has been notified, and will look at
+//!    the intake again before it sleeps: it sets it false only under both locks, with the
+//!    intake empty, right before it waits (which releases `state`). A hand-off that finds it
+//!    false sets it and notifies under `state`, so the dispatcher is either before its look
+//!    (and sees the function) or waiting (and wakes). So a function pushed onto the intake is
+//!    always seen, and a burst of hand-offs notifies once (a loom model:
+//!    `loom_hand_off_vs_the_dispatcher_going_to_sleep`).
+//! 6. A worker exits only under `state`, with no claim to consume and its keep-alive spent:
+//!    it leaves `idle`, so no later fill counts on it (invariant 3).
+//!
+//! # Lock order
+//!
+//! `state`, then `intake` (a leaf: nothing is taken under it). A hand-off takes `intake`
+//! alone, then, to wake the dispatcher, `state` alone. Also under `state`, all leaves of
+//! `spawn`: a worker records its function's unit in its own thread's record (that record's
+//! `job` lock; the registry's lock on a thread that is not a shared one; the first time it
+//! does while leak checks are in use, it also reads its OS thread id, one file read per
+//! worker), and the first registration starts the dispatcher (the registry's lock). No user
+//! code runs under either: functions run, and are dropped, after they are released. A
+//! hand-off comes from under no lock of the tree (`tree.rs` notifies its waiters after
+//! releasing the node's lock).
+//!
+//! # Loom
+//!
+//! Under `--cfg loom` no thread is started through `spawn` (as for the timer): [`prepare`]
+//! only marks the dispatcher as running. The models (`tests/loom_blocking.rs`) run the
+//! dispatcher's loop on a loom thread of their own, which starts its workers as loom threads,
+//! or drain the pool themselves; a worker's idle wait ends at once, as if its keep-alive were
+//! spent (loom's waits never time out, and a model must see a worker leave).
+
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::spawn::{self, Kind, Origin, PooledUnit, ScopeTag, UnitInfo};
+use crate::sync::{self, Arc, AtomicBool, Condvar, Mutex, MutexGuard, Ordering};
+
+#[cfg(all(test, loom))]
+mod tests;
+
+/// How long a worker waits for a function before it exits.
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// Workers past which the pool grows only when it is stuck (see the module docs).
+pub(crate) const SOFT_LIMIT: usize = 512;
+
+/// Past [`SOFT_LIMIT`], how long no queued function may be taken before one more worker starts.
+pub(crate) const STUCK_AFTER: Duration = Duration::from_millis(10);
+
+/// How long the dispatcher waits before trying again when the OS refused a thread.
+const RETRY_START: Duration = Duration::from_millis(10);
+
+/// What a queued function waits on, in a leak report.
+const QUEUED: &str = "a free ctxkit-after-func thread (handed off, not started yet)";
+
+/// A handed-off function.
+pub(crate) type Callback = Box<dyn FnOnce() + Send + 'static>;
+
+/// A function handed off, with what a leak check records of it.
+pub(crate) struct Job {
+    callback: Callback,
+    /// Who registered it: its unit's name and spawn site.
+    origin: Origin,
+    /// The tag current where it was registered.
+    tag: Option<ScopeTag>,
+    /// When it was handed off (a queued function's age in a leak report).
+    handed: Instant,
+}
+
+impl Job {
+    /// The function `callback`, registered at `origin` under `tag`, handed off now.
+    pub(crate) fn new(callback: Callback, origin: Origin, tag: Option<ScopeTag>) -> Job {
+        Job {
+            callback,
+            origin,
+            tag,
+            handed: Instant::now(),
+        }
+    }
+
+    /// The function, to run some other way (the OS refused every thread).
+    pub(crate) fn into_callback(self) -> Callback {
+        self.callback
+    }
+
+    /// What a leak report says of it while it is queued.
+    fn queued_unit(&self) -> UnitInfo {
+        UnitInfo {
+            kind: Kind::Thread,
+            name: spawn::AFTER_FUNC_THREAD,
+            spawned_at: self.origin.site(),
+            started: self.handed,
+            tag: self.tag,
+            waiting: Some((QUEUED.to_owned(), true)),
+            os_id: None,
+        }
+    }
+}
+
+/// A pool of workers and its dispatcher (see the module docs). One per process ([`hand_off`]);
+/// tests make their own with a shorter keep-alive.
+pub(crate) struct BlockingPool {
+    /// The queue and the workers' counts (invariants 1 to 4, 6).
+    state: Mutex<State>,
+    /// What hand-offs push (invariants 1, 5). Taken under `state` or alone; a leaf.
+    intake: Mutex<Intake>,
+    /// Idle workers wait on it (with `state`); notified once per claim (invariant 3).
+    work: Condvar,
+    /// The dispatcher waits on it (with `state`); notified by a hand-off (invariant 5).
+    dispatch: Condvar,
+    /// Set once the dispatcher runs, never cleared: [`prepare`]'s lock-free fast path.
+    dispatcher_up: AtomicBool,
+    /// How long an idle worker waits before it exits.
+    keep_alive: Duration,
+    /// Workers past which the pool grows only when stuck.
+    soft_limit: usize,
+    /// How long past `soft_limit` no function may be taken before one more worker starts.
+    stuck_after: Duration,
+}
+
+/// Under `BlockingPool.state`.
+#[derive(Default)]
+struct State {
+    /// Functions taken from the intake, oldest first (invariant 1).
+    queue: VecDeque<Job>,
+    /// Workers started and not exited (invariant 2).
+    workers: usize,
+    /// Workers waiting, unclaimed (invariants 2, 3).
+    idle: usize,
+    /// Workers waiting, claimed for a queued function, not woken yet (invariants 2, 3).
+    claimed: usize,
+    /// Workers started that have not taken the lock yet (invariant 2).
+    starting: usize,
+    /// Functions workers have taken from the queue, ever: progress, for the soft limit.
+    taken: u64,
+    /// Past the soft limit: `taken` when the dispatcher began to wait for progress, and when.
+    watch: Option<(u64, Instant)>,
+    /// Whether the dispatcher runs (under loom: was asked to); set once.
+    dispatcher: bool,
+    /// Whether the last worker start failed (the OS's refusal is said once per streak).
+    refused: bool,
+    /// Set by tests only: the dispatcher returns, idle workers exit at once.
+    closed: bool,
+}
+
+/// Under `BlockingPool.intake`.
+#[derive(Default)]
+struct Intake {
+    /// Handed off, not yet taken by the dispatcher (invariant 1).
+    jobs: Vec<Job>,
+    /// Invariant 5.
+    awake: bool,
+}
+
+impl State {
+    /// Invariant 4.
+    fn wants_growth(&self) -> bool {
+        self.idle == 0 && self.queue.len() > self.claimed + self.starting
+    }
+}
+
+sync::lazy_static! {
+    /// The process's pool.
+    static ref POOL: Arc<BlockingPool> = Arc::new(BlockingPool::new(KEEP_ALIVE));
+}
+
+/// Makes sure the pool's dispatcher runs, so that a later hand-off needs no thread start:
+/// called when an after-function is registered on a context that can be done. One load once
+/// the dispatcher runs. False if the OS refused its thread (said on standard error; the next
+/// call tries again).
+pub(crate) fn prepare() -> bool {
+    POOL.prepare()
+}
+
+/// Hands `job` to the pool: it runs on a worker, soon, never on this thread.
+///
+/// # Errors
+///
+/// `job`, back, if no dispatcher runs and the OS refused to start one now: the caller runs it
+/// some other way.
+pub(crate) fn hand_off(job: Job) -> Result<(), Job> {
+    POOL.hand_off(job)
+}
+
+/// The functions handed off and not started yet, as units for a leak report (invariant 1:
+/// read this before `spawn::live_units`).
+pub(crate) fn queued_units() -> Vec<UnitInfo> {
+    POOL.queued_units()
+}
+
+impl BlockingPool {
+    pub(crate) fn new(keep_alive: Duration) -> BlockingPool {
+        BlockingPool::with_limits(keep_alive, SOFT_LIMIT, STUCK_AFTER)
+    }
+
+    pub(crate) fn with_limits(
+        keep_alive: Duration,
+        soft_limit: usize,
+        stuck_after: Duration,
+    ) -> BlockingPool {
+        BlockingPool {
+            state: Mutex::new(State::default()),
+            intake: Mutex::new(Intake::default()),
+            work: Condvar::new(),
+            dispatch: Condvar::new(),
+            dispatcher_up: AtomicBool::new(false),
+            keep_alive,
+            soft_limit,
+            stuck_after,
+        }
+    }
+
+    /// See [`prepare`].
+    fn prepare(self: &Arc<Self>) -> bool {
+        if self.dispatcher_up.load(Ordering::Acquire) {
+            return true;
+        }
+        let started = self.start_dispatcher(&mut self.state.lock());
+        if let Err(error) = &started {
+            eprintln!("ctxkit: could not start the after-function pool's {} thread ({error}); an after-function will run on the thread that completes its context", spawn::AFTER_FUNC_DISPATCHER);
+        }
+        started.is_ok()
+    }
+
+    /// Starts the dispatcher unless it runs; requires `state` locked. The registry's lock is
+    /// taken under it (a leaf); the new thread waits for `state` to be released.
+    fn start_dispatcher(self: &Arc<Self>, state: &mut State) -> std::io::Result<()> {
+        if state.dispatcher {
+            return Ok(());
+        }
+        if cfg!(not(loom)) {
+            let pool = self.clone();
+            spawn::try_spawn_shared(Origin::here(spawn::AFTER_FUNC_DISPATCHER), move || {
+                pool.dispatch_loop();
+            })?;
+        }
+        state.dispatcher = true;
+        self.dispatcher_up.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// See [`hand_off`].
+    fn hand_off(self: &Arc<Self>, job: Job) -> Result<(), Job> {
+        if !self.dispatcher_up.load(Ordering::Acquire) && !self.prepare() {
+            // Only after the OS refused the dispatcher at registration, and again now.
+            return Err(job);
+        }
+        let wake = {
+            let mut intake = self.intake.lock();
+            intake.jobs.push(job);
+            !std::mem::replace(&mut intake.awake, true)
+        };
+        if wake {
+            // Invariant 5: under `state`, so the dispatcher is either before its check of the
+            // intake (and will see the function) or waiting (and gets this notify).
+            let _state = self.state.lock();
+            self.dispatch.notify_one();
+        }
+        Ok(())
+    }
+
+    /// See [`queued_units`].
+    fn queued_units(&self) -> Vec<UnitInfo> {
+        // Lock order: `state`, then `intake`.
+        let state = self.state.lock();
+        let intake = self.intake.lock();
+        intake
+            .jobs
+            .iter()
+            .chain(state.queue.iter())
+            .map(Job::queued_unit)
+            .collect()
+    }
+
+    /// Moves the intake onto the queue and claims idle workers for it (invariants 1, 3);
+    /// requires `state` locked.
+    fn fill(&self, state: &mut State) {
+        let jobs = std::mem::take(&mut self.intake.lock().jobs);
+        if jobs.is_empty() {
+            return;
+        }
+        state.queue.extend(jobs);
+        let claim = state
+            .queue
+            .len()
+            .saturating_sub(state.claimed)
+            .min(state.idle);
+        if claim == 0 {
+            return;
+        }
+        let everyone = claim == state.idle && state.claimed == 0;
+        state.idle -= claim;
+        state.claimed += claim;
+        if everyone {
+            // Every waiter is claimed: one wake-up for all of them.
+            self.work.notify_all();
+        } else {
+            for _ in 0..claim {
+                self.work.notify_one();
+            }
+        }
+    }
+
+    /// The dispatcher's loop: fills the queue from the intake, starts a worker whenever
+    /// growth is wanted (invariant 4), one at a time, and sleeps when there is nothing to do
+    /// (invariant 5). Returns only when a test closes the pool.
+    fn dispatch_loop(self: Arc<Self>) {
+        let mut state = self.state.lock();
+        loop {
+            if state.closed {
+                return;
+            }
+            self.fill(&mut state);
+            let mut pause = None;
+            if state.wants_growth() {
+                pause = self.stuck_for(&mut state);
+            }
+            if state.wants_growth() && pause.is_none() {
+                // Counted before it runs (invariant 2), so the next round does not start a
+                // second worker for the same function.
+                state.starting += 1;
+                state.workers += 1;
+                drop(state);
+                let started = self.start_worker();
+                state = self.state.lock();
+                if let Err(error) = started {
+                    state.starting -= 1;
+                    state.workers -= 1;
+                    let first = !std::mem::replace(&mut state.refused, true);
+                    drop(state);
+                    if first {
+                        eprintln!("ctxkit: could not start an after-function thread ({error}); the functions wait for a busy one to finish, and a start is tried again every {RETRY_START:?}");
+                    }
+                    std::thread::sleep(RETRY_START);
+                    state = self.state.lock();
+                } else {
+                    state.refused = false;
+                }
+                continue;
+            }
+            {
+                // Invariant 5: sleep only with the intake empty, both locks held.
+                let mut intake = self.intake.lock();
+                if !intake.jobs.is_empty() {
+                    continue;
+                }
+                intake.awake = false;
+            }
+            state = match pause {
+                // Past the soft limit: look at the progress again then (invariant 4).
+                Some(pause) => self.dispatch.wait_timeout(state, pause),
+                None => self.dispatch.wait(state),
+            };
+        }
+    }
+
+    /// Past the soft limit, with growth wanted: `None` if no function has been taken for
+    /// `stuck_after` (start a worker now), else how long to wait before looking again.
+    /// Below it: `None`. Requires `state` locked.
+    fn stuck_for(&self, state: &mut State) -> Option<Duration> {
+        if state.workers < self.soft_limit {
+            state.watch = None;
+            return None;
+        }
+        let now = Instant::now();
+        match state.watch {
+            Some((taken, since)) if taken == state.taken => {
+                let stuck = now.saturating_duration_since(since);
+                if stuck >= self.stuck_after {
+                    state.watch = None; // the next worker waits a whole period again
+                    None
+                } else {
+                    Some(self.stuck_after - stuck)
+                }
+            }
+            // First look, or progress since: watch from now.
+            _ => {
+                state.watch = Some((state.taken, now));
+                Some(self.stuck_after)
+            }
+        }
+    }
+
+    /// Starts a worker counted as starting.
+    #[cfg(not(loom))]
+    fn start_worker(self: &Arc<Self>) -> std::io::Result<()> {
+        let pool = self.clone();
+        spawn::try_spawn_shared(Origin::here(spawn::AFTER_FUNC_THREAD), move || {
+            pool.work(true);
+        })
+    }
+
+    /// Under loom a worker is a model's thread (see the module docs).
+    #[cfg(loom)]
+    fn start_worker(self: &Arc<Self>) -> std::io::Result<()> {
+        let pool = self.clone();
+        loom::thread::spawn(move || pool.work(true));
+        Ok(())
+    }
+
+    /// A worker's loop: runs queued functions, waits up to the keep-alive for more, exits
+    /// (invariant 6). `started` says whether the dispatcher counted it as starting.
+    fn work(&self, started: bool) {
+        let mut state = self.state.lock();
+        if started {
+            state.starting -= 1;
+        }
+        loop {
+            if let Some(job) = state.queue.pop_front() {
+                state.taken += 1;
+                // Invariant 1: recorded before the lock is released.
+                let unit = PooledUnit::begin(job.origin, job.tag);
+                drop(state);
+                run(unit, job.callback);
+                state = self.state.lock();
+                continue;
+            }
+            // The queue is empty: wait, unclaimed (invariant 3 holds).
+            state.idle += 1;
+            let deadline = Instant::now().checked_add(self.keep_alive);
+            loop {
+                let timed_out;
+                (state, timed_out) = self.wait_for_work(state, deadline);
+                if state.claimed > 0 {
+                    // Claimed (whichever waiter the notify woke): pop in this same critical
+                    // section (invariant 3).
+                    state.claimed -= 1;
+                    break;
+                }
+                if timed_out || state.closed {
+                    // Invariant 6.
+                    state.idle -= 1;
+                    state.workers -= 1;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits on `work` until notified or `deadline` (`None`: never); whether the deadline has
+    /// passed. Under loom the wait lets the other threads run once and then counts as timed
+    /// out (see the module docs).
+    fn wait_for_work<'a>(
+        &'a self,
+        state: MutexGuard<'a, State>,
+        deadline: Option<Instant>,
+    ) -> (MutexGuard<'a, State>, bool) {
+        if cfg!(loom) {
+            drop(state);
+            sync::yield_now();
+            return (self.state.lock(), true);
+        }
+        let Some(deadline) = deadline else {
+            return (self.work.wait(state), false);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (state, true);
+        }
+        let state = self.work.wait_timeout(state, left);
+        (state, Instant::now() >= deadline)
+    }
+}
+
+/// Runs one function as its own unit; a panic is reported by the panic hook, caught here, and
+/// goes no further (see "Panics" in the module docs).
+fn run(unit: PooledUnit, callback: Callback) {
+    unit.run(|| {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(callback)) {
+            // A payload whose drop panics again must not end the worker either.
+            if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+                std::mem::forget(again);
+            }
+        }
+    });
+}
+
+#[cfg(all(test, not(loom)))]
+mod unit_tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    /// A pool of its own, with a short keep-alive; closed (its starter returns) on drop.
+    struct TestPool(Arc<BlockingPool>);
+
+    impl TestPool {
+        fn new(keep_alive: Duration) -> TestPool {
+            TestPool::limited(keep_alive, SOFT_LIMIT, STUCK_AFTER)
+        }
+
+        fn limited(keep_alive: Duration, soft_limit: usize, stuck_after: Duration) -> TestPool {
+            let pool = Arc::new(BlockingPool::with_limits(
+                keep_alive,
+                soft_limit,
+                stuck_after,
+            ));
+            assert!(pool.prepare());
+            TestPool(pool)
+        }
+
+        #[track_caller]
+        fn hand(&self, f: impl FnOnce() + Send + 'static) {
+            let job = Job::new(Box::new(f), Origin::here("ctxkit-test-job"), None);
+            assert!(self.0.hand_off(job).is_ok());
+        }
+
+        fn workers(&self) -> usize {
+            self.0.state.lock().workers
+        }
+
+        /// Waits (bounded) until `f` holds of the state.
+        fn until(&self, what: &str, f: impl Fn(&State) -> bool) {
+            let deadline = Instant::now() + PATIENCE;
+            while !f(&self.0.state.lock()) {
+                assert!(Instant::now() < deadline, "never: {what}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    impl Drop for TestPool {
+        fn drop(&mut self) {
+            self.0.state.lock().closed = true;
+            self.0.dispatch.notify_one();
+            self.0.work.notify_all();
+        }
+    }
+
+    #[test]
+    fn grows_while_every_worker_is_busy() {
+        // Eight functions that each wait until all eight run: only a pool that starts a
+        // worker per busy one while functions wait in the queue gets there.
+        let pool = TestPool::new(Duration::from_secs(5));
+        let all = Arc::new(std::sync::Barrier::new(9));
+        for _ in 0..8 {
+            let all = all.clone();
+            pool.hand(move || {
+                all.wait();
+            });
+        }
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            all.wait();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(PATIENCE)
+            .expect("the pool did not grow to eight busy workers");
+        assert_eq!(pool.workers(), 8, "one worker per blocked function");
+    }
+
+    #[test]
+    fn past_the_soft_limit_it_grows_only_while_stuck() {
+        // A soft limit of 2: functions that all block still all run (the pool grows past
+        // the limit, a worker per period without progress)...
+        let pool = TestPool::limited(Duration::from_secs(5), 2, Duration::from_millis(20));
+        let all = Arc::new(std::sync::Barrier::new(6));
+        for _ in 0..5 {
+            let all = all.clone();
+            pool.hand(move || {
+                all.wait();
+            });
+        }
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            all.wait();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(PATIENCE)
+            .expect("stuck past the soft limit, the pool did not grow");
+        assert_eq!(pool.workers(), 5);
+        drop(pool);
+
+        // ... while functions that finish drain through the workers there are.
+        let pool = TestPool::limited(Duration::from_secs(5), 2, Duration::from_secs(5));
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..200 {
+            let tx = tx.clone();
+            pool.hand(move || {
+                std::thread::sleep(Duration::from_micros(100));
+                tx.send(()).unwrap();
+            });
+        }
+        for _ in 0..200 {
+            rx.recv_timeout(PATIENCE).expect("never ran");
+        }
+        assert!(
+            pool.workers() <= 2,
+            "grew past the soft limit with progress"
+        );
+    }
+
+    #[test]
+    fn reuses_a_free_worker_instead_of_starting_one() {
+        let pool = TestPool::new(Duration::from_secs(5));
+        let mut threads = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let (tx, rx) = mpsc::channel();
+            pool.hand(move || tx.send(std::thread::current().id()).unwrap());
+            threads.insert(rx.recv_timeout(PATIENCE).expect("never ran"));
+            // The worker is idle again before the next hand-off (it waits on the condvar).
+            pool.until("the worker idles", |s| s.idle == 1);
+        }
+        assert_eq!(threads.len(), 1, "one function at a time needs one worker");
+        assert_eq!(pool.workers(), 1);
+    }
+
+    #[test]
+    fn idle_workers_exit_after_the_keep_alive() {
+        let pool = TestPool::new(Duration::from_millis(30));
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..4 {
+            let tx = tx.clone();
+            pool.hand(move || {
+                std::thread::sleep(Duration::from_millis(5));
+                tx.send(()).unwrap();
+            });
+        }
+        for _ in 0..4 {
+            rx.recv_timeout(PATIENCE).expect("never ran");
+        }
+        pool.until("every worker exits", |s| s.workers == 0 && s.idle == 0);
+        // A later function still runs: the starter starts a worker again.
+        pool.hand(move || tx.send(()).unwrap());
+        rx.recv_timeout(PATIENCE)
+            .expect("never ran after the pool emptied");
+    }
+
+    #[test]
+    fn a_panicking_function_does_not_take_its_worker_away() {
+        let pool = TestPool::new(Duration::from_secs(5));
+        let (tx, rx) = mpsc::channel();
+        let first = tx.clone();
+        pool.hand(move || {
+            first.send(std::thread::current().id()).unwrap();
+            panic!("an after-function panics (expected by this test)");
+        });
+        let panicked_on = rx.recv_timeout(PATIENCE).expect("never ran");
+        pool.until("the worker idles", |s| s.idle == 1);
+        pool.hand(move || tx.send(std::thread::current().id()).unwrap());
+        assert_eq!(
+            rx.recv_timeout(PATIENCE).expect("never ran after a panic"),
+            panicked_on,
+            "the same worker goes on"
+        );
+        assert_eq!(pool.workers(), 1);
+    }
+
+    #[test]
+    fn a_function_is_queued_or_recorded_until_it_returns() {
+        // A pool without a dispatcher: a function handed off stays in the intake.
+        let pool = Arc::new(BlockingPool::new(Duration::from_secs(5)));
+        {
+            let mut state = pool.state.lock();
+            state.starting = 1; // the worker started below
+            state.workers = 1;
+        }
+        let tag = ScopeTag::new();
+        let (tx, rx) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let job = {
+            let _entered = tag.enter();
+            Job::new(
+                Box::new(move || {
+                    tx.send(ScopeTag::current()).unwrap();
+                    let _ = released.recv_timeout(PATIENCE);
+                }),
+                Origin::here(spawn::AFTER_FUNC_THREAD),
+                ScopeTag::current(),
+            )
+        };
+        let site = job.origin.site();
+        pool.intake.lock().jobs.push(job);
+        let queued = pool.queued_units();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].tag, Some(tag));
+        assert_eq!(queued[0].spawned_at, site);
+        assert!(queued[0]
+            .waiting
+            .as_ref()
+            .unwrap()
+            .0
+            .contains("not started"));
+
+        // On the queue, then taken by a worker: it is then a live unit with the
+        // registration's tag.
+        pool.fill(&mut pool.state.lock());
+        assert_eq!(pool.queued_units().len(), 1);
+        let worker = {
+            let pool = pool.clone();
+            spawn::try_spawn_shared(Origin::here("ctxkit-test-worker"), move || pool.work(true))
+        };
+        worker.unwrap();
+        assert_eq!(
+            rx.recv_timeout(PATIENCE).unwrap(),
+            Some(tag),
+            "runs under its tag"
+        );
+        assert!(pool.queued_units().is_empty());
+        let running: Vec<_> = spawn::live_units()
+            .into_iter()
+            .filter(|u| u.tag == Some(tag))
+            .collect();
+        assert_eq!(running.len(), 1, "{running:?}");
+        assert_eq!(
+            (running[0].kind, running[0].name),
+            (Kind::Thread, spawn::AFTER_FUNC_THREAD)
+        );
+        assert_eq!(running[0].spawned_at, site);
+        let worker_unit = || {
+            spawn::live_units()
+                .into_iter()
+                .filter(|u| u.name == "ctxkit-test-worker")
+                .map(|u| (u.kind, u.tag))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(worker_unit(), [(Kind::Shared, None)]);
+
+        // Returned: no unit of it is left; the idle worker is the shared one, untagged.
+        release.send(()).unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        while spawn::live_units().iter().any(|u| u.tag == Some(tag)) {
+            assert!(Instant::now() < deadline, "its unit outlived it");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(worker_unit(), [(Kind::Shared, None)]);
+        pool.state.lock().closed = true;
+        pool.work.notify_all();
+    }
+}

@@ -1,0 +1,134 @@
+//! loom models of the after-function pool (`blocking/mod.rs`): a hand-off racing the
+//! dispatcher going to sleep (invariant 5), a worker's idle exit racing the claim made for a
+//! function (invariants 3, 6), and `AfterFunc::stop` racing the cancel that hands the function
+//! off (`context/deferred.rs`, invariant 1).
+//!
+//! Run: `RUSTFLAGS="--cfg loom -C debug_assertions" LOOM_MAX_PREEMPTIONS=3
+//! CARGO_TARGET_DIR=target/loom cargo test -p ctxkit --lib --release loom`
+//!
+//! Under loom no thread is started through `spawn`: a model runs the dispatcher's loop on a
+//! loom thread, which starts its workers as loom threads, and a worker's idle wait ends at
+//! once (see the module docs). A lost wake-up or a function left behind shows as a model that
+//! never finishes (loom reports the spin as a livelock) or as a failed count.
+
+use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
+use std::time::Duration;
+
+use loom::thread;
+
+use super::super::{BlockingPool, Job, POOL};
+use crate::spawn::Origin;
+use crate::sync::Arc;
+use crate::Context;
+
+/// A function that counts its runs.
+fn counting(runs: &Arc<StdAtomicUsize>) -> Job {
+    let runs = runs.clone();
+    Job::new(
+        Box::new(move || {
+            runs.fetch_add(1, StdOrdering::SeqCst);
+        }),
+        Origin::here("ctxkit-test-job"),
+        None,
+    )
+}
+
+/// Waits, yielding to the model, until `runs` reaches `n`.
+fn until_runs(runs: &StdAtomicUsize, n: usize) {
+    while runs.load(StdOrdering::SeqCst) < n {
+        thread::yield_now();
+    }
+}
+
+/// Ends a model's pool: the dispatcher returns, idle workers leave.
+fn close(pool: &BlockingPool) {
+    pool.state.lock().closed = true;
+    pool.dispatch.notify_one();
+    pool.work.notify_all();
+}
+
+/// Two hand-offs from another thread while the dispatcher fills the queue, starts a worker
+/// and goes to sleep: the second, which finds the dispatcher awake and does not notify it, is
+/// still seen (invariant 5), and every function runs once.
+#[test]
+fn loom_hand_off_vs_the_dispatcher_going_to_sleep() {
+    loom::model(|| {
+        let pool = Arc::new(BlockingPool::new(Duration::from_secs(5)));
+        assert!(pool.prepare());
+        let dispatcher = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.dispatch_loop())
+        };
+        let runs = Arc::new(StdAtomicUsize::new(0));
+        let handing = {
+            let (pool, first, second) = (pool.clone(), counting(&runs), counting(&runs));
+            thread::spawn(move || {
+                assert!(pool.hand_off(first).is_ok());
+                assert!(pool.hand_off(second).is_ok());
+            })
+        };
+        handing.join().unwrap();
+        until_runs(&runs, 2);
+        close(&pool);
+        dispatcher.join().unwrap();
+        assert_eq!(runs.load(StdOrdering::SeqCst), 2);
+    });
+}
+
+/// A worker that finds nothing to do and leaves (its keep-alive spent at once, as under loom
+/// every idle wait is) while the dispatcher fills the queue: either the dispatcher claims it
+/// before it leaves and it runs the function, or it has left and the dispatcher starts
+/// another (invariants 3, 6). The function runs once either way.
+#[test]
+fn loom_idle_exit_vs_claim() {
+    loom::model(|| {
+        let pool = Arc::new(BlockingPool::new(Duration::from_secs(5)));
+        assert!(pool.prepare());
+        pool.state.lock().workers = 1;
+        let worker = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.work(false))
+        };
+        let runs = Arc::new(StdAtomicUsize::new(0));
+        assert!(pool.hand_off(counting(&runs)).is_ok());
+        let dispatcher = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.dispatch_loop())
+        };
+        until_runs(&runs, 1);
+        close(&pool);
+        dispatcher.join().unwrap();
+        worker.join().unwrap();
+        assert_eq!(runs.load(StdOrdering::SeqCst), 1);
+    });
+}
+
+/// `stop()` racing the cancel that hands the function off: it runs exactly when `stop()`
+/// reports false (the pool's queue is drained by the model, no worker runs here).
+#[test]
+fn loom_stop_vs_cancel_hand_off() {
+    loom::model(|| {
+        let (ctx, cancel) = Context::background().with_cancel().into_parts();
+        let runs = Arc::new(StdAtomicUsize::new(0));
+        let after = {
+            let runs = runs.clone();
+            ctx.after_func(move || {
+                runs.fetch_add(1, StdOrdering::SeqCst);
+            })
+        };
+        let canceler = thread::spawn(move || cancel.cancel());
+        let stopped = after.stop();
+        canceler.join().unwrap();
+        assert!(ctx.is_done());
+        // What a worker would do: fill the queue and run it.
+        let jobs: Vec<Job> = {
+            let mut state = POOL.state.lock();
+            POOL.fill(&mut state);
+            state.queue.drain(..).collect()
+        };
+        for job in jobs {
+            (job.into_callback())();
+        }
+        assert_eq!(runs.load(StdOrdering::SeqCst), usize::from(!stopped));
+    });
+}
