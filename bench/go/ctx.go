@@ -407,9 +407,37 @@ func awaitedRun(root context.Context, n int, withTimeout bool) float64 {
 	finished.Wait()
 	ns := float64(time.Since(start).Nanoseconds()) / float64(n)
 	if timedOut != 0 {
-		panic(fmt.Sprintf("ctx.timeout_awaited_100k: %d requests timed out", timedOut))
+		panic(fmt.Sprintf("ctx.timeout_awaited: %d of %d requests timed out", timedOut, n))
 	}
 	return ns
+}
+
+// awaitedBatches runs a warm-up batch, then runs batches of awaitedRun with n goroutines: per
+// batch one run with the timeout and one bare run, alternating which goes first, runtime.GC()
+// before each (not timed). It returns per batch the difference (with minus bare), and both.
+func awaitedBatches(root context.Context, n, runs int) (diff, with, bare []float64) {
+	round := 0
+	warmUpThen(runs, func(record bool) {
+		// Alternate which variant goes first, so neither always runs on the other's garbage.
+		var w, b float64
+		runtime.GC()
+		if round%2 == 0 {
+			w = awaitedRun(root, n, true)
+			runtime.GC()
+			b = awaitedRun(root, n, false)
+		} else {
+			b = awaitedRun(root, n, false)
+			runtime.GC()
+			w = awaitedRun(root, n, true)
+		}
+		round++
+		if record {
+			diff = append(diff, w-b)
+			with = append(with, w)
+			bare = append(bare, b)
+		}
+	})
+	return diff, with, bare
 }
 
 func timeoutAwaited(cfg *config) {
@@ -419,28 +447,7 @@ func timeoutAwaited(cfg *config) {
 	progress("ctx.timeout_awaited_100k")
 	root, cancelRoot := context.WithCancel(context.Background())
 	defer cancelRoot()
-	var diff, with, bare []float64
-	round := 0
-	warmUpThen(cfg.runs(), func(record bool) {
-		// Alternate which variant goes first, so neither always runs on the other's garbage.
-		var w, b float64
-		runtime.GC()
-		if round%2 == 0 {
-			w = awaitedRun(root, awaitedTasks, true)
-			runtime.GC()
-			b = awaitedRun(root, awaitedTasks, false)
-		} else {
-			b = awaitedRun(root, awaitedTasks, false)
-			runtime.GC()
-			w = awaitedRun(root, awaitedTasks, true)
-		}
-		round++
-		if record {
-			diff = append(diff, w-b)
-			with = append(with, w)
-			bare = append(bare, b)
-		}
-	})
+	diff, with, bare := awaitedBatches(root, awaitedTasks, cfg.runs())
 	emit(cfg, "ctx.timeout_awaited_100k", implName, "ns_per_op", diff, fmt.Sprintf(
 		"100,000 goroutines, each: c, cancel := context.WithTimeout(root, 10*time.Second) on one cancelable root; select on <-c.Done() and its own oneshot channel; cancel(). Once all are about to wait, the main goroutine closes every oneshot; per request, wall time from the first go statement until all have finished (sync.WaitGroup) / 100,000, minus the same run without the timeout (go + <-oneshot only), per batch; runtime.GC() before each half (not timed). Medians: %.1f ns with the timeout, %.1f ns bare",
 		median(with), median(bare)))
