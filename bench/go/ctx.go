@@ -366,13 +366,14 @@ func wakeLatency(cfg *config) {
 
 // ===== awaited timeouts and after-functions =====
 
-// awaitedRun starts n goroutines; each (withTimeout) makes a child of root with a 10 s
-// timeout and selects on the child's Done and its oneshot, then cancels the child, or (bare)
-// only receives from its oneshot. Once every goroutine is about to wait, all oneshots fire.
+// awaitedRun starts n goroutines; each (withTimeout) makes a child of root with a 10 s timeout
+// (more above 100,000 goroutines: awaitedTimeout) and selects on the child's Done and its
+// oneshot, then cancels the child, or (bare) only receives from its oneshot. Once every goroutine is about to wait, all oneshots fire.
 // Returns the wall time from the first spawn until every goroutine has finished, / n.
 func awaitedRun(root context.Context, n int, withTimeout bool) float64 {
 	var parked, finished sync.WaitGroup
 	var timedOut int32
+	timeout := awaitedTimeout(n)
 	oneshots := make([]chan struct{}, n)
 	parked.Add(n)
 	finished.Add(n)
@@ -383,7 +384,7 @@ func awaitedRun(root context.Context, n int, withTimeout bool) float64 {
 		if withTimeout {
 			go func() {
 				defer finished.Done()
-				c, cancel := context.WithTimeout(root, 10*time.Second)
+				c, cancel := context.WithTimeout(root, timeout)
 				parked.Done()
 				select {
 				case <-c.Done():
@@ -410,6 +411,17 @@ func awaitedRun(root context.Context, n int, withTimeout bool) float64 {
 		panic(fmt.Sprintf("ctx.timeout_awaited: %d of %d requests timed out", timedOut, n))
 	}
 	return ns
+}
+
+// awaitedTimeout is the timeout of the requests of a run of n: 10 s up to 100,000, 10 s per
+// 100,000 above, so that a run of 1,000,000 on a loaded machine (which may take more than 10 s
+// to start) sees none fire. As ctxkit-bench's.
+func awaitedTimeout(n int) time.Duration {
+	k := n / awaitedTasks
+	if k < 1 {
+		k = 1
+	}
+	return time.Duration(k) * 10 * time.Second
 }
 
 // awaitedBatches runs a warm-up batch, then runs batches of awaitedRun with n goroutines: per

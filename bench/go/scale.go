@@ -201,7 +201,7 @@ func scaleTimeoutAwaited(cfg *config) {
 		progress("%s n=%d", workload, n)
 		diff, with, bare := awaitedBatches(root, n, bigRuns(cfg, n))
 		emitScale(cfg, workload, implName, n, "ns_per_op", diff, fmt.Sprintf(
-			"as ctx.timeout_awaited_100k with n goroutines: each WithTimeout(root, 10*time.Second), select on <-c.Done() and its own oneshot, cancel(); all oneshots closed once every goroutine is about to wait; wall time from the first go statement until all finished / n, minus the same run with go + <-oneshot only, per batch (halves alternating, runtime.GC() before each, not timed); medians: %.1f ns with the timeout, %.1f ns bare",
+			"as ctx.timeout_awaited_100k with n goroutines: each WithTimeout(root, timeout) (10 s per 100,000 goroutines, at least 10 s: none fires on a loaded machine), select on <-c.Done() and its own oneshot, cancel(); all oneshots closed once every goroutine is about to wait; wall time from the first go statement until all finished / n, minus the same run with go + <-oneshot only, per batch (halves alternating, runtime.GC() before each, not timed); medians: %.1f ns with the timeout, %.1f ns bare",
 			median(with), median(bare)))
 	}
 }

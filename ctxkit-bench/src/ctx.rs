@@ -430,8 +430,17 @@ fn wake_latency(cfg: &Cfg) {
 
 /// Tasks of `ctx.timeout_awaited_100k`.
 pub(crate) const AWAITED: usize = 100_000;
-/// The timeout of every awaited request: far longer than any run, so that none fires.
+/// The timeout of every awaited request of `ctx.timeout_awaited_100k`: far longer than any run,
+/// so that none fires.
 pub(crate) const AWAITED_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The timeout of the awaited requests of a run of `n`: 10 s up to 100,000 requests, and 10 s per
+/// 100,000 above (so that a run of 1,000,000 on a loaded machine, which may take longer than
+/// 10 s to spawn, sees no deadline fire; the length of a deadline nobody reaches hardly changes
+/// what arming and disarming it costs). As the Go runner's.
+pub(crate) fn awaited_timeout(n: usize) -> Duration {
+    AWAITED_TIMEOUT * (n / AWAITED).max(1) as u32
+}
 
 /// What the tasks of one awaited run share.
 struct Awaited {
@@ -522,10 +531,14 @@ pub(crate) async fn bare_request(rx: tokio::sync::oneshot::Receiver<()>) -> bool
     rx.await.is_ok()
 }
 
-/// ctxkit's awaited request: a child of `root` with a 10 s timeout, the oneshot run under it
-/// (`ctx.run`, which races the work against the child's done), then the child canceled.
-pub(crate) async fn ctxkit_request(root: Context, rx: tokio::sync::oneshot::Receiver<()>) -> bool {
-    let ctx = root.with_timeout(AWAITED_TIMEOUT);
+/// ctxkit's awaited request: a child of `root` with a `timeout` (10 s), the oneshot run under
+/// it (`ctx.run`, which races the work against the child's done), then the child canceled.
+pub(crate) async fn ctxkit_request(
+    root: Context,
+    timeout: Duration,
+    rx: tokio::sync::oneshot::Receiver<()>,
+) -> bool {
+    let ctx = root.with_timeout(timeout);
     let won = matches!(ctx.run(rx).await, Ok(Ok(())));
     ctx.cancel();
     won
@@ -608,7 +621,7 @@ fn timeout_awaited(cfg: &Cfg) {
     let root_ctx = root.context().clone();
     let figures = awaited_batches(&rt, cfg.pick(7, 3), AWAITED, move |n| {
         let root = root_ctx.clone();
-        async move { awaited_run(n, |rx| ctxkit_request(root.clone(), rx)).await }
+        async move { awaited_run(n, |rx| ctxkit_request(root.clone(), AWAITED_TIMEOUT, rx)).await }
     });
     emit(
         "ctx.timeout_awaited_100k",

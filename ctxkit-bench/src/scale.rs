@@ -28,9 +28,9 @@ use std::time::Duration;
 use ctxkit::{Context, Error, Group};
 
 use crate::ctx::{
-    awaited_batches, awaited_bytes, awaited_note, awaited_run, bare_request, cancel_flat,
-    ctxkit_request, value_lookup, value_note, AwaitedFigures, CANCEL_FLAT_NOTE, CTXKIT_REQUEST,
-    MAX_VALUE_DEPTH,
+    awaited_batches, awaited_bytes, awaited_note, awaited_run, awaited_timeout, bare_request,
+    cancel_flat, ctxkit_request, value_lookup, value_note, AwaitedFigures, CANCEL_FLAT_NOTE,
+    CTXKIT_REQUEST, MAX_VALUE_DEPTH,
 };
 use crate::group::{async_go_wait, on_worker, thread_go_wait, Spawn};
 use crate::harness::{
@@ -179,13 +179,15 @@ fn bytes_run(form: &str, n: usize) {
             }
             DEADLINE_CTXKIT => {
                 let root = Context::background().with_cancel();
-                let request = |rx| ctxkit_request(root.context().clone(), rx);
+                let timeout = awaited_timeout(n);
+                let request = |rx| ctxkit_request(root.context().clone(), timeout, rx);
                 awaited_bytes(&counting, BYTES_WARM_UP, request).await;
                 awaited_bytes(&counting, n, request).await
             }
             DEADLINE_TOKIO => {
-                awaited_bytes(&counting, BYTES_WARM_UP, tokio_request).await;
-                awaited_bytes(&counting, n, tokio_request).await
+                let request = |rx| tokio_request(awaited_timeout(n), rx);
+                awaited_bytes(&counting, BYTES_WARM_UP, request).await;
+                awaited_bytes(&counting, n, request).await
             }
             DEADLINE_BARE => {
                 awaited_bytes(&counting, BYTES_WARM_UP, bare_request).await;
@@ -341,7 +343,8 @@ where
             "ns_per_op",
             Some(stats(&figures.diff)),
             &format!(
-                "as ctx.timeout_awaited_100k with n tasks: {}",
+                "as ctx.timeout_awaited_100k with n tasks, the timeout {} s (10 s per 100,000 requests, at least 10 s: none fires on a loaded machine): {}",
+                awaited_timeout(n).as_secs(),
                 awaited_note(how, n, &figures)
             ),
         );
@@ -560,6 +563,9 @@ fn timeout_awaited(cfg: &Cfg) {
     let root_ctx = root.context().clone();
     timeout_awaited_series(cfg, "ctxkit", CTXKIT_REQUEST, move |n| {
         let root = root_ctx.clone();
-        async move { awaited_run(n, |rx| ctxkit_request(root.clone(), rx)).await }
+        async move {
+            let timeout = awaited_timeout(n);
+            awaited_run(n, |rx| ctxkit_request(root.clone(), timeout, rx)).await
+        }
     });
 }

@@ -273,10 +273,13 @@ fn wake_latency(cfg: &Cfg) {
     emit_latency(&samples, &format!("{TOKEN}/async"), "waiter: a task awaiting token.cancelled(); the canceler is another task on the same 2-worker multi-thread tokio runtime, which then awaits a oneshot");
 }
 
-/// tokio's awaited request: `tokio::time::timeout(10 s, oneshot)` (the deadline an entry of
-/// tokio's timer wheel, inline in the future).
-pub(crate) async fn tokio_request(rx: tokio::sync::oneshot::Receiver<()>) -> bool {
-    matches!(tokio::time::timeout(AWAITED_TIMEOUT, rx).await, Ok(Ok(())))
+/// tokio's awaited request: `tokio::time::timeout(timeout (10 s), oneshot)` (the deadline an
+/// entry of tokio's timer wheel, inline in the future).
+pub(crate) async fn tokio_request(
+    timeout: Duration,
+    rx: tokio::sync::oneshot::Receiver<()>,
+) -> bool {
+    matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(())))
 }
 
 /// How tokio's request is written, for the notes.
@@ -292,7 +295,7 @@ fn timeout_awaited(cfg: &Cfg) {
     progress(&format!("ctx.timeout_awaited_100k ({TOKIO})"));
     let rt = runtime();
     let figures = awaited_batches(&rt, cfg.pick(7, 3), AWAITED, |n| {
-        awaited_run(n, tokio_request)
+        awaited_run(n, |rx| tokio_request(AWAITED_TIMEOUT, rx))
     });
     emit(
         "ctx.timeout_awaited_100k",

@@ -18,7 +18,7 @@ use super::group::join_set;
 use super::peer;
 use super::pool::crossbeam_pool;
 use super::rate::{big, implementation};
-use crate::ctx::awaited_run;
+use crate::ctx::{awaited_run, awaited_timeout};
 use crate::group::on_worker;
 use crate::harness::{after_warm_up, emit_n, progress, runtime, stats, Cfg, HeapCount};
 use crate::pool::pool_batches;
@@ -47,7 +47,9 @@ pub(crate) fn run(cfg: &Cfg) {
         "std-instant",
         "MonotonicClock: std's Instant, as ctxkit",
     );
-    timeout_awaited_series(cfg, TOKIO, TOKIO_REQUEST, |n| awaited_run(n, tokio_request));
+    timeout_awaited_series(cfg, TOKIO, TOKIO_REQUEST, |n| {
+        awaited_run(n, move |rx| tokio_request(awaited_timeout(n), rx))
+    });
     deadline_bytes_series(cfg, DEADLINE_TOKIO, TOKIO, TOKIO_REQUEST);
 }
 
