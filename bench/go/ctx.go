@@ -366,13 +366,14 @@ func wakeLatency(cfg *config) {
 
 // ===== awaited timeouts and after-functions =====
 
-// awaitedRun starts n goroutines; each (withTimeout) makes a child of root with a 10 s
-// timeout and selects on the child's Done and its oneshot, then cancels the child, or (bare)
-// only receives from its oneshot. Once every goroutine is about to wait, all oneshots fire.
+// awaitedRun starts n goroutines; each (withTimeout) makes a child of root with a 10 s timeout
+// (more above 100,000 goroutines: awaitedTimeout) and selects on the child's Done and its
+// oneshot, then cancels the child, or (bare) only receives from its oneshot. Once every goroutine is about to wait, all oneshots fire.
 // Returns the wall time from the first spawn until every goroutine has finished, / n.
 func awaitedRun(root context.Context, n int, withTimeout bool) float64 {
 	var parked, finished sync.WaitGroup
 	var timedOut int32
+	timeout := awaitedTimeout(n)
 	oneshots := make([]chan struct{}, n)
 	parked.Add(n)
 	finished.Add(n)
@@ -383,7 +384,7 @@ func awaitedRun(root context.Context, n int, withTimeout bool) float64 {
 		if withTimeout {
 			go func() {
 				defer finished.Done()
-				c, cancel := context.WithTimeout(root, 10*time.Second)
+				c, cancel := context.WithTimeout(root, timeout)
 				parked.Done()
 				select {
 				case <-c.Done():
@@ -407,9 +408,48 @@ func awaitedRun(root context.Context, n int, withTimeout bool) float64 {
 	finished.Wait()
 	ns := float64(time.Since(start).Nanoseconds()) / float64(n)
 	if timedOut != 0 {
-		panic(fmt.Sprintf("ctx.timeout_awaited_100k: %d requests timed out", timedOut))
+		panic(fmt.Sprintf("ctx.timeout_awaited: %d of %d requests timed out", timedOut, n))
 	}
 	return ns
+}
+
+// awaitedTimeout is the timeout of the requests of a run of n: 10 s up to 100,000, 10 s per
+// 100,000 above, so that a run of 1,000,000 on a loaded machine (which may take more than 10 s
+// to start) sees none fire. As ctxkit-bench's.
+func awaitedTimeout(n int) time.Duration {
+	k := n / awaitedTasks
+	if k < 1 {
+		k = 1
+	}
+	return time.Duration(k) * 10 * time.Second
+}
+
+// awaitedBatches runs a warm-up batch, then runs batches of awaitedRun with n goroutines: per
+// batch one run with the timeout and one bare run, alternating which goes first, runtime.GC()
+// before each (not timed). It returns per batch the difference (with minus bare), and both.
+func awaitedBatches(root context.Context, n, runs int) (diff, with, bare []float64) {
+	round := 0
+	warmUpThen(runs, func(record bool) {
+		// Alternate which variant goes first, so neither always runs on the other's garbage.
+		var w, b float64
+		runtime.GC()
+		if round%2 == 0 {
+			w = awaitedRun(root, n, true)
+			runtime.GC()
+			b = awaitedRun(root, n, false)
+		} else {
+			b = awaitedRun(root, n, false)
+			runtime.GC()
+			w = awaitedRun(root, n, true)
+		}
+		round++
+		if record {
+			diff = append(diff, w-b)
+			with = append(with, w)
+			bare = append(bare, b)
+		}
+	})
+	return diff, with, bare
 }
 
 func timeoutAwaited(cfg *config) {
@@ -419,28 +459,7 @@ func timeoutAwaited(cfg *config) {
 	progress("ctx.timeout_awaited_100k")
 	root, cancelRoot := context.WithCancel(context.Background())
 	defer cancelRoot()
-	var diff, with, bare []float64
-	round := 0
-	warmUpThen(cfg.runs(), func(record bool) {
-		// Alternate which variant goes first, so neither always runs on the other's garbage.
-		var w, b float64
-		runtime.GC()
-		if round%2 == 0 {
-			w = awaitedRun(root, awaitedTasks, true)
-			runtime.GC()
-			b = awaitedRun(root, awaitedTasks, false)
-		} else {
-			b = awaitedRun(root, awaitedTasks, false)
-			runtime.GC()
-			w = awaitedRun(root, awaitedTasks, true)
-		}
-		round++
-		if record {
-			diff = append(diff, w-b)
-			with = append(with, w)
-			bare = append(bare, b)
-		}
-	})
+	diff, with, bare := awaitedBatches(root, awaitedTasks, cfg.runs())
 	emit(cfg, "ctx.timeout_awaited_100k", implName, "ns_per_op", diff, fmt.Sprintf(
 		"100,000 goroutines, each: c, cancel := context.WithTimeout(root, 10*time.Second) on one cancelable root; select on <-c.Done() and its own oneshot channel; cancel(). Once all are about to wait, the main goroutine closes every oneshot; per request, wall time from the first go statement until all have finished (sync.WaitGroup) / 100,000, minus the same run without the timeout (go + <-oneshot only), per batch; runtime.GC() before each half (not timed). Medians: %.1f ns with the timeout, %.1f ns bare",
 		median(with), median(bare)))

@@ -21,6 +21,7 @@ func runScale(cfg *config) {
 	scaleGroupTasks(cfg)
 	scaleGroupBytes(cfg)
 	scaleLimiterThreads(cfg)
+	scaleTimeoutAwaited(cfg)
 }
 
 // bigSeries is 10^k from `from` up to 1,000,000 (100,000 with -quick).
@@ -185,5 +186,22 @@ func scaleLimiterThreads(cfg *config) {
 		emitScale(cfg, workload, rateImpl, n, "mops_per_s", s, fmt.Sprintf(
 			"n goroutines calling Allow() on one shared rate.NewLimiter(1e9, 1e9) for %d ms per batch (GOMAXPROCS %d); total allows / wall time",
 			d.Milliseconds(), runtime.GOMAXPROCS(0)))
+	}
+}
+
+// scaleTimeoutAwaited is ctx.timeout_awaited_100k with n goroutines (awaitedBatches).
+func scaleTimeoutAwaited(cfg *config) {
+	const workload = "scale.timeout_awaited"
+	if !cfg.want(workload) {
+		return
+	}
+	root, cancelRoot := context.WithCancel(context.Background())
+	defer cancelRoot()
+	for _, n := range bigSeries(cfg, 10000) {
+		progress("%s n=%d", workload, n)
+		diff, with, bare := awaitedBatches(root, n, bigRuns(cfg, n))
+		emitScale(cfg, workload, implName, n, "ns_per_op", diff, fmt.Sprintf(
+			"as ctx.timeout_awaited_100k with n goroutines: each WithTimeout(root, timeout) (10 s per 100,000 goroutines, at least 10 s: none fires on a loaded machine), select on <-c.Done() and its own oneshot, cancel(); all oneshots closed once every goroutine is about to wait; wall time from the first go statement until all finished / n, minus the same run with go + <-oneshot only, per batch (halves alternating, runtime.GC() before each, not timed); medians: %.1f ns with the timeout, %.1f ns bare",
+			median(with), median(bare)))
 	}
 }

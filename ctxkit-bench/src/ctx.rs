@@ -3,17 +3,19 @@
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use ctxkit::{CancelContext, Context, Done};
 
+use crate::group::on_worker;
 use crate::harness::{
     batches, contended_2, count_heap, emit, ns_per_op, percentile, progress, runtime, spin, stats,
-    trial_batches, Cfg,
+    trial_batches, Cfg, HeapCount,
 };
+use crate::scale::{heap_settled, per_task};
 
 pub(crate) const FLAT: usize = 100_000;
 pub(crate) const DEEP: usize = 10_000;
@@ -29,6 +31,8 @@ pub(crate) fn run(cfg: &Cfg) {
     flat_tree(cfg);
     cancel_deep(cfg);
     wake_latency(cfg);
+    timeout_awaited(cfg);
+    after_func(cfg);
     contended(cfg);
 }
 
@@ -420,6 +424,338 @@ fn wake_latency(cfg: &Cfg) {
         "ctxkit/async",
         "waiter: a task awaiting ctx.done(); the canceler is another task on the same 2-worker multi-thread tokio runtime, which then awaits a oneshot (as Go's goroutine-to-goroutine wake)",
     );
+}
+
+// ===== awaited timeouts =====
+
+/// Tasks of `ctx.timeout_awaited_100k`.
+pub(crate) const AWAITED: usize = 100_000;
+/// The timeout of every awaited request of `ctx.timeout_awaited_100k`: far longer than any run,
+/// so that none fires.
+pub(crate) const AWAITED_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The timeout of the awaited requests of a run of `n`: 10 s up to 100,000 requests, and 10 s per
+/// 100,000 above (so that a run of 1,000,000 on a loaded machine, which may take longer than
+/// 10 s to spawn, sees no deadline fire; the length of a deadline nobody reaches hardly changes
+/// what arming and disarming it costs). As the Go runner's.
+pub(crate) fn awaited_timeout(n: usize) -> Duration {
+    AWAITED_TIMEOUT * (n / AWAITED).max(1) as u32
+}
+
+/// What the tasks of one awaited run share.
+struct Awaited {
+    /// Tasks that have polled their request once (its deadline armed, its waker registered).
+    parked: AtomicUsize,
+    /// Tasks not finished yet.
+    remaining: AtomicUsize,
+    /// Requests whose deadline won the race (none should).
+    timed_out: AtomicUsize,
+    /// Notified by the task that parks last.
+    all_parked: tokio::sync::Notify,
+    /// Notified by the task that finishes last.
+    all_done: tokio::sync::Notify,
+}
+
+/// Spawns `n` tasks on the current runtime, each awaiting `request(its oneshot)` (true if the
+/// oneshot won), its senders pushed to `oneshots`.
+fn spawn_awaited<M, F>(
+    n: usize,
+    request: &M,
+    oneshots: &mut Vec<tokio::sync::oneshot::Sender<()>>,
+) -> Arc<Awaited>
+where
+    M: Fn(tokio::sync::oneshot::Receiver<()>) -> F,
+    F: Future<Output = bool> + Send + 'static,
+{
+    let shared = Arc::new(Awaited {
+        parked: AtomicUsize::new(0),
+        remaining: AtomicUsize::new(n),
+        timed_out: AtomicUsize::new(0),
+        all_parked: tokio::sync::Notify::new(),
+        all_done: tokio::sync::Notify::new(),
+    });
+    for _ in 0..n {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        oneshots.push(tx);
+        let (request, shared) = (request(rx), shared.clone());
+        tokio::spawn(async move {
+            let mut request = std::pin::pin!(request);
+            let first = std::future::poll_fn(|cx| Poll::Ready(request.as_mut().poll(cx))).await;
+            if shared.parked.fetch_add(1, Ordering::AcqRel) + 1 == n {
+                shared.all_parked.notify_one();
+            }
+            let won = match first {
+                Poll::Ready(won) => won,
+                Poll::Pending => request.await,
+            };
+            if !won {
+                shared.timed_out.fetch_add(1, Ordering::Relaxed);
+            }
+            if shared.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                shared.all_done.notify_one();
+            }
+        });
+    }
+    shared
+}
+
+/// Fires every oneshot, waits for every task, checks that no deadline won.
+async fn finish_awaited(shared: &Awaited, oneshots: &mut Vec<tokio::sync::oneshot::Sender<()>>) {
+    for tx in oneshots.drain(..) {
+        let _ = tx.send(());
+    }
+    shared.all_done.notified().await;
+    let timed_out = shared.timed_out.load(Ordering::Relaxed);
+    assert_eq!(timed_out, 0, "{timed_out} awaited requests timed out");
+}
+
+/// One run of an awaited workload, as a task on the runtime (the driver): `n` tasks spawned,
+/// each awaiting `request(its own oneshot)`; once every one has polled its request once (so
+/// is parked on it), every oneshot fires. Returns the wall time from the first spawn until the
+/// last task finished, / n, in ns.
+pub(crate) async fn awaited_run<M, F>(n: usize, request: M) -> f64
+where
+    M: Fn(tokio::sync::oneshot::Receiver<()>) -> F,
+    F: Future<Output = bool> + Send + 'static,
+{
+    let mut oneshots = Vec::with_capacity(n);
+    let start = Instant::now();
+    let shared = spawn_awaited(n, &request, &mut oneshots);
+    shared.all_parked.notified().await;
+    finish_awaited(&shared, &mut oneshots).await;
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// The bare request every awaited form is measured against: the oneshot alone.
+pub(crate) async fn bare_request(rx: tokio::sync::oneshot::Receiver<()>) -> bool {
+    rx.await.is_ok()
+}
+
+/// ctxkit's awaited request: a child of `root` with a `timeout` (10 s), the oneshot run under
+/// it (`ctx.run`, which races the work against the child's done), then the child canceled.
+pub(crate) async fn ctxkit_request(
+    root: Context,
+    timeout: Duration,
+    rx: tokio::sync::oneshot::Receiver<()>,
+) -> bool {
+    let ctx = root.with_timeout(timeout);
+    let won = matches!(ctx.run(rx).await, Ok(Ok(())));
+    ctx.cancel();
+    won
+}
+
+/// The live heap bytes and allocations per task while `n` tasks are parked on
+/// `request(oneshot)` (a `--scale-bytes-run` child, counting from `counting`); then every
+/// oneshot fires and every task finishes (not counted).
+pub(crate) async fn awaited_bytes<M, F>(counting: &HeapCount, n: usize, request: M) -> (f64, f64)
+where
+    M: Fn(tokio::sync::oneshot::Receiver<()>) -> F,
+    F: Future<Output = bool> + Send + 'static,
+{
+    let mut oneshots = Vec::with_capacity(n);
+    heap_settled(counting).await;
+    let before = counting.now();
+    let shared = spawn_awaited(n, &request, &mut oneshots);
+    shared.all_parked.notified().await;
+    let after = counting.now();
+    finish_awaited(&shared, &mut oneshots).await;
+    per_task(before, after, n)
+}
+
+/// The figures of the awaited batches of one form: per batch, ns per request with the
+/// deadline, bare, and their difference.
+#[derive(Debug, Default)]
+pub(crate) struct AwaitedFigures {
+    pub(crate) with: Vec<f64>,
+    pub(crate) bare: Vec<f64>,
+    pub(crate) diff: Vec<f64>,
+}
+
+/// A warm-up batch, then `runs` batches of `n` requests on `rt`, each one run of `with` and one
+/// bare run, which goes first alternating, all in one driver task.
+pub(crate) fn awaited_batches<W, F>(
+    rt: &tokio::runtime::Runtime,
+    runs: usize,
+    n: usize,
+    with: W,
+) -> AwaitedFigures
+where
+    W: Fn(usize) -> F + Send + 'static,
+    F: Future<Output = f64> + Send,
+{
+    on_worker(rt, async move {
+        let mut figures = AwaitedFigures::default();
+        for batch in 0..=runs {
+            let (w, b) = if batch % 2 == 0 {
+                let w = with(n).await;
+                (w, awaited_run(n, bare_request).await)
+            } else {
+                let b = awaited_run(n, bare_request).await;
+                (with(n).await, b)
+            };
+            if batch > 0 {
+                figures.with.push(w);
+                figures.bare.push(b);
+                figures.diff.push(w - b);
+            }
+        }
+        figures
+    })
+}
+
+/// The note of an awaited line: `how` (the request of the form), the method and the figures.
+pub(crate) fn awaited_note(how: &str, n: usize, figures: &AwaitedFigures) -> String {
+    format!("{n} tasks on a 2-worker multi-thread runtime, spawned by a driver task, each: {how}; once every task has polled its request once (parked), the driver fires every oneshot; per request: wall time from the first spawn until the last task finished / {n}, minus the same run with the bare request (rx.await alone), per batch, the two halves alternating which goes first; a warm-up batch first. Medians: {:.1} ns with the deadline, {:.1} ns bare", stats(&figures.with).value, stats(&figures.bare).value)
+}
+
+/// How ctxkit's request is written, for the notes.
+pub(crate) const CTXKIT_REQUEST: &str = "let ctx = root.with_timeout(10 s) (root one long-lived with_cancel context); ctx.run(oneshot).await (the oneshot raced against the child's done(), which arms the deadline on the ctxkit-timer thread); ctx.cancel()";
+
+fn timeout_awaited(cfg: &Cfg) {
+    if !cfg.want(&["ctx.timeout_awaited_100k"]) {
+        return;
+    }
+    progress("ctx.timeout_awaited_100k");
+    let rt = runtime();
+    let root = Context::background().with_cancel();
+    let root_ctx = root.context().clone();
+    let figures = awaited_batches(&rt, cfg.pick(7, 3), AWAITED, move |n| {
+        let root = root_ctx.clone();
+        async move { awaited_run(n, |rx| ctxkit_request(root.clone(), AWAITED_TIMEOUT, rx)).await }
+    });
+    emit(
+        "ctx.timeout_awaited_100k",
+        "ctxkit",
+        "ns_per_op",
+        Some(stats(&figures.diff)),
+        &awaited_note(CTXKIT_REQUEST, AWAITED, &figures),
+    );
+}
+
+// ===== after-functions =====
+
+/// After-functions of `ctx.after_func_10k_*`.
+pub(crate) const AFTER_FUNCS: usize = 10_000;
+/// `ctx.after_func_10k_cancel_return`: cancel() until it returns.
+pub(crate) const AFTER_RETURN: &str = "ctx.after_func_10k_cancel_return";
+/// `ctx.after_func_10k_all_ran`: cancel() until every function has finished.
+pub(crate) const AFTER_ALL_RAN: &str = "ctx.after_func_10k_all_ran";
+/// What every after-function does: sleep 1 ms (blocking), then count itself finished.
+pub(crate) const AFTER_SLEEP: Duration = Duration::from_millis(1);
+
+/// Counts the after-functions still to finish; `wait` blocks until none is left.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    left: Mutex<usize>,
+    zero: Condvar,
+}
+
+impl Finished {
+    pub(crate) fn new(n: usize) -> Arc<Finished> {
+        Arc::new(Finished {
+            left: Mutex::new(n),
+            zero: Condvar::new(),
+        })
+    }
+
+    /// One function has finished.
+    pub(crate) fn one(&self) {
+        let mut left = self.left.lock().expect("not poisoned");
+        *left -= 1;
+        if *left == 0 {
+            self.zero.notify_all();
+        }
+    }
+
+    /// Blocks until every function has finished.
+    pub(crate) fn wait(&self) {
+        let mut left = self.left.lock().expect("not poisoned");
+        while *left > 0 {
+            left = self.zero.wait(left).expect("not poisoned");
+        }
+    }
+}
+
+/// Times one after-function batch: `cancel` until it returns, and until `finished` reports
+/// every function done; (ms, ms).
+pub(crate) fn time_cancel(cancel: impl FnOnce(), finished: &Finished) -> (f64, f64) {
+    let t0 = Instant::now();
+    cancel();
+    let t1 = Instant::now();
+    finished.wait();
+    let t2 = Instant::now();
+    (
+        t1.duration_since(t0).as_secs_f64() * 1e3,
+        t2.duration_since(t0).as_secs_f64() * 1e3,
+    )
+}
+
+/// Prints the two after-function lines of `implementation` (those selected) from per-batch
+/// (cancel_return, all_ran) figures; `how` says how the functions are registered, `sleep` how
+/// a function sleeps its 1 ms.
+pub(crate) fn emit_after_func(
+    cfg: &Cfg,
+    implementation: &str,
+    figures: &[(f64, f64)],
+    how: &str,
+    sleep: &str,
+) {
+    let returned: Vec<f64> = figures.iter().map(|f| f.0).collect();
+    let all_ran: Vec<f64> = figures.iter().map(|f| f.1).collect();
+    if cfg.want(&[AFTER_RETURN]) {
+        emit(
+            AFTER_RETURN,
+            implementation,
+            "ms",
+            Some(stats(&returned)),
+            &format!("{how}; each function: {sleep}, then counts itself finished (Mutex + Condvar); timed: cancel() until it returns (median all_ran {:.2} ms); a warm-up batch first", stats(&all_ran).value),
+        );
+    }
+    if cfg.want(&[AFTER_ALL_RAN]) {
+        emit(
+            AFTER_ALL_RAN,
+            implementation,
+            "ms",
+            Some(stats(&all_ran)),
+            &format!("{how}; each function: {sleep}, then counts itself finished (Mutex + Condvar); timed: cancel() until every function has finished (median cancel_return {:.2} ms); a warm-up batch first", stats(&returned).value),
+        );
+    }
+}
+
+fn after_func(cfg: &Cfg) {
+    if !cfg.want(&[AFTER_RETURN, AFTER_ALL_RAN]) {
+        return;
+    }
+    progress("ctx.after_func_10k");
+    let figures = batches_of_two(cfg.pick(7, 3), || {
+        let ctx = Context::background().with_cancel();
+        let finished = Finished::new(AFTER_FUNCS);
+        let handles: Vec<ctxkit::AfterFunc> = (0..AFTER_FUNCS)
+            .map(|_| {
+                let finished = finished.clone();
+                ctx.after_func(move || {
+                    std::thread::sleep(AFTER_SLEEP);
+                    finished.one();
+                })
+            })
+            .collect();
+        let figures = time_cancel(|| ctx.cancel(), &finished);
+        drop(handles);
+        figures
+    });
+    emit_after_func(
+        cfg,
+        "ctxkit",
+        &figures,
+        "10,000 ctx.after_func(f) on one Context::background().with_cancel(), registered before timing, canceled from a plain thread (each function starts on a thread of its own, ctxkit-after-func)",
+        "std::thread::sleep(1 ms)",
+    );
+}
+
+/// A warm-up run of `f`, then `runs` runs; each run's pair of figures.
+pub(crate) fn batches_of_two(runs: usize, mut f: impl FnMut() -> (f64, f64)) -> Vec<(f64, f64)> {
+    black_box(f());
+    (0..runs).map(|_| f()).collect()
 }
 
 fn contended(cfg: &Cfg) {

@@ -4,7 +4,7 @@
 //! `ticker_figures` below.
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use ctxkit::rate::{KeyedLimiter, Limiter, Ticker};
 use ctxkit::Context;
 
 use crate::harness::{contended_2, emit, ns_per_op, percentile, progress, runtime, stats, Cfg};
+use crate::tower::process_cpu;
 
 /// Runs the selected `rate.*` and `ticker.*` workloads.
 pub(crate) fn run(cfg: &Cfg) {
@@ -19,6 +20,7 @@ pub(crate) fn run(cfg: &Cfg) {
     allow_contended(cfg);
     keyed(cfg);
     wait(cfg);
+    waiters_cpu(cfg);
     ticker(cfg);
     crate::rate_redis::run(cfg);
 }
@@ -313,6 +315,126 @@ fn wait(cfg: &Cfg) {
         &figs,
         waits,
         "Limiter::new(1000, 1), sequential wait(&background).await in a task on a 2-worker multi-thread runtime (sleeps on the ctxkit-timer thread until 300 us before the token, then yields to the executor)",
+    );
+}
+
+// ===== many waiters at once =====
+
+/// `rate.waiters_cpu_20k`.
+pub(crate) const WAITERS_CPU: &str = "rate.waiters_cpu_20k";
+/// Waiters of `rate.waiters_cpu_20k`, and the limiter's rate (per second, burst 1): the last
+/// wait is due about 1 s after the first.
+pub(crate) const WAITERS: usize = 20_000;
+/// How long a run may take before it is given up (a thundering herd may take far longer than
+/// the 1 s the schedule needs): its figure is then the CPU share until that moment. 10 s (3 s
+/// with `--quick`).
+pub(crate) fn waiters_cap(cfg: &Cfg) -> Duration {
+    Duration::from_secs(cfg.pick(10, 3))
+}
+
+/// One run of a waiters workload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaitersRun {
+    /// Process CPU time / wall time, in percent of one CPU.
+    pub(crate) cpu_pct: f64,
+    /// Wall time from the first spawn until the last wait returned (or the cap), ms.
+    pub(crate) wall_ms: f64,
+    /// Waits that had returned by then.
+    pub(crate) returned: usize,
+}
+
+/// One run: a fresh 2-worker runtime; a driver task reads the process CPU clock and the time
+/// `start`, spawns `n` tasks, task i awaiting `wait(i, start)` once, and waits (a `Notify`)
+/// until the last has returned, or `cap` has passed; then reads both clocks again. The runtime
+/// is dropped afterwards (with any task still waiting).
+pub(crate) fn waiters_run<M, F>(n: usize, cap: Duration, wait: M) -> WaitersRun
+where
+    M: Fn(usize, Instant) -> F + Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let rt = runtime();
+    let run = rt.block_on(rt.spawn(async move {
+        let returned = Arc::new(AtomicUsize::new(0));
+        let all = Arc::new(tokio::sync::Notify::new());
+        let cpu0 = process_cpu();
+        let start = Instant::now();
+        for i in 0..n {
+            let (waiting, returned, all) = (wait(i, start), returned.clone(), all.clone());
+            tokio::spawn(async move {
+                waiting.await;
+                if returned.fetch_add(1, Ordering::AcqRel) + 1 == n {
+                    all.notify_one();
+                }
+            });
+        }
+        let _ = tokio::time::timeout(cap, all.notified()).await;
+        let wall = start.elapsed();
+        let cpu = process_cpu() - cpu0;
+        WaitersRun {
+            cpu_pct: 100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
+            wall_ms: wall.as_secs_f64() * 1e3,
+            returned: returned.load(Ordering::Acquire),
+        }
+    }));
+    rt.shutdown_background();
+    run.expect("the driver task")
+}
+
+/// A warm-up run of a tenth of the waiters, then 7 runs (3 with `--quick`) of `WAITERS`.
+pub(crate) fn waiters_runs<M, F>(cfg: &Cfg, wait: impl Fn() -> M) -> Vec<WaitersRun>
+where
+    M: Fn(usize, Instant) -> F + Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let cap = waiters_cap(cfg);
+    waiters_run(WAITERS / 10, cap, wait());
+    (0..cfg.pick(7, 3))
+        .map(|_| waiters_run(WAITERS, cap, wait()))
+        .collect()
+}
+
+/// Prints the line of `implementation` from its runs; `how` says how a task waits.
+pub(crate) fn emit_waiters(cfg: &Cfg, implementation: &str, runs: &[WaitersRun], how: &str) {
+    let cpu: Vec<f64> = runs.iter().map(|r| r.cpu_pct).collect();
+    let wall = stats(&runs.iter().map(|r| r.wall_ms).collect::<Vec<_>>()).value;
+    let unfinished = runs.iter().filter(|r| r.returned < WAITERS).count();
+    let cap = if unfinished == 0 {
+        String::new()
+    } else {
+        let returned = stats(&runs.iter().map(|r| r.returned as f64).collect::<Vec<_>>()).value;
+        format!("; {unfinished} of {} runs had not finished after the {} s cap (median {returned:.0} of 20,000 waits returned): their figure is the CPU share until the cap", runs.len(), waiters_cap(cfg).as_secs())
+    };
+    emit(
+        WAITERS_CPU,
+        implementation,
+        "cpu_pct",
+        Some(stats(&cpu)),
+        &format!("20,000 tasks spawned at once by a driver task on a fresh 2-worker multi-thread runtime, each: {how}; process CPU time (clock_gettime(CLOCK_PROCESS_CPUTIME_ID): every thread, user + system) / wall time from the first spawn until the last wait returned, in percent of one CPU; median wall {wall:.0} ms{cap}; one warm-up run of 2,000 waiters first"),
+    );
+}
+
+fn waiters_cpu(cfg: &Cfg) {
+    if !cfg.want(&[WAITERS_CPU]) {
+        return;
+    }
+    progress(&format!("{WAITERS_CPU} ctxkit"));
+    let runs = waiters_runs(cfg, || {
+        let limiter = Arc::new(Limiter::new(WAITERS as f64, 1).expect("valid limiter"));
+        move |_, _| {
+            let limiter = limiter.clone();
+            async move {
+                limiter
+                    .wait(&Context::background())
+                    .await
+                    .expect("no deadline");
+            }
+        }
+    });
+    emit_waiters(
+        cfg,
+        "ctxkit",
+        &runs,
+        "limiter.wait(&Context::background()).await once on one Arc<Limiter::new(20000, 1)> (each reserves its slot, then sleeps on the ctxkit-timer thread until 300 us before it and yields to the executor)",
     );
 }
 

@@ -10,9 +10,11 @@
 //! | `scale.group_tasks` | 10,000 to 1,000,000 tasks (quick: to 100,000) | ns per task, as `group.go_wait_10k` |
 //! | `scale.group_bytes` | 10,000 to 1,000,000 parked tasks (quick: to 100,000) | live heap bytes per task, each run in a fresh child process |
 //! | `scale.limiter_threads` | 1 to 4 threads | Mops/s of `allow()` on one shared limiter |
+//! | `scale.timeout_awaited` | 10,000 to 1,000,000 tasks (quick: to 100,000) | ns per request, as `ctx.timeout_awaited_100k` |
+//! | `scale.deadline_bytes` | 100,000 and 1,000,000 parked requests (quick: 100,000) | live heap bytes per armed deadline (a request parked with its deadline minus a bare one), each run in a fresh child process |
 //!
 //! Runs (batches; the value is their median): 7 up to n = 100,000, 3 at 1,000,000; pools and
-//! limiters 5; `group_bytes` 3; all 3 with `--quick`. With `--peers` the Rust peers' forms
+//! limiters 5; `group_bytes` and `deadline_bytes` 3; all 3 with `--quick`. With `--peers` the Rust peers' forms
 //! follow (`peers/scale.rs`).
 
 use std::future::{poll_fn, Future};
@@ -25,11 +27,16 @@ use std::time::Duration;
 
 use ctxkit::{Context, Error, Group};
 
-use crate::ctx::{cancel_flat, value_lookup, value_note, CANCEL_FLAT_NOTE, MAX_VALUE_DEPTH};
+use crate::ctx::{
+    awaited_batches, awaited_bytes, awaited_note, awaited_run, awaited_timeout, bare_request,
+    cancel_flat, ctxkit_request, value_lookup, value_note, AwaitedFigures, CANCEL_FLAT_NOTE,
+    CTXKIT_REQUEST, MAX_VALUE_DEPTH,
+};
 use crate::group::{async_go_wait, on_worker, thread_go_wait, Spawn};
 use crate::harness::{
     after_warm_up, batches, contended, emit_n, progress, runtime, stats, Cfg, HeapCount, OthersLoad,
 };
+use crate::peers::ctx::tokio_request;
 use crate::peers::scale::join_set_bytes;
 use crate::pool::{async_map_on, pool_batches, thread_map};
 use crate::rate::big_limiter;
@@ -40,6 +47,8 @@ pub(crate) const POOL_WORKERS: &str = "scale.pool_workers";
 pub(crate) const GROUP_TASKS: &str = "scale.group_tasks";
 pub(crate) const GROUP_BYTES: &str = "scale.group_bytes";
 pub(crate) const LIMITER_THREADS: &str = "scale.limiter_threads";
+pub(crate) const TIMEOUT_AWAITED: &str = "scale.timeout_awaited";
+pub(crate) const DEADLINE_BYTES: &str = "scale.deadline_bytes";
 
 /// The sizes of the tree and group series: 10,000 (1,000 for the fan-out) to 1,000,000; with
 /// `--quick`, to 100,000.
@@ -142,6 +151,12 @@ pub(crate) fn per_task(before: (isize, isize), after: (isize, isize), n: usize) 
 const BYTES_CTXKIT: &str = "ctxkit/async";
 /// The `group_bytes` form of the peers (tokio's `JoinSet`), as `--scale-bytes-run` names it.
 pub(crate) const BYTES_JOIN_SET: &str = "joinset";
+/// The `deadline_bytes` form of ctxkit (`ctx.run` under a `with_timeout` child).
+const DEADLINE_CTXKIT: &str = "deadline/ctxkit";
+/// The `deadline_bytes` form of tokio (`tokio::time::timeout`).
+pub(crate) const DEADLINE_TOKIO: &str = "deadline/tokio";
+/// The bare request (the oneshot alone) every `deadline_bytes` form is measured against.
+const DEADLINE_BARE: &str = "deadline/bare";
 /// Tasks of the warm-up group of a `group_bytes` run.
 pub(crate) const BYTES_WARM_UP: usize = 100;
 
@@ -161,6 +176,22 @@ fn bytes_run(form: &str, n: usize) {
             BYTES_JOIN_SET => {
                 join_set_bytes(&counting, BYTES_WARM_UP).await;
                 join_set_bytes(&counting, n).await
+            }
+            DEADLINE_CTXKIT => {
+                let root = Context::background().with_cancel();
+                let timeout = awaited_timeout(n);
+                let request = |rx| ctxkit_request(root.context().clone(), timeout, rx);
+                awaited_bytes(&counting, BYTES_WARM_UP, request).await;
+                awaited_bytes(&counting, n, request).await
+            }
+            DEADLINE_TOKIO => {
+                let request = |rx| tokio_request(awaited_timeout(n), rx);
+                awaited_bytes(&counting, BYTES_WARM_UP, request).await;
+                awaited_bytes(&counting, n, request).await
+            }
+            DEADLINE_BARE => {
+                awaited_bytes(&counting, BYTES_WARM_UP, bare_request).await;
+                awaited_bytes(&counting, n, bare_request).await
             }
             other => panic!("--scale-bytes-run: no form {other:?}"),
         };
@@ -291,6 +322,67 @@ pub(crate) fn limiter_threads_series<L: Sync>(
     }
 }
 
+/// The `scale.timeout_awaited` series of `implementation`, if selected: per n, the batches of
+/// `ctx.timeout_awaited_100k` with n tasks, `with(n)` one run of the form; `how` its request.
+pub(crate) fn timeout_awaited_series<W, F>(cfg: &Cfg, implementation: &str, how: &str, with: W)
+where
+    W: Fn(usize) -> F + Clone + Send + 'static,
+    F: Future<Output = f64> + Send,
+{
+    if !cfg.want(&[TIMEOUT_AWAITED]) {
+        return;
+    }
+    let rt = runtime();
+    for n in sizes(cfg, 10_000) {
+        progress(&format!("{TIMEOUT_AWAITED} n={n} ({implementation})"));
+        let figures: AwaitedFigures = awaited_batches(&rt, cfg.scale_runs(n), n, with.clone());
+        emit_n(
+            TIMEOUT_AWAITED,
+            implementation,
+            n,
+            "ns_per_op",
+            Some(stats(&figures.diff)),
+            &format!(
+                "as ctx.timeout_awaited_100k with n tasks, the timeout {} s (10 s per 100,000 requests, at least 10 s: none fires on a loaded machine): {}",
+                awaited_timeout(n).as_secs(),
+                awaited_note(how, n, &figures)
+            ),
+        );
+    }
+}
+
+/// The `scale.deadline_bytes` series of the `--scale-bytes-run` form `form`, if selected,
+/// printed as `implementation`: per n, `BYTES_RUNS` runs of the form and as many of the bare
+/// request, each in a child process; per pair, the difference of the bytes per task.
+pub(crate) fn deadline_bytes_series(cfg: &Cfg, form: &str, implementation: &str, how: &str) {
+    if !cfg.want(&[DEADLINE_BYTES]) {
+        return;
+    }
+    for n in sizes(cfg, 100_000) {
+        progress(&format!("{DEADLINE_BYTES} n={n} ({implementation})"));
+        let with = bytes_in_children(cfg, form, n);
+        let bare = bytes_in_children(cfg, DEADLINE_BARE, n);
+        let diff: Vec<f64> = with.iter().zip(&bare).map(|(w, b)| w.0 - b.0).collect();
+        let median = |figures: &[(f64, f64)], i: usize| {
+            stats(
+                &figures
+                    .iter()
+                    .map(|f| if i == 0 { f.0 } else { f.1 })
+                    .collect::<Vec<_>>(),
+            )
+            .value
+        };
+        emit_n(
+            DEADLINE_BYTES,
+            implementation,
+            n,
+            "bytes",
+            Some(stats(&diff)),
+            &format!("{n} tasks on a 2-worker runtime, spawned by a driver task, each parked on its request: {how}; once all have polled it once: live heap bytes requested since just before the first spawn (counting GlobalAlloc, every thread: tokio task cells, oneshots, what the deadline allocates; malloc overhead not included) / n, minus the same with the bare request (rx.await alone), run by run; medians: {:.1} B/task with the deadline ({:.2} allocations), {:.1} B/task bare ({:.2} allocations). Each run is a fresh child process of this runner: a warm-up of 100 requests, the heap steady for 5 ms, then the counted n; so a run counts the capacity the timer keeps afterwards too", median(&with, 0), median(&with, 1), median(&bare, 0), median(&bare, 1)),
+        );
+    }
+}
+
 /// Runs the selected scale series on ctxkit, then (with `--peers`) on the peers.
 pub(crate) fn run(cfg: &Cfg) {
     if let Some((form, n)) = &cfg.bytes_run {
@@ -303,6 +395,8 @@ pub(crate) fn run(cfg: &Cfg) {
     group_tasks(cfg);
     group_bytes(cfg);
     limiter_threads(cfg);
+    timeout_awaited(cfg);
+    deadline_bytes_series(cfg, DEADLINE_CTXKIT, "ctxkit", CTXKIT_REQUEST);
     section.report("scale");
     if cfg.peers {
         let section = OthersLoad::start();
@@ -462,4 +556,16 @@ fn limiter_threads(cfg: &Cfg) {
         "Limiter::new(1e9, 1e9)",
         "allow()",
     );
+}
+
+fn timeout_awaited(cfg: &Cfg) {
+    let root = Context::background().with_cancel();
+    let root_ctx = root.context().clone();
+    timeout_awaited_series(cfg, "ctxkit", CTXKIT_REQUEST, move |n| {
+        let root = root_ctx.clone();
+        async move {
+            let timeout = awaited_timeout(n);
+            awaited_run(n, |rx| ctxkit_request(root.clone(), timeout, rx)).await
+        }
+    });
 }

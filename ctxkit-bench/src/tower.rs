@@ -463,7 +463,7 @@ struct Batch {
 }
 
 /// The process's CPU time so far (every thread).
-fn process_cpu() -> Duration {
+pub(crate) fn process_cpu() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }

@@ -369,3 +369,59 @@ fn redis_allow_without_redis_server_prints_nothing_and_succeeds() {
         "{stderr}"
     );
 }
+
+/// `ctx.after_func_10k` is two workloads, one line each per implementation: ctxkit's and,
+/// with `--peers`, the two forms of tokio-util's token.
+#[test]
+fn after_func_prints_two_workloads_per_implementation() {
+    let lines = run(&["--quick", "--peers", "--only", "ctx.after_func_10k"]);
+    for line in &lines {
+        check_line(line);
+    }
+    for workload in [
+        "ctx.after_func_10k_cancel_return",
+        "ctx.after_func_10k_all_ran",
+    ] {
+        let names = impls(&lines, workload);
+        assert_eq!(names.len(), 3, "{workload}: {names:?}");
+        assert_eq!(names[0], "ctxkit", "{workload}: {names:?}");
+        for suffix in ["/spawn_blocking", "/async-sleep"] {
+            assert!(
+                names
+                    .iter()
+                    .any(|n| n.starts_with("tokio-util-0.") && n.ends_with(suffix)),
+                "{workload}: {suffix} in {names:?}"
+            );
+        }
+    }
+    assert_eq!(lines.len(), 6, "no other lines");
+}
+
+/// A `--scale-bytes-run` child (what `scale.group_bytes` and `scale.deadline_bytes` start)
+/// prints its two figures and exits 0, though it prints no JSON line.
+#[test]
+fn a_bytes_run_child_prints_its_figures_and_succeeds() {
+    for form in [
+        "deadline/bare",
+        "deadline/ctxkit",
+        "deadline/tokio",
+        "joinset",
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_ctxkit-bench"))
+            .args(["--scale-bytes-run", form, "1000"])
+            .output()
+            .expect("the runner starts");
+        assert!(
+            output.status.success(),
+            "{form}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8(output.stdout).expect("UTF-8");
+        let figures: Vec<f64> = text
+            .split_whitespace()
+            .map(|f| f.parse().expect("a number"))
+            .collect();
+        assert_eq!(figures.len(), 2, "{form}: {text:?}");
+        assert!(figures[0] > 0.0 && figures[1] > 0.0, "{form}: {text:?}");
+    }
+}

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::peer;
-use crate::ctx::{emit_latency, DEEP, FLAT, WAKE_SETTLE};
+use crate::ctx::{
+    awaited_batches, awaited_note, awaited_run, batches_of_two, emit_after_func, emit_latency,
+    time_cancel, Finished, AFTER_ALL_RAN, AFTER_FUNCS, AFTER_RETURN, AFTER_SLEEP, AWAITED,
+    AWAITED_TIMEOUT, DEEP, FLAT, WAKE_SETTLE,
+};
 use crate::harness::{
     batches, contended_2, count_heap, emit, ns_per_op, progress, runtime, spin, stats,
     trial_batches, Cfg,
@@ -87,6 +91,8 @@ pub(crate) fn run(cfg: &Cfg) {
         emit("ctx.cancel_deep_10k", TOKEN, "ms", Some(stats(&samples)), "chain of 10,000 nested child_token() including the root, the leaf's cancelled_owned() polled once; timed: root cancel() + leaf.is_cancelled()");
     }
     wake_latency(cfg);
+    timeout_awaited(cfg);
+    after_func(cfg);
     if cfg.want(&["ctx.contended_create_cancel"]) {
         progress(&format!("ctx.contended_create_cancel ({TOKEN})"));
         let duration = Duration::from_millis(cfg.pick(1000, 150));
@@ -265,4 +271,101 @@ fn wake_latency(cfg: &Cfg) {
     };
     let samples = trial_batches(runs, trials, || task_trial(&rt));
     emit_latency(&samples, &format!("{TOKEN}/async"), "waiter: a task awaiting token.cancelled(); the canceler is another task on the same 2-worker multi-thread tokio runtime, which then awaits a oneshot");
+}
+
+/// tokio's awaited request: `tokio::time::timeout(timeout (10 s), oneshot)` (the deadline an
+/// entry of tokio's timer wheel, inline in the future).
+pub(crate) async fn tokio_request(
+    timeout: Duration,
+    rx: tokio::sync::oneshot::Receiver<()>,
+) -> bool {
+    matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(())))
+}
+
+/// How tokio's request is written, for the notes.
+pub(crate) const TOKIO_REQUEST: &str = "tokio::time::timeout(10 s, oneshot).await (the deadline an entry of the runtime's timer wheel, inside the task's future; no context, nothing to cancel)";
+
+/// The `impl` of tokio's lines.
+pub(crate) const TOKIO: &str = peer!("tokio", "PEER_VERSION_TOKIO");
+
+fn timeout_awaited(cfg: &Cfg) {
+    if !cfg.want(&["ctx.timeout_awaited_100k"]) {
+        return;
+    }
+    progress(&format!("ctx.timeout_awaited_100k ({TOKIO})"));
+    let rt = runtime();
+    let figures = awaited_batches(&rt, cfg.pick(7, 3), AWAITED, |n| {
+        awaited_run(n, |rx| tokio_request(AWAITED_TIMEOUT, rx))
+    });
+    emit(
+        "ctx.timeout_awaited_100k",
+        TOKIO,
+        "ns_per_op",
+        Some(stats(&figures.diff)),
+        &awaited_note(TOKIO_REQUEST, AWAITED, &figures),
+    );
+}
+
+/// How the function of a peer's after-function task runs once the token is cancelled.
+#[derive(Clone, Copy)]
+enum AfterForm {
+    /// `tokio::task::spawn_blocking(f)`: f sleeps 1 ms on the blocking pool.
+    SpawnBlocking,
+    /// The task itself awaits `tokio::time::sleep(1 ms)` (f written as async).
+    AsyncSleep,
+}
+
+fn after_func(cfg: &Cfg) {
+    if !cfg.want(&[AFTER_RETURN, AFTER_ALL_RAN]) {
+        return;
+    }
+    for (form, suffix, how) in [
+        (AfterForm::SpawnBlocking, "spawn_blocking", "10,000 tasks on a 2-worker runtime, each holding a clone of one CancellationToken: token.cancelled() polled once (all parked, then 2 ms, before t0), awaited, then tokio::task::spawn_blocking(f) (f on tokio's blocking pool, at most 512 threads, kept warm by the warm-up batch); cancel() from a plain thread"),
+        (AfterForm::AsyncSleep, "async-sleep", "10,000 tasks on a 2-worker runtime, each holding a clone of one CancellationToken: token.cancelled() polled once (all parked, then 2 ms, before t0), awaited, then f written as async, in the task (tokio's timer: 1 ms resolution); cancel() from a plain thread"),
+    ] {
+        let implementation = format!("{TOKEN}/{suffix}");
+        progress(&format!("ctx.after_func_10k ({implementation})"));
+        let rt = runtime();
+        let figures = batches_of_two(cfg.pick(7, 3), || after_func_batch(&rt, form));
+        let sleep = match form {
+            AfterForm::SpawnBlocking => "std::thread::sleep(1 ms)",
+            AfterForm::AsyncSleep => "tokio::time::sleep(1 ms).await",
+        };
+        emit_after_func(cfg, &implementation, &figures, how, sleep);
+    }
+}
+
+/// One batch of a peer's after-functions: (cancel_return, all_ran) in ms.
+fn after_func_batch(rt: &tokio::runtime::Runtime, form: AfterForm) -> (f64, f64) {
+    let token = CancellationToken::new();
+    let finished = Finished::new(AFTER_FUNCS);
+    let started = Arc::new(AtomicUsize::new(0));
+    for _ in 0..AFTER_FUNCS {
+        let (token, finished, started) = (token.clone(), finished.clone(), started.clone());
+        rt.spawn(async move {
+            let mut cancelled = std::pin::pin!(token.cancelled());
+            let ready = poll_once(cancelled.as_mut());
+            started.fetch_add(1, Ordering::Release);
+            if !ready {
+                cancelled.await;
+            }
+            match form {
+                AfterForm::SpawnBlocking => {
+                    drop(tokio::task::spawn_blocking(move || {
+                        std::thread::sleep(AFTER_SLEEP);
+                        finished.one();
+                    }));
+                }
+                AfterForm::AsyncSleep => {
+                    tokio::time::sleep(AFTER_SLEEP).await;
+                    finished.one();
+                }
+            }
+        });
+    }
+    while started.load(Ordering::Acquire) < AFTER_FUNCS {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    std::thread::sleep(Duration::from_millis(2));
+    time_cancel(|| token.cancel(), &finished)
 }

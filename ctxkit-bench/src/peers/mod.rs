@@ -5,7 +5,7 @@
 //! note). Each line's `impl` names the crate and its exact version (from the lockfile, through
 //! `build.rs`). The peers are dependencies of this runner only, never of the library.
 
-mod ctx;
+pub(crate) mod ctx;
 mod group;
 mod pool;
 mod rate;

@@ -16,8 +16,8 @@ use governor::{Quota, RateLimiter};
 use super::peer;
 use crate::harness::{contended_2, emit, ns_per_op, progress, runtime, stats, Cfg};
 use crate::rate::{
-    emit_wait, keyed_one_thread, keyed_two_threads, keyed_two_threads_note, wait_figures,
-    WaitFigures, KEYED_1, KEYED_2, KEYED_METHOD,
+    emit_wait, emit_waiters, keyed_one_thread, keyed_two_threads, keyed_two_threads_note,
+    wait_figures, waiters_runs, WaitFigures, KEYED_1, KEYED_2, KEYED_METHOD, WAITERS, WAITERS_CPU,
 };
 
 /// A direct (not keyed) governor limiter on clock `C`.
@@ -158,6 +158,7 @@ where
 
 /// Runs the selected `rate.*` workloads on the peers.
 pub(crate) fn run(cfg: &Cfg) {
+    waiters_cpu(cfg);
     measure::<DefaultClock>(
         cfg,
         "",
@@ -180,5 +181,50 @@ pub(crate) fn run(cfg: &Cfg) {
         "std-instant",
         "RateLimiter::dashmap_with_clock(.., MonotonicClock: std's Instant, as ctxkit)",
         || RateLimiter::dashmap_with_clock(quota(), MonotonicClock),
+    );
+}
+
+/// `rate.waiters_cpu_20k` on the peers: tokio tasks sleeping to the limiter's instants, and
+/// governor's `until_ready` (default clock).
+fn waiters_cpu(cfg: &Cfg) {
+    if !cfg.want(&[WAITERS_CPU]) {
+        return;
+    }
+    let tokio = peer!("tokio", "PEER_VERSION_TOKIO");
+    progress(&format!("{WAITERS_CPU} ({tokio}/sleep_until)"));
+    let runs = waiters_runs(cfg, || {
+        let spacing = Duration::from_secs(1) / WAITERS as u32;
+        move |i, start| {
+            let due = tokio::time::Instant::from_std(start + spacing * i as u32);
+            tokio::time::sleep_until(due)
+        }
+    });
+    emit_waiters(
+        cfg,
+        &format!("{tokio}/sleep_until"),
+        &runs,
+        "no limiter: tokio::time::sleep_until(start + i * 50 us).await, the instant a limiter at 20,000/s would give wait i (the runtime's timer wheel, 1 ms resolution)",
+    );
+
+    let implementation = implementation("");
+    progress(&format!("{WAITERS_CPU} ({implementation})"));
+    let runs = waiters_runs(cfg, || {
+        let per_second = NonZeroU32::new(WAITERS as u32).expect("non-zero");
+        let one = NonZeroU32::new(1).expect("non-zero");
+        let limiter: Arc<Governor<DefaultClock>> = Arc::new(RateLimiter::direct(
+            Quota::per_second(per_second).allow_burst(one),
+        ));
+        move |_, _| {
+            let limiter = limiter.clone();
+            async move {
+                limiter.until_ready().await;
+            }
+        }
+    });
+    emit_waiters(
+        cfg,
+        &implementation,
+        &runs,
+        "limiter.until_ready().await once on one Arc<governor limiter> (Quota::per_second(20000).allow_burst(1), its default clock; no reservation: a waiter that finds no token sleeps on futures-timer's thread until the earliest instant one could be there, then checks again, without jitter)",
     );
 }

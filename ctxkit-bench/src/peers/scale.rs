@@ -1,7 +1,8 @@
 //! `--scale --peers`: the scale series (`scale.rs`) on the Rust peers: tokio-util's
 //! `CancellationToken` (`cancel_fanout`), the crossbeam-channel pool (`pool_workers`), tokio's
 //! `JoinSet` (`group_tasks`; `group_bytes` with the tasks parked on a `CancellationToken`),
-//! governor with its default clock and with std's `Instant` (`limiter_threads`).
+//! governor with its default clock and with std's `Instant` (`limiter_threads`), tokio's
+//! `time::timeout` (`timeout_awaited`, `deadline_bytes`).
 //! `value_depth` has no Rust peer (tokio's task-locals are one slot per key, not a chain): no
 //! line.
 
@@ -12,18 +13,20 @@ use governor::clock::{Clock, DefaultClock, MonotonicClock, ReasonablyRealtime};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::ctx::{cancel_flat, CANCEL_FLAT_NOTE, TOKEN};
+use super::ctx::{cancel_flat, tokio_request, CANCEL_FLAT_NOTE, TOKEN, TOKIO, TOKIO_REQUEST};
 use super::group::join_set;
 use super::peer;
 use super::pool::crossbeam_pool;
 use super::rate::{big, implementation};
+use crate::ctx::{awaited_run, awaited_timeout};
 use crate::group::on_worker;
 use crate::harness::{after_warm_up, emit_n, progress, runtime, stats, Cfg, HeapCount};
 use crate::pool::pool_batches;
 use crate::scale::{
-    cancel_fanout_series, group_bytes_series, heap_settled, limiter_threads_series, per_task,
-    poll_once, pool_jobs, pool_runs, sizes, until_released, until_started, BYTES_JOIN_SET,
-    BYTES_NOTE, GROUP_TASKS, POOL_WORKERS, WORKERS,
+    cancel_fanout_series, deadline_bytes_series, group_bytes_series, heap_settled,
+    limiter_threads_series, per_task, poll_once, pool_jobs, pool_runs, sizes,
+    timeout_awaited_series, until_released, until_started, BYTES_JOIN_SET, BYTES_NOTE,
+    DEADLINE_TOKIO, GROUP_TASKS, POOL_WORKERS, WORKERS,
 };
 
 const JOIN_SET: &str = concat!(peer!("tokio", "PEER_VERSION_TOKIO"), "/JoinSet");
@@ -44,6 +47,10 @@ pub(crate) fn run(cfg: &Cfg) {
         "std-instant",
         "MonotonicClock: std's Instant, as ctxkit",
     );
+    timeout_awaited_series(cfg, TOKIO, TOKIO_REQUEST, |n| {
+        awaited_run(n, move |rx| tokio_request(awaited_timeout(n), rx))
+    });
+    deadline_bytes_series(cfg, DEADLINE_TOKIO, TOKIO, TOKIO_REQUEST);
 }
 
 fn cancel_fanout(cfg: &Cfg) {
