@@ -112,7 +112,11 @@
 //!
 //! 1. A node's lock, then an *ancestor's* lock: a completion that adopts its parent's cause
 //!    reads it under the parent's lock (`decide`).
-//! 2. A node's lock, then the timer's lock: arming (`arm_owner`). The timer's lock is a leaf.
+//! 2. A node's lock, then a timer shard's lock: arming (`arm_locked`, from `register` on the
+//!    owner itself or through `arm_owner`). A shard's lock is a leaf (`timer.rs`); the
+//!    timer's sleep lock, which an arming may take to wake the thread (or start it), is taken
+//!    after the shard's is released, and under it only shard locks (and the spawn registry's
+//!    leaf lock) are ever taken.
 //! 3. A shard's lock is taken with no node lock held, and nothing but the parent's `used` bits
 //!    (an atomic) is touched under it: a leaf.
 //! 4. A child unlinking itself from its parent's inline place takes the parent's lock with no
@@ -538,7 +542,12 @@ pub(crate) fn err_at(node: &Node, now: u64) -> Option<Error> {
 
 /// [`err`] for a node that has a deadline and is not done yet; `now` is the clock's reading if
 /// the caller has one (else the clock is read, once per owner reached).
-fn err_lazy(node: &Node, now: Option<u64>) -> Option<Error> {
+fn err_lazy(node: &Node, mut now: Option<u64>) -> Option<Error> {
+    err_lazy_reading(node, &mut now)
+}
+
+/// [`err_lazy`], keeping in `now` the clock's reading if it had to read the clock.
+fn err_lazy_reading(node: &Node, now: &mut Option<u64>) -> Option<Error> {
     let mut node = node;
     loop {
         let state = node.state.load(Ordering::Acquire);
@@ -570,12 +579,12 @@ enum Lazy<'a> {
 }
 
 /// The lazy part of a not-yet-done node's state (see the module docs).
-fn lazy_step(node: &Node, state: u32, now: Option<u64>) -> Lazy<'_> {
+fn lazy_step<'a>(node: &'a Node, state: u32, now: &mut Option<u64>) -> Lazy<'a> {
     if state & HAS_DEADLINE == 0 {
         return Lazy::NotDone;
     }
     if state & (OWNS_DEADLINE | ARMED) == OWNS_DEADLINE {
-        return if now.unwrap_or_else(time::now) >= node.deadline {
+        return if *now.get_or_insert_with(time::now) >= node.deadline {
             Lazy::Expired
         } else {
             Lazy::NotDone
@@ -1082,15 +1091,15 @@ pub(crate) enum Registered {
 /// is notified when it passes (async waiters and after-functions need that; a blocked thread
 /// parks with a timeout instead).
 pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, arm: bool) -> Registered {
-    // One clock read serves the lazy check and the arming below (a reading a little old only
-    // arms an entry that the timer then fires at once, instead of completing here).
+    // At most one clock read serves the lazy check and the arming below (a reading a little
+    // old only arms an entry that the timer then fires at once, instead of completing here).
     let before = node.state.load(Ordering::Acquire);
     if let Some(error) = done_kind(before) {
         return Registered::Done(error);
     }
-    let now = (before & HAS_DEADLINE != 0).then(time::now);
-    if now.is_some() {
-        if let Some(error) = err_lazy(node, now) {
+    let mut now = None;
+    if before & HAS_DEADLINE != 0 {
+        if let Some(error) = err_lazy_reading(node, &mut now) {
             return Registered::Done(error);
         }
     }
@@ -1102,9 +1111,9 @@ pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, arm: bool) -> Registere
         return Registered::Done(error);
     }
     let key = extra(&mut inner).waiters.insert(waiter);
-    let (Some(now), true) = (now, arm) else {
+    if !arm || state & HAS_DEADLINE == 0 {
         return Registered::Waiting(key);
-    };
+    }
     if state & OWNS_DEADLINE != 0 {
         // The node owns its deadline: arm it under the lock already held.
         if arm_locked(node, inner, state, now) {
@@ -1152,8 +1161,8 @@ impl timer::Expire for Node {
 }
 
 /// Arms the timer on the ancestor-or-self that owns `node`'s deadline, or completes it at once
-/// if that deadline had already passed at `now` (a clock reading).
-fn arm_owner(node: &Arc<Node>, now: u64) {
+/// if that deadline had already passed at `now` (a clock reading, if the caller has one).
+fn arm_owner(node: &Arc<Node>, now: Option<u64>) {
     let mut owner = node;
     while owner.state.load(Ordering::Acquire) & OWNS_DEADLINE == 0 {
         match &owner.parent {
@@ -1172,19 +1181,20 @@ fn arm_owner(node: &Arc<Node>, now: u64) {
 
 /// Arms the timer on `owner`, whose lock is `inner` and whose state (with `NEEDS_LOCK` set
 /// under that lock) is `state`, unless it is armed or completed already. Releases the lock.
-/// Returns true if the owner's deadline has passed (at `now`, or as a reader saw): the caller
-/// then completes it, which notifies the new waiter through the subtree.
-fn arm_locked(owner: &Arc<Node>, mut inner: Guard<'_>, state: u32, now: u64) -> bool {
+/// Returns true if the owner's deadline has passed (at `now`, read here if the caller has no
+/// reading, or as a reader saw): the caller then completes it, which notifies the new waiter
+/// through the subtree.
+fn arm_locked(owner: &Arc<Node>, mut inner: Guard<'_>, state: u32, now: Option<u64>) -> bool {
     if state & (COMPLETED | ARMED) != 0 {
         return false;
     }
-    if state & DONE_MASK != 0 || now >= owner.deadline {
+    if state & DONE_MASK != 0 || now.unwrap_or_else(time::now) >= owner.deadline {
         // Expired (perhaps seen by a reader, perhaps not yet).
         return true;
     }
     // Invariant 4: the entry goes in under the node's lock, with the flag and its key. The
-    // timer's lock is taken under the node's: cannot deadlock, lock order 2 (the timer's lock
-    // is a leaf).
+    // timer's locks are taken under the node's: cannot deadlock, lock order 2 (nothing under
+    // them takes a node's lock).
     if let Some(key) = timer::arm(owner.deadline, owner.clone()) {
         extra(&mut inner).timer = Some(key);
         owner.state.fetch_or(ARMED, Ordering::Release);
