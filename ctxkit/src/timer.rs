@@ -170,12 +170,16 @@ fn my_shard() -> usize {
         thread_local! {
             static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
         }
-        SHARD.with(|shard| {
-            if shard.get() == usize::MAX {
-                shard.set(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS);
-            }
-            shard.get()
-        })
+        // A thread whose thread-locals are being destroyed (an arming from a destructor) uses
+        // shard 0.
+        SHARD
+            .try_with(|shard| {
+                if shard.get() == usize::MAX {
+                    shard.set(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS);
+                }
+                shard.get()
+            })
+            .unwrap_or(0)
     }
     #[cfg(loom)]
     {
