@@ -13,30 +13,69 @@
 //! It needs no async runtime: expiring a context wakes tasks with their `Waker`s and threads
 //! with `unpark`.
 //!
+//! # Shards and wheels
+//!
+//! Entries live in [`SHARDS`] shards, each behind its own lock. A thread arms into the shard it
+//! was given on first use (threads take shards in turn), so two threads arming at once take
+//! different locks; a disarm goes to the shard its [`Key`] names, wherever it runs. Arming and
+//! disarming are O(1) and take no lock shared by all threads: the shard's lock, and a read of
+//! one atomic (`Timer::next_wake`) that is written only by the timer thread, when it goes to
+//! sleep, and by an arming that must wake it.
+//!
+//! A shard is a *timing wheel*: a slab of entries (a [`Key`] is an index and a generation in
+//! it) and [`SLOTS`] buckets, one per tick of 2^20 ns (about 1.05 ms), in a ring; an entry due
+//! at tick `t` is referred to from bucket `t % SLOTS` (a tick before the shard's cursor goes to
+//! the cursor's bucket). A disarm frees the slab entry (the value is dropped at once, so a
+//! disarmed deadline pins nothing) and leaves its reference in the bucket, stale (its
+//! generation no longer matches); stale references are dropped when their bucket is visited,
+//! or all at once when they outnumber live entries (amortized O(1) per disarm). A bucket may
+//! hold entries of later turns of the ring; they stay until their turn.
+//!
+//! The tick only chooses buckets: an entry fires when the clock has reached its exact instant,
+//! not at the end of its tick. The thread sleeps until the earliest of: the exact instant of
+//! the earliest entry in each shard's current bucket, and the start of each shard's next
+//! non-empty bucket (an occupancy bitmap finds it); so an entry fires as soon after its instant
+//! as the OS wakes the thread, as with one sorted map. A deadline more than one turn of the
+//! ring ahead (about 4.3 s) costs one look per turn. With nothing armed the thread sleeps for
+//! ever, or for one turn if anything was armed (and disarmed) since it last looked, so that a
+//! stream of short-lived deadlines (armed, then disarmed by a cancel) does not wake it on
+//! every arming.
+//!
 //! Under `--cfg loom` the timer's state is built inside each model (`sync::lazy_static!`) and no
 //! thread is started: arming and disarming keep the entries, which is what the models check
 //! (`context/tests/loom_timer.rs`); nothing expires them.
 //!
 //! # Invariants
 //!
-//! 1. Every armed entry is in `entries`, keyed by (instant, address), until its owner disarms it
-//!    or the thread takes it out as due (then expires it); the address is unique while the entry
-//!    holds its value alive. (For the tree: every armed, not yet completed deadline owner,
-//!    `ARMED` in `tree.rs`.)
-//! 2. The thread sleeps until the earliest key, or indefinitely when there is none; an arming
-//!    with an earlier deadline wakes it.
+//! 1. Every armed entry is in its shard's slab, under the [`Key`] [`arm`] returned, until its
+//!    owner disarms it or the thread takes it out as due (then expires it); a slab entry's
+//!    generation changes whenever its value is taken out, so a key is never valid twice and a
+//!    disarm after the entry fired removes nothing. (For the tree: every armed, not yet
+//!    completed deadline owner, `ARMED` in `tree.rs`.)
+//! 2. Every entry in a slab is referred to from the bucket of its tick (or of the cursor it was
+//!    armed at, if that was later), and that bucket's bit in `occupied` is set. A bucket holds
+//!    only references to entries due at or after the cursor's tick, or stale ones; `stale`
+//!    counts the stale ones.
+//! 3. `cursor` only grows; every entry with an instant before the start of the cursor's tick
+//!    has been taken out (the thread visits every bucket from the old cursor to the new one,
+//!    or all of them, with the clock's reading, before it moves the cursor).
+//! 4. The thread sleeps no later than `next_wake`, which it stores before it looks at the
+//!    shards one last time (under `Timer::sleep`); an arming earlier than `next_wake` takes
+//!    `Timer::sleep` and wakes it. So an arming that the last look missed sees the new
+//!    `next_wake` (the shard's lock orders them) and wakes the thread if it must.
 //!
 //! # Lock order
 //!
-//! The timer's lock is a leaf: it may be taken under a caller's lock (the tree arms under a
-//! node's lock), and nothing is taken under it. Entries leave the map under the lock but are
-//! expired, and dropped, after it is released, so `expire` may take any lock.
+//! A shard's lock is a leaf: it may be taken under a caller's lock (the tree arms under a
+//! node's lock), and nothing is taken under it. `Timer::sleep` is taken with no shard lock held
+//! by an arming (after its shard's lock is released) and, by the thread, before shard locks
+//! (its last look): so sleep, then a shard. Entries leave a shard under its lock but are
+//! expired, and dropped, after it is released, so `expire` may take any lock (and arm).
 
-use std::collections::BTreeMap;
 use std::task::{Poll, Waker};
 
 use crate::spawn::{self, Origin};
-use crate::sync::{self, Arc, Condvar, Mutex};
+use crate::sync::{self, Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 use crate::time;
 
 /// Something the timer thread expires once its instant has passed.
@@ -45,37 +84,295 @@ pub(crate) trait Expire: Send + Sync {
     fn expire(self: Arc<Self>);
 }
 
-/// The key part that tells entries with the same instant apart: the value's address.
-pub(crate) fn address<T>(value: &T) -> usize {
-    value as *const T as usize
+/// Number of shards (each its own lock and wheel).
+const SHARDS: usize = if cfg!(loom) { 1 } else { 16 };
+/// A tick is 2^TICK_SHIFT nanoseconds (about 1.05 ms).
+const TICK_SHIFT: u32 = 20;
+/// Buckets per wheel: one turn is `SLOTS` ticks (about 4.3 s).
+const SLOTS: usize = if cfg!(loom) { 64 } else { 4096 };
+/// Words of the occupancy bitmap.
+const WORDS: usize = SLOTS / 64;
+/// "No entry" in the free list.
+const NONE: u32 = u32::MAX;
+
+/// Names an armed entry, for [`disarm`]: its shard, its slab index and the generation it was
+/// armed with (invariant 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Key {
+    shard: u32,
+    index: u32,
+    generation: u32,
+}
+
+/// One slab entry of a wheel.
+struct Entry {
+    /// Changes whenever `value` is taken out (invariant 1).
+    generation: u32,
+    /// When it is due (encoded by `time`); meaningful while `value` is `Some`.
+    at: u64,
+    value: Option<Arc<dyn Expire>>,
+    /// The next free entry while this one is free.
+    next_free: u32,
+}
+
+/// One shard: a slab and a ring of buckets (see the module docs).
+struct Wheel {
+    entries: Vec<Entry>,
+    /// Head of the free list of `entries`, or `NONE`.
+    free: u32,
+    /// Entries holding a value.
+    live: usize,
+    /// Stale references in the buckets (invariant 2).
+    stale: usize,
+    /// `SLOTS` buckets of (index, generation), allocated on the first arming.
+    buckets: Vec<Vec<(u32, u32)>>,
+    /// Bit `s` set iff bucket `s` may be non-empty (invariant 2).
+    occupied: [u64; WORDS],
+    /// The tick the thread has not finished with (invariant 3).
+    cursor: u64,
+    /// Something was armed here since the thread last looked (see `run`).
+    armed_lately: bool,
 }
 
 struct Timer {
-    /// Guards the entries and whether the thread runs.
-    state: Mutex<State>,
+    shards: [Mutex<Wheel>; SHARDS],
+    /// Whether the thread has been started; guards its start and its sleep (invariant 4).
+    sleep: Mutex<bool>,
     /// Wakes the thread when an earlier deadline is armed.
     wake: Condvar,
-}
-
-struct State {
-    /// Invariant 1.
-    entries: BTreeMap<(u64, usize), Arc<dyn Expire>>,
-    /// Whether the thread has been started.
-    started: bool,
+    /// Invariant 4: the latest instant the thread will sleep to; 0 until it runs.
+    next_wake: AtomicU64,
+    /// Set once the thread is started: the arming's fast path.
+    started: AtomicBool,
 }
 
 sync::lazy_static! {
     static ref TIMER: Timer = Timer {
-        state: Mutex::new(State {
-            entries: BTreeMap::new(),
-            started: false,
-        }),
+        shards: std::array::from_fn(|_| Mutex::new(Wheel::new())),
+        sleep: Mutex::new(false),
         wake: Condvar::new(),
+        next_wake: AtomicU64::new(0),
+        started: AtomicBool::new(false),
     };
 }
 
 fn timer() -> &'static Timer {
     &TIMER
+}
+
+/// The shard this thread arms into: threads take shards in turn.
+fn my_shard() -> usize {
+    #[cfg(not(loom))]
+    {
+        use std::cell::Cell;
+        use std::sync::atomic::AtomicUsize;
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+        }
+        // A thread whose thread-locals are being destroyed (an arming from a destructor) uses
+        // shard 0.
+        SHARD
+            .try_with(|shard| {
+                if shard.get() == usize::MAX {
+                    shard.set(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS);
+                }
+                shard.get()
+            })
+            .unwrap_or(0)
+    }
+    #[cfg(loom)]
+    {
+        0
+    }
+}
+
+fn slot_of(tick: u64) -> usize {
+    (tick % SLOTS as u64) as usize
+}
+
+impl Wheel {
+    fn new() -> Wheel {
+        Wheel {
+            entries: Vec::new(),
+            free: NONE,
+            live: 0,
+            stale: 0,
+            buckets: Vec::new(),
+            occupied: [0; WORDS],
+            cursor: 0,
+            armed_lately: false,
+        }
+    }
+
+    /// Allocates the buckets, with the cursor at `now`'s tick (invariant 3: nothing is armed
+    /// yet, so any cursor up to now is right).
+    fn start(&mut self, now: u64) {
+        self.buckets = (0..SLOTS).map(|_| Vec::new()).collect();
+        self.cursor = now >> TICK_SHIFT;
+    }
+
+    /// Whether (index, generation) names an entry holding a value.
+    fn is_live(&self, (index, generation): (u32, u32)) -> bool {
+        self.entries
+            .get(index as usize)
+            .is_some_and(|e| e.generation == generation && e.value.is_some())
+    }
+
+    fn insert(&mut self, at: u64, value: Arc<dyn Expire>) -> (u32, u32) {
+        if self.buckets.is_empty() {
+            self.start(time::now());
+        }
+        let index = if self.free != NONE {
+            let index = self.free;
+            let entry = &mut self.entries[index as usize];
+            self.free = entry.next_free;
+            entry.at = at;
+            entry.value = Some(value);
+            index
+        } else {
+            let index = u32::try_from(self.entries.len())
+                .ok()
+                .filter(|&index| index != NONE)
+                .expect("ctxkit: more than 4 billion deadlines armed on one timer shard");
+            self.entries.push(Entry {
+                generation: 0,
+                at,
+                value: Some(value),
+                next_free: NONE,
+            });
+            index
+        };
+        let generation = self.entries[index as usize].generation;
+        // Invariant 2: an instant before the cursor's tick goes to the cursor's bucket.
+        let slot = slot_of((at >> TICK_SHIFT).max(self.cursor));
+        self.buckets[slot].push((index, generation));
+        self.occupied[slot / 64] |= 1 << (slot % 64);
+        self.live += 1;
+        self.armed_lately = true;
+        (index, generation)
+    }
+
+    /// Takes the value out of a live entry and frees it (invariant 1).
+    fn take(&mut self, index: u32) -> Option<Arc<dyn Expire>> {
+        let entry = &mut self.entries[index as usize];
+        let value = entry.value.take()?;
+        entry.generation = entry.generation.wrapping_add(1);
+        entry.next_free = self.free;
+        self.free = index;
+        self.live -= 1;
+        Some(value)
+    }
+
+    /// Removes the entry `key` names, if it still holds a value; its bucket reference turns
+    /// stale (invariant 2).
+    fn remove(&mut self, key: Key) -> Option<Arc<dyn Expire>> {
+        if !self.is_live((key.index, key.generation)) {
+            return None;
+        }
+        let value = self.take(key.index);
+        self.stale += 1;
+        if self.stale > 2 * self.live + SLOTS {
+            self.compact();
+        }
+        value
+    }
+
+    /// Drops every stale reference (amortized over the disarms that made them).
+    fn compact(&mut self) {
+        for slot in 0..SLOTS {
+            if self.occupied[slot / 64] & (1 << (slot % 64)) == 0 {
+                continue;
+            }
+            let mut bucket = std::mem::take(&mut self.buckets[slot]);
+            bucket.retain(|&reference| self.is_live(reference));
+            if bucket.is_empty() {
+                self.occupied[slot / 64] &= !(1 << (slot % 64));
+            }
+            self.buckets[slot] = bucket;
+        }
+        self.stale = 0;
+    }
+
+    /// Takes out of bucket `slot` every entry due by `now` into `due`, and drops its stale
+    /// references.
+    fn visit(&mut self, slot: usize, now: u64, due: &mut Vec<Arc<dyn Expire>>) {
+        if self.occupied[slot / 64] & (1 << (slot % 64)) == 0 {
+            return;
+        }
+        let mut bucket = std::mem::take(&mut self.buckets[slot]);
+        bucket.retain(|&(index, generation)| {
+            if !self.is_live((index, generation)) {
+                self.stale = self.stale.saturating_sub(1);
+                return false;
+            }
+            if self.entries[index as usize].at > now {
+                return true;
+            }
+            due.extend(self.take(index));
+            false
+        });
+        if bucket.is_empty() {
+            self.occupied[slot / 64] &= !(1 << (slot % 64));
+        }
+        self.buckets[slot] = bucket;
+    }
+
+    /// Takes out every entry due by `now` and moves the cursor to `now`'s tick (invariant 3).
+    fn advance(&mut self, now: u64, due: &mut Vec<Arc<dyn Expire>>) {
+        let now_tick = now >> TICK_SHIFT;
+        if self.buckets.is_empty() {
+            return;
+        }
+        if self.live == 0 && self.stale == 0 {
+            self.cursor = self.cursor.max(now_tick);
+            return;
+        }
+        // The buckets from the cursor's to now's, each once: the cursor's bucket may hold
+        // entries due later in its tick, so it is visited again next time.
+        let ticks = (now_tick.saturating_sub(self.cursor) + 1).min(SLOTS as u64);
+        for tick in self.cursor..self.cursor + ticks {
+            self.visit(slot_of(tick), now, due);
+        }
+        // Every bucket up to now's tick was visited (all of them, if the cursor was a turn or
+        // more behind): the cursor may move there.
+        self.cursor = self.cursor.max(now_tick);
+    }
+
+    /// The instant the thread must wake for this shard (encoded), or `u64::MAX`.
+    fn next_due(&self) -> u64 {
+        if self.live == 0 {
+            return u64::MAX;
+        }
+        // The cursor's bucket: the exact earliest instant in it (any turn).
+        let current = slot_of(self.cursor);
+        let mut next = self.buckets[current]
+            .iter()
+            .filter(|&&reference| self.is_live(reference))
+            .map(|&(index, _)| self.entries[index as usize].at)
+            .min()
+            .unwrap_or(u64::MAX);
+        // The next bucket that may hold anything: the start of its tick.
+        if let Some(distance) = self.next_occupied_after(current) {
+            next = next.min((self.cursor + distance as u64) << TICK_SHIFT);
+        }
+        next
+    }
+
+    /// The distance (1 ..= SLOTS - 1) from bucket `from` to the next bucket whose bit is set.
+    fn next_occupied_after(&self, from: usize) -> Option<usize> {
+        let mut distance = 1;
+        while distance < SLOTS {
+            let slot = (from + distance) % SLOTS;
+            let word = self.occupied[slot / 64] >> (slot % 64);
+            if word != 0 {
+                let found = distance + word.trailing_zeros() as usize;
+                return (found < SLOTS).then_some(found);
+            }
+            distance += 64 - slot % 64;
+        }
+        None
+    }
 }
 
 /// Starts the timer thread; false if the OS refused (said on stderr). Under loom no thread is
@@ -94,69 +391,117 @@ fn start_thread() -> bool {
     }
 }
 
-/// Expires `entry` at `deadline` (encoded by `time`), until [`disarm`]ed with the same deadline
-/// and [`address`]. Returns false, watching nothing, if the timer thread could not be started
-/// (the OS refused a thread); the next arming tries again.
-pub(crate) fn arm<T: Expire + 'static>(deadline: u64, entry: Arc<T>) -> bool {
-    let timer = timer();
-    let mut state = timer.state.lock();
-    if !state.started {
-        // The registry's lock is taken under the timer's: cannot deadlock, it is a leaf
-        // (`spawn.rs`, invariant 3).
+/// Makes sure the thread runs; false if it could not be started.
+fn ensure_started(timer: &Timer) -> bool {
+    if timer.started.load(Ordering::Acquire) {
+        return true;
+    }
+    let mut started = timer.sleep.lock();
+    if !*started {
+        // The registry's lock is taken under the timer's sleep lock: cannot deadlock, it is a
+        // leaf (`spawn.rs`, invariant 3).
         if !start_thread() {
             return false;
         }
-        state.started = true;
-    }
-    let earliest = state.entries.keys().next().map(|&(at, _)| at);
-    let key = (deadline, address(&*entry));
-    state.entries.insert(key, entry);
-    if earliest.is_none_or(|at| deadline < at) {
-        timer.wake.notify_one();
+        *started = true;
+        timer.started.store(true, Ordering::Release);
     }
     true
 }
 
-/// Stops watching the entry armed at `deadline` with `address` (done before its deadline).
-pub(crate) fn disarm(deadline: u64, address: usize) {
-    let removed = {
-        let mut state = timer().state.lock();
-        state.entries.remove(&(deadline, address))
-    };
+/// Expires `entry` at `deadline` (encoded by `time`), until [`disarm`]ed with the returned key.
+/// Returns `None`, watching nothing, if the timer thread could not be started (the OS refused a
+/// thread); the next arming tries again.
+pub(crate) fn arm<T: Expire + 'static>(deadline: u64, entry: Arc<T>) -> Option<Key> {
+    let timer = timer();
+    if !ensure_started(timer) {
+        return None;
+    }
+    let shard = my_shard();
+    let (index, generation) = timer.shards[shard].lock().insert(deadline, entry);
+    // Invariant 4: after the entry is in (the shard's lock released), wake the thread if it
+    // would sleep past it.
+    if deadline < timer.next_wake.load(Ordering::SeqCst) {
+        let _sleep = timer.sleep.lock();
+        timer.wake.notify_one();
+    }
+    Some(Key {
+        shard: shard as u32,
+        index,
+        generation,
+    })
+}
+
+/// Stops watching the entry `key` names (done before its deadline). Removes nothing if it has
+/// fired already.
+pub(crate) fn disarm(key: Key) {
+    let removed = timer().shards[key.shard as usize].lock().remove(key);
     // Dropped after the lock is released: the lock is a leaf.
     drop(removed);
 }
 
+/// Under loom, where no thread runs: does what the thread does when every armed instant has
+/// passed (takes every entry out, then expires each with no lock held), so a model can race
+/// an expiry against arming and canceling.
+#[cfg(loom)]
+pub(crate) fn expire_all_for_model() {
+    let mut due = Vec::new();
+    for shard in &timer().shards {
+        shard.lock().advance(u64::MAX - 1, &mut due);
+    }
+    for entry in due {
+        entry.expire();
+    }
+}
+
 /// Number of armed deadlines (tests).
 pub(crate) fn armed_count() -> usize {
-    timer().state.lock().entries.len()
+    timer().shards.iter().map(|shard| shard.lock().live).sum()
 }
 
 /// The thread's loop.
 fn run() {
     let timer = timer();
     let mut due: Vec<Arc<dyn Expire>> = Vec::new();
-    let mut state = timer.state.lock();
     loop {
         let now = time::now();
-        while let Some(entry) = state.entries.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            due.push(entry.remove());
+        for shard in &timer.shards {
+            shard.lock().advance(now, &mut due);
         }
         if !due.is_empty() {
-            drop(state);
             for entry in due.drain(..) {
                 entry.expire();
             }
-            state = timer.state.lock();
             continue;
         }
-        state = match state.entries.keys().next() {
-            Some(&(at, _)) => timer.wake.wait_timeout(state, time::until(at, now)),
-            None => timer.wake.wait(state),
-        };
+        let sleep = timer.sleep.lock();
+        // Invariant 4: before the last look, "asleep for ever", so that an arming the look
+        // misses wakes us (it waits for this lock, which the wait below releases).
+        timer.next_wake.store(u64::MAX, Ordering::SeqCst);
+        let mut next = u64::MAX;
+        let mut armed_lately = false;
+        for shard in &timer.shards {
+            let mut wheel = shard.lock();
+            next = next.min(wheel.next_due());
+            armed_lately |= std::mem::take(&mut wheel.armed_lately);
+        }
+        let now = time::now();
+        if next <= now {
+            continue;
+        }
+        if next == u64::MAX && armed_lately {
+            // Nothing armed, but deadlines come and go (armed and disarmed before they fire):
+            // sleep one turn rather than for ever, so that the next armings need not wake us
+            // (an arming wakes the thread only when it is earlier than `next_wake`). Once a
+            // whole turn passes with no arming, the thread sleeps for ever.
+            next = now.saturating_add((SLOTS as u64) << TICK_SHIFT);
+        }
+        timer.next_wake.store(next, Ordering::SeqCst);
+        drop(if next == u64::MAX {
+            timer.wake.wait(sleep)
+        } else {
+            timer.wake.wait_timeout(sleep, time::until(next, now))
+        });
     }
 }
 
@@ -166,10 +511,11 @@ fn run() {
 /// for a sleep that needs no context node (`rate/sleep.rs`). Armed by its first
 /// [`poll`](Alarm::poll), disarmed when dropped.
 pub(crate) struct Alarm {
-    /// When it goes off (encoded by `time`): its key in the timer, with the entry's address.
+    /// When it goes off (encoded by `time`).
     at: u64,
-    /// The entry in the timer, once armed (invariant 1: armed until it fires or is disarmed).
-    entry: Option<Arc<AlarmEntry>>,
+    /// The entry in the timer and its key, once armed (invariant 1: armed until it fires or is
+    /// disarmed).
+    entry: Option<(Arc<AlarmEntry>, Key)>,
 }
 
 /// What the timer thread holds for an [`Alarm`].
@@ -210,17 +556,17 @@ impl Alarm {
     /// task it wakes, and is pending. Also ready, at once, if the timer thread could not be
     /// started: the caller then gets no wake-up and must poll on its own.
     pub(crate) fn poll(&mut self, waker: &Waker) -> Poll<()> {
-        let Some(entry) = &self.entry else {
+        let Some((entry, _)) = &self.entry else {
             let entry = Arc::new(AlarmEntry {
                 state: crate::sync::Mutex::new(AlarmState {
                     fired: false,
                     waker: Some(waker.clone()),
                 }),
             });
-            if !arm(self.at, entry.clone()) {
+            let Some(key) = arm(self.at, entry.clone()) else {
                 return Poll::Ready(());
-            }
-            self.entry = Some(entry);
+            };
+            self.entry = Some((entry, key));
             return Poll::Pending;
         };
         let mut state = entry.state.lock();
@@ -240,12 +586,12 @@ impl Alarm {
 
 impl Drop for Alarm {
     fn drop(&mut self) {
-        if let Some(entry) = self.entry.take() {
+        if let Some((entry, key)) = self.entry.take() {
             let fired = entry.state.lock().fired;
             if !fired {
                 // Invariant 1: the entry leaves the timer with its owner. If it fires
                 // meanwhile, the timer took it out already and this removes nothing.
-                disarm(self.at, address(&*entry));
+                disarm(key);
             }
         }
     }
@@ -256,9 +602,188 @@ impl Alarm {
     /// A weak handle on its timer entry, once armed (tests): it can be upgraded while anybody,
     /// the timer included, still holds the entry.
     pub(crate) fn entry(&self) -> Option<std::sync::Weak<dyn Expire>> {
-        self.entry.as_ref().map(|entry| {
+        self.entry.as_ref().map(|(entry, _)| {
             let entry: Arc<dyn Expire> = entry.clone();
             Arc::downgrade(&entry)
         })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// An entry that counts its expiries and knows its instant.
+    struct Probe {
+        at: u64,
+        fired: AtomicUsize,
+    }
+
+    impl Expire for Probe {
+        fn expire(self: Arc<Self>) {
+            self.fired.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    const MS: u64 = 1_000_000;
+    /// A fake "now" far from zero, not on a tick boundary.
+    const T0: u64 = 1_000_000 * (1 << TICK_SHIFT) + 12_345;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Arm at now + this many nanoseconds (may be in the past: negative).
+        Arm(i64),
+        /// Disarm the n-th live entry (modulo their number).
+        Disarm(usize),
+        /// Move the fake clock on by this many nanoseconds and advance the wheel.
+        Advance(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            // Up to three turns ahead, and a little in the past.
+            4 => (-(2 * MS as i64)..(3 * SLOTS as i64) << TICK_SHIFT).prop_map(Op::Arm),
+            // Mostly nearby, sometimes the far future, sometimes exactly on a tick.
+            2 => (0usize..64).prop_map(Op::Disarm),
+            3 => prop_oneof![
+                0u64..2 * MS,
+                Just(1u64 << TICK_SHIFT),
+                0u64..(2 * SLOTS as u64) << TICK_SHIFT,
+            ]
+            .prop_map(Op::Advance),
+        ]
+    }
+
+    /// The fake clock's wheel: every entry fires exactly once, in the first advance whose
+    /// `now` reaches its instant (never early, never late on the fake clock); a disarmed entry
+    /// never fires; `next_due` is never later than the earliest live instant; the slab and the
+    /// counts agree.
+    fn check(ops: &[Op]) {
+        let mut wheel = Wheel::new();
+        let mut now = T0;
+        wheel.start(now);
+        let mut live: Vec<(Key, Arc<Probe>)> = Vec::new();
+        let mut gone: Vec<Arc<Probe>> = Vec::new();
+        let mut due = Vec::new();
+        for op in ops {
+            match *op {
+                Op::Arm(offset) => {
+                    let at = now.saturating_add_signed(offset).max(1);
+                    let probe = Arc::new(Probe {
+                        at,
+                        fired: AtomicUsize::new(0),
+                    });
+                    let (index, generation) = wheel.insert(at, probe.clone());
+                    let key = Key {
+                        shard: 0,
+                        index,
+                        generation,
+                    };
+                    live.push((key, probe));
+                }
+                Op::Disarm(n) if !live.is_empty() => {
+                    let (key, probe) = live.remove(n % live.len());
+                    assert!(wheel.remove(key).is_some(), "a live entry was not found");
+                    assert!(wheel.remove(key).is_none(), "a key was valid twice");
+                    gone.push(probe);
+                }
+                Op::Disarm(_) => {}
+                Op::Advance(step) => {
+                    now += step;
+                    wheel.advance(now, &mut due);
+                    for entry in due.drain(..) {
+                        entry.expire();
+                    }
+                    live.retain(|(key, probe)| {
+                        let fired = probe.fired.load(std::sync::atomic::Ordering::SeqCst);
+                        if probe.at <= now {
+                            assert_eq!(fired, 1, "due at {} by {now}, fired {fired}", probe.at);
+                            // Firing freed the entry: the key is no longer valid.
+                            assert!(!wheel.is_live((key.index, key.generation)));
+                            false
+                        } else {
+                            assert_eq!(fired, 0, "fired early: due at {}, now {now}", probe.at);
+                            true
+                        }
+                    });
+                }
+            }
+            assert_eq!(wheel.live, live.len());
+            if let Some(earliest) = live.iter().map(|(_, p)| p.at).min() {
+                assert!(
+                    wheel.next_due() <= earliest.max(now),
+                    "would sleep past a due entry"
+                );
+            } else {
+                assert_eq!(wheel.next_due(), u64::MAX);
+            }
+        }
+        for probe in gone {
+            assert_eq!(probe.fired.load(std::sync::atomic::Ordering::SeqCst), 0);
+            // The wheel dropped its reference when the entry was disarmed.
+            assert_eq!(
+                Arc::strong_count(&probe),
+                1,
+                "a disarmed entry is still held"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(debug_assertions) { 64 } else { 512 }))]
+        #[test]
+        fn entries_fire_once_on_time_and_disarmed_ones_never(ops in proptest::collection::vec(op(), 1..200)) {
+            check(&ops);
+        }
+    }
+
+    #[test]
+    fn stale_references_are_compacted() {
+        let mut wheel = Wheel::new();
+        wheel.start(T0);
+        let probe = Arc::new(Probe {
+            at: T0 + 10 * MS,
+            fired: AtomicUsize::new(0),
+        });
+        for _ in 0..10 * SLOTS {
+            let (index, generation) = wheel.insert(probe.at, probe.clone());
+            wheel.remove(Key {
+                shard: 0,
+                index,
+                generation,
+            });
+        }
+        let references: usize = wheel.buckets.iter().map(Vec::len).sum();
+        assert!(
+            references <= SLOTS + 1,
+            "{references} stale references kept"
+        );
+        assert!(wheel.stale <= SLOTS + 1);
+        assert_eq!(wheel.entries.len(), 1, "the slab entry is reused");
+    }
+
+    #[test]
+    fn a_wheel_a_long_way_behind_visits_every_bucket_once() {
+        let mut wheel = Wheel::new();
+        wheel.start(T0);
+        let probes: Vec<_> = (0..3 * SLOTS as u64)
+            .step_by(7)
+            .map(|tick| {
+                let probe = Arc::new(Probe {
+                    at: T0 + (tick << TICK_SHIFT),
+                    fired: AtomicUsize::new(0),
+                });
+                wheel.insert(probe.at, probe.clone());
+                probe
+            })
+            .collect();
+        let mut due = Vec::new();
+        let now = T0 + ((10 * SLOTS as u64) << TICK_SHIFT);
+        wheel.advance(now, &mut due);
+        assert_eq!(due.len(), probes.len());
+        assert_eq!(wheel.live, 0);
+        assert_eq!(wheel.next_due(), u64::MAX);
     }
 }

@@ -75,8 +75,9 @@
 //!    place the parent's own (or through `&mut` in `Drop`, when nobody else can see the node);
 //!    its place never changes once linked, so it may be read before the lock is taken to find
 //!    which lock. A completed parent links no more children.
-//! 4. `ARMED` is set under the node's lock, together with the insertion of the timer entry, and
-//!    only on an owner that is not done. The timer entry holds a strong reference, so an armed
+//! 4. `ARMED` is set under the node's lock, together with the insertion of the timer entry
+//!    (whose key is kept in `Extra::timer` until the completion takes it out to disarm it),
+//!    and only on an owner that is not done. The timer entry holds a strong reference, so an armed
 //!    node lives until it fires or its completion removes the entry.
 //! 5. A completion takes the waiters and children out under the lock and notifies them after
 //!    releasing it; no user code runs on the completing thread (after-functions get their own
@@ -111,7 +112,11 @@
 //!
 //! 1. A node's lock, then an *ancestor's* lock: a completion that adopts its parent's cause
 //!    reads it under the parent's lock (`decide`).
-//! 2. A node's lock, then the timer's lock: arming (`arm_owner`). The timer's lock is a leaf.
+//! 2. A node's lock, then a timer shard's lock: arming (`arm_locked`, from `register` on the
+//!    owner itself or through `arm_owner`). A shard's lock is a leaf (`timer.rs`); the
+//!    timer's sleep lock, which an arming may take to wake the thread (or start it), is taken
+//!    after the shard's is released, and under it only shard locks (and the spawn registry's
+//!    leaf lock) are ever taken.
 //! 3. A shard's lock is taken with no node lock held, and nothing but the parent's `used` bits
 //!    (an atomic) is touched under it: a leaf.
 //! 4. A child unlinking itself from its parent's inline place takes the parent's lock with no
@@ -215,6 +220,8 @@ struct Extra {
     cause: Option<Reason>,
     /// Tasks, threads and after-functions to notify on completion.
     waiters: Waiters,
+    /// The timer entry watching this owner's deadline, while `ARMED` (invariant 4).
+    timer: Option<timer::Key>,
 }
 
 #[cfg(all(debug_assertions, not(loom)))]
@@ -515,6 +522,13 @@ pub(crate) fn err(node: &Node) -> Option<Error> {
     err_lazy(node, None)
 }
 
+/// [`err`] without the lazy part: the done bits of the node's own state (one load, no clock).
+/// `None` does not mean "not done".
+#[inline]
+pub(crate) fn err_recorded(node: &Node) -> Option<Error> {
+    done_kind(node.state.load(Ordering::Acquire))
+}
+
 /// [`err`] as if the clock read `now` (encoded): the decision on a made-up instant, for tests
 /// of the lazy deadlines. A `now` past an unwatched owner's deadline records it, as a real read
 /// would (invariant 1).
@@ -528,7 +542,12 @@ pub(crate) fn err_at(node: &Node, now: u64) -> Option<Error> {
 
 /// [`err`] for a node that has a deadline and is not done yet; `now` is the clock's reading if
 /// the caller has one (else the clock is read, once per owner reached).
-fn err_lazy(node: &Node, now: Option<u64>) -> Option<Error> {
+fn err_lazy(node: &Node, mut now: Option<u64>) -> Option<Error> {
+    err_lazy_reading(node, &mut now)
+}
+
+/// [`err_lazy`], keeping in `now` the clock's reading if it had to read the clock.
+fn err_lazy_reading(node: &Node, now: &mut Option<u64>) -> Option<Error> {
     let mut node = node;
     loop {
         let state = node.state.load(Ordering::Acquire);
@@ -560,12 +579,12 @@ enum Lazy<'a> {
 }
 
 /// The lazy part of a not-yet-done node's state (see the module docs).
-fn lazy_step(node: &Node, state: u32, now: Option<u64>) -> Lazy<'_> {
+fn lazy_step<'a>(node: &'a Node, state: u32, now: &mut Option<u64>) -> Lazy<'a> {
     if state & HAS_DEADLINE == 0 {
         return Lazy::NotDone;
     }
     if state & (OWNS_DEADLINE | ARMED) == OWNS_DEADLINE {
-        return if now.unwrap_or_else(time::now) >= node.deadline {
+        return if *now.get_or_insert_with(time::now) >= node.deadline {
             Lazy::Expired
         } else {
             Lazy::NotDone
@@ -1026,6 +1045,7 @@ fn complete(node: &Node, completion: Completion) -> Option<Completed> {
     // state and the reason together.
     let mut waiters = Taken::none();
     let mut old_reason = None;
+    let mut armed = None;
     let first_child = inner.first_child.take();
     if reason.is_some() || inner.extra.is_some() {
         let extra = extra(&mut inner);
@@ -1033,13 +1053,17 @@ fn complete(node: &Node, completion: Completion) -> Option<Completed> {
         if !extra.waiters.is_empty() {
             waiters = extra.waiters.take_all();
         }
+        // Invariant 4: the entry's key is kept with `ARMED`, under this lock.
+        armed = extra.timer.take();
     }
+    debug_assert_eq!(armed.is_some(), state & ARMED != 0);
     drop(inner);
     // Invariant 5: a replaced reason is user data; drop it with no lock held.
     drop(old_reason);
     let children = take_shards(node, used);
-    if state & ARMED != 0 {
-        timer::disarm(node.deadline, timer::address(node));
+    if let Some(key) = armed {
+        // If the timer fired (this completion may be its expiry), this removes nothing.
+        timer::disarm(key);
     }
     // Invariant 5: the caller notifies the waiters, with no lock held.
     Some(Completed {
@@ -1067,8 +1091,17 @@ pub(crate) enum Registered {
 /// is notified when it passes (async waiters and after-functions need that; a blocked thread
 /// parks with a timeout instead).
 pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, arm: bool) -> Registered {
-    if let Some(error) = err(node) {
+    // At most one clock read serves the lazy check and the arming below (a reading a little
+    // old only arms an entry that the timer then fires at once, instead of completing here).
+    let before = node.state.load(Ordering::Acquire);
+    if let Some(error) = done_kind(before) {
         return Registered::Done(error);
+    }
+    let mut now = None;
+    if before & HAS_DEADLINE != 0 {
+        if let Some(error) = err_lazy_reading(node, &mut now) {
+            return Registered::Done(error);
+        }
     }
     let mut inner = node.lock();
     // Invariant 8: a waiter is a part; from now on the node completes under its lock. The
@@ -1078,9 +1111,17 @@ pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, arm: bool) -> Registere
         return Registered::Done(error);
     }
     let key = extra(&mut inner).waiters.insert(waiter);
-    drop(inner);
-    if arm && state & HAS_DEADLINE != 0 {
-        arm_owner(node);
+    if !arm || state & HAS_DEADLINE == 0 {
+        return Registered::Waiting(key);
+    }
+    if state & OWNS_DEADLINE != 0 {
+        // The node owns its deadline: arm it under the lock already held.
+        if arm_locked(node, inner, state, now) {
+            cancel(node, Completion::Expire);
+        }
+    } else {
+        drop(inner);
+        arm_owner(node, now);
     }
     Registered::Waiting(key)
 }
@@ -1120,8 +1161,8 @@ impl timer::Expire for Node {
 }
 
 /// Arms the timer on the ancestor-or-self that owns `node`'s deadline, or completes it at once
-/// if that deadline has already passed.
-fn arm_owner(node: &Arc<Node>) {
+/// if that deadline had already passed at `now` (a clock reading, if the caller has one).
+fn arm_owner(node: &Arc<Node>, now: Option<u64>) {
     let mut owner = node;
     while owner.state.load(Ordering::Acquire) & OWNS_DEADLINE == 0 {
         match &owner.parent {
@@ -1133,22 +1174,32 @@ fn arm_owner(node: &Arc<Node>) {
     // Invariant 8: the timer entry is a part; a completion that comes after this waits for
     // the lock, so it sees the entry and removes it.
     let state = owner.state.fetch_or(NEEDS_LOCK, Ordering::AcqRel);
-    if state & (COMPLETED | ARMED) != 0 {
-        return;
-    }
-    if state & DONE_MASK != 0 || time::now() >= owner.deadline {
-        // Expired (perhaps seen by a reader, perhaps not yet): complete it now, which notifies
-        // the new waiter through the subtree.
-        drop(inner);
+    if arm_locked(owner, inner, state, now) {
         cancel(owner, Completion::Expire);
-        return;
     }
-    // Invariant 4: the entry goes in under the node's lock, with the flag. The timer's lock is
-    // taken under the node's: cannot deadlock, lock order 2 (the timer's lock is a leaf).
-    if timer::arm(owner.deadline, owner.clone()) {
+}
+
+/// Arms the timer on `owner`, whose lock is `inner` and whose state (with `NEEDS_LOCK` set
+/// under that lock) is `state`, unless it is armed or completed already. Releases the lock.
+/// Returns true if the owner's deadline has passed (at `now`, read here if the caller has no
+/// reading, or as a reader saw): the caller then completes it, which notifies the new waiter
+/// through the subtree.
+fn arm_locked(owner: &Arc<Node>, mut inner: Guard<'_>, state: u32, now: Option<u64>) -> bool {
+    if state & (COMPLETED | ARMED) != 0 {
+        return false;
+    }
+    if state & DONE_MASK != 0 || now.unwrap_or_else(time::now) >= owner.deadline {
+        // Expired (perhaps seen by a reader, perhaps not yet).
+        return true;
+    }
+    // Invariant 4: the entry goes in under the node's lock, with the flag and its key. The
+    // timer's locks are taken under the node's: cannot deadlock, lock order 2 (nothing under
+    // them takes a node's lock).
+    if let Some(key) = timer::arm(owner.deadline, owner.clone()) {
+        extra(&mut inner).timer = Some(key);
         owner.state.fetch_or(ARMED, Ordering::Release);
     }
-    drop(inner);
+    false
 }
 
 // ===== introspection =====

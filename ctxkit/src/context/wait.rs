@@ -67,28 +67,34 @@ impl Future for Done {
             return Poll::Pending;
         };
         loop {
-            if let Some(error) = tree::err(node) {
-                if this.key.is_some() {
-                    note_ended(true);
-                }
-                return Poll::Ready(error);
-            }
             match this.key {
                 Some(key) => {
+                    if let Some(error) = tree::err(node) {
+                        note_ended(true);
+                        return Poll::Ready(error);
+                    }
                     if tree::refresh_waker(node, key, cx.waker()) {
                         return Poll::Pending;
                     }
                     // Our entry is gone: the node completed meanwhile. Look again.
                     this.key = None;
                 }
-                None => match tree::register(node, Waiter::Task(cx.waker().clone()), true) {
-                    Registered::Waiting(key) => {
-                        this.key = Some(key);
-                        note_waiting(Some(node));
-                        return Poll::Pending;
+                None => {
+                    // Done already as far as the state says: no waker to clone. Otherwise
+                    // `register` decides (reading the clock at most once).
+                    if let Some(error) = tree::err_recorded(node) {
+                        return Poll::Ready(error);
                     }
-                    Registered::Done(error) => return Poll::Ready(error),
-                },
+                    let waiter = Waiter::Task(cx.waker().clone());
+                    match tree::register(node, waiter, true) {
+                        Registered::Waiting(key) => {
+                            this.key = Some(key);
+                            note_waiting(Some(node));
+                            return Poll::Pending;
+                        }
+                        Registered::Done(error) => return Poll::Ready(error),
+                    }
+                }
             }
         }
     }

@@ -1,5 +1,8 @@
-//! loom models of arming the timer (`timer.rs`) under a node's lock (`tree.rs`, `arm_owner`,
-//! invariant 4) racing a cancel of that node, which must disarm what was armed.
+//! loom models of arming the timer (`timer.rs`) under a node's lock (`tree.rs`, `arm_locked`,
+//! invariant 4) racing a cancel of that node, which must disarm what was armed, and racing
+//! the timer's expiry of the entry (`timer::expire_all_for_model`, what the thread does once
+//! the instant has passed), which must complete the node and notify its waiter exactly as a
+//! cancel would.
 //!
 //! Run: `RUSTFLAGS="--cfg loom -C debug_assertions" LOOM_MAX_PREEMPTIONS=3
 //! CARGO_TARGET_DIR=target/loom cargo test -p ctxkit --lib --release loom`
@@ -15,6 +18,9 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use loom::thread;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Wake;
 
 use crate::{Context, Error};
 
@@ -59,6 +65,91 @@ fn loom_arming_on_the_deadline_owner_vs_its_cancel() {
         cancel.cancel();
         waiter.join().unwrap();
         assert!(parent.is_done());
+        assert_eq!(crate::timer::armed_count(), 0, "an entry outlived its node");
+    });
+}
+
+/// A waker that counts its wakes.
+struct Count(AtomicUsize);
+
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// An async waiter arms the deadline while the timer expires whatever is armed and another
+/// thread cancels: the context ends canceled or expired, a waiter that was left registered is
+/// woken, and no entry is left.
+#[test]
+fn loom_arming_vs_expiry_vs_cancel() {
+    loom::model(|| {
+        let (ctx, cancel) = Context::background()
+            .with_timeout(Duration::from_secs(3600))
+            .into_parts();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waiter = {
+            let ctx = ctx.clone();
+            let waker = Waker::from(count.clone());
+            thread::spawn(move || {
+                let mut done = Box::pin(ctx.done());
+                let first = done
+                    .as_mut()
+                    .poll(&mut TaskContext::from_waker(&waker))
+                    .is_ready();
+                (first, done)
+            })
+        };
+        let timer = thread::spawn(crate::timer::expire_all_for_model);
+        cancel.cancel();
+        let (first, mut done) = waiter.join().unwrap();
+        timer.join().unwrap();
+        let error = ctx.err();
+        assert!(
+            matches!(error, Some(Error::Canceled | Error::DeadlineExceeded)),
+            "{error:?}"
+        );
+        if !first {
+            assert!(
+                count.0.load(Ordering::SeqCst) >= 1,
+                "a registered waiter was not woken"
+            );
+        }
+        let polled = done
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(Waker::noop()));
+        assert_eq!(polled, Poll::Ready(error.unwrap()));
+        drop(done);
+        assert_eq!(crate::timer::armed_count(), 0, "an entry outlived its node");
+    });
+}
+
+/// The timer expires a parent's deadline, armed by a waiter on its child, while the child is
+/// canceled: both end done, the child's waiter is woken, nothing stays armed.
+#[test]
+fn loom_owner_expiry_vs_child_cancel() {
+    loom::model(|| {
+        let parent = Context::background().with_timeout(Duration::from_secs(3600));
+        let (child, cancel_child) = parent.with_cancel().into_parts();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut done = Box::pin(child.done());
+        let first = done
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_ready();
+        assert!(!first);
+        assert_eq!(crate::timer::armed_count(), 1);
+        let timer = thread::spawn(crate::timer::expire_all_for_model);
+        cancel_child.cancel();
+        timer.join().unwrap();
+        assert_eq!(parent.err(), Some(Error::DeadlineExceeded));
+        assert!(child.is_done());
+        assert!(
+            count.0.load(Ordering::SeqCst) >= 1,
+            "the child's waiter was not woken"
+        );
+        drop(done);
         assert_eq!(crate::timer::armed_count(), 0, "an entry outlived its node");
     });
 }
