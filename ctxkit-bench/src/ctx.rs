@@ -747,7 +747,7 @@ fn after_func(cfg: &Cfg) {
         cfg,
         "ctxkit",
         &figures,
-        "10,000 ctx.after_func(f) on one Context::background().with_cancel(), registered before timing, canceled from a plain thread (each function starts on a thread of its own, ctxkit-after-func)",
+        "10,000 ctx.after_func(f) on one Context::background().with_cancel(), registered before timing, canceled from a plain thread (each function runs on the after-function pool, ctxkit-after-func threads)",
         "std::thread::sleep(1 ms)",
     );
 }

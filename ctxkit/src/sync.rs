@@ -13,8 +13,8 @@
 //!
 //! # Poisoning
 //!
-//! ctxkit runs no user callback while it holds one of these locks (after-functions run on their
-//! own threads, wakers are woken after the lock is released, replaced wakers and reasons are
+//! ctxkit runs no user callback while it holds one of these locks (after-functions run on the
+//! after-function pool's threads, wakers are woken after the lock is released, replaced wakers and reasons are
 //! dropped after it, a group's tasks run and are dropped outside its lock). What can still
 //! happen under a lock is a `Waker::clone` or `will_wake` (the executor's code) and the two size
 //! `expect`s named in `context/tree.rs`. A poisoned lock holds consistent data in every such

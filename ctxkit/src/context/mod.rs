@@ -57,7 +57,7 @@
 //! deadline constructors add a node; `with_value` adds a layer; `without_cancel` drops the node
 //! pointer and keeps the layers. Waiting (`wait.rs`) registers in the node; deadlines are lazy
 //! and, when somebody must be woken at one, watched by the one `ctxkit-timer` thread
-//! (`timer.rs`). `after_func.rs` runs callbacks on their own threads.
+//! (`timer.rs`). `after_func.rs` hands callbacks to the after-function pool (`blocking/`).
 
 mod after_func;
 mod cancel_context;
@@ -794,16 +794,20 @@ impl Context {
         }
     }
 
-    /// Runs `f` on a thread of its own once the context is done (at once, if it already is).
+    /// Runs `f` on a thread of the after-function pool once the context is done (at once, if
+    /// it already is).
     ///
     /// `f` runs at most once. [`AfterFunc::stop`] unregisters it. A context that can never be
     /// done never runs it. `f` never runs on the thread that canceled the context, so a slow or
-    /// blocking `f` cannot hold up a cancel.
+    /// blocking `f` cannot hold up a cancel: the cancel only hands `f` to the pool, whose
+    /// reusable `ctxkit-after-func` threads grow while all are busy (a blocked `f` never holds
+    /// up another) and exit when idle.
     ///
     /// # Panics
     ///
-    /// Never for bad input. If the OS refuses to start a thread when the context is done, `f`
-    /// runs on the completing thread instead, after a message on standard error.
+    /// Never for bad input. Only if the OS refuses to start the pool's dispatcher thread, both
+    /// at registration and when the context is done, does `f` run on the completing thread,
+    /// after a message on standard error.
     ///
     /// # Examples
     ///
@@ -818,6 +822,7 @@ impl Context {
     /// assert_eq!(rx.recv().unwrap().as_deref(), Some("ctxkit-after-func"));
     /// assert!(!after.stop(), "already started");
     /// ```
+    #[track_caller]
     pub fn after_func<F>(&self, f: F) -> AfterFunc
     where
         F: FnOnce() + Send + 'static,

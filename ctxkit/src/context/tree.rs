@@ -80,8 +80,8 @@
 //!    and only on an owner that is not done. The timer entry holds a strong reference, so an armed
 //!    node lives until it fires or its completion removes the entry.
 //! 5. A completion takes the waiters and children out under the lock and notifies them after
-//!    releasing it; no user code runs on the completing thread (after-functions get their own
-//!    thread, see `after_func.rs`). Old wakers and reasons replaced under the lock are dropped
+//!    releasing it; no user code runs on the completing thread (after-functions are handed to
+//!    the after-function pool, see `blocking/`). Old wakers and reasons replaced under the lock are dropped
 //!    after it is released.
 //! 6. When [`cancel`] returns, every descendant reports done. The winning completion walks the
 //!    subtree synchronously, with an explicit stack (a 10,000-deep chain does not overflow it),

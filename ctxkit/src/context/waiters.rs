@@ -24,7 +24,7 @@ pub(crate) enum Waiter {
     Task(Waker),
     /// A blocked thread: woken with `unpark`.
     Thread(Thread),
-    /// A function registered with `after_func`: started on its own thread.
+    /// A function registered with `after_func`: handed to the after-function pool.
     AfterFunc(Arc<Deferred>),
 }
 
