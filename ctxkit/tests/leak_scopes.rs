@@ -310,13 +310,23 @@ fn a_group_context_is_reported_as_made_where_the_group_was_made() {
         .await;
     });
     has_started.recv().unwrap();
-    let report = guard.report();
-    let Some(Leak::Tracked { waiting_on, .. }) = report.leaks().first() else {
-        panic!("the group's worker task waits: {report}")
+    // The task sent `started` just before it polls `done()`: on a loaded machine the first
+    // reports may come before it waits. Look again (boundedly) until it does.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (report, waiting_on) = loop {
+        let report = guard.report();
+        let Some(Leak::Tracked { waiting_on, .. }) = report.leaks().first() else {
+            panic!("the group's worker task waits: {report}")
+        };
+        let waiting_on = waiting_on.clone();
+        if waiting_on.is_some() || std::time::Instant::now() > give_up {
+            break (report, waiting_on);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     };
     let (context, _) = waiting_on
         .as_ref()
-        .expect("it waits on the group's context");
+        .unwrap_or_else(|| panic!("it waits on the group's context: {report}"));
     assert!(
         context.contains(&format!("{}:{line}:", file!())),
         "{context}"
