@@ -73,6 +73,7 @@ mod gcra;
 mod keyed;
 mod limiter;
 mod sleep;
+mod sleepers;
 mod ticker;
 
 pub use error::{ConfigError, WaitError};
