@@ -62,11 +62,15 @@
 //! standing after it waits (in a small list locked only by cancels and setters) until those
 //! are canceled too. `gcra.rs` argues why this never admits more than `burst + rate · t`.
 //!
-//! Precise waiting (`sleep.rs`): a wait sleeps until shortly before its time, then spins (a
-//! thread) or yields to the executor (a task) for the rest, because an OS or timer-thread sleep
-//! wakes 50–100 µs late. A task sleeps on the `ctxkit-timer` thread directly, with no context
-//! node of its own. Waits are scheduled on absolute instants, so a late wake-up never delays
-//! the next one.
+//! Precise waiting (`sleep.rs`): a wait due alone sleeps until shortly before its time, then
+//! spins (a thread) or yields to the executor (a task) for the rest, because an OS or
+//! timer-thread sleep wakes 50–100 µs late. A task sleeps on the `ctxkit-timer` thread
+//! directly, with no context node of its own. Waits are scheduled on absolute instants, so a
+//! late wake-up never delays the next one. Every wait registers in one process-wide registry
+//! (`sleepers.rs`): only a wait with no other due within 1 ms of it spins, at most one at a
+//! time; many waits due close together spin for none, and tasks due in the same 100 µs share
+//! one wake-up (the first of them wakes the others), so 20,000 waits a second cost about what
+//! 20,000 plain timer sleeps do.
 
 mod error;
 mod gcra;

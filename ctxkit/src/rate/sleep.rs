@@ -34,7 +34,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use super::sleepers::{self, Entry};
+use super::sleepers::{self, Entry, Plan};
 use crate::context::{Context, Done, Error};
 use crate::time;
 use crate::timer::Alarm;
@@ -54,8 +54,8 @@ pub(crate) fn blocking_sleep_until(ctx: &Context, due: Instant) -> Result<(), Er
     }
     let sleepers = sleepers::global();
     // Leaves the registry on every way out (`?`, return, unwind).
-    let (mut entry, nearest) = sleepers.register(time::encode(due).unwrap_or(u64::MAX), None);
-    let mut may_spin = nearest >= sleepers::DENSE;
+    let (mut entry, plan) = sleepers.register(time::encode(due).unwrap_or(u64::MAX), None);
+    let mut may_spin = plan == Plan::Isolated;
     // Terminates: the clock passes `due`, or `ctx` is done.
     loop {
         ctx.check()?;
@@ -72,7 +72,7 @@ pub(crate) fn blocking_sleep_until(ctx: &Context, due: Instant) -> Result<(), Er
             for _ in 0..16 {
                 std::hint::spin_loop();
             }
-            sleepers.sweep(time::now());
+            entry.sweep(time::now());
         } else {
             // Not isolated (or another sleep spins): sleep to the instant itself.
             may_spin = false;
@@ -86,8 +86,13 @@ pub(crate) fn blocking_sleep_until(ctx: &Context, due: Instant) -> Result<(), Er
 enum Phase {
     /// Not polled yet: not registered, no alarm.
     New,
-    /// Asleep on its alarm: at the margin if it may spin, else at the instant.
-    Asleep { may_spin: bool },
+    /// Isolated: asleep on its alarm until the margin, then tries to spin.
+    ToMargin,
+    /// Asleep on its alarm at its own instant, or at the end of the slot it leads.
+    Own,
+    /// Follows the slot ending at `slot`: a leader's sweep wakes it, its own alarm is the
+    /// backstop; takes the lead (and the slot's wake-up) if the leader leaves first.
+    Follow { slot: u64 },
     /// Holds the spinner slot: yields to its executor until the instant, sweeping.
     Spinning,
 }
@@ -101,7 +106,8 @@ pub(crate) struct SleepUntil {
     /// Registers the task with the context while it sleeps on the timer, so a cancel wakes
     /// it at once.
     done: Done,
-    /// Wakes the task [`TASK_MARGIN`] before `due` (while it may spin) or at `due`.
+    /// Wakes the task [`TASK_MARGIN`] before `due` (while it may spin), at `due` or the end
+    /// of its slot, or at its backstop (see [`Phase`]).
     alarm: Alarm,
     /// The instant to return at (encoded by `time`).
     due: u64,
@@ -127,7 +133,7 @@ impl SleepUntil {
     /// Ends the sleep: leaves the registry.
     fn finish<T>(&mut self, output: T) -> Poll<T> {
         self.entry = None;
-        self.phase = Phase::Asleep { may_spin: false };
+        self.phase = Phase::Own;
         Poll::Ready(output)
     }
 }
@@ -142,25 +148,40 @@ impl Future for SleepUntil {
         }
         let now = time::now();
         if now >= this.due {
-            if this.phase == Phase::Spinning {
-                // Those that came due with it go too.
-                sleepers::global().sweep(now);
+            if let Some(entry) = &this.entry {
+                // Those that came due with it go too (a leader's or a spinner's sweep; for
+                // any other, one atomic load).
+                entry.sweep(now);
             }
             return this.finish(Ok(()));
         }
-        if this.phase == Phase::New {
-            let (entry, nearest) = sleepers::global().register(this.due, Some(cx.waker()));
+        // Just registered: the plan is fresh, no need to ask the registry again.
+        let fresh = this.phase == Phase::New;
+        if fresh {
+            let (entry, plan) = sleepers::global().register(this.due, Some(cx.waker()));
             this.entry = Some(entry);
-            let isolated = nearest >= sleepers::DENSE;
-            this.phase = Phase::Asleep { may_spin: isolated };
-            if isolated && this.due - now > TASK_MARGIN {
-                this.alarm = Alarm::new(this.due - TASK_MARGIN);
-            } else if !isolated {
-                this.alarm = Alarm::new(sleepers::wake_at(this.due, nearest));
-            }
+            this.phase = match plan {
+                Plan::Isolated => {
+                    if this.due - now > TASK_MARGIN {
+                        this.alarm = Alarm::new(this.due - TASK_MARGIN);
+                    }
+                    Phase::ToMargin
+                }
+                Plan::Leader(slot) => {
+                    this.alarm = Alarm::new(slot);
+                    Phase::Own
+                }
+                Plan::Follower(backstop) => {
+                    this.alarm = Alarm::new(backstop);
+                    Phase::Follow {
+                        slot: sleepers::slot_of(this.due),
+                    }
+                }
+                // Only threads are told this.
+                Plan::Thread => Phase::Own,
+            };
         }
-        // Terminates: a second round only after `Asleep { may_spin: true }` became
-        // `Asleep { may_spin: false }`.
+        // Terminates: a second round only after `ToMargin` or `Follow` became `Own`.
         loop {
             let Some(entry) = this.entry.as_mut() else {
                 // Only after `finish`, and a finished sleep is not polled again; stay ready.
@@ -169,22 +190,29 @@ impl Future for SleepUntil {
             match this.phase {
                 Phase::New => unreachable!("registered above"),
                 Phase::Spinning => break,
-                Phase::Asleep { may_spin } => {
+                Phase::ToMargin | Phase::Own | Phase::Follow { .. } => {
                     entry.set_waker(cx.waker());
                     // Sleep on the timer thread, waking at once if the context is done first.
                     if let Poll::Ready(error) = Pin::new(&mut this.done).poll(cx) {
                         return this.finish(Err(error));
                     }
-                    let in_margin = this.due - now <= TASK_MARGIN;
-                    if may_spin && in_margin {
+                    if this.phase == Phase::ToMargin && this.due - now <= TASK_MARGIN {
                         if entry.try_spin() {
                             this.phase = Phase::Spinning;
                             break;
                         }
                         // Among others now (or another sleep spins): sleep to the instant.
-                        this.phase = Phase::Asleep { may_spin: false };
+                        this.phase = Phase::Own;
                         this.alarm = Alarm::new(this.due);
                         continue;
+                    }
+                    if let Phase::Follow { slot } = this.phase {
+                        if !fresh && entry.leads() {
+                            // The leader left: this one wakes the slot now.
+                            this.phase = Phase::Own;
+                            this.alarm = Alarm::new(slot);
+                            continue;
+                        }
                     }
                     if this.alarm.poll(cx.waker()).is_pending() {
                         return Poll::Pending;
@@ -198,8 +226,8 @@ impl Future for SleepUntil {
         }
         // The margin: yield to the executor, checking the clock and the context each time,
         // and waking whoever came due meanwhile.
-        if this.phase == Phase::Spinning {
-            sleepers::global().sweep(now);
+        if let (Phase::Spinning, Some(entry)) = (this.phase, &this.entry) {
+            entry.sweep(now);
         }
         cx.waker().wake_by_ref();
         Poll::Pending

@@ -1,48 +1,59 @@
 //! The registry of precise sleeps (`sleep.rs`): who sleeps until when, so that at most one of
-//! them covers its last margin actively, and only while no other sleep is due near it.
+//! them covers its last margin actively, and only while no other sleep is due near it; and so
+//! that tasks due close together are woken together.
 //!
-//! A precise sleep (a limiter wait, a ticker tick) sleeps until a margin before its instant and
-//! covers the margin actively (a thread spins, a task yields to its executor), because an OS or
-//! timer-thread wake-up comes 50–200 µs late. Alone, that costs one margin of CPU per sleep.
-//! With many sleeps pending and their instants close together (20,000 waits on a limiter at
-//! 20,000/s), every one of them in its margin spun at once: both cores busy for the whole second.
+//! A precise sleep (a limiter wait, a ticker tick) alone sleeps until a margin before its
+//! instant and covers the margin actively (a thread spins, a task yields to its executor),
+//! because an OS or timer-thread wake-up comes 50–200 µs late. That costs one margin of CPU
+//! per sleep. With many sleeps pending and their instants close together (20,000 waits on a
+//! limiter at 20,000/s), every one of them in its margin spun at once: both cores busy for the
+//! whole second. And without spinning, each still cost a timer-thread wake-up and an executor
+//! wake-up of its own, two context switches each.
 //!
-//! # The rule
+//! # The rules
 //!
-//! Every precise sleep registers here (its instant, and for a task its waker) when it starts and
-//! leaves when it ends, however it ends ([`Entry`] leaves on drop). A sleep may cover its margin
-//! actively (*spin*) only if it is **isolated**, no other registered sleep being due within
-//! [`DENSE`] of its instant, and if the one **spinner** slot is free. Otherwise it sleeps on,
-//! to its instant itself (the timer thread for a task, a timed park for a thread), spending no
-//! CPU, and returns as late as that wake-up: tens of microseconds (`sleep.rs` has the figures),
-//! against Go's and tokio's millisecond. So:
+//! Every precise sleep registers here (its instant, and a task its waker) when it starts and
+//! leaves when it ends, however it ends ([`Entry`] leaves on drop). At registration:
 //!
-//! * one sleep alone (the usual limiter loop, a ticker) keeps its few-microsecond precision;
-//! * many sleeps due close together never spin; each wakes on its own wake-up, so the CPU goes
-//!   to waking them, not to covering margins;
-//! * at most one sleep spins at any time, for at most one margin per [`DENSE`] window of
-//!   instants.
+//! * **Isolated** (no other registered sleep due within [`DENSE`] of its instant): it sleeps
+//!   to its margin, then spins if the one **spinner** slot is free ([`Entry::try_spin`], which
+//!   also checks again that it is still isolated); else it sleeps to its instant. One sleep
+//!   alone (the usual limiter loop, a ticker) keeps its few-microsecond precision.
+//! * **A task among others**: it belongs to the **slot** ending at its instant rounded up to
+//!   [`BATCH`] ([`slot_of`]). The first task registered in a slot **leads** it: its timer alarm
+//!   is at the slot's end, and when it returns it **sweeps**: it wakes every registered task
+//!   whose instant has passed, from the executor's thread, in order of instant. The others
+//!   **follow**: their own alarm (the *backstop*) is at the slot's end plus [`BACKSTOP`], and
+//!   is disarmed unused when the leader's sweep wakes them first. So a slot costs one
+//!   timer-thread wake-up and one executor wake-up, however many tasks it holds, and a task
+//!   returns at most [`BATCH`] plus a timer wake-up (about 80 µs) after its instant, never
+//!   before it.
+//! * **A thread among others**: it parks until its instant (a timed park wakes it about 80 µs
+//!   late), spending no CPU meanwhile.
 //!
-//! While it spins, a sleep also **sweeps**: it wakes every registered task whose instant has
-//! passed (a task registered during the spin, due before the spinner) at once, instead of at its
-//! own, later wake-up. A sweep only ever makes a wake-up earlier, never takes one's place.
+//! A leader that leaves before its slot ends (its context was canceled, its future dropped)
+//! **hands the lead over** to a follower of the slot not swept yet, and wakes it; that one
+//! then arms the slot's wake-up in place of its backstop. A spinner sweeps too, on each round.
 //!
 //! # Invariants
 //!
 //! 1. Every registered sleep has exactly one entry in `entries`, keyed by (instant, id) with an
-//!    id unique in the process, from [`Entry::register`] until its [`Entry`] is dropped.
-//! 2. `spinner` names at most one entry, a registered one: it is set only by
-//!    [`Entry::try_spin`] (when free and the entry is isolated) and cleared when that entry
-//!    leaves.
-//! 3. Every sleep keeps a wake-up of its own for its instant (its timer alarm, a timed park, or
-//!    its own spin), so nobody depends on the registry to be woken: a spinner descheduled by the
-//!    OS, dropped or canceled delays nobody else beyond their own wake-up, and no entry's
-//!    departure has to hand anything over.
-//! 4. A sweep wakes a waker only once its entry's instant has passed, and takes it out of the
-//!    entry, so it wakes it at most once (the task puts it back if it is polled and still
-//!    early, which it cannot be).
+//!    id unique to the registry, from [`Sleepers::register`] until its [`Entry`] is dropped.
+//! 2. `spinner` names at most one entry, a registered, isolated one: it is set only by
+//!    [`Entry::try_spin`] and cleared when that entry leaves. Hence at most one sleep covers a
+//!    margin at any time.
+//! 3. Every sleep keeps a wake-up of its own (an isolated or leading task's alarm at its margin,
+//!    instant or slot's end, a follower's backstop, a thread's timed park, a spinner's own
+//!    yields), so a sweep or a hand-over only ever makes a wake-up earlier: a leader or spinner
+//!    that is descheduled, blocked, dropped or canceled delays the others by at most
+//!    [`BACKSTOP`], and loses nobody.
+//! 4. A sweep wakes an entry's waker only once the entry's instant has passed, and takes it out,
+//!    so it wakes it at most once; a swept task is due, so it returns when polled.
 //! 5. `earliest` is at most the instant of every entry holding a waker (a lower bound, so the
-//!    spinner's lock-free check never misses one), `u64::MAX` when there is none.
+//!    sweep's lock-free check never misses one), `u64::MAX` when there is none.
+//! 6. `leaders` maps a slot's end to a registered entry of that slot (`Slot::slot`), and each
+//!    slot that has a registered follower not swept yet has a leader: a leader leaving either
+//!    hands over to such a follower or removes the slot's lead when there is none.
 //!
 //! # Lock order
 //!
@@ -50,9 +61,16 @@
 //! alarms and wait on their contexts outside it), and nothing is taken under it. Wakers are
 //! woken, and replaced ones dropped, after it is released (the executor's code runs there).
 //!
-//! Who touches what: `entries` and `spinner` only under the lock, by the sleeps themselves
-//! (register, keep the waker current, take the slot, leave) and by sweeps; `earliest` is
-//! written under the lock and read without it by spinners.
+//! Who touches what: `entries`, `spinner` and `leaders` only under the lock, by the sleeps
+//! themselves (register, keep the waker current, take the spinner slot, ask whether they lead,
+//! leave and hand over) and by sweeps; `earliest` is written under the lock and read without
+//! it by sweeps.
+//!
+//! Lock traffic: a task takes the lock to register and to leave, plus once per hand-over it
+//! receives and once per sweep that finds a task due; a spinner's rounds and a follower's
+//! return take it only when some task is due. At 20,000 sleeps a second that is about
+//! 50,000 short critical sections a second (a B-tree insert or remove each), far from
+//! contention on two cores.
 
 use std::collections::BTreeMap;
 use std::task::Waker;
@@ -60,25 +78,24 @@ use std::task::Waker;
 use crate::sync::{self, AtomicU64, Mutex, Ordering};
 
 /// How close two sleeps' instants must be for neither to spin, in nanoseconds: with another
-/// sleep due within this of its own, a sleep waits for its own wake-up. At 1 ms, a single
-/// 1 kHz schedule (a limiter loop, a ticker) still spins for each instant; anything denser
-/// spins for none of them, and spinning costs at most one margin per millisecond.
+/// sleep due within this of its own, a sleep does not spin. At 1 ms, a lone schedule (a
+/// limiter loop, a ticker: the next sleep registers after the last one left) spins for each
+/// instant whatever its rate, as before; many sleeps pending at once, as soon as they are due
+/// less than 1 ms apart, spin for none.
 pub(crate) const DENSE: u64 = 1_000_000;
 
-/// The grid that the wake-ups of tasks due close together are aligned to, in nanoseconds
-/// ([`wake_at`]).
+/// The grid that the wake-ups of tasks due close together are aligned to, in nanoseconds:
+/// a task that does not spin wakes at the end of its *slot*, its instant rounded up to the next
+/// multiple of this ([`slot_of`]).
 pub(crate) const BATCH: u64 = 100_000;
 
-/// The instant a task that does not spin asks the timer thread to wake it at, given how far
-/// the nearest other sleep's instant is: its own, or, when another sleep is due within
-/// [`BATCH`] of it, its own rounded up to the next multiple of [`BATCH`]. Sleeps due close
-/// together then share one timer-thread pass and, mostly, one executor wake-up, instead of
-/// one each (at 20,000 sleeps a second, the timer thread's and the executor's wake-ups were
-/// most of the CPU); each returns at most [`BATCH`] later for it, never earlier.
-pub(crate) fn wake_at(due: u64, nearest: u64) -> u64 {
-    if nearest >= BATCH {
-        return due;
-    }
+/// How long after its slot a follower's own wake-up comes, in nanoseconds (invariant 3): it
+/// bounds the lateness if the slot's leader cannot run (its executor is blocked), and is
+/// disarmed unused otherwise.
+pub(crate) const BACKSTOP: u64 = 1_000_000;
+
+/// The end of the slot of a task due at `due`: `due` rounded up to a multiple of [`BATCH`].
+pub(crate) fn slot_of(due: u64) -> u64 {
     due.div_ceil(BATCH).saturating_mul(BATCH)
 }
 
@@ -93,13 +110,36 @@ pub(crate) struct Sleepers {
 }
 
 struct State {
-    /// Invariant 1. The value is the waker of a task not swept yet; `None` for a thread, or
-    /// for a task once swept.
-    entries: BTreeMap<Key, Option<Waker>>,
+    /// Invariant 1.
+    entries: BTreeMap<Key, Slot>,
     /// The next entry's id.
     next_id: u64,
     /// Invariant 2.
     spinner: Option<Key>,
+    /// Invariant 6: the leader of each slot that has one, by the slot's end.
+    leaders: BTreeMap<u64, Key>,
+}
+
+/// What the registry keeps of a sleep.
+struct Slot {
+    /// The waker of a task not swept yet; `None` for a thread, or for a task once swept.
+    waker: Option<Waker>,
+    /// The end of its slot, for a task that does not spin (a leader or a follower).
+    slot: Option<u64>,
+}
+
+/// What a sleep learns when it registers: how it is to wake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// No other sleep is due within [`DENSE`]: sleep to the margin, then try to spin.
+    Isolated,
+    /// The leader of its slot: wake at the slot's end (given), then sweep.
+    Leader(u64),
+    /// A follower in a slot: a leader's sweep wakes it; its own wake-up is at the slot's end
+    /// plus [`BACKSTOP`] (given).
+    Follower(u64),
+    /// A thread among others: sleep to its instant.
+    Thread,
 }
 
 sync::lazy_static! {
@@ -108,6 +148,7 @@ sync::lazy_static! {
             entries: BTreeMap::new(),
             next_id: 0,
             spinner: None,
+            leaders: BTreeMap::new(),
         }),
         earliest: AtomicU64::new(u64::MAX),
     };
@@ -127,45 +168,78 @@ impl Sleepers {
                 entries: BTreeMap::new(),
                 next_id: 0,
                 spinner: None,
+                leaders: BTreeMap::new(),
             }),
             earliest: AtomicU64::new(u64::MAX),
         }
     }
 
     /// Registers a sleep until `due` (encoded by `time`); a task gives its waker, for sweeps.
-    /// Also says how far the nearest other sleep's instant is (`u64::MAX`: none): the sleep is
-    /// isolated if that is at least [`DENSE`].
-    pub(crate) fn register(&'static self, due: u64, waker: Option<&Waker>) -> (Entry, u64) {
+    /// Says how the sleep is to wake: isolated, it may spin; a task among others leads or
+    /// follows its slot; a thread among others sleeps to its instant.
+    pub(crate) fn register(&'static self, due: u64, waker: Option<&Waker>) -> (Entry, Plan) {
         let mut state = self.state.lock();
         let key = (due, state.next_id);
         state.next_id += 1;
-        state.entries.insert(key, waker.cloned());
+        let isolated = {
+            // Inserted with no slot first, to measure the distance to the others.
+            state.entries.insert(
+                key,
+                Slot {
+                    waker: waker.cloned(),
+                    slot: None,
+                },
+            );
+            state.nearest(key) >= DENSE
+        };
+        let plan = match waker {
+            _ if isolated => Plan::Isolated,
+            None => Plan::Thread,
+            Some(_) => {
+                let slot = slot_of(due);
+                if let Some(entry) = state.entries.get_mut(&key) {
+                    entry.slot = Some(slot);
+                }
+                match state.leaders.entry(slot) {
+                    std::collections::btree_map::Entry::Vacant(vacant) => {
+                        vacant.insert(key);
+                        Plan::Leader(slot)
+                    }
+                    std::collections::btree_map::Entry::Occupied(_) => {
+                        Plan::Follower(slot.saturating_add(BACKSTOP))
+                    }
+                }
+            }
+        };
         if waker.is_some() && due < self.earliest.load(Ordering::Relaxed) {
             self.earliest.store(due, Ordering::Release);
         }
-        let nearest = state.nearest(key);
         drop(state);
         let entry = Entry {
             sleepers: self,
             key,
             waker: waker.cloned(),
             spinning: false,
+            leader: matches!(plan, Plan::Leader(_)),
         };
-        (entry, nearest)
+        (entry, plan)
     }
 
     /// Wakes every registered task whose instant is at or before `now` (once each, invariant
-    /// 4). Called by the spinner on each round: one atomic load unless some task is due.
-    pub(crate) fn sweep(&self, now: u64) {
+    /// 4), except `except` (the sweeper, whose waker is only taken out). One atomic load unless
+    /// some task is due.
+    fn sweep(&self, now: u64, except: Key) {
         if self.earliest.load(Ordering::Acquire) > now {
             return;
         }
         let mut due: Vec<Waker> = Vec::new();
         {
             let mut state = self.state.lock();
-            for (_, slot) in state.entries.range_mut(..(now.saturating_add(1), 0)) {
-                if let Some(waker) = slot.take() {
-                    due.push(waker);
+            for (&key, slot) in state.entries.range_mut(..(now.saturating_add(1), 0)) {
+                if let Some(waker) = slot.waker.take() {
+                    if key != except {
+                        due.push(waker);
+                    }
                 }
             }
             self.earliest
@@ -214,8 +288,35 @@ impl State {
     fn earliest_waker(&self) -> u64 {
         self.entries
             .iter()
-            .find(|(_, waker)| waker.is_some())
+            .find(|(_, slot)| slot.waker.is_some())
             .map_or(u64::MAX, |(&(at, _), _)| at)
+    }
+
+    /// Hands the lead of `slot` from `key` (leaving) to a follower of the slot not swept yet,
+    /// whose waker is returned (to wake, after the lock: it then arms the slot's wake-up), or
+    /// ends the slot's lead if there is none (invariant 6).
+    fn hand_over(&mut self, slot: u64, key: Key) -> Option<Waker> {
+        if self.leaders.get(&slot) != Some(&key) {
+            return None;
+        }
+        let first = (slot.saturating_sub(BATCH).saturating_add(1), 0);
+        let successor = self
+            .entries
+            .range(first..=(slot, u64::MAX))
+            .find(|(&other, entry)| {
+                other != key && entry.slot == Some(slot) && entry.waker.is_some()
+            })
+            .map(|(&other, entry)| (other, entry.waker.clone()));
+        match successor {
+            Some((other, waker)) => {
+                self.leaders.insert(slot, other);
+                waker
+            }
+            None => {
+                self.leaders.remove(&slot);
+                None
+            }
+        }
     }
 }
 
@@ -229,6 +330,8 @@ pub(crate) struct Entry {
     waker: Option<Waker>,
     /// Whether this sleep holds the spinner slot.
     spinning: bool,
+    /// Whether this sleep was known to lead its slot (it stays so until it leaves).
+    leader: bool,
 }
 
 impl Entry {
@@ -253,8 +356,9 @@ impl Entry {
         let old = {
             let mut state = sleepers.state.lock();
             let old = match state.entries.get_mut(&self.key) {
-                Some(slot) => slot.replace(waker.clone()),
-                None => None,
+                // A swept task is due: it is woken already, and returns when polled.
+                Some(slot) if slot.waker.is_some() => slot.waker.replace(waker.clone()),
+                _ => None,
             };
             if self.key.0 < sleepers.earliest.load(Ordering::Relaxed) {
                 sleepers.earliest.store(self.key.0, Ordering::Release);
@@ -279,6 +383,24 @@ impl Entry {
         self.spinning
     }
 
+    /// Whether this task now leads its slot (a leader that left handed the lead to it): then it
+    /// arms the slot's wake-up in place of its backstop. Locks unless it is known to lead.
+    pub(crate) fn leads(&mut self) -> bool {
+        if !self.leader {
+            let state = self.sleepers.state.lock();
+            let slot = state.entries.get(&self.key).and_then(|entry| entry.slot);
+            self.leader = slot.is_some_and(|slot| state.leaders.get(&slot) == Some(&self.key));
+        }
+        self.leader
+    }
+
+    /// Wakes every other registered task whose instant is at or before `now`: a spinner on
+    /// each round, a leader (or any task) when it returns. One atomic load unless some task is
+    /// due.
+    pub(crate) fn sweep(&self, now: u64) {
+        self.sleepers.sweep(now, self.key);
+    }
+
     /// Whether this sleep holds the spinner slot (tests).
     #[cfg(test)]
     pub(crate) fn is_spinning(&self) -> bool {
@@ -289,21 +411,29 @@ impl Entry {
 impl Drop for Entry {
     fn drop(&mut self) {
         let sleepers = self.sleepers;
-        let removed = {
+        let (removed, successor) = {
             let mut state = sleepers.state.lock();
             let removed = state.entries.remove(&self.key);
             if state.spinner == Some(self.key) {
                 state.spinner = None;
             }
+            let successor = match removed.as_ref().and_then(|entry| entry.slot) {
+                Some(slot) => state.hand_over(slot, self.key),
+                None => None,
+            };
             // Keeps the bound tight (so spinners do not lock for nothing), invariant 5 kept.
             if self.key.0 <= sleepers.earliest.load(Ordering::Relaxed) {
                 sleepers
                     .earliest
                     .store(state.earliest_waker(), Ordering::Release);
             }
-            removed
+            (removed, successor)
         };
-        // The waker is the executor's code: dropped with no lock held.
+        // The executor's code, with no lock held: the new leader (if any) is woken, so that
+        // it arms the slot's wake-up; the entry's waker is dropped.
+        if let Some(waker) = successor {
+            waker.wake();
+        }
         drop(removed);
     }
 }
@@ -339,11 +469,14 @@ mod tests {
 
     const AT: u64 = 5_000_000_000;
 
+    /// A sweeper that is no entry.
+    const NOBODY: Key = (0, u64::MAX);
+
     #[test]
     fn a_lone_sleep_is_isolated_and_takes_the_slot() {
         let sleepers = registry();
-        let (mut entry, nearest) = sleepers.register(AT, None);
-        assert_eq!(nearest, u64::MAX);
+        let (mut entry, plan) = sleepers.register(AT, None);
+        assert_eq!(plan, Plan::Isolated);
         assert!(entry.try_spin());
         assert!(entry.is_spinning());
         assert!(entry.try_spin(), "keeps it");
@@ -356,14 +489,14 @@ mod tests {
     #[test]
     fn sleeps_due_close_together_do_not_spin() {
         let sleepers = registry();
-        let (mut first, nearest) = sleepers.register(AT, None);
-        assert_eq!(nearest, u64::MAX);
-        let (mut second, nearest) = sleepers.register(AT + DENSE / 2, None);
-        assert_eq!(nearest, DENSE / 2, "the first is due within DENSE");
-        let (_third, nearest) = sleepers.register(AT - DENSE / 4, None);
+        let (mut first, plan) = sleepers.register(AT, None);
+        assert_eq!(plan, Plan::Isolated);
+        let (mut second, plan) = sleepers.register(AT + DENSE / 2, None);
+        assert_eq!(plan, Plan::Thread, "the first is due within DENSE");
+        let (_third, plan) = sleepers.register(AT - DENSE / 4, None);
         assert_eq!(
-            nearest,
-            DENSE / 4,
+            plan,
+            Plan::Thread,
             "the first is due within DENSE, after it"
         );
         assert!(!first.try_spin(), "no longer isolated");
@@ -385,10 +518,10 @@ mod tests {
     fn sleeps_dense_apart_are_isolated() {
         let sleepers = registry();
         let (_first, _) = sleepers.register(AT, None);
-        let (mut second, nearest) = sleepers.register(AT + DENSE, None);
-        assert_eq!(nearest, DENSE);
-        let (_third, nearest) = sleepers.register(AT - DENSE, None);
-        assert_eq!(nearest, DENSE);
+        let (mut second, plan) = sleepers.register(AT + DENSE, None);
+        assert_eq!(plan, Plan::Isolated);
+        let (_third, plan) = sleepers.register(AT - DENSE, None);
+        assert_eq!(plan, Plan::Isolated);
         assert!(second.try_spin(), "isolated");
     }
 
@@ -412,14 +545,14 @@ mod tests {
         let (_thread, _) = sleepers.register(AT - 5, None);
         let (_e, _) = sleepers.register(AT, Some(&early_waker));
         let (_l, _) = sleepers.register(AT + 10, Some(&late_waker));
-        sleepers.sweep(AT - 1);
+        sleepers.sweep(AT - 1, NOBODY);
         assert_eq!(early.0.load(Ordering::SeqCst), 0, "not due yet");
-        sleepers.sweep(AT);
+        sleepers.sweep(AT, NOBODY);
         assert_eq!(early.0.load(Ordering::SeqCst), 1, "due");
         assert_eq!(late.0.load(Ordering::SeqCst), 0, "not due yet");
-        sleepers.sweep(AT + 5);
+        sleepers.sweep(AT + 5, NOBODY);
         assert_eq!(early.0.load(Ordering::SeqCst), 1, "woken once");
-        sleepers.sweep(AT + 10);
+        sleepers.sweep(AT + 10, NOBODY);
         assert_eq!(late.0.load(Ordering::SeqCst), 1);
         assert_eq!(sleepers.earliest.load(Ordering::SeqCst), u64::MAX);
     }
@@ -437,7 +570,7 @@ mod tests {
             u64::MAX,
             "bound reset"
         );
-        sleepers.sweep(AT + 1);
+        sleepers.sweep(AT + 1, NOBODY);
         assert_eq!(count.0.load(Ordering::SeqCst), 0, "left before its instant");
     }
 
@@ -448,23 +581,100 @@ mod tests {
         let (new, new_waker) = counter();
         let (mut entry, _) = sleepers.register(AT, Some(&old_waker));
         entry.set_waker(&new_waker);
-        sleepers.sweep(AT);
+        sleepers.sweep(AT, NOBODY);
         assert_eq!(old.0.load(Ordering::SeqCst), 0);
         assert_eq!(new.0.load(Ordering::SeqCst), 1);
         assert_eq!(entry.due(), AT);
     }
 
     #[test]
-    fn wake_at_aligns_only_sleeps_due_close_together() {
-        assert_eq!(wake_at(AT + 1, u64::MAX), AT + 1, "alone: its own instant");
-        assert_eq!(wake_at(AT + 1, BATCH), AT + 1, "nearest a batch away");
-        assert_eq!(
-            wake_at(AT + 1, BATCH - 1),
-            AT + BATCH,
-            "rounded up, never earlier"
+    fn slots_end_on_the_grid_never_before_the_instant() {
+        assert_eq!(slot_of(AT + 1), AT + BATCH);
+        assert_eq!(slot_of(AT + BATCH - 1), AT + BATCH);
+        assert_eq!(slot_of(AT), AT, "on the grid already");
+        assert_eq!(slot_of(u64::MAX - 1), u64::MAX, "saturates");
+    }
+
+    #[test]
+    fn the_first_task_of_a_slot_leads_the_others_follow() {
+        let sleepers = registry();
+        let (_, waker) = counter();
+        let (_lone, plan) = sleepers.register(AT + 1, Some(&waker));
+        assert_eq!(plan, Plan::Isolated, "alone");
+        let (leader, plan) = sleepers.register(AT + 2, Some(&waker));
+        assert_eq!(plan, Plan::Leader(AT + BATCH));
+        let (mut follower, plan) = sleepers.register(AT + 3, Some(&waker));
+        assert_eq!(plan, Plan::Follower(AT + BATCH + BACKSTOP));
+        let (_next, plan) = sleepers.register(AT + BATCH + 1, Some(&waker));
+        assert_eq!(plan, Plan::Leader(AT + 2 * BATCH), "a slot of its own");
+        assert!(leader.leader);
+        assert!(!follower.leads());
+    }
+
+    #[test]
+    fn a_leader_leaving_early_hands_the_lead_to_a_follower_and_wakes_it() {
+        let sleepers = registry();
+        let (_, other) = counter();
+        let (count, waker) = counter();
+        let (_first, _) = sleepers.register(AT + 1, None);
+        let (leader, plan) = sleepers.register(AT + 2, Some(&other));
+        assert!(matches!(plan, Plan::Leader(_)));
+        let (mut follower, plan) = sleepers.register(AT + 3, Some(&waker));
+        assert!(matches!(plan, Plan::Follower(_)));
+        drop(leader);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken to arm the slot");
+        assert!(follower.leads());
+        drop(follower);
+        assert!(
+            sleepers.state.lock().leaders.is_empty(),
+            "no lead is left behind"
         );
-        assert_eq!(wake_at(AT, 0), AT, "on the grid already");
-        assert_eq!(wake_at(u64::MAX - 1, 0), u64::MAX, "saturates");
+    }
+
+    #[test]
+    fn a_leader_sweeps_its_slot_when_it_returns() {
+        let sleepers = registry();
+        let (own, own_waker) = counter();
+        let (first, first_waker) = counter();
+        let (second, second_waker) = counter();
+        let (later, later_waker) = counter();
+        let (_first, _) = sleepers.register(AT + 1, None);
+        let (leader, plan) = sleepers.register(AT + 2, Some(&own_waker));
+        assert!(matches!(plan, Plan::Leader(_)));
+        let (_f1, _) = sleepers.register(AT + 3, Some(&first_waker));
+        let (_f2, _) = sleepers.register(AT + BATCH, Some(&second_waker));
+        let (_l, _) = sleepers.register(AT + BATCH + 1, Some(&later_waker));
+        // Woken at its slot's end, the leader returns and sweeps.
+        leader.sweep(AT + BATCH);
+        drop(leader);
+        assert_eq!(
+            own.0.load(Ordering::SeqCst),
+            0,
+            "not woken by its own sweep"
+        );
+        assert_eq!(first.0.load(Ordering::SeqCst), 1);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            later.0.load(Ordering::SeqCst),
+            0,
+            "the next slot's, not due"
+        );
+        let leaders = sleepers.state.lock().leaders.clone();
+        assert_eq!(
+            leaders.keys().copied().collect::<Vec<_>>(),
+            vec![AT + 2 * BATCH],
+            "the swept slot's lead ended with its leader"
+        );
+    }
+
+    #[test]
+    fn a_thread_among_tasks_neither_leads_nor_is_swept() {
+        let sleepers = registry();
+        let (_, waker) = counter();
+        let (_task, _) = sleepers.register(AT + 2, Some(&waker));
+        let (_thread, plan) = sleepers.register(AT + 3, None);
+        assert_eq!(plan, Plan::Thread);
+        assert!(sleepers.state.lock().leaders.len() <= 1);
     }
 
     #[test]
