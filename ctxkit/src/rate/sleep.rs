@@ -8,19 +8,23 @@
 //! meanwhile). Both check the context while covering the margin.
 //!
 //! Covering margins costs CPU: one margin per sleep. So every sleep registers in
-//! `sleepers.rs`, and covers its margin only if no other sleep is due within a millisecond of
-//! its instant (it is *isolated*) and no other sleep is covering one (at most one spinner in
-//! the process). A sleep among others sleeps on to its instant itself, and is as late as that
-//! wake-up. While a sleep spins it also wakes, at their instants, the tasks that came due
-//! meanwhile (`sleepers.rs`, "sweep"). Figures, measured on a quiet 2-core machine: a lone
-//! sleep returns a few microseconds late (p99 under 10 µs); among many, as late as a
-//! timer-thread wake-up or a timed park (median about 80 µs, p99 under 200 µs), with no CPU
-//! spent covering margins.
+//! `sleepers.rs` (which has the rules and their invariants), and covers its margin only if no
+//! other sleep is due within a millisecond of its instant (it is *isolated*) and no other sleep
+//! is covering one (at most one spinner in the process). Among others, a thread parks until
+//! its instant, and a task joins the 100 µs *slot* its instant falls in: the slot's first
+//! task (its leader) sleeps on the timer thread until the slot's end and then wakes every
+//! task that is due, so a slot costs one timer-thread wake-up and one executor wake-up; the
+//! others keep an alarm 1 ms later only as a backstop. A spinner also wakes the tasks that come
+//! due while it spins. Precision, on a quiet 2-core machine: a lone sleep returns a few
+//! microseconds late (p99 under 10 µs); among many, a thread as late as a timed park (about
+//! 80 µs), a task up to the slot's end plus a timer-thread wake-up (about 130 µs at the
+//! median, p99 about 300 µs), against about a millisecond for tokio's timer and Go's.
 //!
 //! A task sleeps on the timer thread directly: [`SleepUntil`] arms a `timer::Alarm` (an entry
 //! that wakes the task's waker, disarmed on drop) and awaits the context's [`Done`] beside it,
-//! so it wakes at the margin (or at its instant) or at once when the context is done, and
-//! costs no context node (a `Context::sleep` would build a child with a timeout per wait).
+//! so it wakes at the margin (or its instant, or its slot's end) or at once when the context
+//! is done, and costs no context node (a `Context::sleep` would build a child with a timeout
+//! per wait).
 //!
 //! The margins (150 µs for a thread, 300 µs for a task; measured here: a parked thread wakes
 //! 76 µs late at the median and 112 µs at p99, a timer-thread wake-up 80 µs and 185 µs) trade

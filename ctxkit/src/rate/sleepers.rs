@@ -257,8 +257,14 @@ impl Sleepers {
         self.state.lock().entries.len()
     }
 
-    /// Whether some sleep holds the spinner slot (tests).
+    /// The sweep's lower bound, `earliest` (tests).
     #[cfg(test)]
+    pub(crate) fn earliest_bound(&self) -> u64 {
+        self.earliest.load(Ordering::SeqCst)
+    }
+
+    /// Whether some sleep holds the spinner slot (tests).
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn has_spinner(&self) -> bool {
         self.state.lock().spinner.is_some()
     }
@@ -336,7 +342,7 @@ pub(crate) struct Entry {
 
 impl Entry {
     /// The instant it was registered with (tests).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn due(&self) -> u64 {
         self.key.0
     }
@@ -402,7 +408,7 @@ impl Entry {
     }
 
     /// Whether this sleep holds the spinner slot (tests).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn is_spinning(&self) -> bool {
         self.spinning
     }
