@@ -560,7 +560,7 @@ mod tests {
         assert_eq!(early.0.load(Ordering::SeqCst), 1, "woken once");
         sleepers.sweep(AT + 10, NOBODY);
         assert_eq!(late.0.load(Ordering::SeqCst), 1);
-        assert_eq!(sleepers.earliest.load(Ordering::SeqCst), u64::MAX);
+        assert_eq!(sleepers.earliest_bound(), u64::MAX);
     }
 
     #[test]
@@ -571,11 +571,7 @@ mod tests {
         assert_eq!(sleepers.registered(), 1);
         drop(entry);
         assert_eq!(sleepers.registered(), 0);
-        assert_eq!(
-            sleepers.earliest.load(Ordering::SeqCst),
-            u64::MAX,
-            "bound reset"
-        );
+        assert_eq!(sleepers.earliest_bound(), u64::MAX, "bound reset");
         sleepers.sweep(AT + 1, NOBODY);
         assert_eq!(count.0.load(Ordering::SeqCst), 0, "left before its instant");
     }
@@ -687,6 +683,6 @@ mod tests {
     fn a_thread_entry_gives_the_bound_nothing() {
         let sleepers = registry();
         let (_thread, _) = sleepers.register(AT, None);
-        assert_eq!(sleepers.earliest.load(Ordering::SeqCst), u64::MAX);
+        assert_eq!(sleepers.earliest_bound(), u64::MAX);
     }
 }
