@@ -141,7 +141,7 @@ fn many_async_waiters_on_one_thread_return_in_order_none_early() {
         .enable_time()
         .build()
         .unwrap();
-    // 20,000 a second: waiters 50 us apart, two to a slot; 2,000 of them, 0.1 s.
+    // 20,000 a second: waiters 50 us apart, ten to a slot; 2,000 of them, 0.1 s.
     async_waiters(runtime, 2000, 20_000.0);
 }
 
@@ -153,7 +153,7 @@ fn many_async_waiters_on_two_workers_return_in_order_none_early() {
         .build()
         .unwrap();
     async_waiters(runtime, 2000, 20_000.0);
-    // And sparser: 2,000 a second, one to a slot, none spinning.
+    // And sparser: 2,000 a second, 500 us apart: each on its own alarm, none spinning.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_time()

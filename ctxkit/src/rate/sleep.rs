@@ -11,14 +11,16 @@
 //! `sleepers.rs` (which has the rules and their invariants), and covers its margin only if no
 //! other sleep is due within a millisecond of its instant (it is *isolated*) and no other sleep
 //! is covering one (at most one spinner in the process). Among others, a thread parks until
-//! its instant, and a task joins the 100 µs *slot* its instant falls in: the slot's first
-//! task (its leader) sleeps on the timer thread until the slot's end and then wakes every
-//! task that is due, so a slot costs one timer-thread wake-up and one executor wake-up; the
-//! others keep an alarm 1 ms later only as a backstop. A spinner also wakes the tasks that come
-//! due while it spins. Precision, on a quiet 2-core machine: a lone sleep returns a few
-//! microseconds late (p99 under 10 µs); among many, a thread as late as a timed park (about
-//! 80 µs), a task up to the slot's end plus a timer-thread wake-up (about 130 µs at the
-//! median, p99 about 300 µs), against about a millisecond for tokio's timer and Go's.
+//! its instant, and so does a task with no other due within 500 µs; a task with one joins the
+//! 500 µs *slot* its instant falls in: the slot's first task (its leader) sleeps on the timer
+//! thread until the slot's end and then wakes every task that is due, so a slot costs one
+//! timer-thread wake-up and one executor wake-up however many tasks it holds; the others keep
+//! an alarm 1 ms later only as a backstop. A spinner also wakes the tasks that come due while
+//! it spins. Precision: a lone sleep returns a few microseconds late (p99 under 10 µs on a
+//! quiet machine); among others, as late as a timer-thread wake-up or a timed park (about
+//! 80 µs at the median), or, for tasks sharing slots, up to the slot's end plus that (median
+//! about 270 µs at 20,000 waits a second), against about a millisecond for tokio's timer and
+//! for Go. The slot's width trades CPU for that lateness (`sleepers.rs`, `BATCH`).
 //!
 //! A task sleeps on the timer thread directly: [`SleepUntil`] arms a `timer::Alarm` (an entry
 //! that wakes the task's waker, disarmed on drop) and awaits the context's [`Done`] beside it,
@@ -181,8 +183,7 @@ impl Future for SleepUntil {
                         slot: sleepers::slot_of(this.due),
                     }
                 }
-                // Only threads are told this.
-                Plan::Thread => Phase::Own,
+                Plan::Own => Phase::Own,
             };
         }
         // Terminates: a second round only after `ToMargin` or `Follow` became `Own`.
