@@ -1,3 +1,4 @@
 //! Model-checked tests of the limiter (run with `RUSTFLAGS="--cfg loom"`).
 
 mod loom_limiter;
+mod loom_sleepers;
