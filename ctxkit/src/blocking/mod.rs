@@ -70,9 +70,10 @@
 //!    the lock yet.
 //! 3. While an unclaimed worker waits (`idle > 0`), every queued function is claimed:
 //!    `queue.len() <= claimed`. The dispatcher keeps it by claiming idle workers when it fills
-//!    the queue; a worker only waits once the queue is empty; a worker that consumes a claim
-//!    pops in the same critical section. So a queued function never waits beside an idle
-//!    worker.
+//!    the queue (and notifies them once it has released `state`: the claim, not the notify,
+//!    is what a worker acts on); a worker only waits once the queue is empty; a worker that
+//!    consumes a claim pops in the same critical section. So a queued function never waits
+//!    beside an idle worker.
 //! 4. Growth is wanted ([`State::wants_growth`]) when no worker is idle and more functions
 //!    are queued than the claimed and starting workers will take. Only the dispatcher fills
 //!    the queue, so only it makes growth wanted; it checks after every fill, and, past the
@@ -184,7 +185,8 @@ pub(crate) struct BlockingPool {
     state: Mutex<State>,
     /// What hand-offs push (invariants 1, 5). Taken under `state` or alone; a leaf.
     intake: Mutex<Intake>,
-    /// Idle workers wait on it (with `state`); notified once per claim (invariant 3).
+    /// Idle workers wait on it (with `state`); notified once per claim, after `state` is
+    /// released (invariant 3).
     work: Condvar,
     /// The dispatcher waits on it (with `state`); notified by a hand-off (invariant 5).
     dispatch: Condvar,
@@ -353,11 +355,15 @@ impl BlockingPool {
     }
 
     /// Moves the intake onto the queue and claims idle workers for it (invariants 1, 3);
-    /// requires `state` locked.
-    fn fill(&self, state: &mut State) {
+    /// requires `state` locked. Returns how many workers it claimed, for [`wake`](Self::wake)
+    /// to notify once `state` is released: a woken worker's first act is to take `state`, so
+    /// a notify sent under it wakes a thread only to block it again on the lock (at the start
+    /// of a burst on a warm pool, hundreds of them, which delayed the first function by ms).
+    #[must_use]
+    fn fill(&self, state: &mut State) -> usize {
         let jobs = std::mem::take(&mut self.intake.lock().jobs);
         if jobs.is_empty() {
-            return;
+            return 0;
         }
         state.queue.extend(jobs);
         let claim = state
@@ -365,19 +371,20 @@ impl BlockingPool {
             .len()
             .saturating_sub(state.claimed)
             .min(state.idle);
-        if claim == 0 {
-            return;
-        }
-        let everyone = claim == state.idle && state.claimed == 0;
         state.idle -= claim;
         state.claimed += claim;
-        if everyone {
-            // Every waiter is claimed: one wake-up for all of them.
-            self.work.notify_all();
-        } else {
-            for _ in 0..claim {
-                self.work.notify_one();
-            }
+        claim
+    }
+
+    /// Wakes `claimed` waiting workers, for the claims [`fill`](Self::fill) made; called
+    /// with `state` released. One notify per claim, not one for every waiter when all are
+    /// claimed: hundreds of workers woken at once would all queue on `state` again. A claimed
+    /// worker that a notify reaches late (or never, having timed out meanwhile) still finds
+    /// its claim under `state` (invariant 3), and a notify that reaches an unclaimed waiter
+    /// only sends it back to wait.
+    fn wake(&self, claimed: usize) {
+        for _ in 0..claimed {
+            self.work.notify_one();
         }
     }
 
@@ -390,7 +397,13 @@ impl BlockingPool {
             if state.closed {
                 return;
             }
-            self.fill(&mut state);
+            let claimed = self.fill(&mut state);
+            if claimed > 0 {
+                drop(state);
+                self.wake(claimed);
+                state = self.state.lock();
+                continue;
+            }
             let mut pause = None;
             if state.wants_growth() {
                 pause = self.stuck_for(&mut state);
@@ -765,7 +778,7 @@ mod unit_tests {
 
         // On the queue, then taken by a worker: it is then a live unit with the
         // registration's tag.
-        pool.fill(&mut pool.state.lock());
+        assert_eq!(pool.fill(&mut pool.state.lock()), 0);
         assert_eq!(pool.queued_units().len(), 1);
         let worker = {
             let pool = pool.clone();

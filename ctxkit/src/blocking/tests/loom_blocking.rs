@@ -123,7 +123,7 @@ fn loom_stop_vs_cancel_hand_off() {
         // What a worker would do: fill the queue and run it.
         let jobs: Vec<Job> = {
             let mut state = POOL.state.lock();
-            POOL.fill(&mut state);
+            assert_eq!(POOL.fill(&mut state), 0, "no worker waits here");
             state.queue.drain(..).collect()
         };
         for job in jobs {
