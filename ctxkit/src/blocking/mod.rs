@@ -7,10 +7,11 @@
 //! since the dispatcher last slept, wakes it. The *dispatcher* (one thread,
 //! `ctxkit-after-dispatch`) moves the intake onto the queue, wakes idle workers for it, and
 //! starts a worker when none is idle; the *workers* (threads named `ctxkit-after-func`) run the
-//! queued functions, one at a time each, oldest first. The dispatcher is started by the first
-//! `after_func` registration on a context that can be done ([`prepare`]), lives as long as the
-//! process (as the timer thread does), and never runs user code: a function that blocks never
-//! stops the pool from growing, and the thread that hands off never starts one.
+//! queued functions, one at a time each, roughly oldest first (see "The queue's shards"). The
+//! dispatcher is started by the first `after_func` registration on a context that can be done
+//! ([`prepare`]), lives as long as the process (as the timer thread does), and never runs user
+//! code: a function that blocks never stops the pool from growing, and the thread that hands
+//! off never starts one.
 //!
 //! # How many threads
 //!
@@ -35,9 +36,40 @@
 //! creep towards a thread per function. Past the soft limit, a queue that drains drains through
 //! the workers it has.
 //!
+//! Why 512 and not more: a worker whose function sleeps costs the OS a sleep and two context
+//! switches per function (about 5-10 µs of CPU on a loaded 2-core machine), so 512 workers
+//! sleeping 1 ms each already ask for more than two cores' worth of switching alone; in
+//! `ctx.after_func_10k` a limit of 1,024 made no measurable difference, and a pure-`std` pool of 512 to 4,096 threads was
+//! fastest at 512 to 1,024. A parked thread holds about 10 KiB of resident user memory (512
+//! parked threads: +5 MB RSS) and a 16 KiB kernel stack (x86-64), and 2 MiB of address space.
+//!
+//! Workers are started with std's default stack size (2 MiB, or `RUST_MIN_STACK`), as the
+//! threads that ran each function before the pool were: an after-function is user code that
+//! may recurse or hold large locals, and a smaller stack would be a stack overflow that only
+//! some functions hit. The stack is address space reserved, not memory committed: its size
+//! costs nothing a function does not touch.
+//!
+//! A worker started while growth is wanted does not itself start the next one: tried, with
+//! workers starting workers, the first burst reached more workers sooner but finished no
+//! sooner (the starts took the CPU the functions needed), and the canceling thread, competing
+//! with the starts, returned 5-20 ms late instead of in about 1 ms.
+//!
 //! **Idle workers exit after [`KEEP_ALIVE`]** (5 s) without a function: long enough that the
 //! bursts of a service (a deploy, a client that drops its connections) reuse the threads of
 //! the last one, short enough that a burst's threads do not linger. The dispatcher stays.
+//!
+//! # The queue's shards
+//!
+//! The queue is [`SHARDS`] (16) queues, each under its own lock. A fill spreads the intake over
+//! them in runs of consecutive functions, from the shard after the last fill's; a worker
+//! searches them from a shard of its own (`home`, given out in turn as workers start) and
+//! takes the oldest function of the first one that has one. A busy worker that finishes a
+//! function takes the next this way under that shard's lock alone, without `state`: hundreds
+//! of workers whose 1 ms sleeps end on the same timer tick all take their next function at
+//! once, and on one lock they queued on it (a futex sleep and wake-up each, about a tenth of
+//! the pool's CPU time in `ctx.after_func_10k`). Only a worker about to wait takes `state`,
+//! and searches again under it. So the order is oldest first within a shard and within a
+//! fill's runs, not across the whole queue: functions handed off together start together.
 //!
 //! # Panics
 //!
@@ -59,24 +91,30 @@
 //!
 //! # Invariants
 //!
-//! 1. A handed-off function is in the intake, then in the queue, then recorded as a unit
-//!    (`PooledUnit::begin`) until it returns. It moves from the intake to the queue under
-//!    both locks, and a worker records it before it releases the `state` lock it popped it
-//!    under; [`queued_units`] reads both lists under both locks, and a leak check reads it
-//!    before the registry: a function is never missed.
+//! 1. A handed-off function is in the intake, then in a shard, then recorded as a unit
+//!    (`PooledUnit::begin`) until it returns. It moves from the intake to a shard under
+//!    `state` (and each of the two locks in turn), and a worker records it before it releases
+//!    the shard's lock it popped it under; [`queued_units`] reads the intake and every shard
+//!    under `state`, and a leak check reads it before the registry: a function is never
+//!    missed.
 //! 2. `workers = running + idle + claimed + starting`, under `state`: `idle` counts the
 //!    workers waiting and not claimed, `claimed` those waiting that the dispatcher has claimed
 //!    (and notified) for a queued function, `starting` those it started that have not taken
 //!    the lock yet.
-//! 3. While an unclaimed worker waits (`idle > 0`), every queued function is claimed:
-//!    `queue.len() <= claimed`. The dispatcher keeps it by claiming idle workers when it fills
-//!    the queue; a worker only waits once the queue is empty; a worker that consumes a claim
-//!    pops in the same critical section. So a queued function never waits beside an idle
-//!    worker.
+//! 3. While an unclaimed worker waits (`idle > 0`), every queued function is claimed: the
+//!    shards hold no more than `claimed` functions. The dispatcher keeps it by claiming idle
+//!    workers when it fills the shards, under `state` (and notifies them once it has released
+//!    it: the claim, not the notify, is what a worker acts on); a worker only waits once it
+//!    has found every shard empty under `state` (no fill runs then, so they stay empty until
+//!    it waits); a worker that consumes a claim searches the shards in the same critical
+//!    section. Busy workers take functions without `state`, which only lowers the count: a
+//!    claimed worker may find nothing left, and then waits again. So a queued function never
+//!    waits beside an idle worker.
 //! 4. Growth is wanted ([`State::wants_growth`]) when no worker is idle and more functions
 //!    are queued than the claimed and starting workers will take. Only the dispatcher fills
-//!    the queue, so only it makes growth wanted; it checks after every fill, and, past the
-//!    soft limit, again when [`STUCK_AFTER`] has passed (a timed wait) to see whether `taken`
+//!    the shards, so only it makes growth wanted (a busy worker's take only lowers the count
+//!    it reads); it checks after every fill, and, past the soft limit, again when
+//!    [`STUCK_AFTER`] has passed (a timed wait) to see whether the shards' `taken` counts
 //!    moved meanwhile.
 //! 5. While `Intake.awake` is true the dispatcher runs or has been notified, and will look at
 //!    the intake again before it sleeps: it sets it false only under both locks, with the
@@ -90,13 +128,14 @@
 //!
 //! # Lock order
 //!
-//! `state`, then `intake` (a leaf: nothing is taken under it). A hand-off takes `intake`
-//! alone, then, to wake the dispatcher, `state` alone. Also under `state`, all leaves of
-//! `spawn`: a worker records its function's unit in its own thread's record (that record's
-//! `job` lock; the registry's lock on a thread that is not a shared one; the first time it
-//! does while leak checks are in use, it also reads its OS thread id, one file read per
-//! worker), and the first registration starts the dispatcher (the registry's lock). No user
-//! code runs under either: functions run, and are dropped, after they are released. A
+//! `state`, then `intake` or one shard (never two of those at once). A hand-off takes `intake`
+//! alone, then, to wake the dispatcher, `state` alone; a busy worker takes a shard alone.
+//! Under a shard, all leaves of `spawn`: a worker records its function's unit in its own
+//! thread's record (that record's `job` lock; the registry's lock on a thread that is not a
+//! shared one; the first time it does while leak checks are in use, it also reads its OS
+//! thread id, one file read per worker). Under `state`, the first registration starts the
+//! dispatcher (the registry's lock). No user code runs under any of them: functions run, and
+//! are dropped, after they are released. A
 //! hand-off comes from under no lock of the tree (`tree.rs` notifies its waiters after
 //! releasing the node's lock).
 //!
@@ -113,7 +152,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::spawn::{self, Kind, Origin, PooledUnit, ScopeTag, UnitInfo};
-use crate::sync::{self, Arc, AtomicBool, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{self, Arc, AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
 
 #[cfg(all(test, loom))]
 mod tests;
@@ -126,6 +165,11 @@ pub(crate) const SOFT_LIMIT: usize = 512;
 
 /// Past [`SOFT_LIMIT`], how long no queued function may be taken before one more worker starts.
 pub(crate) const STUCK_AFTER: Duration = Duration::from_millis(10);
+
+/// How many parts the queue is split into: busy workers that take their next function at the
+/// same moment (their sleeps end on the same timer tick) take different locks. Two under loom,
+/// to model a search that crosses shards at all.
+const SHARDS: usize = if cfg!(loom) { 2 } else { 16 };
 
 /// How long the dispatcher waits before trying again when the OS refused a thread.
 const RETRY_START: Duration = Duration::from_millis(10);
@@ -180,11 +224,17 @@ impl Job {
 /// A pool of workers and its dispatcher (see the module docs). One per process ([`hand_off`]);
 /// tests make their own with a shorter keep-alive.
 pub(crate) struct BlockingPool {
-    /// The queue and the workers' counts (invariants 1 to 4, 6).
+    /// The workers' counts and claims (invariants 1 to 4, 6).
     state: Mutex<State>,
+    /// The queue, in [`SHARDS`] parts (see "The queue's shards" in the module docs): filled
+    /// under `state`, popped by a busy worker under its shard's lock alone.
+    shards: Box<[Mutex<Shard>]>,
+    /// Where the next worker starts its search of the shards.
+    homes: AtomicUsize,
     /// What hand-offs push (invariants 1, 5). Taken under `state` or alone; a leaf.
     intake: Mutex<Intake>,
-    /// Idle workers wait on it (with `state`); notified once per claim (invariant 3).
+    /// Idle workers wait on it (with `state`); notified once per claim, after `state` is
+    /// released (invariant 3).
     work: Condvar,
     /// The dispatcher waits on it (with `state`); notified by a hand-off (invariant 5).
     dispatch: Condvar,
@@ -201,8 +251,8 @@ pub(crate) struct BlockingPool {
 /// Under `BlockingPool.state`.
 #[derive(Default)]
 struct State {
-    /// Functions taken from the intake, oldest first (invariant 1).
-    queue: VecDeque<Job>,
+    /// The shard the next fill starts with.
+    cursor: usize,
     /// Workers started and not exited (invariant 2).
     workers: usize,
     /// Workers waiting, unclaimed (invariants 2, 3).
@@ -211,9 +261,7 @@ struct State {
     claimed: usize,
     /// Workers started that have not taken the lock yet (invariant 2).
     starting: usize,
-    /// Functions workers have taken from the queue, ever: progress, for the soft limit.
-    taken: u64,
-    /// Past the soft limit: `taken` when the dispatcher began to wait for progress, and when.
+    /// Past the soft limit: the functions taken ([`BlockingPool::taken`]) when the dispatcher began to wait for progress, and when.
     watch: Option<(u64, Instant)>,
     /// Whether the dispatcher runs (under loom: was asked to); set once.
     dispatcher: bool,
@@ -232,10 +280,19 @@ struct Intake {
     awake: bool,
 }
 
+/// One part of the queue.
+#[derive(Default)]
+struct Shard {
+    /// Functions taken from the intake, oldest first (invariant 1).
+    jobs: VecDeque<Job>,
+    /// Functions workers have taken from it, ever: progress, for the soft limit.
+    taken: u64,
+}
+
 impl State {
-    /// Invariant 4.
-    fn wants_growth(&self) -> bool {
-        self.idle == 0 && self.queue.len() > self.claimed + self.starting
+    /// Invariant 4, with `queued` functions in the shards.
+    fn wants_growth(&self, queued: usize) -> bool {
+        self.idle == 0 && queued > self.claimed + self.starting
     }
 }
 
@@ -280,6 +337,8 @@ impl BlockingPool {
     ) -> BlockingPool {
         BlockingPool {
             state: Mutex::new(State::default()),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            homes: AtomicUsize::new(0),
             intake: Mutex::new(Intake::default()),
             work: Condvar::new(),
             dispatch: Condvar::new(),
@@ -341,43 +400,83 @@ impl BlockingPool {
 
     /// See [`queued_units`].
     fn queued_units(&self) -> Vec<UnitInfo> {
-        // Lock order: `state`, then `intake`.
-        let state = self.state.lock();
-        let intake = self.intake.lock();
-        intake
+        // Lock order: `state`, then one shard or `intake` at a time. Under `state` no function
+        // moves from the intake to a shard (invariant 1).
+        let _state = self.state.lock();
+        let mut units: Vec<UnitInfo> = self
+            .intake
+            .lock()
             .jobs
             .iter()
-            .chain(state.queue.iter())
             .map(Job::queued_unit)
-            .collect()
+            .collect();
+        for shard in self.shards.iter() {
+            units.extend(shard.lock().jobs.iter().map(Job::queued_unit));
+        }
+        units
+    }
+
+    /// The functions in the shards. With `state` locked it counts every fill; a busy worker
+    /// may take one meanwhile, so it can be high, never low.
+    fn queued(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().jobs.len())
+            .sum()
+    }
+
+    /// The functions workers have taken from the shards, ever.
+    fn taken(&self) -> u64 {
+        self.shards.iter().map(|shard| shard.lock().taken).sum()
+    }
+
+    /// Takes the oldest function of the first shard that has one, from `home` on, and
+    /// records it as a unit under that shard's lock (invariant 1).
+    fn pop(&self, home: usize) -> Option<(PooledUnit, Callback)> {
+        (0..self.shards.len()).find_map(|i| {
+            let mut shard = self.shards[(home + i) % self.shards.len()].lock();
+            let job = shard.jobs.pop_front()?;
+            shard.taken += 1;
+            Some((PooledUnit::begin(job.origin, job.tag), job.callback))
+        })
     }
 
     /// Moves the intake onto the queue and claims idle workers for it (invariants 1, 3);
-    /// requires `state` locked.
-    fn fill(&self, state: &mut State) {
+    /// requires `state` locked. Returns how many workers it claimed, for [`wake`](Self::wake)
+    /// to notify once `state` is released: a woken worker's first act is to take `state`, so
+    /// a notify sent under it wakes a thread only to block it again on the lock (at the start
+    /// of a burst on a warm pool, hundreds of them, which delayed the first function by ms).
+    #[must_use]
+    fn fill(&self, state: &mut State) -> usize {
         let jobs = std::mem::take(&mut self.intake.lock().jobs);
         if jobs.is_empty() {
-            return;
+            return 0;
         }
-        state.queue.extend(jobs);
-        let claim = state
-            .queue
-            .len()
-            .saturating_sub(state.claimed)
-            .min(state.idle);
-        if claim == 0 {
-            return;
+        // Spread over the shards in order, a run of consecutive functions per shard, from
+        // where the last fill stopped.
+        let (n, parts) = (jobs.len(), self.shards.len());
+        let mut jobs = jobs.into_iter();
+        for i in 0..parts.min(n) {
+            let share = n / parts + usize::from(i < n % parts);
+            let mut shard = self.shards[(state.cursor + i) % parts].lock();
+            shard.jobs.extend(jobs.by_ref().take(share));
         }
-        let everyone = claim == state.idle && state.claimed == 0;
+        state.cursor = (state.cursor + n) % parts;
+        let claim = self.queued().saturating_sub(state.claimed).min(state.idle);
         state.idle -= claim;
         state.claimed += claim;
-        if everyone {
-            // Every waiter is claimed: one wake-up for all of them.
-            self.work.notify_all();
-        } else {
-            for _ in 0..claim {
-                self.work.notify_one();
-            }
+        claim
+    }
+
+    /// Wakes `claimed` waiting workers, for the claims [`fill`](Self::fill) made; called
+    /// with `state` released. One notify per claim, not one for every waiter when all are
+    /// claimed: hundreds of workers woken at once would all queue on `state` again. A claimed
+    /// worker that a notify reaches late (or never, having timed out meanwhile) still finds
+    /// its claim under `state` (invariant 3), and a notify that reaches an unclaimed waiter
+    /// only sends it back to wait.
+    fn wake(&self, claimed: usize) {
+        for _ in 0..claimed {
+            self.work.notify_one();
         }
     }
 
@@ -390,12 +489,19 @@ impl BlockingPool {
             if state.closed {
                 return;
             }
-            self.fill(&mut state);
+            let claimed = self.fill(&mut state);
+            if claimed > 0 {
+                drop(state);
+                self.wake(claimed);
+                state = self.state.lock();
+                continue;
+            }
             let mut pause = None;
-            if state.wants_growth() {
+            let growth = state.wants_growth(self.queued());
+            if growth {
                 pause = self.stuck_for(&mut state);
             }
-            if state.wants_growth() && pause.is_none() {
+            if growth && pause.is_none() {
                 // Counted before it runs (invariant 2), so the next round does not start a
                 // second worker for the same function.
                 state.starting += 1;
@@ -443,8 +549,9 @@ impl BlockingPool {
             return None;
         }
         let now = Instant::now();
+        let taken_now = self.taken();
         match state.watch {
-            Some((taken, since)) if taken == state.taken => {
+            Some((taken, since)) if taken == taken_now => {
                 let stuck = now.saturating_duration_since(since);
                 if stuck >= self.stuck_after {
                     state.watch = None; // the next worker waits a whole period again
@@ -455,7 +562,7 @@ impl BlockingPool {
             }
             // First look, or progress since: watch from now.
             _ => {
-                state.watch = Some((state.taken, now));
+                state.watch = Some((taken_now, now));
                 Some(self.stuck_after)
             }
         }
@@ -481,17 +588,21 @@ impl BlockingPool {
     /// A worker's loop: runs queued functions, waits up to the keep-alive for more, exits
     /// (invariant 6). `started` says whether the dispatcher counted it as starting.
     fn work(&self, started: bool) {
+        let home = self.homes.fetch_add(1, Ordering::Relaxed) % self.shards.len();
         let mut state = self.state.lock();
         if started {
             state.starting -= 1;
         }
         loop {
-            if let Some(job) = state.queue.pop_front() {
-                state.taken += 1;
-                // Invariant 1: recorded before the lock is released.
-                let unit = PooledUnit::begin(job.origin, job.tag);
+            // Under `state`: no fill runs, so shards found empty stay empty until this worker
+            // waits (invariant 3).
+            if let Some((unit, callback)) = self.pop(home) {
                 drop(state);
-                run(unit, job.callback);
+                run(unit, callback);
+                // Busy: the next function without `state`, while the shards have one.
+                while let Some((unit, callback)) = self.pop(home) {
+                    run(unit, callback);
+                }
                 state = self.state.lock();
                 continue;
             }
@@ -503,7 +614,8 @@ impl BlockingPool {
                 (state, timed_out) = self.wait_for_work(state, deadline);
                 if state.claimed > 0 {
                     // Claimed (whichever waiter the notify woke): pop in this same critical
-                    // section (invariant 3).
+                    // section (invariant 3); a busy worker may have taken the function
+                    // meanwhile, and then this one waits again.
                     state.claimed -= 1;
                     break;
                 }
@@ -765,7 +877,7 @@ mod unit_tests {
 
         // On the queue, then taken by a worker: it is then a live unit with the
         // registration's tag.
-        pool.fill(&mut pool.state.lock());
+        assert_eq!(pool.fill(&mut pool.state.lock()), 0);
         assert_eq!(pool.queued_units().len(), 1);
         let worker = {
             let pool = pool.clone();

@@ -1,5 +1,6 @@
 //! loom models of the after-function pool (`blocking/mod.rs`): a hand-off racing the
-//! dispatcher going to sleep (invariant 5), a worker's idle exit racing the claim made for a
+//! dispatcher going to sleep (invariant 5), a busy worker's take from the shards racing a fill
+//! (invariants 1, 3, 4), a worker's idle exit racing the claim made for a
 //! function (invariants 3, 6), and `AfterFunc::stop` racing the cancel that hands the function
 //! off (`context/deferred.rs`, invariant 1).
 //!
@@ -75,6 +76,40 @@ fn loom_hand_off_vs_the_dispatcher_going_to_sleep() {
     });
 }
 
+/// A function that hands off another while it runs: the worker, busy, looks for its next
+/// function in the shards without `state` while the dispatcher fills them (and may start a
+/// second worker, which may find the function taken and wait): the second function runs
+/// once, whoever takes it (invariants 1, 3, 4).
+#[test]
+fn loom_busy_take_vs_fill() {
+    loom::model(|| {
+        let pool = Arc::new(BlockingPool::new(Duration::from_secs(5)));
+        assert!(pool.prepare());
+        let dispatcher = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.dispatch_loop())
+        };
+        let runs = Arc::new(StdAtomicUsize::new(0));
+        let first = {
+            let (pool, second) = (pool.clone(), counting(&runs));
+            let runs = runs.clone();
+            Job::new(
+                Box::new(move || {
+                    runs.fetch_add(1, StdOrdering::SeqCst);
+                    assert!(pool.hand_off(second).is_ok());
+                }),
+                Origin::here("ctxkit-test-job"),
+                None,
+            )
+        };
+        assert!(pool.hand_off(first).is_ok());
+        until_runs(&runs, 2);
+        close(&pool);
+        dispatcher.join().unwrap();
+        assert_eq!(runs.load(StdOrdering::SeqCst), 2);
+    });
+}
+
 /// A worker that finds nothing to do and leaves (its keep-alive spent at once, as under loom
 /// every idle wait is) while the dispatcher fills the queue: either the dispatcher claims it
 /// before it leaves and it runs the function, or it has left and the dispatcher starts
@@ -123,8 +158,11 @@ fn loom_stop_vs_cancel_hand_off() {
         // What a worker would do: fill the queue and run it.
         let jobs: Vec<Job> = {
             let mut state = POOL.state.lock();
-            POOL.fill(&mut state);
-            state.queue.drain(..).collect()
+            assert_eq!(POOL.fill(&mut state), 0, "no worker waits here");
+            POOL.shards
+                .iter()
+                .flat_map(|shard| std::mem::take(&mut shard.lock().jobs))
+                .collect()
         };
         for job in jobs {
             (job.into_callback())();
