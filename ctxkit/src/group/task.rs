@@ -1048,9 +1048,9 @@ mod tests {
             g.wait().await
         });
         assert_eq!(r, Ok(vec![Some(tag); 4]));
-        drop(rt); // drops the idle workers
-        // Their records go as their futures are dropped, on the runtime's threads: look again,
-        // boundedly, rather than once.
+        // Dropping the runtime drops the idle workers. Their records go as their futures are
+        // dropped, on the runtime's threads: look again, boundedly, rather than once.
+        drop(rt);
         let give_up = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while live_units().iter().any(|u| u.tag == Some(tag)) {
             assert!(
