@@ -32,9 +32,9 @@
 //! after-function. A registration that arms the node it registers on reads no clock: once
 //! armed, the owner is done when the timer fires, and the timer fires an entry whose instant
 //! has passed at once, so a deadline that passed just before the registration is reported
-//! by the timer thread (a moment later) rather than by the registration. A done node whose completion has not run yet (only possible for an expired
-//! owner nobody waits on asynchronously) is completed by the next cancel, arming or registration
-//! that reaches it. The price of laziness: reading a node that inherits its deadline loads the
+//! by the timer thread (a moment later) rather than by the registration. A done node whose
+//! completion has not run yet (only possible for an expired owner nobody waits on
+//! asynchronously) is completed by the next cancel, arming or registration that reaches it. The price of laziness: reading a node that inherits its deadline loads the
 //! state of each ancestor up to the owner (usually one or two).
 //!
 //! # Where children live: an inline place, then shards
@@ -66,8 +66,10 @@
 //! 1. The done bits of `state` are set once: under the node's lock by [`complete`] (or
 //!    [`complete_quick`], its form for the common cases, which follows the same rules), or without
 //!    it by a reader's compare-and-swap when an unwatched owner's deadline has passed (then to
-//!    [`DEADLINE`]). A completion of an owner decides its error with a compare-and-swap, so it
-//!    cannot interleave with such a reader. [`COMPLETED`] is set under the lock, with the done
+//!    [`DEADLINE`]). A completion of an unwatched owner decides its error with a
+//!    compare-and-swap, so it cannot interleave with such a reader; a watched ([`ARMED`]) owner
+//!    has no such reader (a swap that expects the state from before `ARMED` was set fails), so
+//!    its completion, under the lock, stores. [`COMPLETED`] is set under the lock, with the done
 //!    bits, by the one completion that takes the waiters and children out.
 //! 2. `Extra::cause` holds, before completion, the reason to give if the node's own deadline
 //!    expires (the `_cause` constructors) and `None` otherwise; the completion replaces it with
@@ -880,8 +882,8 @@ enum Quick {
 
 /// The common cases of [`complete`] and [`Completed::notify_waiters`] in one, without building a
 /// [`Completed`] (moving it costs more than the rest): a node with no deadline completes with
-/// `error` and no reason, and a node with nothing behind its lock with what [`decide`] says
-/// (if that carries no reason); then it calls `leave_parent`, notifies the waiters (invariant
+/// `error` and no reason, and a node with nothing behind its lock or an armed owner with what
+/// [`decide`] says (if that carries no reason); then it calls `leave_parent`, notifies the waiters (invariant
 /// 5: no lock held) and hands back the children. Returns [`Quick::Fallback`], having changed
 /// nothing, for any other node, or one that is already done.
 ///
@@ -925,30 +927,58 @@ fn complete_quick(
             Err(_) => Quick::Fallback,
         };
     }
-    if state & HAS_DEADLINE != 0 {
+    // With the lock: a node with no deadline, or an armed owner (the common awaited request).
+    // `ARMED` is never cleared, so the second test holds under the lock too.
+    if state & (HAS_DEADLINE | ARMED) == HAS_DEADLINE {
         return Quick::Fallback;
     }
-    let completed = done_bits(error) | COMPLETED;
     let mut inner = node.lock();
     let state = node.state.load(Ordering::Acquire);
     if state & (DONE_MASK | COMPLETED) != 0 {
         return Quick::Fallback;
     }
+    let error = if state & ARMED == 0 {
+        error
+    } else {
+        // As in `complete`: an armed owner adopts what its parent shows, else `error`; a
+        // decision that carries a reason falls back (invariant 2 wants it stored).
+        match decide(node, state, &Completion::With(error, None), None) {
+            (error, None) => error,
+            (_, Some(_)) => return Quick::Fallback,
+        }
+    };
+    let completed = done_bits(error) | COMPLETED;
     // Invariants 7 and 9: with the lock held no child can be linked or taken out.
     let used = node.children.get().map_or(0, Shards::used);
     let first_child = inner.first_child.take();
     let childless = used == 0 && first_child.is_none();
-    // As in `complete`: `NEEDS_LOCK` is set and the node owns no deadline, so nobody else
-    // writes the state now. No deadline also means no pending reason (invariant 2) and no
-    // timer entry (invariant 4).
+    // As in `complete`: `NEEDS_LOCK` is set and the node owns no deadline or is armed, so
+    // nobody else writes the state now. No deadline also means no pending reason (invariant 2)
+    // and no timer entry (invariant 4); an armed owner's pending reason, if any, is replaced by
+    // none and its entry's key taken out.
     let walked = if childless { WALKED } else { 0 };
     node.state
         .store(state | completed | walked, Ordering::Release);
-    let waiters = match inner.extra.as_mut() {
-        Some(extra) if !extra.waiters.is_empty() => extra.waiters.take_all(),
-        _ => Taken::none(),
+    let (waiters, old_reason, armed) = match inner.extra.as_mut() {
+        Some(extra) => (
+            if extra.waiters.is_empty() {
+                Taken::none()
+            } else {
+                extra.waiters.take_all()
+            },
+            extra.cause.take(),
+            extra.timer.take(),
+        ),
+        None => (Taken::none(), None, None),
     };
+    debug_assert_eq!(armed.is_some(), state & ARMED != 0);
     drop(inner);
+    // Invariant 5: a replaced reason is user data; drop it with no lock held.
+    drop(old_reason);
+    if let Some(key) = armed {
+        // If the timer fired (this completion may be its expiry), this removes nothing.
+        timer::disarm(key);
+    }
     if childless {
         leave_parent();
         waiters.notify_all();
@@ -1030,9 +1060,10 @@ fn complete(node: &Node, completion: Completion) -> Option<Completed> {
         let pending = kept_reason(&inner);
         let (error, reason) = decide(node, state, &completion, pending);
         let completed = state | done_bits(error) | COMPLETED | walked;
-        if state & (OWNS_DEADLINE | NEEDS_LOCK) == NEEDS_LOCK {
+        if state & NEEDS_LOCK != 0 && state & (OWNS_DEADLINE | ARMED) != OWNS_DEADLINE {
             // Nobody else writes this state now: lock-free completions need `NEEDS_LOCK` clear
-            // (invariant 8) and readers compare-and-swap only an owner's (invariant 1).
+            // (invariant 8) and readers compare-and-swap only an unwatched owner's (invariant
+            // 1; a reader's swap expecting the state from before `ARMED` fails).
             node.state.store(completed, Ordering::Release);
             break (error, reason);
         }
@@ -1431,7 +1462,7 @@ mod tests {
         };
         // name, parent's own deadline (None: no deadline), child's node, waiter, children
         type Case = (&'static str, Option<i64>, fn() -> Option<i64>, bool, usize);
-        let cases: [Case; 10] = [
+        let cases: [Case; 12] = [
             ("plain", None, || None, false, 0),
             ("a waiter", None, || None, true, 0),
             ("an inline child", None, || None, false, 1),
@@ -1445,6 +1476,20 @@ mod tests {
                 || Some(HOUR as i64),
                 true,
                 0,
+            ),
+            (
+                "owns a deadline, an async waiter (armed)",
+                None,
+                || Some(HOUR as i64),
+                true,
+                0,
+            ),
+            (
+                "owns a deadline, armed, with children",
+                None,
+                || Some(HOUR as i64),
+                true,
+                2,
             ),
             (
                 "owns a deadline that passed",
@@ -1463,16 +1508,22 @@ mod tests {
         ];
         // The state bits a completion sets, and what it hands out.
         let observe = |quick: bool, case: &Case| -> Option<(u32, usize, usize)> {
-            let (_, parent_deadline, own, waiter, children) = *case;
+            let (name, parent_deadline, own, waiter, children) = *case;
             let parent = new_child(None, parent_deadline.map_or_else(no_deadline, timeout));
             let node = new_child(Some(&parent), own().map_or_else(no_deadline, timeout));
             let wakes = Arc::new(Count(AtomicUsize::new(0)));
             if waiter {
                 let waker = Waker::from(wakes.clone());
+                let arm = name.contains("armed");
                 assert!(matches!(
-                    register(&node, Waiter::Task(waker), false),
+                    register(&node, Waiter::Task(waker), arm),
                     Registered::Waiting(_)
                 ));
+                assert_eq!(
+                    node.state.load(Ordering::Acquire) & ARMED != 0,
+                    arm,
+                    "{name}"
+                );
             }
             let kept: Vec<_> = (0..children)
                 .map(|_| new_child(Some(&node), no_deadline()))
@@ -1518,7 +1569,7 @@ mod tests {
         }
         // The quick path must really have run on the common cases, or this test proves nothing.
         assert!(
-            quick_taken >= 7,
+            quick_taken >= 9,
             "the quick path took only {quick_taken} cases"
         );
     }
