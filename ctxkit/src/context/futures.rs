@@ -55,6 +55,21 @@ impl<F: Future> Future for Run<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if this.done.is_registered() {
+            // Polled again (most often because the work is ready): the context first, read
+            // lock-free, then the work; the waiter's entry is touched (its waker refreshed, a
+            // lock round trip) only if the work is still pending.
+            if let Some(error) = this.done.peek_registered() {
+                return Poll::Ready(Err(error));
+            }
+            if let Poll::Ready(output) = this.work.poll(cx) {
+                return Poll::Ready(Ok(output));
+            }
+            return match Pin::new(this.done).poll(cx) {
+                Poll::Ready(error) => Poll::Ready(Err(error)),
+                Poll::Pending => Poll::Pending,
+            };
+        }
         // The context first: no work is reported done after the context.
         if let Poll::Ready(error) = Pin::new(this.done).poll(cx) {
             return Poll::Ready(Err(error));
@@ -127,5 +142,78 @@ impl fmt::Debug for Sleep {
             .field("until", &self.timer.deadline())
             .field("parent", &self.parent)
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    /// Work that is pending on its first poll and ready on every later one.
+    fn ready_on_second_poll() -> impl Future<Output = u32> + Unpin {
+        let mut polled = false;
+        std::future::poll_fn(move |_| {
+            if std::mem::replace(&mut polled, true) {
+                Poll::Ready(7)
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+
+    #[test]
+    fn a_registered_run_reports_the_context_before_ready_work() {
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        let ctx = Context::background().with_cancel();
+        let mut run = ctx.run(ready_on_second_poll());
+        assert!(Pin::new(&mut run).poll(&mut cx).is_pending());
+        ctx.cancel();
+        assert_eq!(
+            Pin::new(&mut run).poll(&mut cx),
+            Poll::Ready(Err(Error::Canceled))
+        );
+    }
+
+    #[test]
+    fn a_registered_run_returns_ready_work_and_leaves_no_waiter() {
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        let ctx = Context::background().with_cancel();
+        let mut run = ctx.run(ready_on_second_poll());
+        assert!(Pin::new(&mut run).poll(&mut cx).is_pending());
+        assert_eq!(Pin::new(&mut run).poll(&mut cx), Poll::Ready(Ok(7)));
+        drop(run);
+        let node = ctx.node.as_ref().expect("a node");
+        assert_eq!(crate::context::tree::waiter_count(node), 0);
+    }
+
+    #[test]
+    fn a_registered_run_with_pending_work_refreshes_its_waker() {
+        use crate::sync::AtomicUsize;
+        use std::sync::atomic::Ordering as StdOrdering;
+        use std::task::Wake;
+
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, StdOrdering::SeqCst);
+            }
+        }
+        use crate::sync::Arc;
+        let ctx = Context::background().with_cancel();
+        let mut run = ctx.run(std::future::pending::<()>());
+        let first = Arc::new(Count(AtomicUsize::new(0)));
+        let second = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(first.clone());
+        assert!(Pin::new(&mut run)
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_pending());
+        let waker = Waker::from(second.clone());
+        assert!(Pin::new(&mut run)
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_pending());
+        ctx.cancel();
+        assert_eq!(first.0.load(StdOrdering::SeqCst), 0);
+        assert_eq!(second.0.load(StdOrdering::SeqCst), 1);
     }
 }

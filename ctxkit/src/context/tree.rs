@@ -29,9 +29,12 @@
 //!
 //! So a child never reports done before the ancestor whose deadline it shares, and a timer is
 //! armed (on the owner) only when somebody must be woken: an async waiter or an
-//! after-function. A done node whose completion has not run yet (only possible for an expired
-//! owner nobody waits on asynchronously) is completed by the next cancel, arming or registration
-//! that reaches it. The price of laziness: reading a node that inherits its deadline loads the
+//! after-function. A registration that arms the node it registers on reads no clock: once
+//! armed, the owner is done when the timer fires, and the timer fires an entry whose instant
+//! has passed at once, so a deadline that passed just before the registration is reported
+//! by the timer thread (a moment later) rather than by the registration. A done node whose
+//! completion has not run yet (only possible for an expired owner nobody waits on
+//! asynchronously) is completed by the next cancel, arming or registration that reaches it. The price of laziness: reading a node that inherits its deadline loads the
 //! state of each ancestor up to the owner (usually one or two).
 //!
 //! # Where children live: an inline place, then shards
@@ -63,8 +66,10 @@
 //! 1. The done bits of `state` are set once: under the node's lock by [`complete`] (or
 //!    [`complete_quick`], its form for the common cases, which follows the same rules), or without
 //!    it by a reader's compare-and-swap when an unwatched owner's deadline has passed (then to
-//!    [`DEADLINE`]). A completion of an owner decides its error with a compare-and-swap, so it
-//!    cannot interleave with such a reader. [`COMPLETED`] is set under the lock, with the done
+//!    [`DEADLINE`]). A completion of an unwatched owner decides its error with a
+//!    compare-and-swap, so it cannot interleave with such a reader; a watched ([`ARMED`]) owner
+//!    has no such reader (a swap that expects the state from before `ARMED` was set fails), so
+//!    its completion, under the lock, stores. [`COMPLETED`] is set under the lock, with the done
 //!    bits, by the one completion that takes the waiters and children out.
 //! 2. `Extra::cause` holds, before completion, the reason to give if the node's own deadline
 //!    expires (the `_cause` constructors) and `None` otherwise; the completion replaces it with
@@ -77,7 +82,9 @@
 //!    which lock. A completed parent links no more children.
 //! 4. `ARMED` is set under the node's lock, together with the insertion of the timer entry
 //!    (whose key is kept in `Extra::timer` until the completion takes it out to disarm it),
-//!    and only on an owner that is not done. The timer entry holds a strong reference, so an armed
+//!    and only on an owner that was not done when its lock was taken (a reader may record the
+//!    deadline before the flag is set; the entry then fires at once and completes the node).
+//!    The timer entry holds a strong reference, so an armed
 //!    node lives until it fires or its completion removes the entry.
 //! 5. A completion takes the waiters and children out under the lock and notifies them after
 //!    releasing it; no user code runs on the completing thread (after-functions are handed to
@@ -875,8 +882,8 @@ enum Quick {
 
 /// The common cases of [`complete`] and [`Completed::notify_waiters`] in one, without building a
 /// [`Completed`] (moving it costs more than the rest): a node with no deadline completes with
-/// `error` and no reason, and a node with nothing behind its lock with what [`decide`] says
-/// (if that carries no reason); then it calls `leave_parent`, notifies the waiters (invariant
+/// `error` and no reason, and a node with nothing behind its lock or an armed owner with what
+/// [`decide`] says (if that carries no reason); then it calls `leave_parent`, notifies the waiters (invariant
 /// 5: no lock held) and hands back the children. Returns [`Quick::Fallback`], having changed
 /// nothing, for any other node, or one that is already done.
 ///
@@ -920,30 +927,58 @@ fn complete_quick(
             Err(_) => Quick::Fallback,
         };
     }
-    if state & HAS_DEADLINE != 0 {
+    // With the lock: a node with no deadline, or an armed owner (the common awaited request).
+    // `ARMED` is never cleared, so the second test holds under the lock too.
+    if state & (HAS_DEADLINE | ARMED) == HAS_DEADLINE {
         return Quick::Fallback;
     }
-    let completed = done_bits(error) | COMPLETED;
     let mut inner = node.lock();
     let state = node.state.load(Ordering::Acquire);
     if state & (DONE_MASK | COMPLETED) != 0 {
         return Quick::Fallback;
     }
+    let error = if state & ARMED == 0 {
+        error
+    } else {
+        // As in `complete`: an armed owner adopts what its parent shows, else `error`; a
+        // decision that carries a reason falls back (invariant 2 wants it stored).
+        match decide(node, state, &Completion::With(error, None), None) {
+            (error, None) => error,
+            (_, Some(_)) => return Quick::Fallback,
+        }
+    };
+    let completed = done_bits(error) | COMPLETED;
     // Invariants 7 and 9: with the lock held no child can be linked or taken out.
     let used = node.children.get().map_or(0, Shards::used);
     let first_child = inner.first_child.take();
     let childless = used == 0 && first_child.is_none();
-    // As in `complete`: `NEEDS_LOCK` is set and the node owns no deadline, so nobody else
-    // writes the state now. No deadline also means no pending reason (invariant 2) and no
-    // timer entry (invariant 4).
+    // As in `complete`: `NEEDS_LOCK` is set and the node owns no deadline or is armed, so
+    // nobody else writes the state now. No deadline also means no pending reason (invariant 2)
+    // and no timer entry (invariant 4); an armed owner's pending reason, if any, is replaced by
+    // none and its entry's key taken out.
     let walked = if childless { WALKED } else { 0 };
     node.state
         .store(state | completed | walked, Ordering::Release);
-    let waiters = match inner.extra.as_mut() {
-        Some(extra) if !extra.waiters.is_empty() => extra.waiters.take_all(),
-        _ => Taken::none(),
+    let (waiters, old_reason, armed) = match inner.extra.as_mut() {
+        Some(extra) => (
+            if extra.waiters.is_empty() {
+                Taken::none()
+            } else {
+                extra.waiters.take_all()
+            },
+            extra.cause.take(),
+            extra.timer.take(),
+        ),
+        None => (Taken::none(), None, None),
     };
+    debug_assert_eq!(armed.is_some(), state & ARMED != 0);
     drop(inner);
+    // Invariant 5: a replaced reason is user data; drop it with no lock held.
+    drop(old_reason);
+    if let Some(key) = armed {
+        // If the timer fired (this completion may be its expiry), this removes nothing.
+        timer::disarm(key);
+    }
     if childless {
         leave_parent();
         waiters.notify_all();
@@ -1025,9 +1060,10 @@ fn complete(node: &Node, completion: Completion) -> Option<Completed> {
         let pending = kept_reason(&inner);
         let (error, reason) = decide(node, state, &completion, pending);
         let completed = state | done_bits(error) | COMPLETED | walked;
-        if state & (OWNS_DEADLINE | NEEDS_LOCK) == NEEDS_LOCK {
+        if state & NEEDS_LOCK != 0 && state & (OWNS_DEADLINE | ARMED) != OWNS_DEADLINE {
             // Nobody else writes this state now: lock-free completions need `NEEDS_LOCK` clear
-            // (invariant 8) and readers compare-and-swap only an owner's (invariant 1).
+            // (invariant 8) and readers compare-and-swap only an unwatched owner's (invariant
+            // 1; a reader's swap expecting the state from before `ARMED` fails).
             node.state.store(completed, Ordering::Release);
             break (error, reason);
         }
@@ -1091,14 +1127,19 @@ pub(crate) enum Registered {
 /// is notified when it passes (async waiters and after-functions need that; a blocked thread
 /// parks with a timeout instead).
 pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, arm: bool) -> Registered {
-    // At most one clock read serves the lazy check and the arming below (a reading a little
-    // old only arms an entry that the timer then fires at once, instead of completing here).
     let before = node.state.load(Ordering::Acquire);
     if let Some(error) = done_kind(before) {
         return Registered::Done(error);
     }
+    // An owner about to be armed here reads no clock: once armed it is done when the timer
+    // fires ("Deadlines are lazy"), and an entry whose instant has passed fires at once, so
+    // arming it without a look at the clock is right either way; the look would cost as much
+    // as the rest of the registration. Otherwise at most one clock read serves the lazy check
+    // and the arming below (a reading a little old only arms an entry that the timer then fires
+    // at once, instead of completing here).
+    let arms_itself = arm && before & (OWNS_DEADLINE | ARMED) == OWNS_DEADLINE;
     let mut now = None;
-    if before & HAS_DEADLINE != 0 {
+    if before & HAS_DEADLINE != 0 && !arms_itself {
         if let Some(error) = err_lazy_reading(node, &mut now) {
             return Registered::Done(error);
         }
@@ -1116,6 +1157,11 @@ pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, arm: bool) -> Registere
     }
     if state & OWNS_DEADLINE != 0 {
         // The node owns its deadline: arm it under the lock already held.
+        let now = if arms_itself {
+            Reading::Skip
+        } else {
+            Reading::Have(now)
+        };
         if arm_locked(node, inner, state, now) {
             cancel(node, Completion::Expire);
         }
@@ -1174,9 +1220,19 @@ fn arm_owner(node: &Arc<Node>, now: Option<u64>) {
     // Invariant 8: the timer entry is a part; a completion that comes after this waits for
     // the lock, so it sees the entry and removes it.
     let state = owner.state.fetch_or(NEEDS_LOCK, Ordering::AcqRel);
-    if arm_locked(owner, inner, state, now) {
+    if arm_locked(owner, inner, state, Reading::Have(now)) {
         cancel(owner, Completion::Expire);
     }
+}
+
+/// What [`arm_locked`] knows of the clock.
+enum Reading {
+    /// The caller's reading, if it has one (else `arm_locked` reads the clock).
+    Have(Option<u64>),
+    /// Nothing, and no reading is wanted: the owner is armed even if its deadline has passed,
+    /// and the timer fires it at once (unless the timer cannot be started: then the clock is
+    /// read after all).
+    Skip,
 }
 
 /// Arms the timer on `owner`, whose lock is `inner` and whose state (with `NEEDS_LOCK` set
@@ -1184,22 +1240,33 @@ fn arm_owner(node: &Arc<Node>, now: Option<u64>) {
 /// Returns true if the owner's deadline has passed (at `now`, read here if the caller has no
 /// reading, or as a reader saw): the caller then completes it, which notifies the new waiter
 /// through the subtree.
-fn arm_locked(owner: &Arc<Node>, mut inner: Guard<'_>, state: u32, now: Option<u64>) -> bool {
+fn arm_locked(owner: &Arc<Node>, mut inner: Guard<'_>, state: u32, now: Reading) -> bool {
     if state & (COMPLETED | ARMED) != 0 {
         return false;
     }
-    if state & DONE_MASK != 0 || now.unwrap_or_else(time::now) >= owner.deadline {
-        // Expired (perhaps seen by a reader, perhaps not yet).
+    if state & DONE_MASK != 0 {
+        // Expired, as a reader saw.
         return true;
+    }
+    if let Reading::Have(now) = now {
+        if now.unwrap_or_else(time::now) >= owner.deadline {
+            // Expired (not seen by any reader yet).
+            return true;
+        }
     }
     // Invariant 4: the entry goes in under the node's lock, with the flag and its key. The
     // timer's locks are taken under the node's: cannot deadlock, lock order 2 (nothing under
     // them takes a node's lock).
-    if let Some(key) = timer::arm(owner.deadline, owner.clone()) {
-        extra(&mut inner).timer = Some(key);
-        owner.state.fetch_or(ARMED, Ordering::Release);
+    match timer::arm(owner.deadline, owner.clone()) {
+        Some(key) => {
+            extra(&mut inner).timer = Some(key);
+            owner.state.fetch_or(ARMED, Ordering::Release);
+            false
+        }
+        // No timer watches the deadline: the owner stays lazy, and if the caller skipped the
+        // clock a passed deadline must be seen here.
+        None => matches!(now, Reading::Skip) && time::now() >= owner.deadline,
     }
-    false
 }
 
 // ===== introspection =====
@@ -1328,6 +1395,46 @@ mod tests {
         assert_eq!(child_count(&parent), 0);
     }
 
+    /// A first async waiter on an owner arms it without reading the clock, even if its
+    /// deadline has just passed: the timer then fires the entry at once, completing the node
+    /// and waking the waiter. A registration that does not arm still sees the deadline lazily.
+    #[test]
+    fn an_arming_registration_reads_no_clock_and_the_timer_reports_a_passed_deadline() {
+        use std::task::{Wake, Waker};
+
+        struct Flag(std::sync::mpsc::Sender<()>);
+        impl Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                let _ = self.0.send(());
+            }
+        }
+        // Created as if its deadline were still ahead, so it passes lazily, after creation.
+        let passed = || {
+            let now = time::now();
+            NewNode {
+                deadline: now - 1_000,
+                deadline_cause: None,
+                now: Some(now - 2_000),
+            }
+        };
+        let lazy = new_child(None, passed());
+        assert!(matches!(
+            register(&lazy, Waiter::Thread(crate::sync::current_thread()), false),
+            Registered::Done(Error::DeadlineExceeded)
+        ));
+        let node = new_child(None, passed());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waker = Waker::from(Arc::new(Flag(tx)));
+        assert!(matches!(
+            register(&node, Waiter::Task(waker), true),
+            Registered::Waiting(_)
+        ));
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the timer woke the waiter");
+        assert_eq!(err(&node), Some(Error::DeadlineExceeded));
+        assert_ne!(node.state.load(Ordering::Acquire) & COMPLETED, 0);
+    }
+
     /// `complete` and `complete_quick` (which repeats its rules for speed) give the same result
     /// on every case the quick path takes, and the quick path changes nothing on the others.
     #[test]
@@ -1355,7 +1462,7 @@ mod tests {
         };
         // name, parent's own deadline (None: no deadline), child's node, waiter, children
         type Case = (&'static str, Option<i64>, fn() -> Option<i64>, bool, usize);
-        let cases: [Case; 10] = [
+        let cases: [Case; 12] = [
             ("plain", None, || None, false, 0),
             ("a waiter", None, || None, true, 0),
             ("an inline child", None, || None, false, 1),
@@ -1369,6 +1476,20 @@ mod tests {
                 || Some(HOUR as i64),
                 true,
                 0,
+            ),
+            (
+                "owns a deadline, an async waiter (armed)",
+                None,
+                || Some(HOUR as i64),
+                true,
+                0,
+            ),
+            (
+                "owns a deadline, armed, with children",
+                None,
+                || Some(HOUR as i64),
+                true,
+                2,
             ),
             (
                 "owns a deadline that passed",
@@ -1387,16 +1508,22 @@ mod tests {
         ];
         // The state bits a completion sets, and what it hands out.
         let observe = |quick: bool, case: &Case| -> Option<(u32, usize, usize)> {
-            let (_, parent_deadline, own, waiter, children) = *case;
+            let (name, parent_deadline, own, waiter, children) = *case;
             let parent = new_child(None, parent_deadline.map_or_else(no_deadline, timeout));
             let node = new_child(Some(&parent), own().map_or_else(no_deadline, timeout));
             let wakes = Arc::new(Count(AtomicUsize::new(0)));
             if waiter {
                 let waker = Waker::from(wakes.clone());
+                let arm = name.contains("armed");
                 assert!(matches!(
-                    register(&node, Waiter::Task(waker), false),
+                    register(&node, Waiter::Task(waker), arm),
                     Registered::Waiting(_)
                 ));
+                assert_eq!(
+                    node.state.load(Ordering::Acquire) & ARMED != 0,
+                    arm,
+                    "{name}"
+                );
             }
             let kept: Vec<_> = (0..children)
                 .map(|_| new_child(Some(&node), no_deadline()))
@@ -1442,7 +1569,7 @@ mod tests {
         }
         // The quick path must really have run on the common cases, or this test proves nothing.
         assert!(
-            quick_taken >= 7,
+            quick_taken >= 9,
             "the quick path took only {quick_taken} cases"
         );
     }

@@ -56,6 +56,22 @@ impl Done {
     pub(crate) fn new(node: Option<Arc<Node>>) -> Done {
         Done { node, key: None }
     }
+
+    /// True once a poll has registered this future's waiter (it stays registered until the
+    /// context completes it or the future is dropped).
+    pub(crate) fn is_registered(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// For a registered `Done`: the context's error if it is done, read as `poll` would read
+    /// it (lock-free) but without touching the waiter's entry. A caller that gets `None` and
+    /// returns `Pending` must poll this future first, which refreshes the waker.
+    pub(crate) fn peek_registered(&self) -> Option<Error> {
+        let node = self.node.as_ref().filter(|_| self.key.is_some())?;
+        let error = tree::err(node)?;
+        note_ended(true);
+        Some(error)
+    }
 }
 
 impl Future for Done {
