@@ -29,12 +29,9 @@
 //!
 //! So a child never reports done before the ancestor whose deadline it shares, and a timer is
 //! armed (on the owner) only when somebody must be woken: an async waiter or an
-//! after-function. A registration that arms the node it registers on reads no clock: once
-//! armed, the owner is done when the timer fires, and the timer fires an entry whose instant
-//! has passed at once, so a deadline that passed just before the registration is reported
-//! by the timer thread (a moment later) rather than by the registration. A done node whose
-//! completion has not run yet (only possible for an expired owner nobody waits on
-//! asynchronously) is completed by the next cancel, arming or registration that reaches it. The price of laziness: reading a node that inherits its deadline loads the
+//! after-function. A done node whose completion has not run yet (only possible for an expired
+//! owner nobody waits on asynchronously) is completed by the next cancel, arming or registration
+//! that reaches it. The price of laziness: reading a node that inherits its deadline loads the
 //! state of each ancestor up to the owner (usually one or two).
 //!
 //! # Where children live: an inline place, then shards
@@ -82,9 +79,7 @@
 //!    which lock. A completed parent links no more children.
 //! 4. `ARMED` is set under the node's lock, together with the insertion of the timer entry
 //!    (whose key is kept in `Extra::timer` until the completion takes it out to disarm it),
-//!    and only on an owner that was not done when its lock was taken (a reader may record the
-//!    deadline before the flag is set; the entry then fires at once and completes the node).
-//!    The timer entry holds a strong reference, so an armed
+//!    and only on an owner that is not done. The timer entry holds a strong reference, so an armed
 //!    node lives until it fires or its completion removes the entry.
 //! 5. A completion takes the waiters and children out under the lock and notifies them after
 //!    releasing it; no user code runs on the completing thread (after-functions are handed to
@@ -1127,19 +1122,14 @@ pub(crate) enum Registered {
 /// is notified when it passes (async waiters and after-functions need that; a blocked thread
 /// parks with a timeout instead).
 pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, arm: bool) -> Registered {
+    // At most one clock read serves the lazy check and the arming below (a reading a little
+    // old only arms an entry that the timer then fires at once, instead of completing here).
     let before = node.state.load(Ordering::Acquire);
     if let Some(error) = done_kind(before) {
         return Registered::Done(error);
     }
-    // An owner about to be armed here reads no clock: once armed it is done when the timer
-    // fires ("Deadlines are lazy"), and an entry whose instant has passed fires at once, so
-    // arming it without a look at the clock is right either way; the look would cost as much
-    // as the rest of the registration. Otherwise at most one clock read serves the lazy check
-    // and the arming below (a reading a little old only arms an entry that the timer then fires
-    // at once, instead of completing here).
-    let arms_itself = arm && before & (OWNS_DEADLINE | ARMED) == OWNS_DEADLINE;
     let mut now = None;
-    if before & HAS_DEADLINE != 0 && !arms_itself {
+    if before & HAS_DEADLINE != 0 {
         if let Some(error) = err_lazy_reading(node, &mut now) {
             return Registered::Done(error);
         }
@@ -1157,11 +1147,6 @@ pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, arm: bool) -> Registere
     }
     if state & OWNS_DEADLINE != 0 {
         // The node owns its deadline: arm it under the lock already held.
-        let now = if arms_itself {
-            Reading::Skip
-        } else {
-            Reading::Have(now)
-        };
         if arm_locked(node, inner, state, now) {
             cancel(node, Completion::Expire);
         }
@@ -1220,19 +1205,9 @@ fn arm_owner(node: &Arc<Node>, now: Option<u64>) {
     // Invariant 8: the timer entry is a part; a completion that comes after this waits for
     // the lock, so it sees the entry and removes it.
     let state = owner.state.fetch_or(NEEDS_LOCK, Ordering::AcqRel);
-    if arm_locked(owner, inner, state, Reading::Have(now)) {
+    if arm_locked(owner, inner, state, now) {
         cancel(owner, Completion::Expire);
     }
-}
-
-/// What [`arm_locked`] knows of the clock.
-enum Reading {
-    /// The caller's reading, if it has one (else `arm_locked` reads the clock).
-    Have(Option<u64>),
-    /// Nothing, and no reading is wanted: the owner is armed even if its deadline has passed,
-    /// and the timer fires it at once (unless the timer cannot be started: then the clock is
-    /// read after all).
-    Skip,
 }
 
 /// Arms the timer on `owner`, whose lock is `inner` and whose state (with `NEEDS_LOCK` set
@@ -1240,33 +1215,22 @@ enum Reading {
 /// Returns true if the owner's deadline has passed (at `now`, read here if the caller has no
 /// reading, or as a reader saw): the caller then completes it, which notifies the new waiter
 /// through the subtree.
-fn arm_locked(owner: &Arc<Node>, mut inner: Guard<'_>, state: u32, now: Reading) -> bool {
+fn arm_locked(owner: &Arc<Node>, mut inner: Guard<'_>, state: u32, now: Option<u64>) -> bool {
     if state & (COMPLETED | ARMED) != 0 {
         return false;
     }
-    if state & DONE_MASK != 0 {
-        // Expired, as a reader saw.
+    if state & DONE_MASK != 0 || now.unwrap_or_else(time::now) >= owner.deadline {
+        // Expired (perhaps seen by a reader, perhaps not yet).
         return true;
-    }
-    if let Reading::Have(now) = now {
-        if now.unwrap_or_else(time::now) >= owner.deadline {
-            // Expired (not seen by any reader yet).
-            return true;
-        }
     }
     // Invariant 4: the entry goes in under the node's lock, with the flag and its key. The
     // timer's locks are taken under the node's: cannot deadlock, lock order 2 (nothing under
     // them takes a node's lock).
-    match timer::arm(owner.deadline, owner.clone()) {
-        Some(key) => {
-            extra(&mut inner).timer = Some(key);
-            owner.state.fetch_or(ARMED, Ordering::Release);
-            false
-        }
-        // No timer watches the deadline: the owner stays lazy, and if the caller skipped the
-        // clock a passed deadline must be seen here.
-        None => matches!(now, Reading::Skip) && time::now() >= owner.deadline,
+    if let Some(key) = timer::arm(owner.deadline, owner.clone()) {
+        extra(&mut inner).timer = Some(key);
+        owner.state.fetch_or(ARMED, Ordering::Release);
     }
+    false
 }
 
 // ===== introspection =====
@@ -1393,46 +1357,6 @@ mod tests {
             Some("gone".to_string())
         );
         assert_eq!(child_count(&parent), 0);
-    }
-
-    /// A first async waiter on an owner arms it without reading the clock, even if its
-    /// deadline has just passed: the timer then fires the entry at once, completing the node
-    /// and waking the waiter. A registration that does not arm still sees the deadline lazily.
-    #[test]
-    fn an_arming_registration_reads_no_clock_and_the_timer_reports_a_passed_deadline() {
-        use std::task::{Wake, Waker};
-
-        struct Flag(std::sync::mpsc::Sender<()>);
-        impl Wake for Flag {
-            fn wake(self: Arc<Self>) {
-                let _ = self.0.send(());
-            }
-        }
-        // Created as if its deadline were still ahead, so it passes lazily, after creation.
-        let passed = || {
-            let now = time::now();
-            NewNode {
-                deadline: now - 1_000,
-                deadline_cause: None,
-                now: Some(now - 2_000),
-            }
-        };
-        let lazy = new_child(None, passed());
-        assert!(matches!(
-            register(&lazy, Waiter::Thread(crate::sync::current_thread()), false),
-            Registered::Done(Error::DeadlineExceeded)
-        ));
-        let node = new_child(None, passed());
-        let (tx, rx) = std::sync::mpsc::channel();
-        let waker = Waker::from(Arc::new(Flag(tx)));
-        assert!(matches!(
-            register(&node, Waiter::Task(waker), true),
-            Registered::Waiting(_)
-        ));
-        rx.recv_timeout(std::time::Duration::from_secs(10))
-            .expect("the timer woke the waiter");
-        assert_eq!(err(&node), Some(Error::DeadlineExceeded));
-        assert_ne!(node.state.load(Ordering::Acquire) & COMPLETED, 0);
     }
 
     /// `complete` and `complete_quick` (which repeats its rules for speed) give the same result

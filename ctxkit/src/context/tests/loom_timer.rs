@@ -2,8 +2,7 @@
 //! invariant 4) racing a cancel of that node, which must disarm what was armed, and racing
 //! the timer's expiry of the entry (`timer::expire_all_for_model`, what the thread does once
 //! the instant has passed), which must complete the node and notify its waiter exactly as a
-//! cancel would; and a registration that arms without reading the clock racing a reader
-//! that records the deadline lazily.
+//! cancel would.
 //!
 //! Run: `RUSTFLAGS="--cfg loom -C debug_assertions" LOOM_MAX_PREEMPTIONS=3
 //! CARGO_TARGET_DIR=target/loom cargo test -p ctxkit --lib --release loom`
@@ -151,57 +150,6 @@ fn loom_owner_expiry_vs_child_cancel() {
             "the child's waiter was not woken"
         );
         drop(done);
-        assert_eq!(crate::timer::armed_count(), 0, "an entry outlived its node");
-    });
-}
-
-/// A first async waiter arms its own node without reading the clock while a reader (on a
-/// made-up instant past the deadline) records the deadline lazily: either the reader records
-/// it first (the registration then sees the node done, or arms a done node whose entry the
-/// timer fires), or the node is armed first (the reader then defers to the timer). Once the
-/// timer has expired what is armed, the context reports the deadline, a waiter left registered
-/// was woken, and no entry is left.
-#[test]
-fn loom_clock_free_arming_vs_lazy_reader() {
-    loom::model(|| {
-        let ctx = Context::background().with_timeout(Duration::from_secs(3600));
-        let deadline = ctx.deadline().expect("a deadline");
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waiter = {
-            let ctx = ctx.context().clone();
-            let waker = Waker::from(count.clone());
-            thread::spawn(move || {
-                let mut done = Box::pin(ctx.done());
-                let first = done
-                    .as_mut()
-                    .poll(&mut TaskContext::from_waker(&waker))
-                    .is_ready();
-                (first, done)
-            })
-        };
-        let seen = ctx.__err_at(deadline + Duration::from_secs(1));
-        let (first, mut done) = waiter.join().unwrap();
-        crate::timer::expire_all_for_model();
-        // The reader saw the deadline, or the node was armed and deferred to the timer.
-        assert!(
-            matches!(seen, None | Some(Error::DeadlineExceeded)),
-            "{seen:?}"
-        );
-        if !first {
-            // Registered: the node was armed (a done node's entry fires as well), so the
-            // timer's expiry completed it and woke the waiter.
-            assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
-            assert!(
-                count.0.load(Ordering::SeqCst) >= 1,
-                "a registered waiter was not woken"
-            );
-        }
-        let polled = done
-            .as_mut()
-            .poll(&mut TaskContext::from_waker(Waker::noop()));
-        assert!(polled.is_ready(), "{polled:?}");
-        drop(done);
-        drop(ctx);
         assert_eq!(crate::timer::armed_count(), 0, "an entry outlived its node");
     });
 }
