@@ -271,3 +271,21 @@ fn spin_until(mut done: impl FnMut() -> bool, mut give_up: impl FnMut() -> bool)
     }
     true
 }
+
+/// A deadline that passed before anybody waited is the context's state at once, for the first
+/// waiter and for `err()` after it: arming the timer on that first registration must not hide
+/// it until the timer thread runs.
+#[test]
+fn a_deadline_passed_before_the_first_wait_is_reported_by_that_wait_and_after_it() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for _ in 0..20 {
+        let ctx = Context::background().with_timeout(Duration::from_millis(1));
+        thread::sleep(Duration::from_millis(3));
+        // Ready work loses to a context that is done by the clock.
+        let result = runtime.block_on(ctx.run(async { 1 }));
+        assert_eq!(result, Err(Error::DeadlineExceeded));
+        assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+    }
+}
