@@ -15,13 +15,15 @@ Figures, medians over R rounds (default 3) run back to back in one process (GNU 
 ten times slower per job, runs one round, and the memory row only up to 10,000 jobs):
 
   wall/job      the wall time divided by the jobs
-  overhead/job  (wall - ideal) * j / jobs: what each job slot loses per job to the runner
-                (ideal: 0 for `true`, jobs * 0.01 s / j for `sleep`)
+  overhead/job  (wall - floor) * j / jobs: what each job slot loses per job to the runner,
+                above the floor: the same jobs under `xargs -P 2 -n 1`, which only forks,
+                execs and waits for each job (its own row reads 0)
   cpu/job       user + system time of the runner and its jobs, divided by the jobs
   peak RSS      the largest resident set of the runner or any one job (GNU time's %M)
 
-Each runner starts its jobs through a shell the way it does by default: ctxrun and GNU
-parallel through `sh -c`, rust-parallel without a shell.
+Each runner starts its jobs the way it does by default: GNU parallel through `sh -c`; ctxrun
+through `sh -c` unless the line needs no shell (`sleep 0.01` is exec'd directly, `true` is
+dash's builtin and goes through `sh`); rust-parallel and xargs without a shell.
 """
 
 import argparse
@@ -38,7 +40,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def runners():
     ctxrun = os.path.join(ROOT, "target", "release", "ctxrun")
-    found = [("ctxrun", [ctxrun, "-j", "2"])]
+    found = [("xargs (floor)", [shutil.which("xargs"), "-P", "2", "-n", "1"]),
+             ("ctxrun", [ctxrun, "-j", "2"])]
     parallel = shutil.which("parallel")
     if parallel:
         found.append(("gnu-parallel", [parallel, "-j", "2"]))
@@ -80,29 +83,29 @@ def main():
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "ctxkit-run"], cwd=ROOT, check=True)
     found = runners()
     work = [
-        ("true", ["true"], [str(i) for i in range(10_000 // scale)], 0.0),
-        ("sleep", ["sleep"], ["0.01"] * (1_000 // scale), 0.01),
+        ("true", ["true"], [str(i) for i in range(10_000 // scale)]),
+        ("sleep", ["sleep"], ["0.01"] * (1_000 // scale)),
     ]
     print(f"{'workload':<8} {'runner':<14} {'jobs':>7} {'wall/job':>10} {'overhead/job':>13} {'cpu/job':>10} {'peak RSS':>10}")
-    for name, command, lines, seconds in work:
+    for name, command, lines in work:
         results = {label: [] for label, _ in found}
         for round_no in range(rounds):
             for label, argv in found:
                 if label == "gnu-parallel" and round_no > 0:
                     continue
                 results[label].append(measure(argv + command, lines))
+        floor = statistics.median(r[0] for r in results["xargs (floor)"])
         for label, _ in found:
             wall = statistics.median(r[0] for r in results[label])
             cpu = statistics.median(r[1] for r in results[label])
             rss = max(r[2] for r in results[label])
             n = len(lines)
-            ideal = n * seconds / 2
-            overhead = (wall - ideal) * 2 / n
+            overhead = (wall - floor) * 2 / n
             print(f"{name:<8} {label:<14} {n:>7} {wall / n * 1e6:>8.0f}µs {overhead * 1e6:>11.0f}µs "
                   f"{cpu / n * 1e6:>8.0f}µs {rss:>7} KiB")
     print()
     print(f"{'memory':<8} {'runner':<14} " + " ".join(f"{n:>12}" for n in (1_000, 10_000, 100_000)))
-    for label, argv in found:
+    for label, argv in found[1:]:
         peaks = []
         for n in (1_000 // scale, 10_000 // scale, 100_000 // scale):
             if label == "gnu-parallel" and n > 10_000 // scale:

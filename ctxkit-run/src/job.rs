@@ -50,18 +50,17 @@ pub(crate) struct How<'a> {
     pub(crate) ungroup: bool,
 }
 
-/// Reads one of the job's pipes to its end, on a task of its own.
-fn collect<R>(reader: Option<R>) -> Option<tokio::task::JoinHandle<Vec<u8>>>
+/// Reads one of the job's pipes to its end (polled beside the wait for the process, in the
+/// job's own task: no task of its own, no extra wake-up to hand its bytes over).
+async fn read_all<R>(reader: Option<R>) -> Vec<u8>
 where
-    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    R: tokio::io::AsyncRead + Unpin,
 {
-    reader.map(|mut r| {
-        tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf).await;
-            buf
-        })
-    })
+    let mut buf = Vec::new();
+    if let Some(mut r) = reader {
+        let _ = r.read_to_end(&mut buf).await;
+    }
+    buf
 }
 
 /// `execve`'s "not an executable format" (a script without `#!`).
@@ -152,34 +151,39 @@ pub(crate) async fn run(ctx: &Context, seq: usize, line: &str, how: How<'_>) -> 
         }
     };
     let pgid = child.id().and_then(|id| Pid::from_raw(id as i32));
-    let stdout = collect(child.stdout.take());
-    let stderr = collect(child.stderr.take());
-
-    let exited = tokio::select! {
-        status = child.wait() => Some(status.ok()),
-        _ = ctx.done() => None,
-    };
-    let status = match exited {
-        Some(status) => {
-            // The shell is gone; whatever it left in its group gets the termseq too.
-            if let Some(pgid) = pgid {
-                if test_kill_process_group(pgid).is_ok() {
-                    terminate(pgid, how.termseq, None).await;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    // The process and its pipes, all polled by this task: the pipes are read while it runs (a
+    // full pipe would stop it), and to their end after it exits.
+    let waiting = async {
+        let exited = tokio::select! {
+            status = child.wait() => Some(status.ok()),
+            _ = ctx.done() => None,
+        };
+        let status = match exited {
+            Some(status) => {
+                // The shell is gone; whatever it left in its group gets the termseq too.
+                if let Some(pgid) = pgid {
+                    if test_kill_process_group(pgid).is_ok() {
+                        terminate(pgid, how.termseq, None).await;
+                    }
                 }
+                status
             }
-            status
-        }
-        None => {
-            if let Some(pgid) = pgid {
-                terminate(pgid, how.termseq, Some(&mut child)).await;
+            None => {
+                if let Some(pgid) = pgid {
+                    terminate(pgid, how.termseq, Some(&mut child)).await;
+                }
+                child.wait().await.ok()
             }
-            child.wait().await.ok()
-        }
+        };
+        (exited.is_some(), status, began.elapsed())
     };
-    let runtime = began.elapsed();
+    let ((exited, status, runtime), stdout, mut stderr) =
+        tokio::join!(waiting, read_all(stdout), read_all(stderr));
     let ended = match exited {
-        Some(_) => None,
-        None => Some(match ctx.err() {
+        true => None,
+        false => Some(match ctx.err() {
             Some(e) if e.is_deadline_exceeded() => Ended::TimedOut,
             _ => Ended::Canceled,
         }),
@@ -191,14 +195,6 @@ pub(crate) async fn run(ctx: &Context, seq: usize, line: &str, how: How<'_>) -> 
             st.signal().unwrap_or(0),
         ),
         None => (false, -1, 0),
-    };
-    let stdout = match stdout {
-        Some(h) => h.await.unwrap_or_default(),
-        None => Vec::new(),
-    };
-    let mut stderr = match stderr {
-        Some(h) => h.await.unwrap_or_default(),
-        None => Vec::new(),
     };
     if let Some(ended) = ended {
         let why = match ended {
