@@ -303,6 +303,8 @@ pub mod procs;
 pub mod rate;
 mod spawn;
 mod sync;
+#[cfg(test)]
+mod test_waker;
 mod time;
 mod timer;
 pub mod tracked;

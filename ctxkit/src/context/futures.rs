@@ -189,26 +189,16 @@ mod tests {
 
     #[test]
     fn a_registered_run_with_pending_work_refreshes_its_waker() {
-        use crate::sync::AtomicUsize;
+        use crate::test_waker::counter;
         use std::sync::atomic::Ordering as StdOrdering;
-        use std::task::Wake;
-
-        struct Count(AtomicUsize);
-        impl Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, StdOrdering::SeqCst);
-            }
-        }
-        use crate::sync::Arc;
         let ctx = Context::background().with_cancel();
         let mut run = ctx.run(std::future::pending::<()>());
-        let first = Arc::new(Count(AtomicUsize::new(0)));
-        let second = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(first.clone());
+        let (first, waker) = counter();
+        let (second, second_waker) = counter();
         assert!(Pin::new(&mut run)
             .poll(&mut TaskContext::from_waker(&waker))
             .is_pending());
-        let waker = Waker::from(second.clone());
+        let waker = second_waker;
         assert!(Pin::new(&mut run)
             .poll(&mut TaskContext::from_waker(&waker))
             .is_pending());

@@ -1363,15 +1363,8 @@ mod tests {
     /// on every case the quick path takes, and the quick path changes nothing on the others.
     #[test]
     fn both_completion_paths_agree() {
-        use crate::sync::{AtomicUsize, Ordering as StdOrdering};
-        use std::task::{Wake, Waker};
-
-        struct Count(AtomicUsize);
-        impl Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, StdOrdering::SeqCst);
-            }
-        }
+        use crate::sync::Ordering as StdOrdering;
+        use crate::test_waker::counter;
         const HOUR: u64 = 3_600_000_000_000;
         // A deadline `nanos_from_now` away; a past one is created as if it were still ahead
         // (the creator's clock read is given), so it passes lazily, after creation.
@@ -1435,9 +1428,8 @@ mod tests {
             let (name, parent_deadline, own, waiter, children) = *case;
             let parent = new_child(None, parent_deadline.map_or_else(no_deadline, timeout));
             let node = new_child(Some(&parent), own().map_or_else(no_deadline, timeout));
-            let wakes = Arc::new(Count(AtomicUsize::new(0)));
+            let (wakes, waker) = counter();
             if waiter {
-                let waker = Waker::from(wakes.clone());
                 let arm = name.contains("armed");
                 assert!(matches!(
                     register(&node, Waiter::Task(waker), arm),

@@ -256,9 +256,7 @@ pub(crate) fn sleep_until(ctx: &Context, due: Instant) -> SleepUntil {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use crate::sync::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use std::task::{Wake, Waker};
+    use crate::sync::Ordering;
 
     use super::*;
 
@@ -286,20 +284,10 @@ mod tests {
         assert!(Instant::now() >= due);
     }
 
-    /// Counts its wake-ups.
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
     #[test]
     fn async_sleep_is_woken_by_a_cancel_without_a_context_node() {
         let (ctx, cancel) = Context::background().with_cancel().into_parts();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = crate::test_waker::counter();
         let mut cx = TaskContext::from_waker(&waker);
         let mut sleep = sleep_until(&ctx, Instant::now() + Duration::from_secs(3600));
         assert!(Pin::new(&mut sleep).poll(&mut cx).is_pending());
@@ -320,8 +308,7 @@ mod tests {
     #[test]
     fn async_sleep_is_woken_by_its_alarm_then_yields_to_due() {
         let ctx = Context::background();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = crate::test_waker::counter();
         let mut cx = TaskContext::from_waker(&waker);
         let due = Instant::now() + Duration::from_millis(5);
         let mut sleep = sleep_until(&ctx, due);
@@ -342,7 +329,7 @@ mod tests {
     #[test]
     fn a_dropped_sleep_leaves_no_timer_entry() {
         let ctx = Context::background();
-        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let (_, waker) = crate::test_waker::counter();
         let mut cx = TaskContext::from_waker(&waker);
         let mut sleep = sleep_until(&ctx, Instant::now() + Duration::from_secs(3600));
         assert!(

@@ -453,27 +453,8 @@ impl Drop for Entry {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use std::sync::Arc;
-    use std::task::Wake;
-
-    use crate::sync::AtomicUsize;
-
     use super::*;
-
-    /// Counts its wake-ups.
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counter() -> (Arc<Count>, Waker) {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
-        (count, waker)
-    }
+    use crate::test_waker::counter;
 
     /// A registry of the test's own (the process's is shared with the other tests).
     fn registry() -> &'static Sleepers {

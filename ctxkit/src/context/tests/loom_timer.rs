@@ -18,10 +18,9 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use loom::thread;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::Wake;
+use std::sync::atomic::Ordering;
 
+use crate::test_waker::counter;
 use crate::{Context, Error};
 
 /// Polls `ctx.done()` once, as an async waiter's first poll: registers its waker, which arms
@@ -69,15 +68,6 @@ fn loom_arming_on_the_deadline_owner_vs_its_cancel() {
     });
 }
 
-/// A waker that counts its wakes.
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 /// An async waiter arms the deadline while the timer expires whatever is armed and another
 /// thread cancels: the context ends canceled or expired, a waiter that was left registered is
 /// woken, and no entry is left.
@@ -87,10 +77,9 @@ fn loom_arming_vs_expiry_vs_cancel() {
         let (ctx, cancel) = Context::background()
             .with_timeout(Duration::from_secs(3600))
             .into_parts();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let (count, waker) = counter();
         let waiter = {
             let ctx = ctx.clone();
-            let waker = Waker::from(count.clone());
             thread::spawn(move || {
                 let mut done = Box::pin(ctx.done());
                 let first = done
@@ -131,8 +120,7 @@ fn loom_owner_expiry_vs_child_cancel() {
     loom::model(|| {
         let parent = Context::background().with_timeout(Duration::from_secs(3600));
         let (child, cancel_child) = parent.with_cancel().into_parts();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
+        let (count, waker) = counter();
         let mut done = Box::pin(child.done());
         let first = done
             .as_mut()

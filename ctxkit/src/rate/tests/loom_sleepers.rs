@@ -9,28 +9,12 @@
 //! Each model uses a registry of its own (built inside the model, so its lock and its atomic
 //! are loom's), and wakers that count their wake-ups.
 
-use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
-use std::sync::Arc;
-use std::task::{Wake, Waker};
+use std::sync::atomic::Ordering as StdOrdering;
 
 use loom::thread;
 
 use crate::rate::sleepers::{Plan, Sleepers, BATCH};
-
-/// Counts its wake-ups.
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, StdOrdering::SeqCst);
-    }
-}
-
-fn counter() -> (Arc<Count>, Waker) {
-    let count = Arc::new(Count(AtomicUsize::new(0)));
-    let waker = Waker::from(count.clone());
-    (count, waker)
-}
+use crate::test_waker::counter;
 
 fn registry() -> &'static Sleepers {
     Box::leak(Box::new(Sleepers::new()))
