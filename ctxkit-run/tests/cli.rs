@@ -304,17 +304,11 @@ fn deadline_ends_the_whole_run() {
 #[test]
 fn halt_now_cancels_running_jobs() {
     let start = Instant::now();
-    let o = run(&[
-        "-j",
+    let o = run_halt(
         "2",
-        "--halt",
         "now,fail=1",
-        "sh -c {}",
-        ":::",
-        "sleep 0.5; exit 1",
-        "sleep 30",
-        "echo never",
-    ]);
+        &["sleep 0.5; exit 1", "sleep 30", "echo never"],
+    );
     assert!(
         start.elapsed() < Duration::from_secs(10),
         "{:?}",
@@ -333,17 +327,15 @@ fn halt_now_cancels_running_jobs() {
 
 #[test]
 fn halt_soon_lets_running_jobs_finish_and_starts_no_more() {
-    let o = run(&[
-        "-j",
+    let o = run_halt(
         "2",
-        "--halt",
         "soon,fail=1",
-        "sh -c {}",
-        ":::",
-        "sleep 0.5; exit 1",
-        "sleep 1.5; echo finished",
-        "echo never",
-    ]);
+        &[
+            "sleep 0.5; exit 1",
+            "sleep 1.5; echo finished",
+            "echo never",
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "finished\n");
 }
@@ -351,33 +343,19 @@ fn halt_soon_lets_running_jobs_finish_and_starts_no_more() {
 #[test]
 fn halt_thresholds_count_and_percent() {
     // fail=2: the first failure is not enough.
-    let o = run(&[
-        "-j",
+    let o = run_halt(
         "1",
-        "--halt",
         "soon,fail=2",
-        "sh -c {}",
-        ":::",
-        "exit 1",
-        "echo a",
-        "exit 1",
-        "echo b",
-    ]);
+        &["exit 1", "echo a", "exit 1", "echo b"],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(stdout(&o), "a\n");
     // 50% of 4 jobs is 2.
-    let o = run(&[
-        "-j",
+    let o = run_halt(
         "1",
-        "--halt",
         "soon,fail=50%",
-        "sh -c {}",
-        ":::",
-        "exit 1",
-        "echo a",
-        "exit 1",
-        "echo b",
-    ]);
+        &["exit 1", "echo a", "exit 1", "echo b"],
+    );
     assert_eq!(stdout(&o), "a\n");
     // never: everything runs.
     let o = run(&[
@@ -435,16 +413,11 @@ fn timeout_kills_the_grandchildren() {
 fn halt_now_kills_the_grandchildren() {
     let dir = scratch("halt");
     let job = forking_job(&dir);
-    let o = run(&[
-        "-j",
+    let o = run_halt(
         "2",
-        "--halt",
         "now,fail=1",
-        "sh -c {}",
-        ":::",
-        "sleep 0.5; exit 1",
-        &job.replace("{}", "x"),
-    ]);
+        &["sleep 0.5; exit 1", &job.replace("{}", "x")],
+    );
     assert_eq!(o.status.code(), Some(1), "the failing job's exit value");
     let pids = pids(&dir, 2);
     assert_eq!(pids.len(), 2);
@@ -662,7 +635,7 @@ fn logged_starts(log: &Path) -> Vec<f64> {
 /// Checks that `starts` (by job number) are in order and paced at `interval_ms`: the limiter
 /// gives job i the instant first + i * interval or later, so the span from the first start
 /// only grows under load. (Consecutive gaps are not checked: a late first wake shortens the
-/// next gap, as with any token bucket.) The slack covers the milliseconds of the log.
+/// next gap, as with any token bucket.)
 fn assert_paced(starts: &[f64], interval_ms: f64) {
     for (i, pair) in starts.windows(2).enumerate() {
         assert!(
@@ -674,8 +647,11 @@ fn assert_paced(starts: &[f64], interval_ms: f64) {
     }
     for (i, start) in starts.iter().enumerate() {
         let span = (start - starts[0]) * 1000.0;
+        // Slack for the first start's own lateness (its task preempted between its turn and
+        // its clock read shortens every later span), a third of the pace: an unpaced run
+        // (all four at once) still fails.
         assert!(
-            span >= i as f64 * interval_ms - 5.0,
+            span >= i as f64 * interval_ms - interval_ms / 3.0,
             "job {} started {span} ms after the first: {starts:?}",
             i + 1
         );
