@@ -1005,6 +1005,55 @@ mod unit_tests {
     }
 
     #[test]
+    fn an_async_function_is_listed_until_the_dispatcher_has_spawned_it_under_its_tag() {
+        // A pool without a dispatcher: the test plays its part.
+        let pool = Arc::new(BlockingPool::new(Duration::from_secs(5)));
+        let tag = ScopeTag::new();
+        let (tx, rx) = mpsc::channel();
+        let job = {
+            let _entered = tag.enter();
+            let spawner: Spawner = Box::new(move |origin: Origin| {
+                tx.send((ScopeTag::current(), origin.site().line()))
+                    .unwrap();
+            });
+            Job::of(
+                Work::Spawn(spawner),
+                Origin::here(AFTER_FUNC_TASK),
+                ScopeTag::current(),
+            )
+        };
+        let site = job.origin.site();
+        pool.intake.lock().jobs.push(job);
+        let listed = |pool: &BlockingPool| {
+            pool.queued_units()
+                .into_iter()
+                .map(|u| (u.kind, u.name, u.tag, u.spawned_at.line()))
+                .collect::<Vec<_>>()
+        };
+        let expected = [(Kind::Task, AFTER_FUNC_TASK, Some(tag), site.line())];
+        assert_eq!(listed(&pool), expected, "in the intake");
+
+        // Taken by a fill: on no shard, claims no worker, listed while it is spawned.
+        let (claimed, spawns) = pool.fill(&mut pool.state.lock());
+        assert_eq!((claimed, spawns.len(), pool.queued()), (0, 1, 0));
+        assert_eq!(listed(&pool), expected, "being spawned");
+        assert_eq!(ScopeTag::current(), None);
+        pool.spawn_all(spawns);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            (Some(tag), site.line()),
+            "spawned under its registration's tag, with its origin"
+        );
+        assert_eq!(
+            ScopeTag::current(),
+            None,
+            "the tag was left after the spawn"
+        );
+        assert_eq!(listed(&pool), [], "spawned: the spawn records it from here");
+        assert_eq!(pool.state.lock().workers, 0);
+    }
+
+    #[test]
     fn a_function_is_queued_or_recorded_until_it_returns() {
         // A pool without a dispatcher: a function handed off stays in the intake.
         let pool = Arc::new(BlockingPool::new(Duration::from_secs(5)));
