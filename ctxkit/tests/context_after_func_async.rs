@@ -335,3 +335,40 @@ fn registering_outside_a_runtime_panics() {
     let ctx = Context::background().with_cancel();
     let _after = ctx.after_func_async(async {});
 }
+
+#[test]
+fn a_cancel_hands_ten_thousand_off_and_every_one_runs_once() {
+    let _leaks = common::no_leaks();
+    let rt = runtime("after-async-many");
+    const FUNCTIONS: usize = 10_000;
+    let ctx = Context::background().with_cancel();
+    let runs: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..FUNCTIONS).map(|_| AtomicUsize::new(0)).collect());
+    let finished = Arc::new(AtomicUsize::new(0));
+    let _afters: Vec<_> = {
+        let _entered = rt.enter();
+        (0..FUNCTIONS)
+            .map(|i| {
+                let (runs, finished) = (runs.clone(), finished.clone());
+                ctx.after_func_async(async move {
+                    runs[i].fetch_add(1, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                    finished.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect()
+    };
+    ctx.cancel();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while finished.load(Ordering::SeqCst) < FUNCTIONS {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every function ran"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        runs.iter().all(|r| r.load(Ordering::SeqCst) == 1),
+        "a function ran twice"
+    );
+}

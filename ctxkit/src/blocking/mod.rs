@@ -569,9 +569,10 @@ impl BlockingPool {
     #[must_use]
     fn fill(&self, state: &mut State) -> (usize, Vec<Job<Spawner>>) {
         let taken = std::mem::take(&mut self.intake.lock().jobs);
-        let mut jobs: Vec<Job<Callback>> = Vec::with_capacity(taken.len());
-        let mut spawns = Vec::new();
-        let mut listed = Vec::new();
+        let spawning = taken.iter().filter(|job| job.spawns()).count();
+        let mut jobs: Vec<Job<Callback>> = Vec::with_capacity(taken.len() - spawning);
+        let mut spawns = Vec::with_capacity(spawning);
+        let mut listed = Vec::with_capacity(spawning);
         for job in taken {
             let (work, job) = job.split();
             match work {
@@ -583,7 +584,12 @@ impl BlockingPool {
             }
         }
         if !listed.is_empty() {
-            self.spawning.lock().append(&mut listed);
+            let mut spawning = self.spawning.lock();
+            if spawning.is_empty() {
+                *spawning = listed;
+            } else {
+                spawning.append(&mut listed);
+            }
         }
         if jobs.is_empty() {
             return (0, spawns);
