@@ -1,7 +1,7 @@
 //! [`Deferred`]: a function (or an async one's future) to hand to the after-function pool at
-//! most once, unless stopped first. What an after-function is, seen from the waiter list: `waiters.rs` holds one and
-//! starts it when the context completes; the public `AfterFunc` handle (`after_func.rs`) stops
-//! it. It knows nothing of the tree.
+//! most once, unless stopped first. What an after-function is, seen from the waiter list:
+//! `waiters.rs` holds one and starts it when the context completes; the public `AfterFunc`
+//! handle (`after_func.rs`) stops it. It knows nothing of the tree.
 //!
 //! # Invariants
 //!
