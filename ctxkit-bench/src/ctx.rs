@@ -750,6 +750,38 @@ fn after_func(cfg: &Cfg) {
         "10,000 ctx.after_func(f) on one Context::background().with_cancel(), registered before timing, canceled from a plain thread (each function runs on the after-function pool, ctxkit-after-func threads)",
         "std::thread::sleep(1 ms)",
     );
+
+    progress("ctx.after_func_10k (ctxkit/after_func_async)");
+    let rt = runtime();
+    let figures = batches_of_two(cfg.pick(7, 3), || after_func_async_batch(&rt));
+    emit_after_func(
+        cfg,
+        "ctxkit/after_func_async",
+        &figures,
+        "10,000 ctx.after_func_async(f) on one Context::background().with_cancel(), registered before timing inside a 2-worker runtime (its Handle entered; the peers' runtime shape), canceled from a plain thread (the cancel hands each future to the after-function pool's dispatcher, which spawns it as a task on that runtime)",
+        "tokio::time::sleep(1 ms).await",
+    );
+}
+
+/// One batch of `ctxkit/after_func_async`: (cancel_return, all_ran) in ms.
+fn after_func_async_batch(rt: &tokio::runtime::Runtime) -> (f64, f64) {
+    let ctx = Context::background().with_cancel();
+    let finished = Finished::new(AFTER_FUNCS);
+    let handles: Vec<ctxkit::AfterFunc> = {
+        let _entered = rt.enter();
+        (0..AFTER_FUNCS)
+            .map(|_| {
+                let finished = finished.clone();
+                ctx.after_func_async(async move {
+                    tokio::time::sleep(AFTER_SLEEP).await;
+                    finished.one();
+                })
+            })
+            .collect()
+    };
+    let figures = time_cancel(|| ctx.cancel(), &finished);
+    drop(handles);
+    figures
 }
 
 /// A warm-up run of `f`, then `runs` runs; each run's pair of figures.

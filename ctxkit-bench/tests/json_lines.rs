@@ -325,8 +325,9 @@ fn keyed_and_redis_lines() {
         "rate.keyed_allow_1k_keys_2threads",
     ] {
         let names = impls(&lines, workload);
-        assert_eq!(names.len(), 3, "{workload}: {names:?}");
+        assert_eq!(names.len(), 4, "{workload}: {names:?}");
         assert_eq!(names[0], "ctxkit", "{workload}: {names:?}");
+        assert_eq!(names[1], "ctxkit/after_func_async", "{workload}: {names:?}");
         assert!(names[1].starts_with("governor-0.") && !names[1].contains('/'));
         assert_eq!(names[2], format!("{}/std-instant", names[1]));
     }
@@ -370,8 +371,9 @@ fn redis_allow_without_redis_server_prints_nothing_and_succeeds() {
     );
 }
 
-/// `ctx.after_func_10k` is two workloads, one line each per implementation: ctxkit's and,
-/// with `--peers`, the two forms of tokio-util's token.
+/// `ctx.after_func_10k` is two workloads, one line each per implementation: ctxkit's two
+/// (`after_func`, and `after_func_async` as `ctxkit/after_func_async`) and, with `--peers`,
+/// the two forms of tokio-util's token.
 #[test]
 fn after_func_prints_two_workloads_per_implementation() {
     let lines = run(&["--quick", "--peers", "--only", "ctx.after_func_10k"]);
@@ -383,8 +385,9 @@ fn after_func_prints_two_workloads_per_implementation() {
         "ctx.after_func_10k_all_ran",
     ] {
         let names = impls(&lines, workload);
-        assert_eq!(names.len(), 3, "{workload}: {names:?}");
+        assert_eq!(names.len(), 4, "{workload}: {names:?}");
         assert_eq!(names[0], "ctxkit", "{workload}: {names:?}");
+        assert_eq!(names[1], "ctxkit/after_func_async", "{workload}: {names:?}");
         for suffix in ["/spawn_blocking", "/async-sleep"] {
             assert!(
                 names
@@ -394,7 +397,7 @@ fn after_func_prints_two_workloads_per_implementation() {
             );
         }
     }
-    assert_eq!(lines.len(), 6, "no other lines");
+    assert_eq!(lines.len(), 8, "no other lines");
 }
 
 /// A `--scale-bytes-run` child (what `scale.group_bytes` and `scale.deadline_bytes` start)

@@ -13,6 +13,26 @@
 //! code: a function that blocks never stops the pool from growing, and the thread that hands
 //! off never starts one.
 //!
+//! # Async after-functions
+//!
+//! An async after-function (`Context::after_func_async`) is handed off the same way, as a
+//! [`Work::Spawn`]: a future, and the handle of the tokio runtime current at its registration.
+//! The dispatcher takes it from the intake with the others but queues it on no shard: once it
+//! has released `state` (and woken the workers it claimed), it spawns each one itself, as a
+//! tokio task started through `spawn::spawn_task` (a tracked unit, named
+//! [`AFTER_FUNC_TASK`], with the registration's site and tag). A spawn does not block (tokio
+//! queues the task and wakes one of its workers at most), so no worker is used and the pool
+//! does not grow for them. The canceling thread does no more for them than for a blocking
+//! function (a push onto the intake): spawning on the canceling thread itself was measured,
+//! and made `ctx.after_func_10k_cancel_return` 14-17 ms instead of 1.0-1.4 ms, and
+//! `all_ran` slower too (17-19 ms against 13-14 ms), as the cancel's walk then paid for 10,000
+//! spawns (each about a microsecond on a loaded machine: tokio's queue and wake-up, and
+//! `spawn`'s record). A batch of spawns delays the dispatcher's next fill by as long. The task
+//! is detached: its panic is reported by the panic hook and caught by
+//! tokio. A runtime that has shut down makes tokio drop the future at the spawn, unpolled, on
+//! the dispatcher: the one case where the dispatcher runs user code (a future's `drop`),
+//! outside every lock; a panic there is caught.
+//!
 //! # How many threads
 //!
 //! **No hard bound; a soft limit of [`SOFT_LIMIT`] (512) workers.** Up to it, while every
@@ -87,7 +107,12 @@
 //! ctxkit-after-func thread"); running, it is a `spawn::PooledUnit` on its worker, recorded
 //! with its own start. Both carry the tag current where `after_func` was called (the
 //! registration's scope), so a check finds exactly the functions its test registered that have
-//! not returned, whoever canceled the context (a neighbour test, or the timer thread).
+//! not returned, whoever canceled the context (a neighbour test, or the timer thread). An async
+//! one is listed by [`queued_units`] until its spawn has returned (a task,
+//! [`AFTER_FUNC_TASK`], "waiting on: the dispatcher"), then recorded by `spawn` as a task
+//! with the registration's site and tag until tokio drops its future (it completed, or its
+//! runtime shut down); the dispatcher enters that tag around the spawn, so the task inherits
+//! it, and what the task starts inherits it in turn.
 //!
 //! # Invariants
 //!
@@ -96,7 +121,10 @@
 //!    `state` (and each of the two locks in turn), and a worker records it before it releases
 //!    the shard's lock it popped it under; [`queued_units`] reads the intake and every shard
 //!    under `state`, and a leak check reads it before the registry: a function is never
-//!    missed.
+//!    missed. An async one moves from the intake to `spawning` (a list of what is being
+//!    spawned) under `state`, and leaves it only after its spawn has returned, by which time
+//!    `spawn` has recorded its task; [`queued_units`] reads `spawning` too (a loom model:
+//!    `loom_spawn_vs_a_look_at_the_queue`).
 //! 2. `workers = running + idle + claimed + starting`, under `state`: `idle` counts the
 //!    workers waiting and not claimed, `claimed` those waiting that the dispatcher has claimed
 //!    (and notified) for a queued function, `starting` those it started that have not taken
@@ -128,16 +156,17 @@
 //!
 //! # Lock order
 //!
-//! `state`, then `intake` or one shard (never two of those at once). A hand-off takes `intake`
-//! alone, then, to wake the dispatcher, `state` alone; a busy worker takes a shard alone.
-//! Under a shard, all leaves of `spawn`: a worker records its function's unit in its own
-//! thread's record (that record's `job` lock; the registry's lock on a thread that is not a
-//! shared one; the first time it does while leak checks are in use, it also reads its OS
-//! thread id, one file read per worker). Under `state`, the first registration starts the
-//! dispatcher (the registry's lock). No user code runs under any of them: functions run, and
-//! are dropped, after they are released. A
-//! hand-off comes from under no lock of the tree (`tree.rs` notifies its waiters after
-//! releasing the node's lock).
+//! `state`, then `intake`, one shard or `spawning` (never two of those at once). A hand-off takes
+//! `intake` alone, then, to wake the dispatcher, `state` alone; a busy worker takes a shard alone;
+//! the dispatcher, once its spawns have returned, `spawning` alone. Under a shard, all leaves of
+//! `spawn`: a worker records its function's unit in its own thread's record (that record's `job`
+//! lock; the registry's lock on a thread that is not a shared one; the first time it does while
+//! leak checks are in use, it also reads its OS thread id, one file read per worker). Under
+//! `state`, the first registration starts the dispatcher (the registry's lock). No user code runs
+//! under any of them: functions run, and are dropped, after they are released; async ones are
+//! spawned (and, on a runtime that has shut down, dropped by tokio) with no lock of the pool held.
+//! A hand-off comes from under no lock of the tree (`tree.rs` notifies its waiters after releasing
+//! the node's lock).
 //!
 //! # Loom
 //!
@@ -177,12 +206,55 @@ const RETRY_START: Duration = Duration::from_millis(10);
 /// What a queued function waits on, in a leak report.
 const QUEUED: &str = "a free ctxkit-after-func thread (handed off, not started yet)";
 
+/// What a leak report calls an async after-function (`Context::after_func_async`): queued
+/// here, then a tokio task started through `spawn::spawn_task`.
+pub(crate) const AFTER_FUNC_TASK: &str = "ctxkit-after-func-async";
+
+/// What a queued async after-function waits on, in a leak report.
+const QUEUED_SPAWN: &str =
+    "the dispatcher, to be spawned on its tokio runtime (handed off, not spawned yet)";
+
 /// A handed-off function.
 pub(crate) type Callback = Box<dyn FnOnce() + Send + 'static>;
 
-/// A function handed off, with what a leak check records of it.
-pub(crate) struct Job {
-    callback: Callback,
+/// Starts a unit that never blocks (an async after-function's task, on the runtime it was
+/// registered on), as a unit recorded with the `Origin` it is given. Called by the dispatcher
+/// (never a worker), with the job's tag current.
+pub(crate) type Spawner = Box<dyn FnOnce(Origin) + Send + 'static>;
+
+/// What a handed-off job does.
+pub(crate) enum Work {
+    /// A function that may block: run on a worker.
+    Run(Callback),
+    /// A start that does not block: run by the dispatcher itself (see "Async after-functions"
+    /// in the module docs).
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "only the async after-functions spawn")
+    )]
+    Spawn(Spawner),
+}
+
+impl Work {
+    /// Does the work on the calling thread, as `origin` under `tag`: runs the function, or
+    /// spawns the task (the OS refused every thread of the pool; or an async after-function
+    /// registered on a context that was already done, spawned at once by its registration).
+    pub(crate) fn run_here(self, origin: Origin, tag: Option<ScopeTag>) {
+        match self {
+            Work::Run(callback) => callback(),
+            Work::Spawn(spawner) => {
+                let _tag = tag.map(ScopeTag::enter);
+                spawner(origin);
+            }
+        }
+    }
+}
+
+/// A function handed off, with what a leak check records of it. `W` is what it does: [`Work`]
+/// in the intake, a [`Callback`] in the queue's shards, a [`Spawner`] while the dispatcher
+/// spawns it, nothing (`()`) in the list of those being spawned.
+pub(crate) struct Job<W = Work> {
+    work: W,
     /// Who registered it: its unit's name and spawn site.
     origin: Origin,
     /// The tag current where it was registered.
@@ -193,29 +265,72 @@ pub(crate) struct Job {
 
 impl Job {
     /// The function `callback`, registered at `origin` under `tag`, handed off now.
+    #[cfg(test)]
     pub(crate) fn new(callback: Callback, origin: Origin, tag: Option<ScopeTag>) -> Job {
+        Job::of(Work::Run(callback), origin, tag)
+    }
+
+    /// `work`, registered at `origin` under `tag`, handed off now.
+    pub(crate) fn of(work: Work, origin: Origin, tag: Option<ScopeTag>) -> Job {
         Job {
-            callback,
+            work,
             origin,
             tag,
             handed: Instant::now(),
         }
     }
 
-    /// The function, to run some other way (the OS refused every thread).
-    pub(crate) fn into_callback(self) -> Callback {
-        self.callback
+    /// Does it on the calling thread (the OS refused every thread of the pool): see
+    /// [`Work::run_here`].
+    pub(crate) fn run_here(self) {
+        self.work.run_here(self.origin, self.tag);
     }
 
-    /// What a leak report says of it while it is queued.
-    fn queued_unit(&self) -> UnitInfo {
+    /// Whether the dispatcher spawns it (else a worker runs it).
+    fn spawns(&self) -> bool {
+        matches!(self.work, Work::Spawn(_))
+    }
+}
+
+impl Job<()> {
+    /// The same job doing `work`.
+    fn with<V>(&self, work: V) -> Job<V> {
+        Job {
+            work,
+            origin: self.origin,
+            tag: self.tag,
+            handed: self.handed,
+        }
+    }
+}
+
+impl<W> Job<W> {
+    /// What it does, and the rest of it.
+    fn split(self) -> (W, Job<()>) {
+        let rest = Job {
+            work: (),
+            origin: self.origin,
+            tag: self.tag,
+            handed: self.handed,
+        };
+        (self.work, rest)
+    }
+
+    /// What a leak report says of it while it is queued; `spawns`: an async one, which the
+    /// dispatcher spawns.
+    fn queued_unit(&self, spawns: bool) -> UnitInfo {
+        let (kind, name, waiting) = if spawns {
+            (Kind::Task, AFTER_FUNC_TASK, QUEUED_SPAWN)
+        } else {
+            (Kind::Thread, spawn::AFTER_FUNC_THREAD, QUEUED)
+        };
         UnitInfo {
-            kind: Kind::Thread,
-            name: spawn::AFTER_FUNC_THREAD,
+            kind,
+            name,
             spawned_at: self.origin.site(),
             started: self.handed,
             tag: self.tag,
-            waiting: Some((QUEUED.to_owned(), true)),
+            waiting: Some((waiting.to_owned(), true)),
             os_id: None,
         }
     }
@@ -233,6 +348,10 @@ pub(crate) struct BlockingPool {
     homes: AtomicUsize,
     /// What hand-offs push (invariants 1, 5). Taken under `state` or alone; a leaf.
     intake: Mutex<Intake>,
+    /// The async functions the dispatcher took from the intake and is spawning, listed (without
+    /// their futures) until every one of them is spawned and recorded (invariant 1). Filled
+    /// under `state`, emptied by the dispatcher alone; a leaf.
+    spawning: Mutex<Vec<Job<()>>>,
     /// Idle workers wait on it (with `state`); notified once per claim, after `state` is
     /// released (invariant 3).
     work: Condvar,
@@ -284,7 +403,7 @@ struct Intake {
 #[derive(Default)]
 struct Shard {
     /// Functions taken from the intake, oldest first (invariant 1).
-    jobs: VecDeque<Job>,
+    jobs: VecDeque<Job<Callback>>,
     /// Functions workers have taken from it, ever: progress, for the soft limit.
     taken: u64,
 }
@@ -340,6 +459,7 @@ impl BlockingPool {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             homes: AtomicUsize::new(0),
             intake: Mutex::new(Intake::default()),
+            spawning: Mutex::new(Vec::new()),
             work: Condvar::new(),
             dispatch: Condvar::new(),
             dispatcher_up: AtomicBool::new(false),
@@ -408,11 +528,12 @@ impl BlockingPool {
             .lock()
             .jobs
             .iter()
-            .map(Job::queued_unit)
+            .map(|job| job.queued_unit(job.spawns()))
             .collect();
         for shard in self.shards.iter() {
-            units.extend(shard.lock().jobs.iter().map(Job::queued_unit));
+            units.extend(shard.lock().jobs.iter().map(|job| job.queued_unit(false)));
         }
+        units.extend(self.spawning.lock().iter().map(|job| job.queued_unit(true)));
         units
     }
 
@@ -437,7 +558,7 @@ impl BlockingPool {
             let mut shard = self.shards[(home + i) % self.shards.len()].lock();
             let job = shard.jobs.pop_front()?;
             shard.taken += 1;
-            Some((PooledUnit::begin(job.origin, job.tag), job.callback))
+            Some((PooledUnit::begin(job.origin, job.tag), job.work))
         })
     }
 
@@ -446,11 +567,35 @@ impl BlockingPool {
     /// to notify once `state` is released: a woken worker's first act is to take `state`, so
     /// a notify sent under it wakes a thread only to block it again on the lock (at the start
     /// of a burst on a warm pool, hundreds of them, which delayed the first function by ms).
+    /// The async functions go to no shard: they are listed in `spawning` and returned, for
+    /// [`spawn_all`](Self::spawn_all) once `state` is released.
     #[must_use]
-    fn fill(&self, state: &mut State) -> usize {
-        let jobs = std::mem::take(&mut self.intake.lock().jobs);
+    fn fill(&self, state: &mut State) -> (usize, Vec<Job<Spawner>>) {
+        let taken = std::mem::take(&mut self.intake.lock().jobs);
+        let spawning = taken.iter().filter(|job| job.spawns()).count();
+        let mut jobs: Vec<Job<Callback>> = Vec::with_capacity(taken.len() - spawning);
+        let mut spawns = Vec::with_capacity(spawning);
+        let mut listed = Vec::with_capacity(spawning);
+        for job in taken {
+            let (work, job) = job.split();
+            match work {
+                Work::Run(callback) => jobs.push(job.with(callback)),
+                Work::Spawn(spawner) => {
+                    spawns.push(job.with(spawner));
+                    listed.push(job);
+                }
+            }
+        }
+        if !listed.is_empty() {
+            let mut spawning = self.spawning.lock();
+            if spawning.is_empty() {
+                *spawning = listed;
+            } else {
+                spawning.append(&mut listed);
+            }
+        }
         if jobs.is_empty() {
-            return 0;
+            return (0, spawns);
         }
         // Spread over the shards in order, a run of consecutive functions per shard, from
         // where the last fill stopped.
@@ -465,7 +610,30 @@ impl BlockingPool {
         let claim = self.queued().saturating_sub(state.claimed).min(state.idle);
         state.idle -= claim;
         state.claimed += claim;
-        claim
+        (claim, spawns)
+    }
+
+    /// Spawns the async functions [`fill`](Self::fill) took, each with its own tag current,
+    /// then unlists them (invariant 1: each is recorded by `spawn` once its spawn returns);
+    /// called by the dispatcher with no lock held. A spawn does not block; it runs user code
+    /// only when the function's runtime has shut down (tokio then drops the future, here). A
+    /// panic, from such a drop, is caught: the dispatcher never unwinds.
+    fn spawn_all(&self, spawns: Vec<Job<Spawner>>) {
+        if spawns.is_empty() {
+            return;
+        }
+        for job in spawns {
+            let (origin, tag) = (job.origin, job.tag);
+            let spawner = job.work;
+            let spawned = panic::catch_unwind(AssertUnwindSafe(move || {
+                Work::Spawn(spawner).run_here(origin, tag)
+            }));
+            if let Err(payload) = spawned {
+                forget_panic(payload);
+            }
+        }
+        let listed = std::mem::take(&mut *self.spawning.lock());
+        drop(listed);
     }
 
     /// Wakes `claimed` waiting workers, for the claims [`fill`](Self::fill) made; called
@@ -489,10 +657,11 @@ impl BlockingPool {
             if state.closed {
                 return;
             }
-            let claimed = self.fill(&mut state);
-            if claimed > 0 {
+            let (claimed, spawns) = self.fill(&mut state);
+            if claimed > 0 || !spawns.is_empty() {
                 drop(state);
                 self.wake(claimed);
+                self.spawn_all(spawns);
                 state = self.state.lock();
                 continue;
             }
@@ -659,12 +828,17 @@ impl BlockingPool {
 fn run(unit: PooledUnit, callback: Callback) {
     unit.run(|| {
         if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(callback)) {
-            // A payload whose drop panics again must not end the worker either.
-            if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-                std::mem::forget(again);
-            }
+            forget_panic(payload);
         }
     });
+}
+
+/// Drops a caught panic's payload; a payload whose drop panics again must not end the thread
+/// either.
+fn forget_panic(payload: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -840,6 +1014,55 @@ mod unit_tests {
     }
 
     #[test]
+    fn an_async_function_is_listed_until_the_dispatcher_has_spawned_it_under_its_tag() {
+        // A pool without a dispatcher: the test plays its part.
+        let pool = Arc::new(BlockingPool::new(Duration::from_secs(5)));
+        let tag = ScopeTag::new();
+        let (tx, rx) = mpsc::channel();
+        let job = {
+            let _entered = tag.enter();
+            let spawner: Spawner = Box::new(move |origin: Origin| {
+                tx.send((ScopeTag::current(), origin.site().line()))
+                    .unwrap();
+            });
+            Job::of(
+                Work::Spawn(spawner),
+                Origin::here(AFTER_FUNC_TASK),
+                ScopeTag::current(),
+            )
+        };
+        let site = job.origin.site();
+        pool.intake.lock().jobs.push(job);
+        let listed = |pool: &BlockingPool| {
+            pool.queued_units()
+                .into_iter()
+                .map(|u| (u.kind, u.name, u.tag, u.spawned_at.line()))
+                .collect::<Vec<_>>()
+        };
+        let expected = [(Kind::Task, AFTER_FUNC_TASK, Some(tag), site.line())];
+        assert_eq!(listed(&pool), expected, "in the intake");
+
+        // Taken by a fill: on no shard, claims no worker, listed while it is spawned.
+        let (claimed, spawns) = pool.fill(&mut pool.state.lock());
+        assert_eq!((claimed, spawns.len(), pool.queued()), (0, 1, 0));
+        assert_eq!(listed(&pool), expected, "being spawned");
+        assert_eq!(ScopeTag::current(), None);
+        pool.spawn_all(spawns);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            (Some(tag), site.line()),
+            "spawned under its registration's tag, with its origin"
+        );
+        assert_eq!(
+            ScopeTag::current(),
+            None,
+            "the tag was left after the spawn"
+        );
+        assert_eq!(listed(&pool), [], "spawned: the spawn records it from here");
+        assert_eq!(pool.state.lock().workers, 0);
+    }
+
+    #[test]
     fn a_function_is_queued_or_recorded_until_it_returns() {
         // A pool without a dispatcher: a function handed off stays in the intake.
         let pool = Arc::new(BlockingPool::new(Duration::from_secs(5)));
@@ -877,7 +1100,7 @@ mod unit_tests {
 
         // On the queue, then taken by a worker: it is then a live unit with the
         // registration's tag.
-        assert_eq!(pool.fill(&mut pool.state.lock()), 0);
+        assert_eq!(pool.fill(&mut pool.state.lock()).0, 0);
         assert_eq!(pool.queued_units().len(), 1);
         let worker = {
             let pool = pool.clone();

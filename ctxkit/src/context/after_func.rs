@@ -1,18 +1,24 @@
 //! [`AfterFunc`]: the handle of a function registered to run on a thread of the after-function
-//! pool (`blocking/`) once a context is done. The function itself, and the one decision between
-//! running and stopping it, is a [`Deferred`] (`deferred.rs`); this file registers it with the
-//! tree and unregisters it, and makes sure the pool's dispatcher runs before any cancel needs it.
+//! pool (`blocking/`) once a context is done, or of a future registered to be spawned then on
+//! the tokio runtime current at its registration (`after_func_async`). The function itself,
+//! and the one decision between running and stopping it, is a [`Deferred`] (`deferred.rs`);
+//! this file registers it with the tree and unregisters it, and makes sure the pool's
+//! dispatcher runs before any cancel needs it (the dispatcher also spawns the async ones: a
+//! cancel only hands them off, as it does the blocking ones).
 
 use std::fmt;
 
-use crate::context::deferred::{Callback, Deferred};
+use crate::blocking::{Callback, Work};
+use crate::context::deferred::Deferred;
 use crate::context::tree::{self, Node, Registered};
 use crate::context::waiters::Waiter;
 use crate::spawn::{self, Origin};
 use crate::sync::Arc;
 
 /// A function registered with [`Context::after_func`](crate::Context::after_func), to run once
-/// the context is done, on a thread of ctxkit's after-function pool (`ctxkit-after-func`).
+/// the context is done, on a thread of ctxkit's after-function pool (`ctxkit-after-func`); or a
+/// future registered with `Context::after_func_async` (feature `tokio`), to be spawned then as
+/// a task on the runtime current at its registration.
 ///
 /// The cancel that completes the context only hands the function to the pool: it starts no
 /// thread and runs no user code. The pool runs each function on a thread that runs nothing
@@ -45,12 +51,48 @@ pub struct AfterFunc {
 }
 
 impl AfterFunc {
+    /// Registers `callback` to run on the pool once the context of `node` is done.
     #[track_caller]
     pub(crate) fn register(node: Option<&Arc<Node>>, callback: Callback) -> AfterFunc {
-        let shared = Arc::new(Deferred::new(
-            callback,
+        AfterFunc::register_work(
+            node,
+            Work::Run(callback),
             Origin::here(spawn::AFTER_FUNC_THREAD),
-        ));
+        )
+    }
+
+    /// Registers `future` to be spawned, once the context of `node` is done, on the runtime
+    /// current now, as a task recorded by `spawn` (a unit with the tag current now).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (see `Context::after_func_async`).
+    #[cfg(feature = "tokio")]
+    #[track_caller]
+    pub(crate) fn register_async<F>(node: Option<&Arc<Node>>, future: F) -> AfterFunc
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            panic!(
+                "Context::after_func_async called outside a tokio runtime: call it from a \
+                 runtime's task, or inside the guard of `Handle::enter`"
+            );
+        };
+        // Generic, so the future travels unboxed into the task's cell.
+        let spawner: crate::blocking::Spawner = Box::new(move |origin| {
+            // Detached: its output is `()`, a panic is the hook's to report (as `tokio::spawn`).
+            drop(spawn::spawn_task(&runtime, origin, future));
+        });
+        AfterFunc::register_work(
+            node,
+            Work::Spawn(spawner),
+            Origin::here(crate::blocking::AFTER_FUNC_TASK),
+        )
+    }
+
+    fn register_work(node: Option<&Arc<Node>>, work: Work, origin: Origin) -> AfterFunc {
+        let shared = Arc::new(Deferred::new(work, origin));
         let mut key = None;
         if let Some(node) = node {
             // The pool's dispatcher runs before the context can hand the function off, so the
@@ -59,8 +101,9 @@ impl AfterFunc {
             crate::blocking::prepare();
             match tree::register(node, Waiter::AfterFunc(shared.clone()), true) {
                 Registered::Waiting(k) => key = Some(k),
-                // Already done: as Go, start it at once (on the pool).
-                Registered::Done(_) => shared.start(),
+                // Already done: as Go, start it at once (on the pool; an async one is spawned
+                // here).
+                Registered::Done(_) => shared.start_at_registration(),
             }
         }
         AfterFunc {
@@ -71,7 +114,9 @@ impl AfterFunc {
     }
 
     /// Unregisters the function. Returns true if this call stopped it from running; false if it
-    /// has already been started (the context is done) or was already stopped.
+    /// has already been started (the context is done) or was already stopped. For an async
+    /// one, "started" means handed off to be spawned: a future whose runtime shut down before
+    /// the spawn is dropped unrun, and `stop` still reports false.
     ///
     /// `stop` does not wait for a started function to finish.
     ///

@@ -1,7 +1,7 @@
-//! [`Deferred`]: a function to hand to the after-function pool at most once, unless stopped
-//! first. What an after-function is, seen from the waiter list: `waiters.rs` holds one and
-//! starts it when the context completes; the public `AfterFunc` handle (`after_func.rs`) stops
-//! it. It knows nothing of the tree.
+//! [`Deferred`]: a function (or an async one's future) to hand to the after-function pool at
+//! most once, unless stopped first. What an after-function is, seen from the waiter list:
+//! `waiters.rs` holds one and starts it when the context completes; the public `AfterFunc`
+//! handle (`after_func.rs`) stops it. It knows nothing of the tree.
 //!
 //! # Invariants
 //!
@@ -11,12 +11,16 @@
 //!    never on the thread that called `start` (the one completing the context): `start` only
 //!    hands it off. The one exception: the OS refused the pool's dispatcher thread, both when the
 //!    function was registered and at the hand-off; then it runs on that thread, late rather
-//!    than never, after a message on standard error.
+//!    than never, after a message on standard error. An async one (`Work::Spawn`) is spawned at
+//!    most once, as a task on the runtime it was registered on, by the pool's dispatcher; or
+//!    by `start_at_registration`, on the registering thread, when the context was already
+//!    done (as `tokio::spawn` would); or, with no dispatcher, on the thread that called
+//!    `start` (a spawn never blocks, so no message).
 //! 3. `origin` and `tag` are fixed at registration: the function's unit, queued or running,
 //!    carries the registration's site and scope tag, whoever completes the context (a leak
 //!    check blames the test that registered it).
 
-use crate::blocking::{self, Job};
+use crate::blocking::{self, Job, Work};
 use crate::spawn::{Origin, ScopeTag};
 use crate::sync::{AtomicU8, Mutex, Ordering};
 
@@ -24,15 +28,13 @@ const PENDING: u8 = 0;
 const STARTED: u8 = 1;
 const STOPPED: u8 = 2;
 
-/// The function.
-pub(crate) type Callback = blocking::Callback;
-
 /// A function to start once, or never (see the module docs).
 pub(crate) struct Deferred {
     /// Invariant 1.
     state: AtomicU8,
-    /// Taken by the one start, or dropped by the one stop.
-    callback: Mutex<Option<Callback>>,
+    /// Taken by the one start, or dropped by the one stop: a function to run, or an async
+    /// one's spawner (which holds its future and its runtime's handle).
+    work: Mutex<Option<Work>>,
     /// Where it was registered (invariant 3).
     origin: Origin,
     /// The scope tag current at its registration (invariant 3).
@@ -40,11 +42,11 @@ pub(crate) struct Deferred {
 }
 
 impl Deferred {
-    /// `callback`, registered at `origin`, under the tag current now.
-    pub(crate) fn new(callback: Callback, origin: Origin) -> Deferred {
+    /// `work`, registered at `origin`, under the tag current now.
+    pub(crate) fn new(work: Work, origin: Origin) -> Deferred {
         Deferred {
             state: AtomicU8::new(PENDING),
-            callback: Mutex::new(Some(callback)),
+            work: Mutex::new(Some(work)),
             origin,
             tag: ScopeTag::current(),
         }
@@ -52,24 +54,45 @@ impl Deferred {
 
     /// Hands the function to the pool, unless `stop` got there first (invariants 1, 2).
     pub(crate) fn start(&self) {
+        let Some(work) = self.take() else {
+            return;
+        };
+        let spawns = matches!(work, Work::Spawn(_));
+        if let Err(job) = blocking::hand_off(Job::of(work, self.origin, self.tag)) {
+            if !spawns {
+                // Invariant 2's exception: running it late on this thread is the only way
+                // left to keep the promise that it runs; say so.
+                eprintln!(
+                    "ctxkit: no thread could be started for an after-function; running it inline"
+                );
+            }
+            job.run_here();
+        }
+    }
+
+    /// [`start`](Self::start) for a function whose context was done when it was registered,
+    /// on the registering thread: an async one is spawned here and now (as `tokio::spawn`),
+    /// with no trip through the pool's dispatcher; a blocking one is handed off.
+    pub(crate) fn start_at_registration(&self) {
+        let spawns = matches!(self.work.lock().as_ref(), Some(Work::Spawn(_)));
+        if !spawns {
+            self.start();
+        } else if let Some(work) = self.take() {
+            work.run_here(self.origin, self.tag);
+        }
+    }
+
+    /// Moves the state to `STARTED` and takes the work, unless `stop` got there first
+    /// (invariant 1).
+    fn take(&self) -> Option<Work> {
         if self
             .state
             .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            return;
+            return None;
         }
-        let Some(callback) = self.callback.lock().take() else {
-            return;
-        };
-        if let Err(job) = blocking::hand_off(Job::new(callback, self.origin, self.tag)) {
-            // Invariant 2's exception: running it late on this thread is the only way left to
-            // keep the promise that it runs; say so.
-            eprintln!(
-                "ctxkit: no thread could be started for an after-function; running it inline"
-            );
-            (job.into_callback())();
-        }
+        self.work.lock().take()
     }
 
     /// Stops the function from ever running; true if this call did (invariant 1). The
@@ -80,8 +103,8 @@ impl Deferred {
             .compare_exchange(PENDING, STOPPED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if stopped {
-            let callback = self.callback.lock().take();
-            drop(callback); // user data: dropped after the lock is released
+            let work = self.work.lock().take();
+            drop(work); // user data: dropped after the lock is released
         }
         stopped
     }

@@ -830,6 +830,66 @@ impl Context {
         AfterFunc::register(self.node.as_ref(), Box::new(f))
     }
 
+    /// Spawns `future` as a tokio task, on the runtime current at this call, once the context
+    /// is done (at once, if it already is): the async form of [`after_func`](Context::after_func),
+    /// for cleanup that awaits (close a connection, flush, notify a peer) without holding a
+    /// thread while it waits, as a goroutine does in Go.
+    ///
+    /// `future` is spawned at most once, and [`AfterFunc::stop`] keeps its meaning: true iff that
+    /// call prevented the spawn. A context that can never be done never spawns it. The cancel
+    /// that completes the context spawns nothing itself: it hands the future to the
+    /// after-function pool's dispatcher thread, which spawns it on its runtime (a spawn never
+    /// blocks, so no worker thread is used). The task is detached: its panic is reported by the
+    /// panic hook and goes no further, as with a dropped `JoinHandle` of `tokio::spawn`. If the
+    /// runtime has shut down by the time the context is done, the future is dropped without
+    /// being polled, and nothing panics.
+    ///
+    /// The runtime is captured at registration (`tokio::runtime::Handle::current`), not looked
+    /// up when the context is done: a context is often canceled from a plain thread, or by the
+    /// deadline timer's thread, where no runtime is current.
+    ///
+    /// Leak checks ([`leak`](crate::leak)) see the function from its hand-off until its task
+    /// ends, as a unit (`ctxkit-after-func-async`) carrying the scope where it was registered.
+    ///
+    /// # Panics
+    ///
+    /// If called outside a tokio runtime, as `tokio::spawn` does: there is no runtime to
+    /// capture. Outside one, enter one first (`let _guard = handle.enter();`). The check is made
+    /// at this call, even on a context that can never be done, so a misuse shows at once, not
+    /// only on the day the context is canceled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxkit::Context;
+    /// use tokio::sync::oneshot;
+    ///
+    /// let rt = tokio::runtime::Builder::new_multi_thread()
+    ///     .worker_threads(1)
+    ///     .build()
+    ///     .unwrap();
+    /// rt.block_on(async {
+    ///     let ctx = Context::background().with_cancel();
+    ///     let (tx, rx) = oneshot::channel();
+    ///     let after = ctx.after_func_async(async move {
+    ///         tokio::task::yield_now().await; // awaits, holding no thread
+    ///         tx.send("closed").unwrap();
+    ///     });
+    ///     ctx.cancel();
+    ///     assert_eq!(rx.await.unwrap(), "closed");
+    ///     assert!(!after.stop(), "already spawned");
+    /// });
+    /// ```
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    #[track_caller]
+    pub fn after_func_async<F>(&self, future: F) -> AfterFunc
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        AfterFunc::register_async(self.node.as_ref(), future)
+    }
+
     // ===== introspection for tests =====
 
     /// [`err`](Context::err) as if the clock read `now`: drives the lazy deadline decision on a

@@ -1,8 +1,9 @@
 //! loom models of the after-function pool (`blocking/mod.rs`): a hand-off racing the
 //! dispatcher going to sleep (invariant 5), a busy worker's take from the shards racing a fill
 //! (invariants 1, 3, 4), a worker's idle exit racing the claim made for a
-//! function (invariants 3, 6), and `AfterFunc::stop` racing the cancel that hands the function
-//! off (`context/deferred.rs`, invariant 1).
+//! function (invariants 3, 6), `AfterFunc::stop` racing the cancel that hands the function
+//! off (`context/deferred.rs`, invariant 1), and an async function's spawn by the dispatcher
+//! racing a leak check's look at the queue (invariant 1).
 //!
 //! Run: `RUSTFLAGS="--cfg loom -C debug_assertions" LOOM_MAX_PREEMPTIONS=3
 //! CARGO_TARGET_DIR=target/loom cargo test -p ctxkit --lib --release loom`
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use loom::thread;
 
-use super::super::{BlockingPool, Job, POOL};
+use super::super::{BlockingPool, Callback, Job, Work, POOL};
 use crate::spawn::Origin;
 use crate::sync::Arc;
 use crate::Context;
@@ -29,6 +30,18 @@ fn counting(runs: &Arc<StdAtomicUsize>) -> Job {
         Box::new(move || {
             runs.fetch_add(1, StdOrdering::SeqCst);
         }),
+        Origin::here("ctxkit-test-job"),
+        None,
+    )
+}
+
+/// An async function whose spawn counts its runs (the model's stand-in for a tokio spawn).
+fn spawning(runs: &Arc<StdAtomicUsize>) -> Job {
+    let runs = runs.clone();
+    Job::of(
+        Work::Spawn(Box::new(move |_origin| {
+            runs.fetch_add(1, StdOrdering::SeqCst);
+        })),
         Origin::here("ctxkit-test-job"),
         None,
     )
@@ -156,17 +169,49 @@ fn loom_stop_vs_cancel_hand_off() {
         canceler.join().unwrap();
         assert!(ctx.is_done());
         // What a worker would do: fill the queue and run it.
-        let jobs: Vec<Job> = {
+        let jobs: Vec<Job<Callback>> = {
             let mut state = POOL.state.lock();
-            assert_eq!(POOL.fill(&mut state), 0, "no worker waits here");
+            let (claimed, spawns) = POOL.fill(&mut state);
+            assert_eq!(claimed, 0, "no worker waits here");
+            assert!(spawns.is_empty(), "no async function here");
             POOL.shards
                 .iter()
                 .flat_map(|shard| std::mem::take(&mut shard.lock().jobs))
                 .collect()
         };
         for job in jobs {
-            (job.into_callback())();
+            (job.work)();
         }
         assert_eq!(runs.load(StdOrdering::SeqCst), usize::from(!stopped));
+    });
+}
+
+/// An async function handed off while the dispatcher runs, and a leak check's look at the
+/// queue meanwhile: the function is listed until its spawn has returned, so a look that finds
+/// it unlisted finds it spawned (invariant 1); it is spawned once, by the dispatcher, and no
+/// worker is started for it.
+#[test]
+fn loom_spawn_vs_a_look_at_the_queue() {
+    loom::model(|| {
+        let pool = Arc::new(BlockingPool::new(Duration::from_secs(5)));
+        assert!(pool.prepare());
+        let dispatcher = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.dispatch_loop())
+        };
+        let runs = Arc::new(StdAtomicUsize::new(0));
+        assert!(pool.hand_off(spawning(&runs)).is_ok());
+        let listed = pool.queued_units().len();
+        let ran = runs.load(StdOrdering::SeqCst);
+        assert!(
+            listed == 1 || ran == 1,
+            "missed: neither listed nor spawned"
+        );
+        until_runs(&runs, 1);
+        close(&pool);
+        dispatcher.join().unwrap();
+        assert_eq!(runs.load(StdOrdering::SeqCst), 1);
+        assert!(pool.queued_units().is_empty());
+        assert_eq!(pool.state.lock().workers, 0, "a spawn needs no worker");
     });
 }
