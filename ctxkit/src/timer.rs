@@ -49,8 +49,10 @@
 //!
 //! 1. Every armed entry is in its shard's slab, under the [`Key`] [`arm`] returned, until its
 //!    owner disarms it or the thread takes it out as due (then expires it); a slab entry's
-//!    generation changes whenever its value is taken out, so a key is never valid twice and a
-//!    disarm after the entry fired removes nothing. (For the tree: every armed, not yet
+//!    generation changes whenever its value is taken out, so a key is not valid again until
+//!    its entry has been reused 2^28 - 1 times (the generations a [`Key`] has room for; the
+//!    tree disarms a fired entry's key in the completion that its expiry runs, long before),
+//!    and a disarm after the entry fired removes nothing. (For the tree: every armed, not yet
 //!    completed deadline owner, `ARMED` in `tree.rs`.)
 //! 2. Every entry in a slab is referred to from the bucket of its tick (or of the cursor it was
 //!    armed at, if that was later), and that bucket's bit in `occupied` is set. A bucket holds
@@ -96,17 +98,52 @@ const WORDS: usize = SLOTS / 64;
 const NONE: u32 = u32::MAX;
 
 /// Names an armed entry, for [`disarm`]: its shard, its slab index and the generation it was
-/// armed with (invariant 1).
+/// armed with (invariant 1). Eight bytes, and `Option<Key>` too (a node keeps one inline): the
+/// shard is the low [`SHARD_BITS`] bits of `tag`, the generation (never zero) the rest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Key {
-    shard: u32,
     index: u32,
-    generation: u32,
+    tag: std::num::NonZeroU32,
+}
+
+/// Bits of a [`Key`]'s tag that name the shard.
+const SHARD_BITS: u32 = 4;
+const _: () = assert!(SHARDS <= 1 << SHARD_BITS);
+/// Generations run from 1 to `GENERATIONS - 1`, then start again at 1 (zero is never one, so a
+/// key's tag is never zero).
+const GENERATIONS: u32 = 1 << (32 - SHARD_BITS);
+
+impl Key {
+    fn new(shard: usize, index: u32, generation: u32) -> Key {
+        debug_assert!(shard < SHARDS && generation != 0 && generation < GENERATIONS);
+        let tag = (generation << SHARD_BITS) | shard as u32;
+        Key {
+            index,
+            tag: std::num::NonZeroU32::new(tag).unwrap_or(std::num::NonZeroU32::MIN),
+        }
+    }
+
+    fn shard(self) -> usize {
+        (self.tag.get() & ((1 << SHARD_BITS) - 1)) as usize
+    }
+
+    fn generation(self) -> u32 {
+        self.tag.get() >> SHARD_BITS
+    }
+}
+
+/// The generation after `generation` (see [`GENERATIONS`]).
+fn next_generation(generation: u32) -> u32 {
+    if generation + 1 >= GENERATIONS {
+        1
+    } else {
+        generation + 1
+    }
 }
 
 /// One slab entry of a wheel.
 struct Entry {
-    /// Changes whenever `value` is taken out (invariant 1).
+    /// Changes whenever `value` is taken out (invariant 1), within 1 .. `GENERATIONS`.
     generation: u32,
     /// When it is due (encoded by `time`); meaningful while `value` is `Some`.
     at: u64,
@@ -236,7 +273,7 @@ impl Wheel {
                 .filter(|&index| index != NONE)
                 .expect("ctxkit: more than 4 billion deadlines armed on one timer shard");
             self.entries.push(Entry {
-                generation: 0,
+                generation: 1,
                 at,
                 value: Some(value),
                 next_free: NONE,
@@ -257,7 +294,7 @@ impl Wheel {
     fn take(&mut self, index: u32) -> Option<Arc<dyn Expire>> {
         let entry = &mut self.entries[index as usize];
         let value = entry.value.take()?;
-        entry.generation = entry.generation.wrapping_add(1);
+        entry.generation = next_generation(entry.generation);
         entry.next_free = self.free;
         self.free = index;
         self.live -= 1;
@@ -267,7 +304,7 @@ impl Wheel {
     /// Removes the entry `key` names, if it still holds a value; its bucket reference turns
     /// stale (invariant 2).
     fn remove(&mut self, key: Key) -> Option<Arc<dyn Expire>> {
-        if !self.is_live((key.index, key.generation)) {
+        if !self.is_live((key.index, key.generation())) {
             return None;
         }
         let value = self.take(key.index);
@@ -425,17 +462,13 @@ pub(crate) fn arm<T: Expire + 'static>(deadline: u64, entry: Arc<T>) -> Option<K
         let _sleep = timer.sleep.lock();
         timer.wake.notify_one();
     }
-    Some(Key {
-        shard: shard as u32,
-        index,
-        generation,
-    })
+    Some(Key::new(shard, index, generation))
 }
 
 /// Stops watching the entry `key` names (done before its deadline). Removes nothing if it has
 /// fired already.
 pub(crate) fn disarm(key: Key) {
-    let removed = timer().shards[key.shard as usize].lock().remove(key);
+    let removed = timer().shards[key.shard()].lock().remove(key);
     // Dropped after the lock is released: the lock is a leaf.
     drop(removed);
 }
@@ -613,6 +646,22 @@ impl Alarm {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A key names its shard and generation exactly, in eight bytes with its `Option`; the
+    /// generations skip zero when they wrap.
+    #[test]
+    fn a_key_packs_shard_and_generation() {
+        assert_eq!(std::mem::size_of::<Option<Key>>(), 8);
+        for (shard, generation) in [(0, 1), (SHARDS - 1, GENERATIONS - 1), (3, 12_345)] {
+            let key = Key::new(shard, 77, generation);
+            assert_eq!(
+                (key.shard(), key.index, key.generation()),
+                (shard, 77, generation)
+            );
+        }
+        assert_eq!(next_generation(GENERATIONS - 1), 1);
+        assert_eq!(next_generation(1), 2);
+    }
     use std::sync::atomic::AtomicUsize;
 
     /// An entry that counts its expiries and knows its instant.
@@ -676,11 +725,7 @@ mod tests {
                         fired: AtomicUsize::new(0),
                     });
                     let (index, generation) = wheel.insert(at, probe.clone());
-                    let key = Key {
-                        shard: 0,
-                        index,
-                        generation,
-                    };
+                    let key = Key::new(0, index, generation);
                     live.push((key, probe));
                 }
                 Op::Disarm(n) if !live.is_empty() => {
@@ -701,7 +746,7 @@ mod tests {
                         if probe.at <= now {
                             assert_eq!(fired, 1, "due at {} by {now}, fired {fired}", probe.at);
                             // Firing freed the entry: the key is no longer valid.
-                            assert!(!wheel.is_live((key.index, key.generation)));
+                            assert!(!wheel.is_live((key.index, key.generation())));
                             false
                         } else {
                             assert_eq!(fired, 0, "fired early: due at {}, now {now}", probe.at);
@@ -749,11 +794,7 @@ mod tests {
         });
         for _ in 0..10 * SLOTS {
             let (index, generation) = wheel.insert(probe.at, probe.clone());
-            wheel.remove(Key {
-                shard: 0,
-                index,
-                generation,
-            });
+            wheel.remove(Key::new(0, index, generation));
         }
         let references: usize = wheel.buckets.iter().map(Vec::len).sum();
         assert!(
