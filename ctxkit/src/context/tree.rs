@@ -100,9 +100,10 @@
 //!    whose bit it saw set is in the shard before the completion empties it, or sees the parent
 //!    completed under the shard's lock and is born done.
 //! 8. [`NEEDS_LOCK`] is set (under the node's lock) before the node gets anything only the lock
-//!    holder may take out: a waiter (inline or in an `Extra`), an `Extra` (a pending reason), an inline child, a child
-//!    shard in use, a timer entry. A node without it completes lock-free, with one compare-and-swap that also requires
-//!    the bit clear, when the outcome carries no reason; otherwise completion takes the lock. A
+//!    holder may take out: a waiter (inline or in an `Extra`), an `Extra` (a pending reason),
+//!    an inline child, a child shard in use, a timer entry. A node without it completes
+//!    lock-free, with one compare-and-swap that also requires the bit clear, when the outcome
+//!    carries no reason; otherwise completion takes the lock. A
 //!    registration that sets the bit sees, in the state before, whether a lock-free completion
 //!    came first.
 //! 9. `Inner::first_child` is set only under the node's lock, only while no shard bit is set
