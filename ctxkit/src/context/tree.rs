@@ -1221,6 +1221,11 @@ pub(crate) fn deregister(node: &Node, key: u32) -> Option<Waiter> {
 
 /// The timer thread expires an armed owner by completing it with its deadline (invariant 4).
 impl timer::Expire for Node {
+    /// Armed only on an owner, for its own deadline (`arm_locked`), which never changes.
+    fn at(&self) -> u64 {
+        self.deadline
+    }
+
     fn expire(self: Arc<Self>) {
         cancel(&self, Completion::Expire);
     }
