@@ -49,8 +49,10 @@
 //!
 //! 1. Every armed entry is in its shard's slab, under the [`Key`] [`arm`] returned, until its
 //!    owner disarms it or the thread takes it out as due (then expires it); a slab entry's
-//!    generation changes whenever its value is taken out, so a key is never valid twice and a
-//!    disarm after the entry fired removes nothing. (For the tree: every armed, not yet
+//!    generation changes whenever its value is taken out, so a key is not valid again until
+//!    its entry has been reused 2^28 - 1 times (the generations a [`Key`] has room for; the
+//!    tree disarms a fired entry's key in the completion that its expiry runs, long before),
+//!    and a disarm after the entry fired removes nothing. (For the tree: every armed, not yet
 //!    completed deadline owner, `ARMED` in `tree.rs`.)
 //! 2. Every entry in a slab is referred to from the bucket of its tick (or of the cursor it was
 //!    armed at, if that was later), and that bucket's bit in `occupied` is set. A bucket holds
@@ -82,6 +84,11 @@ use crate::time;
 pub(crate) trait Expire: Send + Sync {
     /// Called once, on the timer thread, with no timer lock held.
     fn expire(self: Arc<Self>);
+
+    /// The instant it is armed for (encoded by `time`): the `deadline` given to [`arm`], and
+    /// never changed. Read under a shard's lock (so it takes no lock), by the wheel, which
+    /// keeps no copy: eight bytes less per armed entry.
+    fn at(&self) -> u64;
 }
 
 /// Number of shards (each its own lock and wheel).
@@ -96,20 +103,54 @@ const WORDS: usize = SLOTS / 64;
 const NONE: u32 = u32::MAX;
 
 /// Names an armed entry, for [`disarm`]: its shard, its slab index and the generation it was
-/// armed with (invariant 1).
+/// armed with (invariant 1). Eight bytes, and `Option<Key>` too (a node keeps one inline): the
+/// shard is the low [`SHARD_BITS`] bits of `tag`, the generation (never zero) the rest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Key {
-    shard: u32,
     index: u32,
-    generation: u32,
+    tag: std::num::NonZeroU32,
+}
+
+/// Bits of a [`Key`]'s tag that name the shard.
+const SHARD_BITS: u32 = 4;
+const _: () = assert!(SHARDS <= 1 << SHARD_BITS);
+/// Generations run from 1 to `GENERATIONS - 1`, then start again at 1 (zero is never one, so a
+/// key's tag is never zero).
+const GENERATIONS: u32 = 1 << (32 - SHARD_BITS);
+
+impl Key {
+    fn new(shard: usize, index: u32, generation: u32) -> Key {
+        debug_assert!(shard < SHARDS && generation != 0 && generation < GENERATIONS);
+        let tag = (generation << SHARD_BITS) | shard as u32;
+        Key {
+            index,
+            tag: std::num::NonZeroU32::new(tag).unwrap_or(std::num::NonZeroU32::MIN),
+        }
+    }
+
+    fn shard(self) -> usize {
+        (self.tag.get() & ((1 << SHARD_BITS) - 1)) as usize
+    }
+
+    fn generation(self) -> u32 {
+        self.tag.get() >> SHARD_BITS
+    }
+}
+
+/// The generation after `generation` (see [`GENERATIONS`]).
+fn next_generation(generation: u32) -> u32 {
+    if generation + 1 >= GENERATIONS {
+        1
+    } else {
+        generation + 1
+    }
 }
 
 /// One slab entry of a wheel.
 struct Entry {
-    /// Changes whenever `value` is taken out (invariant 1).
+    /// Changes whenever `value` is taken out (invariant 1), within 1 .. `GENERATIONS`.
     generation: u32,
-    /// When it is due (encoded by `time`); meaningful while `value` is `Some`.
-    at: u64,
+    /// The armed value; it is due at `value.at()`.
     value: Option<Arc<dyn Expire>>,
     /// The next free entry while this one is free.
     next_free: u32,
@@ -220,6 +261,7 @@ impl Wheel {
     }
 
     fn insert(&mut self, at: u64, value: Arc<dyn Expire>) -> (u32, u32) {
+        debug_assert_eq!(value.at(), at, "an entry is armed for its own instant");
         if self.buckets.is_empty() {
             self.start(time::now());
         }
@@ -227,7 +269,6 @@ impl Wheel {
             let index = self.free;
             let entry = &mut self.entries[index as usize];
             self.free = entry.next_free;
-            entry.at = at;
             entry.value = Some(value);
             index
         } else {
@@ -236,8 +277,7 @@ impl Wheel {
                 .filter(|&index| index != NONE)
                 .expect("ctxkit: more than 4 billion deadlines armed on one timer shard");
             self.entries.push(Entry {
-                generation: 0,
-                at,
+                generation: 1,
                 value: Some(value),
                 next_free: NONE,
             });
@@ -253,11 +293,19 @@ impl Wheel {
         (index, generation)
     }
 
+    /// The instant of the entry at `index`; `u64::MAX` if it holds nothing.
+    fn due_at(&self, index: u32) -> u64 {
+        self.entries[index as usize]
+            .value
+            .as_ref()
+            .map_or(u64::MAX, |value| value.at())
+    }
+
     /// Takes the value out of a live entry and frees it (invariant 1).
     fn take(&mut self, index: u32) -> Option<Arc<dyn Expire>> {
         let entry = &mut self.entries[index as usize];
         let value = entry.value.take()?;
-        entry.generation = entry.generation.wrapping_add(1);
+        entry.generation = next_generation(entry.generation);
         entry.next_free = self.free;
         self.free = index;
         self.live -= 1;
@@ -267,7 +315,7 @@ impl Wheel {
     /// Removes the entry `key` names, if it still holds a value; its bucket reference turns
     /// stale (invariant 2).
     fn remove(&mut self, key: Key) -> Option<Arc<dyn Expire>> {
-        if !self.is_live((key.index, key.generation)) {
+        if !self.is_live((key.index, key.generation())) {
             return None;
         }
         let value = self.take(key.index);
@@ -306,7 +354,7 @@ impl Wheel {
                 self.stale = self.stale.saturating_sub(1);
                 return false;
             }
-            if self.entries[index as usize].at > now {
+            if self.due_at(index) > now {
                 return true;
             }
             due.extend(self.take(index));
@@ -349,7 +397,7 @@ impl Wheel {
         let mut next = self.buckets[current]
             .iter()
             .filter(|&&reference| self.is_live(reference))
-            .map(|&(index, _)| self.entries[index as usize].at)
+            .map(|&(index, _)| self.due_at(index))
             .min()
             .unwrap_or(u64::MAX);
         // The next bucket that may hold anything: the start of its tick.
@@ -425,17 +473,13 @@ pub(crate) fn arm<T: Expire + 'static>(deadline: u64, entry: Arc<T>) -> Option<K
         let _sleep = timer.sleep.lock();
         timer.wake.notify_one();
     }
-    Some(Key {
-        shard: shard as u32,
-        index,
-        generation,
-    })
+    Some(Key::new(shard, index, generation))
 }
 
 /// Stops watching the entry `key` names (done before its deadline). Removes nothing if it has
 /// fired already.
 pub(crate) fn disarm(key: Key) {
-    let removed = timer().shards[key.shard as usize].lock().remove(key);
+    let removed = timer().shards[key.shard()].lock().remove(key);
     // Dropped after the lock is released: the lock is a leaf.
     drop(removed);
 }
@@ -520,6 +564,8 @@ pub(crate) struct Alarm {
 
 /// What the timer thread holds for an [`Alarm`].
 struct AlarmEntry {
+    /// The alarm's instant (encoded by `time`).
+    at: u64,
     /// Set by the timer thread when it fires, with the waker taken out, under this leaf lock
     /// (nothing else is taken under it); the waker is woken after it is released.
     state: crate::sync::Mutex<AlarmState>,
@@ -533,6 +579,10 @@ struct AlarmState {
 }
 
 impl Expire for AlarmEntry {
+    fn at(&self) -> u64 {
+        self.at
+    }
+
     fn expire(self: Arc<Self>) {
         let waker = {
             let mut state = self.state.lock();
@@ -558,6 +608,7 @@ impl Alarm {
     pub(crate) fn poll(&mut self, waker: &Waker) -> Poll<()> {
         let Some((entry, _)) = &self.entry else {
             let entry = Arc::new(AlarmEntry {
+                at: self.at,
                 state: crate::sync::Mutex::new(AlarmState {
                     fired: false,
                     waker: Some(waker.clone()),
@@ -613,6 +664,22 @@ impl Alarm {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A key names its shard and generation exactly, in eight bytes with its `Option`; the
+    /// generations skip zero when they wrap.
+    #[test]
+    fn a_key_packs_shard_and_generation() {
+        assert_eq!(std::mem::size_of::<Option<Key>>(), 8);
+        for (shard, generation) in [(0, 1), (SHARDS - 1, GENERATIONS - 1), (3, 12_345)] {
+            let key = Key::new(shard, 77, generation);
+            assert_eq!(
+                (key.shard(), key.index, key.generation()),
+                (shard, 77, generation)
+            );
+        }
+        assert_eq!(next_generation(GENERATIONS - 1), 1);
+        assert_eq!(next_generation(1), 2);
+    }
     use std::sync::atomic::AtomicUsize;
 
     /// An entry that counts its expiries and knows its instant.
@@ -622,6 +689,10 @@ mod tests {
     }
 
     impl Expire for Probe {
+        fn at(&self) -> u64 {
+            self.at
+        }
+
         fn expire(self: Arc<Self>) {
             self.fired.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
@@ -676,11 +747,7 @@ mod tests {
                         fired: AtomicUsize::new(0),
                     });
                     let (index, generation) = wheel.insert(at, probe.clone());
-                    let key = Key {
-                        shard: 0,
-                        index,
-                        generation,
-                    };
+                    let key = Key::new(0, index, generation);
                     live.push((key, probe));
                 }
                 Op::Disarm(n) if !live.is_empty() => {
@@ -701,7 +768,7 @@ mod tests {
                         if probe.at <= now {
                             assert_eq!(fired, 1, "due at {} by {now}, fired {fired}", probe.at);
                             // Firing freed the entry: the key is no longer valid.
-                            assert!(!wheel.is_live((key.index, key.generation)));
+                            assert!(!wheel.is_live((key.index, key.generation())));
                             false
                         } else {
                             assert_eq!(fired, 0, "fired early: due at {}, now {now}", probe.at);
@@ -749,11 +816,7 @@ mod tests {
         });
         for _ in 0..10 * SLOTS {
             let (index, generation) = wheel.insert(probe.at, probe.clone());
-            wheel.remove(Key {
-                shard: 0,
-                index,
-                generation,
-            });
+            wheel.remove(Key::new(0, index, generation));
         }
         let references: usize = wheel.buckets.iter().map(Vec::len).sum();
         assert!(

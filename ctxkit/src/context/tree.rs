@@ -78,7 +78,7 @@
 //!    its place never changes once linked, so it may be read before the lock is taken to find
 //!    which lock. A completed parent links no more children.
 //! 4. `ARMED` is set under the node's lock, together with the insertion of the timer entry
-//!    (whose key is kept in `Extra::timer` until the completion takes it out to disarm it),
+//!    (whose key is kept in `Inner::timer` until the completion takes it out to disarm it),
 //!    and only on an owner that is not done. The timer entry holds a strong reference, so an armed
 //!    node lives until it fires or its completion removes the entry.
 //! 5. A completion takes the waiters and children out under the lock and notifies them after
@@ -100,9 +100,10 @@
 //!    whose bit it saw set is in the shard before the completion empties it, or sees the parent
 //!    completed under the shard's lock and is born done.
 //! 8. [`NEEDS_LOCK`] is set (under the node's lock) before the node gets anything only the lock
-//!    holder may take out: an `Extra` (a pending reason, a waiter), an inline child, a child
-//!    shard in use, a timer entry. A node without it completes lock-free, with one compare-and-swap that also requires
-//!    the bit clear, when the outcome carries no reason; otherwise completion takes the lock. A
+//!    holder may take out: a waiter (inline or in an `Extra`), an `Extra` (a pending reason),
+//!    an inline child, a child shard in use, a timer entry. A node without it completes
+//!    lock-free, with one compare-and-swap that also requires the bit clear, when the outcome
+//!    carries no reason; otherwise completion takes the lock. A
 //!    registration that sets the bit sees, in the state before, whether a lock-free completion
 //!    came first.
 //! 9. `Inner::first_child` is set only under the node's lock, only while no shard bit is set
@@ -133,6 +134,7 @@
 //! children of one context, 4 billion waiters on one); the locks ignore poisoning.
 
 use std::fmt;
+use std::task::Waker;
 
 use crate::context::children::{
     decode_slot, encode_slot, shard_index, Shards, INLINE, INLINE_SLOT, UNLINKED,
@@ -206,13 +208,22 @@ pub(crate) struct Node {
 }
 
 /// The parts of a node that only the holder of its lock touches.
+///
+/// The awaited request (one task waiting on its own deadline) keeps everything here: its
+/// waker in `waker` and its timer key in `timer`, so it allocates nothing beyond the node.
 struct Inner {
-    /// Reason and waiters; allocated the first time there is anything to keep, so a node that
-    /// is only created and canceled never allocates it.
+    /// A reason and the second and later waiters; allocated the first time there is one to
+    /// keep, so a node that is only created and canceled, or awaited by one waiter, never
+    /// allocates it.
     extra: Option<Box<Extra>>,
     /// The inline place for a child (invariant 9): a chain of contexts, or a parent whose
     /// children come and go one at a time, needs no shards.
     first_child: Option<Weak<Node>>,
+    /// The inline place for a task's waiter: waiter key 0 (see [`insert_waiter`]). Only a
+    /// `Waker`, to keep every node small (a thread or an after-function goes to `Extra`).
+    waker: Option<Waker>,
+    /// The timer entry watching this owner's deadline, while `ARMED` (invariant 4).
+    timer: Option<timer::Key>,
 }
 
 /// The parts of a node that only the lock holder touches and that most nodes never need.
@@ -220,10 +231,9 @@ struct Inner {
 struct Extra {
     /// Invariant 2.
     cause: Option<Reason>,
-    /// Tasks, threads and after-functions to notify on completion.
+    /// Tasks, threads and after-functions to notify on completion, beyond the inline one: the
+    /// list's key `k` is waiter key `k + 1`.
     waiters: Waiters,
-    /// The timer entry watching this owner's deadline, while `ARMED` (invariant 4).
-    timer: Option<timer::Key>,
 }
 
 #[cfg(all(debug_assertions, not(loom)))]
@@ -249,6 +259,39 @@ type Guard<'a> = MutexGuard<'a, Inner>;
 
 fn extra<'a>(guard: &'a mut Guard<'_>) -> &'a mut Extra {
     guard.extra.get_or_insert_with(Default::default)
+}
+
+/// Adds a waiter under the lock; returns its key: 0 for the inline place, `k + 1` for key `k`
+/// of the extra list.
+fn insert_waiter(guard: &mut Guard<'_>, waiter: Waiter) -> u32 {
+    match waiter {
+        Waiter::Task(waker) if guard.waker.is_none() => {
+            guard.waker = Some(waker);
+            0
+        }
+        // The list's keys stay below `u32::MAX` (waiters.rs), so this cannot overflow.
+        waiter => extra(guard).waiters.insert(waiter) + 1,
+    }
+}
+
+/// The task's waker under `key` (see [`insert_waiter`]), if it is still there.
+fn waker_mut<'a>(guard: &'a mut Guard<'_>, key: u32) -> Option<&'a mut Waker> {
+    match key {
+        0 => guard.waker.as_mut(),
+        _ => match guard.extra.as_mut()?.waiters.get_mut(key - 1)? {
+            Waiter::Task(waker) => Some(waker),
+            _ => None,
+        },
+    }
+}
+
+/// Takes every waiter out (the inline one and the list), for a completion.
+fn take_waiters(guard: &mut Guard<'_>) -> Taken {
+    let listed = match guard.extra.as_mut() {
+        Some(extra) if !extra.waiters.is_empty() => extra.waiters.take_all(),
+        _ => Taken::none(),
+    };
+    listed.with_inline(guard.waker.take().map(Waiter::Task))
 }
 
 /// The reason kept under the lock (invariant 2), if any.
@@ -280,6 +323,8 @@ impl Node {
             inner: Mutex::new(Inner {
                 extra,
                 first_child: None,
+                waker: None,
+                timer: None,
             }),
             children: OnceBox::new(),
         }
@@ -954,18 +999,9 @@ fn complete_quick(
     let walked = if childless { WALKED } else { 0 };
     node.state
         .store(state | completed | walked, Ordering::Release);
-    let (waiters, old_reason, armed) = match inner.extra.as_mut() {
-        Some(extra) => (
-            if extra.waiters.is_empty() {
-                Taken::none()
-            } else {
-                extra.waiters.take_all()
-            },
-            extra.cause.take(),
-            extra.timer.take(),
-        ),
-        None => (Taken::none(), None, None),
-    };
+    let waiters = take_waiters(&mut inner);
+    let old_reason = inner.extra.as_mut().and_then(|extra| extra.cause.take());
+    let armed = inner.timer.take();
     debug_assert_eq!(armed.is_some(), state & ARMED != 0);
     drop(inner);
     // Invariant 5: a replaced reason is user data; drop it with no lock held.
@@ -1074,18 +1110,13 @@ fn complete(node: &Node, completion: Completion) -> Option<Completed> {
     };
     // The decision is made and visible; readers of the cause take this lock, so they see the
     // state and the reason together.
-    let mut waiters = Taken::none();
     let mut old_reason = None;
-    let mut armed = None;
     let first_child = inner.first_child.take();
+    let waiters = take_waiters(&mut inner);
+    // Invariant 4: the entry's key is kept with `ARMED`, under this lock.
+    let armed = inner.timer.take();
     if reason.is_some() || inner.extra.is_some() {
-        let extra = extra(&mut inner);
-        old_reason = std::mem::replace(&mut extra.cause, reason.clone());
-        if !extra.waiters.is_empty() {
-            waiters = extra.waiters.take_all();
-        }
-        // Invariant 4: the entry's key is kept with `ARMED`, under this lock.
-        armed = extra.timer.take();
+        old_reason = std::mem::replace(&mut extra(&mut inner).cause, reason.clone());
     }
     debug_assert_eq!(armed.is_some(), state & ARMED != 0);
     drop(inner);
@@ -1141,7 +1172,7 @@ pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, arm: bool) -> Registere
     if let Some(error) = done_kind(state) {
         return Registered::Done(error);
     }
-    let key = extra(&mut inner).waiters.insert(waiter);
+    let key = insert_waiter(&mut inner, waiter);
     if !arm || state & HAS_DEADLINE == 0 {
         return Registered::Waiting(key);
     }
@@ -1161,8 +1192,8 @@ pub(crate) fn register(node: &Arc<Node>, waiter: Waiter, arm: bool) -> Registere
 /// Returns false if the entry is gone (the node completed and took it).
 pub(crate) fn refresh_waker(node: &Node, key: u32, waker: &std::task::Waker) -> bool {
     let mut inner = node.lock();
-    match inner.extra.as_mut().and_then(|e| e.waiters.get_mut(key)) {
-        Some(Waiter::Task(current)) => {
+    match waker_mut(&mut inner, key) {
+        Some(current) => {
             if !current.will_wake(waker) {
                 let old = std::mem::replace(current, waker.clone());
                 drop(inner);
@@ -1171,7 +1202,7 @@ pub(crate) fn refresh_waker(node: &Node, key: u32, waker: &std::task::Waker) -> 
             }
             true
         }
-        _ => false,
+        None => false,
     }
 }
 
@@ -1181,11 +1212,20 @@ pub(crate) fn deregister(node: &Node, key: u32) -> Option<Waiter> {
         // Invariant 5: the completion took the whole list.
         return None;
     }
-    node.lock().extra.as_mut()?.waiters.remove(key)
+    let mut inner = node.lock();
+    match key {
+        0 => inner.waker.take().map(Waiter::Task),
+        _ => inner.extra.as_mut()?.waiters.remove(key - 1),
+    }
 }
 
 /// The timer thread expires an armed owner by completing it with its deadline (invariant 4).
 impl timer::Expire for Node {
+    /// Armed only on an owner, for its own deadline (`arm_locked`), which never changes.
+    fn at(&self) -> u64 {
+        self.deadline
+    }
+
     fn expire(self: Arc<Self>) {
         cancel(&self, Completion::Expire);
     }
@@ -1227,7 +1267,7 @@ fn arm_locked(owner: &Arc<Node>, mut inner: Guard<'_>, state: u32, now: Option<u
     // timer's locks are taken under the node's: cannot deadlock, lock order 2 (nothing under
     // them takes a node's lock).
     if let Some(key) = timer::arm(owner.deadline, owner.clone()) {
-        extra(&mut inner).timer = Some(key);
+        inner.timer = Some(key);
         owner.state.fetch_or(ARMED, Ordering::Release);
     }
     false
@@ -1243,7 +1283,8 @@ pub(crate) fn child_count(node: &Node) -> usize {
 
 /// Number of waiters registered on `node` (tests and `Debug`).
 pub(crate) fn waiter_count(node: &Node) -> usize {
-    node.lock().extra.as_ref().map_or(0, |e| e.waiters.len())
+    let inner = node.lock();
+    usize::from(inner.waker.is_some()) + inner.extra.as_ref().map_or(0, |e| e.waiters.len())
 }
 
 impl fmt::Debug for Node {
@@ -1357,6 +1398,81 @@ mod tests {
             Some("gone".to_string())
         );
         assert_eq!(child_count(&parent), 0);
+    }
+
+    /// The awaited request (one task on an owner of its deadline, armed) keeps its waker and
+    /// its timer key inline: no `Extra` is allocated, and the completion wakes the task and
+    /// disarms the entry.
+    #[test]
+    fn an_awaited_owner_keeps_its_waiter_and_timer_key_inline() {
+        use crate::test_waker::counter;
+        let node = new_child(
+            None,
+            NewNode {
+                deadline: time::now() + 3_600_000_000_000,
+                deadline_cause: None,
+                now: None,
+            },
+        );
+        let (wakes, waker) = counter();
+        let Registered::Waiting(key) = register(&node, Waiter::Task(waker), true) else {
+            panic!("not done");
+        };
+        assert_eq!(key, 0);
+        {
+            let inner = node.lock();
+            assert!(inner.extra.is_none(), "nothing allocated beyond the node");
+            assert!(inner.waker.is_some() && inner.timer.is_some());
+        }
+        assert!(cancel(&node, canceled()));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        let inner = node.lock();
+        assert!(inner.waker.is_none() && inner.timer.is_none());
+    }
+
+    /// Waiter keys: 0 is the inline place (a task only), later ones the extra list; a freed
+    /// inline place is taken again; a thread goes to the list; refreshing and removing find
+    /// each by its key, and the completion notifies everyone left.
+    #[test]
+    fn the_inline_waiter_place_and_the_list_share_the_keys() {
+        use crate::test_waker::counter;
+        let node = new_child(None, no_deadline());
+        let waiting = |waiter| match register(&node, waiter, false) {
+            Registered::Waiting(key) => key,
+            Registered::Done(_) => panic!("not done"),
+        };
+        let (first_wakes, first) = counter();
+        let (second_wakes, second) = counter();
+        let (third_wakes, third) = counter();
+        let a = waiting(Waiter::Task(first.clone()));
+        let b = waiting(Waiter::Task(second.clone()));
+        let thread = waiting(Waiter::Thread(std::thread::current()));
+        assert_eq!(a, 0);
+        assert!(b != 0 && thread != 0 && b != thread);
+        assert_eq!(waiter_count(&node), 3);
+        // Refreshing key 0 and a listed key replaces the right waker.
+        assert!(refresh_waker(&node, a, &third));
+        assert!(refresh_waker(&node, b, &second));
+        assert!(matches!(deregister(&node, thread), Some(Waiter::Thread(_))));
+        assert!(matches!(deregister(&node, a), Some(Waiter::Task(_))));
+        assert!(deregister(&node, a).is_none(), "a key is removed once");
+        // The freed inline place is taken by the next task.
+        let c = waiting(Waiter::Task(first));
+        assert_eq!(c, 0);
+        assert_eq!(waiter_count(&node), 2);
+        assert!(cancel(&node, canceled()));
+        assert_eq!(first_wakes.0.load(Ordering::SeqCst), 1);
+        assert_eq!(second_wakes.0.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            third_wakes.0.load(Ordering::SeqCst),
+            0,
+            "its entry was refreshed, then removed"
+        );
+        assert!(
+            !refresh_waker(&node, b, &second),
+            "the completion took the entries"
+        );
+        assert_eq!(waiter_count(&node), 0);
     }
 
     /// `complete` and `complete_quick` (which repeats its rules for speed) give the same result

@@ -11,6 +11,10 @@
 //! 1. Every `Vacant` slot is on the free list exactly once; `free` is its head.
 //! 2. `occupied` counts the `Occupied` slots; when it falls to zero the storage is released.
 //! 3. The list is guarded by its node's `inner` mutex (see `tree.rs`); nothing here locks.
+//!
+//! A node keeps one task's waker outside any list, inline (`tree.rs`, `Inner::waker`: the
+//! awaited request allocates no list); this list holds the others, and [`Taken`] carries that
+//! inline one along with them to the completion's notifications.
 
 use std::fmt;
 use std::task::Waker;
@@ -145,7 +149,7 @@ impl Waiters {
         let rest = std::mem::take(&mut self.rest);
         self.free = 0;
         self.occupied = 0;
-        Taken(first, rest)
+        Taken(None, first, rest)
     }
 
     /// Number of waiters.
@@ -158,18 +162,28 @@ impl Waiters {
     }
 }
 
-/// Waiters taken out of a list by [`Waiters::take_all`], to notify once no lock is held.
-pub(crate) struct Taken(Slot, Vec<Slot>);
+/// Waiters taken out of a list by [`Waiters::take_all`] (and the node's inline waiter, if any:
+/// [`Taken::with_inline`]), to notify once no lock is held.
+pub(crate) struct Taken(Option<Waiter>, Slot, Vec<Slot>);
 
 impl Taken {
     /// An empty set.
     pub(crate) const fn none() -> Taken {
-        Taken(Slot::Vacant { next_free: NONE }, Vec::new())
+        Taken(None, Slot::Vacant { next_free: NONE }, Vec::new())
+    }
+
+    /// This set with `inline` (the node's own waiter place, outside any list) notified first.
+    pub(crate) fn with_inline(self, inline: Option<Waiter>) -> Taken {
+        debug_assert!(self.0.is_none(), "one inline waiter per set");
+        Taken(inline, self.1, self.2)
     }
 
     /// Notifies every waiter (see [`Waiter::notify`]).
     pub(crate) fn notify_all(self) {
-        let Taken(first, rest) = self;
+        let Taken(inline, first, rest) = self;
+        if let Some(waiter) = inline {
+            waiter.notify();
+        }
         if let Slot::Occupied(waiter) = first {
             waiter.notify();
         }
@@ -224,8 +238,8 @@ mod tests {
         list.remove(keys[1]);
         list.remove(keys[3]);
         let taken = list.take_all();
-        let occupied = std::iter::once(&taken.0)
-            .chain(&taken.1)
+        let occupied = std::iter::once(&taken.1)
+            .chain(&taken.2)
             .filter(|s| matches!(s, Slot::Occupied(_)))
             .count();
         assert_eq!(occupied, 3);

@@ -141,3 +141,40 @@ fn loom_owner_expiry_vs_child_cancel() {
         assert_eq!(crate::timer::armed_count(), 0, "an entry outlived its node");
     });
 }
+
+/// A waiter kept in the node's inline place (the first task registered, which armed the
+/// deadline) while a second task registers (into the extra list) and leaves, racing a cancel:
+/// the kept waiter is woken exactly once, the one that left never, and no entry is left.
+#[test]
+fn loom_inline_waiter_and_a_listed_one_vs_cancel() {
+    loom::model(|| {
+        let (ctx, cancel) = Context::background()
+            .with_timeout(Duration::from_secs(3600))
+            .into_parts();
+        let (kept_count, kept_waker) = counter();
+        let mut kept = Box::pin(ctx.done());
+        let first = kept
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(&kept_waker));
+        assert!(first.is_pending());
+        let (left_count, left_waker) = counter();
+        let other = {
+            let ctx = ctx.clone();
+            thread::spawn(move || {
+                let done = pin!(ctx.done());
+                let _ = done.poll(&mut TaskContext::from_waker(&left_waker));
+            })
+        };
+        cancel.cancel();
+        other.join().unwrap();
+        assert_eq!(
+            kept_count.0.load(Ordering::SeqCst),
+            1,
+            "the kept waiter is woken once"
+        );
+        assert!(left_count.0.load(Ordering::SeqCst) <= 1);
+        assert_eq!(ctx.err(), Some(Error::Canceled));
+        assert_eq!(crate::timer::armed_count(), 0, "an entry outlived its node");
+        drop(kept);
+    });
+}
