@@ -844,6 +844,9 @@ impl Context {
     /// runtime has shut down by the time the context is done, the future is dropped without
     /// being polled, and nothing panics.
     ///
+    /// It takes the future itself, not a function returning one (Go's `AfterFunc(ctx, f)` takes
+    /// `f`): write `ctx.after_func_async(async move { ... })`.
+    ///
     /// The runtime is captured at registration (`tokio::runtime::Handle::current`), not looked
     /// up when the context is done: a context is often canceled from a plain thread, or by the
     /// deadline timer's thread, where no runtime is current.
