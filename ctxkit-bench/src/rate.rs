@@ -341,8 +341,9 @@ pub(crate) struct WaitersRun {
     pub(crate) wall_ms: f64,
     /// Waits that had returned by then.
     pub(crate) returned: usize,
-    /// Median and p99 lateness of the waits, µs, when all returned (see [`Due`]).
-    pub(crate) lateness: Option<(f64, f64)>,
+    /// Median and p99 lateness of the waits, µs, when all returned (see [`Due`]), and the p99
+    /// of the waits due after the first 0.1 s (once every task is spawned and registered).
+    pub(crate) lateness: Option<(f64, f64, f64)>,
 }
 
 /// When wait `k` (in order of return) of a waiters run is due, to measure its lateness.
@@ -356,8 +357,9 @@ pub(crate) enum Due {
     FromFirst(Duration),
 }
 
-/// Median and p99 of the lateness of sorted return times (ns after `start`), in µs.
-fn lateness(returns: &mut [u64], due: Due) -> (f64, f64) {
+/// Median and p99 of the lateness of sorted return times (ns after `start`), in µs, and the
+/// p99 of those due after the first 0.1 s.
+fn lateness(returns: &mut [u64], due: Due) -> (f64, f64, f64) {
     returns.sort_unstable();
     let (origin, spacing) = match due {
         Due::FromStart(spacing) => (0, spacing),
@@ -369,7 +371,12 @@ fn lateness(returns: &mut [u64], due: Due) -> (f64, f64) {
         .enumerate()
         .map(|(k, &at)| (at as f64 - (origin + k as u64 * spacing) as f64) / 1e3)
         .collect();
-    (percentile(&late, 50.0), percentile(&late, 99.0))
+    let steady = (Duration::from_millis(100).as_nanos() as u64 / spacing.max(1)) as usize;
+    let steady_p99 = match late.get(steady..) {
+        Some(rest) if !rest.is_empty() => percentile(rest, 99.0),
+        _ => f64::NAN,
+    };
+    (percentile(&late, 50.0), percentile(&late, 99.0), steady_p99)
 }
 
 /// One run: a fresh 2-worker runtime; a driver task reads the process CPU clock and the time
@@ -451,13 +458,14 @@ pub(crate) fn emit_waiters(
         let returned = stats(&runs.iter().map(|r| r.returned as f64).collect::<Vec<_>>()).value;
         format!("; {unfinished} of {} runs had not finished after the {} s cap (median {returned:.0} of 20,000 waits returned): their figure is the CPU share until the cap", runs.len(), waiters_cap(cfg).as_secs())
     };
-    let late: Vec<(f64, f64)> = runs.iter().filter_map(|r| r.lateness).collect();
+    let late: Vec<(f64, f64, f64)> = runs.iter().filter_map(|r| r.lateness).collect();
     let late = if late.is_empty() {
         String::new()
     } else {
         let median = stats(&late.iter().map(|l| l.0).collect::<Vec<_>>()).value;
         let p99 = stats(&late.iter().map(|l| l.1).collect::<Vec<_>>()).value;
-        format!("; lateness (the k-th return against the k-th instant of the schedule, {how_late}), medians over runs: median {median:.0} us, p99 {p99:.0} us", how_late = match due {
+        let steady = stats(&late.iter().map(|l| l.2).collect::<Vec<_>>()).value;
+        format!("; lateness (the k-th return against the k-th instant of the schedule, {how_late}), medians over runs: median {median:.0} us, p99 {p99:.0} us, p99 of the waits due after the first 0.1 s {steady:.0} us", how_late = match due {
             Due::FromStart(_) => "start + k * 50 us",
             Due::FromFirst(_) => "the first return + k * 50 us",
         })
