@@ -311,6 +311,39 @@ mod tests {
     }
 
     #[test]
+    fn tasks_due_close_together_arm_no_alarm_and_are_woken_by_their_slot() {
+        let ctx = Context::background();
+        let (first_count, first_waker) = crate::test_waker::counter();
+        let (count, waker) = crate::test_waker::counter();
+        let due = Instant::now() + Duration::from_millis(3);
+        let mut first = sleep_until(&ctx, due);
+        let mut second = sleep_until(&ctx, due + Duration::from_micros(10));
+        assert!(Pin::new(&mut first)
+            .poll(&mut TaskContext::from_waker(&first_waker))
+            .is_pending());
+        let mut cx = TaskContext::from_waker(&waker);
+        assert!(Pin::new(&mut second).poll(&mut cx).is_pending());
+        assert_eq!(
+            second.phase,
+            Phase::Member,
+            "another is due within the slot"
+        );
+        assert!(second.alarm.entry().is_none(), "a member arms no alarm");
+        // Nobody polls the first: the slot's timer entry wakes the second on its own.
+        let watchdog = Instant::now() + Duration::from_secs(20);
+        while count.0.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < watchdog, "watchdog: the slot never fired");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(Pin::new(&mut second).poll(&mut cx), Poll::Ready(Ok(())));
+        assert!(Instant::now() >= due + Duration::from_micros(10));
+        // The first, isolated when it registered, had its own alarm at its margin; the slot's
+        // sweep woke it too, being due.
+        assert!(first_count.0.load(Ordering::SeqCst) >= 1);
+        drop(first);
+    }
+
+    #[test]
     fn a_dropped_sleep_leaves_no_timer_entry() {
         let ctx = Context::background();
         let (_, waker) = crate::test_waker::counter();
