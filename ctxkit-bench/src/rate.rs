@@ -341,13 +341,49 @@ pub(crate) struct WaitersRun {
     pub(crate) wall_ms: f64,
     /// Waits that had returned by then.
     pub(crate) returned: usize,
+    /// Median and p99 lateness of the waits, µs, when all returned (see [`Due`]), and the p99
+    /// of the waits due after the first 0.1 s (once every task is spawned and registered).
+    pub(crate) lateness: Option<(f64, f64, f64)>,
+}
+
+/// When wait `k` (in order of return) of a waiters run is due, to measure its lateness.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Due {
+    /// At `start + k * spacing` (a sleep to a known instant).
+    FromStart(Duration),
+    /// At `first + k * spacing`, `first` being when the first wait returned: a limiter's first
+    /// wait takes the burst's token at once, and wait `k` is due `k` intervals after it. (It
+    /// leaves out the first wait's own latency, a fraction of a microsecond.)
+    FromFirst(Duration),
+}
+
+/// Median and p99 of the lateness of sorted return times (ns after `start`), in µs, and the
+/// p99 of those due after the first 0.1 s.
+fn lateness(returns: &mut [u64], due: Due) -> (f64, f64, f64) {
+    returns.sort_unstable();
+    let (origin, spacing) = match due {
+        Due::FromStart(spacing) => (0, spacing),
+        Due::FromFirst(spacing) => (returns[0], spacing),
+    };
+    let spacing = spacing.as_nanos() as u64;
+    let late: Vec<f64> = returns
+        .iter()
+        .enumerate()
+        .map(|(k, &at)| (at as f64 - (origin + k as u64 * spacing) as f64) / 1e3)
+        .collect();
+    let steady = (Duration::from_millis(100).as_nanos() as u64 / spacing.max(1)) as usize;
+    let steady_p99 = match late.get(steady..) {
+        Some(rest) if !rest.is_empty() => percentile(rest, 99.0),
+        _ => f64::NAN,
+    };
+    (percentile(&late, 50.0), percentile(&late, 99.0), steady_p99)
 }
 
 /// One run: a fresh 2-worker runtime; a driver task reads the process CPU clock and the time
 /// `start`, spawns `n` tasks, task i awaiting `wait(i, start)` once, and waits (a `Notify`)
 /// until the last has returned, or `cap` has passed; then reads both clocks again. The runtime
 /// is dropped afterwards (with any task still waiting).
-pub(crate) fn waiters_run<M, F>(n: usize, cap: Duration, wait: M) -> WaitersRun
+pub(crate) fn waiters_run<M, F>(n: usize, cap: Duration, due: Due, wait: M) -> WaitersRun
 where
     M: Fn(usize, Instant) -> F + Send + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
@@ -356,12 +392,16 @@ where
     let run = rt.block_on(rt.spawn(async move {
         let returned = Arc::new(AtomicUsize::new(0));
         let all = Arc::new(tokio::sync::Notify::new());
+        let returns: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
         let cpu0 = process_cpu();
         let start = Instant::now();
         for i in 0..n {
             let (waiting, returned, all) = (wait(i, start), returned.clone(), all.clone());
+            let returns = returns.clone();
             tokio::spawn(async move {
                 waiting.await;
+                let at = start.elapsed().as_nanos() as u64;
+                returns[i].store(at, Ordering::Relaxed);
                 if returned.fetch_add(1, Ordering::AcqRel) + 1 == n {
                     all.notify_one();
                 }
@@ -370,10 +410,18 @@ where
         let _ = tokio::time::timeout(cap, all.notified()).await;
         let wall = start.elapsed();
         let cpu = process_cpu() - cpu0;
+        let returned = returned.load(Ordering::Acquire);
         WaitersRun {
             cpu_pct: 100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
             wall_ms: wall.as_secs_f64() * 1e3,
-            returned: returned.load(Ordering::Acquire),
+            returned,
+            lateness: (returned == n).then(|| {
+                let mut returns: Vec<u64> = returns
+                    .iter()
+                    .map(|at| at.load(Ordering::Relaxed))
+                    .collect();
+                lateness(&mut returns, due)
+            }),
         }
     }));
     rt.shutdown_background();
@@ -381,20 +429,26 @@ where
 }
 
 /// A warm-up run of a tenth of the waiters, then 7 runs (3 with `--quick`) of `WAITERS`.
-pub(crate) fn waiters_runs<M, F>(cfg: &Cfg, wait: impl Fn() -> M) -> Vec<WaitersRun>
+pub(crate) fn waiters_runs<M, F>(cfg: &Cfg, due: Due, wait: impl Fn() -> M) -> Vec<WaitersRun>
 where
     M: Fn(usize, Instant) -> F + Send + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let cap = waiters_cap(cfg);
-    waiters_run(WAITERS / 10, cap, wait());
+    waiters_run(WAITERS / 10, cap, due, wait());
     (0..cfg.pick(7, 3))
-        .map(|_| waiters_run(WAITERS, cap, wait()))
+        .map(|_| waiters_run(WAITERS, cap, due, wait()))
         .collect()
 }
 
 /// Prints the line of `implementation` from its runs; `how` says how a task waits.
-pub(crate) fn emit_waiters(cfg: &Cfg, implementation: &str, runs: &[WaitersRun], how: &str) {
+pub(crate) fn emit_waiters(
+    cfg: &Cfg,
+    implementation: &str,
+    runs: &[WaitersRun],
+    due: Due,
+    how: &str,
+) {
     let cpu: Vec<f64> = runs.iter().map(|r| r.cpu_pct).collect();
     let wall = stats(&runs.iter().map(|r| r.wall_ms).collect::<Vec<_>>()).value;
     let unfinished = runs.iter().filter(|r| r.returned < WAITERS).count();
@@ -404,12 +458,24 @@ pub(crate) fn emit_waiters(cfg: &Cfg, implementation: &str, runs: &[WaitersRun],
         let returned = stats(&runs.iter().map(|r| r.returned as f64).collect::<Vec<_>>()).value;
         format!("; {unfinished} of {} runs had not finished after the {} s cap (median {returned:.0} of 20,000 waits returned): their figure is the CPU share until the cap", runs.len(), waiters_cap(cfg).as_secs())
     };
+    let late: Vec<(f64, f64, f64)> = runs.iter().filter_map(|r| r.lateness).collect();
+    let late = if late.is_empty() {
+        String::new()
+    } else {
+        let median = stats(&late.iter().map(|l| l.0).collect::<Vec<_>>()).value;
+        let p99 = stats(&late.iter().map(|l| l.1).collect::<Vec<_>>()).value;
+        let steady = stats(&late.iter().map(|l| l.2).collect::<Vec<_>>()).value;
+        format!("; lateness (the k-th return against the k-th instant of the schedule, {how_late}), medians over runs: median {median:.0} us, p99 {p99:.0} us, p99 of the waits due after the first 0.1 s {steady:.0} us", how_late = match due {
+            Due::FromStart(_) => "start + k * 50 us",
+            Due::FromFirst(_) => "the first return + k * 50 us",
+        })
+    };
     emit(
         WAITERS_CPU,
         implementation,
         "cpu_pct",
         Some(stats(&cpu)),
-        &format!("20,000 tasks spawned at once by a driver task on a fresh 2-worker multi-thread runtime, each: {how}; process CPU time (clock_gettime(CLOCK_PROCESS_CPUTIME_ID): every thread, user + system) / wall time from the first spawn until the last wait returned, in percent of one CPU; median wall {wall:.0} ms{cap}; one warm-up run of 2,000 waiters first"),
+        &format!("20,000 tasks spawned at once by a driver task on a fresh 2-worker multi-thread runtime, each: {how}; process CPU time (clock_gettime(CLOCK_PROCESS_CPUTIME_ID): every thread, user + system) / wall time from the first spawn until the last wait returned, in percent of one CPU; median wall {wall:.0} ms{cap}{late}; one warm-up run of 2,000 waiters first"),
     );
 }
 
@@ -418,7 +484,8 @@ fn waiters_cpu(cfg: &Cfg) {
         return;
     }
     progress(&format!("{WAITERS_CPU} ctxkit"));
-    let runs = waiters_runs(cfg, || {
+    let due = Due::FromFirst(Duration::from_secs(1) / WAITERS as u32);
+    let runs = waiters_runs(cfg, due, || {
         let limiter = Arc::new(Limiter::new(WAITERS as f64, 1).expect("valid limiter"));
         move |_, _| {
             let limiter = limiter.clone();
@@ -434,7 +501,8 @@ fn waiters_cpu(cfg: &Cfg) {
         cfg,
         "ctxkit",
         &runs,
-        "limiter.wait(&Context::background()).await once on one Arc<Limiter::new(20000, 1)> (each reserves its slot, then sleeps on the ctxkit-timer thread until 300 us before it and yields to the executor)",
+        due,
+        "limiter.wait(&Context::background()).await once on one Arc<Limiter::new(20000, 1)> (each reserves its instant, then sleeps in the 500 us slot of the sleep registry that its instant falls in: one ctxkit-timer entry per slot wakes the slot's waiters at its end)",
     );
 }
 

@@ -7,10 +7,10 @@
 //! `created + k / rate`; and where each waiter's own instant is known (the async tests take
 //! the reservations in turn, after a lead), each returns at or after it.
 //!
-//! Order: waiters due close together are woken together (a slot's leader wakes its followers)
-//! and may return in either order when they run on different workers, or when the executor
-//! was held up (the leaders of later slots, woken by the timer thread meanwhile, are queued
-//! before the followers their own leader wakes). So a waiter must not be overtaken by one due
+//! Order: waiters due close together are woken together (the timer thread wakes a slot's
+//! waiters at its end, in order of instant) and may return in either order when they run on
+//! different workers, or when the executor was held up (the waiters of later slots, woken by
+//! the timer thread meanwhile, are queued behind). So a waiter must not be overtaken by one due
 //! `ORDER_SLACK` or more after it, unless it was itself that late (the machine held it up).
 //! Nothing here asserts a lateness.
 
@@ -141,7 +141,7 @@ fn many_async_waiters_on_one_thread_return_in_order_none_early() {
         .enable_time()
         .build()
         .unwrap();
-    // 20,000 a second: waiters 50 us apart, ten to a slot; 2,000 of them, 0.1 s.
+    // 20,000 a second: waiters 50 us apart, about twenty to a slot; 2,000 of them, 0.1 s.
     async_waiters(runtime, 2000, 20_000.0);
 }
 
@@ -153,7 +153,7 @@ fn many_async_waiters_on_two_workers_return_in_order_none_early() {
         .build()
         .unwrap();
     async_waiters(runtime, 2000, 20_000.0);
-    // And sparser: 2,000 a second, 500 us apart: each on its own alarm, none spinning.
+    // And sparser: 2,000 a second, 500 us apart: about two to a slot, none spinning.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_time()
@@ -164,7 +164,7 @@ fn many_async_waiters_on_two_workers_return_in_order_none_early() {
 
 /// Half of the waiters have their context canceled while they wait: those leave at once with
 /// the context's error (and give their tokens back), the others all return in order, none
-/// early. Whoever led a slot and left is replaced, so nobody is stranded.
+/// early. The timer thread wakes each slot, whoever of it left, so nobody is stranded.
 #[test]
 fn canceled_waiters_leave_and_the_others_still_return() {
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -17,7 +17,8 @@ use super::peer;
 use crate::harness::{contended_2, emit, ns_per_op, progress, runtime, stats, Cfg};
 use crate::rate::{
     emit_wait, emit_waiters, keyed_one_thread, keyed_two_threads, keyed_two_threads_note,
-    wait_figures, waiters_runs, WaitFigures, KEYED_1, KEYED_2, KEYED_METHOD, WAITERS, WAITERS_CPU,
+    wait_figures, waiters_runs, Due, WaitFigures, KEYED_1, KEYED_2, KEYED_METHOD, WAITERS,
+    WAITERS_CPU,
 };
 
 /// A direct (not keyed) governor limiter on clock `C`.
@@ -192,8 +193,8 @@ fn waiters_cpu(cfg: &Cfg) {
     }
     let tokio = peer!("tokio", "PEER_VERSION_TOKIO");
     progress(&format!("{WAITERS_CPU} ({tokio}/sleep_until)"));
-    let runs = waiters_runs(cfg, || {
-        let spacing = Duration::from_secs(1) / WAITERS as u32;
+    let spacing = Duration::from_secs(1) / WAITERS as u32;
+    let runs = waiters_runs(cfg, Due::FromStart(spacing), || {
         move |i, start| {
             let due = tokio::time::Instant::from_std(start + spacing * i as u32);
             tokio::time::sleep_until(due)
@@ -203,12 +204,14 @@ fn waiters_cpu(cfg: &Cfg) {
         cfg,
         &format!("{tokio}/sleep_until"),
         &runs,
+        Due::FromStart(spacing),
         "no limiter: tokio::time::sleep_until(start + i * 50 us).await, the instant a limiter at 20,000/s would give wait i (the runtime's timer wheel, 1 ms resolution)",
     );
 
     let implementation = implementation("");
     progress(&format!("{WAITERS_CPU} ({implementation})"));
-    let runs = waiters_runs(cfg, || {
+    let due = Due::FromFirst(spacing);
+    let runs = waiters_runs(cfg, due, || {
         let per_second = NonZeroU32::new(WAITERS as u32).expect("non-zero");
         let one = NonZeroU32::new(1).expect("non-zero");
         let limiter: Arc<Governor<DefaultClock>> = Arc::new(RateLimiter::direct(
@@ -225,6 +228,7 @@ fn waiters_cpu(cfg: &Cfg) {
         cfg,
         &implementation,
         &runs,
+        due,
         "limiter.until_ready().await once on one Arc<governor limiter> (Quota::per_second(20000).allow_burst(1), its default clock; no reservation: a waiter that finds no token sleeps on futures-timer's thread until the earliest instant one could be there, then checks again, without jitter)",
     );
 }

@@ -68,10 +68,11 @@
 //! directly, with no context node of its own. Waits are scheduled on absolute instants, so a
 //! late wake-up never delays the next one. Every wait registers in one process-wide registry
 //! (`sleepers.rs`): only a wait with no other due within 1 ms of it spins, at most one at a
-//! time; many waits due close together spin for none, and tasks due within 500 µs of one
-//! another share one wake-up per 500 µs slot (the first of the slot wakes the others): 20,000
-//! waits a second cost a fifth of the CPU they did when each covered its margin, and each
-//! still returns within about half a millisecond of its instant.
+//! time; many waits due close together spin for none, and tasks due within about a
+//! millisecond of one another share one timer entry per slot of 2^20 ns, which wakes the
+//! slot's tasks from the timer thread at its end: 20,000 waits a second cost about 1.6 × the
+//! CPU of tokio tasks sleeping to the same instants, and each returns within about a
+//! millisecond of its instant (about 600 µs at the median; tokio's timer: about 1 ms).
 
 mod error;
 mod gcra;

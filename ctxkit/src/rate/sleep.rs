@@ -11,21 +11,20 @@
 //! `sleepers.rs` (which has the rules and their invariants), and covers its margin only if no
 //! other sleep is due within a millisecond of its instant (it is *isolated*) and no other sleep
 //! is covering one (at most one spinner in the process). Among others, a thread parks until
-//! its instant, and so does a task with no other due within 500 µs; a task with one joins the
-//! 500 µs *slot* its instant falls in: the slot's first task (its leader) sleeps on the timer
-//! thread until the slot's end and then wakes every task that is due, so a slot costs one
-//! timer-thread wake-up and one executor wake-up however many tasks it holds; the others keep
-//! an alarm 1 ms later only as a backstop. A spinner also wakes the tasks that come due while
-//! it spins. Precision: a lone sleep returns a few microseconds late (p99 under 10 µs on a
-//! quiet machine); among others, as late as a timer-thread wake-up or a timed park (about
-//! 80 µs at the median), or, for tasks sharing slots, up to the slot's end plus that (median
-//! about 270 µs at 20,000 waits a second), against about a millisecond for tokio's timer and
-//! for Go. The slot's width trades CPU for that lateness (`sleepers.rs`, `BATCH`).
+//! its instant; a task joins the *slot* (about a millisecond: 2^20 ns) its instant falls in and
+//! arms nothing of its own: the registry keeps one entry per slot on the timer thread, which at
+//! the slot's end wakes every task that is due, so a slot costs one timer entry and one
+//! timer-thread wake-up however many tasks it holds. A spinner also wakes the tasks that come
+//! due while it spins. Precision: a lone sleep returns a few microseconds late (p99 under
+//! 10 µs on a quiet machine); among others, as late as a timed park (about 80 µs at the
+//! median), or, for tasks sharing slots, up to the slot's end plus a timer-thread wake-up
+//! (median about 600 µs at 20,000 waits a second), against about a millisecond for tokio's
+//! timer and for Go. The slot's width trades CPU for that lateness (`sleepers.rs`, `BATCH`).
 //!
 //! A task sleeps on the timer thread directly: [`SleepUntil`] arms a `timer::Alarm` (an entry
 //! that wakes the task's waker, disarmed on drop) and awaits the context's [`Done`] beside it,
-//! so it wakes at the margin (or its instant, or its slot's end) or at once when the context
-//! is done, and costs no context node (a `Context::sleep` would build a child with a timeout
+//! so it wakes at the margin (or its instant) or at once when the context is done, and costs
+//! no context node (a `Context::sleep` would build a child with a timeout
 //! per wait).
 //!
 //! The margins (150 µs for a thread, 300 µs for a task; measured here: a parked thread wakes
@@ -94,11 +93,10 @@ enum Phase {
     New,
     /// Isolated: asleep on its alarm until the margin, then tries to spin.
     ToMargin,
-    /// Asleep on its alarm at its own instant, or at the end of the slot it leads.
+    /// Asleep on its alarm at its own instant.
     Own,
-    /// Follows the slot ending at `slot`: a leader's sweep wakes it, its own alarm is the
-    /// backstop; takes the lead (and the slot's wake-up) if the leader leaves first.
-    Follow { slot: u64 },
+    /// A member of a slot: asleep, with no alarm, until the slot's timer entry sweeps it.
+    Member,
     /// Holds the spinner slot: yields to its executor until the instant, sweeping.
     Spinning,
 }
@@ -112,8 +110,8 @@ pub(crate) struct SleepUntil {
     /// Registers the task with the context while it sleeps on the timer, so a cancel wakes
     /// it at once.
     done: Done,
-    /// Wakes the task [`TASK_MARGIN`] before `due` (while it may spin), at `due` or the end
-    /// of its slot, or at its backstop (see [`Phase`]).
+    /// Wakes the task [`TASK_MARGIN`] before `due` (while it may spin), or at `due` (see
+    /// [`Phase`]); never armed for a slot's member.
     alarm: Alarm,
     /// The instant to return at (encoded by `time`).
     due: u64,
@@ -154,16 +152,15 @@ impl Future for SleepUntil {
         }
         let now = time::now();
         if now >= this.due {
-            if let Some(entry) = &this.entry {
-                // Those that came due with it go too (a leader's or a spinner's sweep; for
-                // any other, one atomic load).
+            if let (Phase::Spinning, Some(entry)) = (this.phase, &this.entry) {
+                // Those that came due with it go too. (Any other sleep's return wakes nobody:
+                // every sleep has a wake-up of its own, and a sweep per return would cost a
+                // lock and an executor wake-up per task.)
                 entry.sweep(now);
             }
             return this.finish(Ok(()));
         }
-        // Just registered: the plan is fresh, no need to ask the registry again.
-        let fresh = this.phase == Phase::New;
-        if fresh {
+        if this.phase == Phase::New {
             let (entry, plan) = sleepers::global().register(this.due, Some(cx.waker()));
             this.entry = Some(entry);
             this.phase = match plan {
@@ -173,20 +170,11 @@ impl Future for SleepUntil {
                     }
                     Phase::ToMargin
                 }
-                Plan::Leader(slot) => {
-                    this.alarm = Alarm::new(slot);
-                    Phase::Own
-                }
-                Plan::Follower(backstop) => {
-                    this.alarm = Alarm::new(backstop);
-                    Phase::Follow {
-                        slot: sleepers::slot_of(this.due),
-                    }
-                }
+                Plan::Member(_) => Phase::Member,
                 Plan::Own => Phase::Own,
             };
         }
-        // Terminates: a second round only after `ToMargin` or `Follow` became `Own`.
+        // Terminates: a second round only after `ToMargin` became `Own`.
         loop {
             let Some(entry) = this.entry.as_mut() else {
                 // Only after `finish`, and a finished sleep is not polled again; stay ready.
@@ -195,11 +183,15 @@ impl Future for SleepUntil {
             match this.phase {
                 Phase::New => unreachable!("registered above"),
                 Phase::Spinning => break,
-                Phase::ToMargin | Phase::Own | Phase::Follow { .. } => {
+                Phase::ToMargin | Phase::Own | Phase::Member => {
                     entry.set_waker(cx.waker());
                     // Sleep on the timer thread, waking at once if the context is done first.
                     if let Poll::Ready(error) = Pin::new(&mut this.done).poll(cx) {
                         return this.finish(Err(error));
+                    }
+                    if this.phase == Phase::Member {
+                        // The slot's timer entry wakes it (a sweep, only once it is due).
+                        return Poll::Pending;
                     }
                     if this.phase == Phase::ToMargin && this.due - now <= TASK_MARGIN {
                         if entry.try_spin() {
@@ -210,14 +202,6 @@ impl Future for SleepUntil {
                         this.phase = Phase::Own;
                         this.alarm = Alarm::new(this.due);
                         continue;
-                    }
-                    if let Phase::Follow { slot } = this.phase {
-                        if !fresh && entry.leads() {
-                            // The leader left: this one wakes the slot now.
-                            this.phase = Phase::Own;
-                            this.alarm = Alarm::new(slot);
-                            continue;
-                        }
                     }
                     if this.alarm.poll(cx.waker()).is_pending() {
                         return Poll::Pending;
@@ -324,6 +308,39 @@ mod tests {
             assert!(Instant::now() < watchdog, "watchdog: never ready");
         }
         assert!(Instant::now() >= due);
+    }
+
+    #[test]
+    fn tasks_due_close_together_arm_no_alarm_and_are_woken_by_their_slot() {
+        let ctx = Context::background();
+        let (first_count, first_waker) = crate::test_waker::counter();
+        let (count, waker) = crate::test_waker::counter();
+        let due = Instant::now() + Duration::from_millis(3);
+        let mut first = sleep_until(&ctx, due);
+        let mut second = sleep_until(&ctx, due + Duration::from_micros(10));
+        assert!(Pin::new(&mut first)
+            .poll(&mut TaskContext::from_waker(&first_waker))
+            .is_pending());
+        let mut cx = TaskContext::from_waker(&waker);
+        assert!(Pin::new(&mut second).poll(&mut cx).is_pending());
+        assert_eq!(
+            second.phase,
+            Phase::Member,
+            "another is due within the slot"
+        );
+        assert!(second.alarm.entry().is_none(), "a member arms no alarm");
+        // Nobody polls the first: the slot's timer entry wakes the second on its own.
+        let watchdog = Instant::now() + Duration::from_secs(20);
+        while count.0.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < watchdog, "watchdog: the slot never fired");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(Pin::new(&mut second).poll(&mut cx), Poll::Ready(Ok(())));
+        assert!(Instant::now() >= due + Duration::from_micros(10));
+        // The first, isolated when it registered, had its own alarm at its margin; the slot's
+        // sweep woke it too, being due.
+        assert!(first_count.0.load(Ordering::SeqCst) >= 1);
+        drop(first);
     }
 
     #[test]
