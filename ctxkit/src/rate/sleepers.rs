@@ -171,6 +171,11 @@ impl Expire for SlotAlarm {
         // not have published its instant in `earliest` yet (it does so under the lock).
         self.sleepers.sweep_locked(now, NOBODY);
     }
+
+    fn at(&self) -> u64 {
+        // Armed at the slot's end (`Sleepers::register`).
+        self.slot
+    }
 }
 
 /// What a sleep learns when it registers: how it is to wake.
