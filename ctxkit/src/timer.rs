@@ -33,9 +33,12 @@
 //!
 //! The tick only chooses buckets: an entry fires when the clock has reached its exact instant,
 //! not at the end of its tick. The thread sleeps until the earliest of: the exact instant of
-//! the earliest entry in each shard's current bucket, and the start of each shard's next
-//! non-empty bucket (an occupancy bitmap finds it); so an entry fires as soon after its instant
-//! as the OS wakes the thread, as with one sorted map. A deadline more than one turn of the
+//! the earliest entry in each shard's current bucket, and, for each shard's next non-empty
+//! bucket (an occupancy bitmap finds it), the exact instant of its earliest entry due in that
+//! tick, or the start of that tick when the bucket holds more than [`LOOK_AHEAD`] references or
+//! only entries of later turns; so an entry fires as soon after its instant as the OS wakes the
+//! thread, as with one sorted map, and one not on a tick's boundary costs the thread one
+//! wake-up, not two (one at its tick's start to find it not due yet). A deadline more than one turn of the
 //! ring ahead (about 4.3 s) costs one look per turn. With nothing armed the thread sleeps for
 //! ever, or for one turn if anything was armed (and disarmed) since it last looked, so that a
 //! stream of short-lived deadlines (armed, then disarmed by a cancel) does not wake it on
@@ -95,6 +98,10 @@ pub(crate) trait Expire: Send + Sync {
 const SHARDS: usize = if cfg!(loom) { 1 } else { 16 };
 /// A tick is 2^TICK_SHIFT nanoseconds (about 1.05 ms).
 const TICK_SHIFT: u32 = 20;
+/// The most references of the next occupied bucket the thread looks at to sleep to its
+/// earliest exact instant rather than to its tick's start (`Wheel::next_due`): a bound on the
+/// work done under a shard's lock before each sleep.
+const LOOK_AHEAD: usize = 64;
 /// Buckets per wheel: one turn is `SLOTS` ticks (about 4.3 s).
 const SLOTS: usize = if cfg!(loom) { 64 } else { 4096 };
 /// Words of the occupancy bitmap.
@@ -400,11 +407,33 @@ impl Wheel {
             .map(|&(index, _)| self.due_at(index))
             .min()
             .unwrap_or(u64::MAX);
-        // The next bucket that may hold anything: the start of its tick.
+        // The next bucket that may hold anything: the exact earliest instant due in its tick
+        // of this turn, when the bucket is small enough to look at; else the start of its
+        // tick. Sleeping to the tick's start first would wake the thread twice for an entry
+        // not on a tick boundary (a deadline, an alarm), once to find it not due yet.
         if let Some(distance) = self.next_occupied_after(current) {
-            next = next.min((self.cursor + distance as u64) << TICK_SHIFT);
+            let tick = self.cursor + distance as u64;
+            next = next.min(self.earliest_in_tick(tick));
         }
         next
+    }
+
+    /// The earliest instant of a live entry of `tick`'s bucket due within `tick` (not a later
+    /// turn), if the bucket holds at most [`LOOK_AHEAD`] references and has one; else the
+    /// start of `tick`, which is never later than any entry of that bucket.
+    fn earliest_in_tick(&self, tick: u64) -> u64 {
+        let start = tick << TICK_SHIFT;
+        let bucket = &self.buckets[slot_of(tick)];
+        if bucket.len() > LOOK_AHEAD {
+            return start;
+        }
+        bucket
+            .iter()
+            .filter(|&&reference| self.is_live(reference))
+            .map(|&(index, _)| self.due_at(index))
+            .filter(|&at| at >> TICK_SHIFT == tick)
+            .min()
+            .unwrap_or(start)
     }
 
     /// The distance (1 ..= SLOTS - 1) from bucket `from` to the next bucket whose bit is set.
@@ -825,6 +854,43 @@ mod tests {
         );
         assert!(wheel.stale <= SLOTS + 1);
         assert_eq!(wheel.entries.len(), 1, "the slab entry is reused");
+    }
+
+    #[test]
+    fn the_thread_sleeps_to_the_exact_instant_of_a_later_bucket_when_it_is_small() {
+        let probe = |at: u64| {
+            Arc::new(Probe {
+                at,
+                fired: AtomicUsize::new(0),
+            })
+        };
+        let mut wheel = Wheel::new();
+        wheel.start(T0);
+        let tick = (T0 >> TICK_SHIFT) + 5;
+        let start = tick << TICK_SHIFT;
+        // Mid-tick, and an entry a turn later in the same bucket: the exact instant of this
+        // turn's, not the tick's start (one wake-up, not two).
+        let (mid, later) = (
+            probe(start + 1_000),
+            probe(start + ((SLOTS as u64) << TICK_SHIFT)),
+        );
+        wheel.insert(mid.at, mid.clone());
+        wheel.insert(later.at, later.clone());
+        assert_eq!(wheel.next_due(), start + 1_000);
+        // Only a later turn's entry there: the tick's start (an entry of a bucket beyond it
+        // may be due before that one).
+        let mut other = Wheel::new();
+        other.start(T0);
+        other.insert(later.at, later.clone());
+        assert_eq!(other.next_due(), start);
+        // A bucket too full to look at: the tick's start.
+        let crowd: Vec<_> = (0..=LOOK_AHEAD as u64)
+            .map(|i| probe(start + 2_000 + i))
+            .collect();
+        for entry in &crowd {
+            wheel.insert(entry.at, entry.clone());
+        }
+        assert_eq!(wheel.next_due(), start);
     }
 
     #[test]

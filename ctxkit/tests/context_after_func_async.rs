@@ -39,6 +39,21 @@ impl Drop for DropSignal {
     }
 }
 
+/// Registers on `ctx`, inside `rt`, a future that sends "ran" on `tx` when it runs, and
+/// "dropped" when it is dropped (run or not).
+fn register_signaling(
+    rt: &tokio::runtime::Runtime,
+    ctx: &Context,
+    tx: mpsc::Sender<&'static str>,
+) -> ctxkit::AfterFunc {
+    let _entered = rt.enter();
+    let signal = DropSignal(tx.clone());
+    ctx.after_func_async(async move {
+        let _signal = signal;
+        tx.send("ran").unwrap();
+    })
+}
+
 #[test]
 fn runs_on_its_runtime_after_a_cancel_from_a_plain_thread() {
     let _leaks = common::no_leaks();
@@ -71,14 +86,7 @@ fn stop_before_the_cancel_prevents_the_run_and_drops_the_future() {
     let rt = runtime("after-async-stop");
     let ctx = Context::background().with_cancel();
     let (tx, rx) = mpsc::channel();
-    let after = {
-        let _entered = rt.enter();
-        let signal = DropSignal(tx.clone());
-        ctx.after_func_async(async move {
-            let _signal = signal;
-            tx.send("ran").unwrap();
-        })
-    };
+    let after = register_signaling(&rt, &ctx, tx);
     assert!(after.stop(), "the first stop prevents the run");
     assert!(!after.stop(), "only the first stop stops it");
     assert_eq!(
@@ -146,14 +154,7 @@ fn a_context_already_done_spawns_it_at_once() {
 fn a_context_that_can_never_be_done_never_spawns_it() {
     let rt = runtime("after-async-never");
     let (tx, rx) = mpsc::channel();
-    let after = {
-        let _entered = rt.enter();
-        let signal = DropSignal(tx.clone());
-        Context::background().after_func_async(async move {
-            let _signal = signal;
-            tx.send("ran").unwrap();
-        })
-    };
+    let after = register_signaling(&rt, &Context::background(), tx);
     assert!(
         rx.recv_timeout(Duration::from_millis(20)).is_err(),
         "ran or was dropped"
@@ -188,14 +189,7 @@ fn a_runtime_shut_down_before_the_cancel_drops_the_future_unrun() {
     let rt = runtime("after-async-gone");
     let ctx = Context::background().with_cancel();
     let (tx, rx) = mpsc::channel();
-    let after = {
-        let _entered = rt.enter();
-        let signal = DropSignal(tx.clone());
-        ctx.after_func_async(async move {
-            let _signal = signal;
-            tx.send("ran").unwrap();
-        })
-    };
+    let after = register_signaling(&rt, &ctx, tx);
     drop(rt);
     ctx.cancel(); // no panic, here or on the dispatcher
     assert_eq!(
