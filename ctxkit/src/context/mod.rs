@@ -803,6 +803,11 @@ impl Context {
     /// reusable `ctxkit-after-func` threads grow while all are busy (a blocked `f` never holds
     /// up another) and exit when idle.
     ///
+    /// A function that mostly waits (for a timer, for I/O) holds one of those threads while it
+    /// waits; on a tokio runtime, `Context::after_func_async` (feature `tokio`) runs it as a
+    /// task instead, as Go runs it on a goroutine: 10,000 functions each waiting 1 ms finish
+    /// in about 10 ms that way, against about 33 ms on the pool (`ctx.after_func_10k`).
+    ///
     /// # Panics
     ///
     /// Never for bad input. Only if the OS refuses to start the pool's dispatcher thread, both
