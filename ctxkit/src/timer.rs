@@ -401,12 +401,7 @@ impl Wheel {
         }
         // The cursor's bucket: the exact earliest instant in it (any turn).
         let current = slot_of(self.cursor);
-        let mut next = self.buckets[current]
-            .iter()
-            .filter(|&&reference| self.is_live(reference))
-            .map(|&(index, _)| self.due_at(index))
-            .min()
-            .unwrap_or(u64::MAX);
+        let mut next = self.live_instants(current).min().unwrap_or(u64::MAX);
         // The next bucket that may hold anything: the exact earliest instant due in its tick
         // of this turn, when the bucket is small enough to look at; else the start of its
         // tick. Sleeping to the tick's start first would wake the thread twice for an entry
@@ -423,17 +418,21 @@ impl Wheel {
     /// start of `tick`, which is never later than any entry of that bucket.
     fn earliest_in_tick(&self, tick: u64) -> u64 {
         let start = tick << TICK_SHIFT;
-        let bucket = &self.buckets[slot_of(tick)];
-        if bucket.len() > LOOK_AHEAD {
+        if self.buckets[slot_of(tick)].len() > LOOK_AHEAD {
             return start;
         }
-        bucket
-            .iter()
-            .filter(|&&reference| self.is_live(reference))
-            .map(|&(index, _)| self.due_at(index))
+        self.live_instants(slot_of(tick))
             .filter(|&at| at >> TICK_SHIFT == tick)
             .min()
             .unwrap_or(start)
+    }
+
+    /// The instants of the live entries bucket `slot` refers to (any turn).
+    fn live_instants(&self, slot: usize) -> impl Iterator<Item = u64> + '_ {
+        self.buckets[slot]
+            .iter()
+            .filter(|&&reference| self.is_live(reference))
+            .map(|&(index, _)| self.due_at(index))
     }
 
     /// The distance (1 ..= SLOTS - 1) from bucket `from` to the next bucket whose bit is set.

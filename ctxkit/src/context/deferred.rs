@@ -54,9 +54,24 @@ impl Deferred {
 
     /// Hands the function to the pool, unless `stop` got there first (invariants 1, 2).
     pub(crate) fn start(&self) {
-        let Some(work) = self.take() else {
-            return;
-        };
+        if let Some(work) = self.take() {
+            self.hand_off(work);
+        }
+    }
+
+    /// [`start`](Self::start) for a function whose context was done when it was registered,
+    /// on the registering thread: an async one is spawned here and now (as `tokio::spawn`),
+    /// with no trip through the pool's dispatcher; a blocking one is handed off.
+    pub(crate) fn start_at_registration(&self) {
+        match self.take() {
+            Some(work @ Work::Spawn(_)) => work.run_here(self.origin, self.tag),
+            Some(work) => self.hand_off(work),
+            None => {}
+        }
+    }
+
+    /// Hands `work` to the pool; runs it here if no dispatcher could be started (invariant 2).
+    fn hand_off(&self, work: Work) {
         let spawns = matches!(work, Work::Spawn(_));
         if let Err(job) = blocking::hand_off(Job::of(work, self.origin, self.tag)) {
             if !spawns {
@@ -67,18 +82,6 @@ impl Deferred {
                 );
             }
             job.run_here();
-        }
-    }
-
-    /// [`start`](Self::start) for a function whose context was done when it was registered,
-    /// on the registering thread: an async one is spawned here and now (as `tokio::spawn`),
-    /// with no trip through the pool's dispatcher; a blocking one is handed off.
-    pub(crate) fn start_at_registration(&self) {
-        let spawns = matches!(self.work.lock().as_ref(), Some(Work::Spawn(_)));
-        if !spawns {
-            self.start();
-        } else if let Some(work) = self.take() {
-            work.run_here(self.origin, self.tag);
         }
     }
 

@@ -54,6 +54,19 @@ fn until_runs(runs: &StdAtomicUsize, n: usize) {
     }
 }
 
+/// A pool ready for hand-offs, its dispatcher not started yet.
+fn prepared_pool() -> Arc<BlockingPool> {
+    let pool = Arc::new(BlockingPool::new(Duration::from_secs(5)));
+    assert!(pool.prepare());
+    pool
+}
+
+/// Runs `pool`'s dispatcher on a thread of the model.
+fn start_dispatcher(pool: &Arc<BlockingPool>) -> thread::JoinHandle<()> {
+    let pool = pool.clone();
+    thread::spawn(move || pool.dispatch_loop())
+}
+
 /// Ends a model's pool: the dispatcher returns, idle workers leave.
 fn close(pool: &BlockingPool) {
     pool.state.lock().closed = true;
@@ -67,12 +80,8 @@ fn close(pool: &BlockingPool) {
 #[test]
 fn loom_hand_off_vs_the_dispatcher_going_to_sleep() {
     loom::model(|| {
-        let pool = Arc::new(BlockingPool::new(Duration::from_secs(5)));
-        assert!(pool.prepare());
-        let dispatcher = {
-            let pool = pool.clone();
-            thread::spawn(move || pool.dispatch_loop())
-        };
+        let pool = prepared_pool();
+        let dispatcher = start_dispatcher(&pool);
         let runs = Arc::new(StdAtomicUsize::new(0));
         let handing = {
             let (pool, first, second) = (pool.clone(), counting(&runs), counting(&runs));
@@ -96,12 +105,8 @@ fn loom_hand_off_vs_the_dispatcher_going_to_sleep() {
 #[test]
 fn loom_busy_take_vs_fill() {
     loom::model(|| {
-        let pool = Arc::new(BlockingPool::new(Duration::from_secs(5)));
-        assert!(pool.prepare());
-        let dispatcher = {
-            let pool = pool.clone();
-            thread::spawn(move || pool.dispatch_loop())
-        };
+        let pool = prepared_pool();
+        let dispatcher = start_dispatcher(&pool);
         let runs = Arc::new(StdAtomicUsize::new(0));
         let first = {
             let (pool, second) = (pool.clone(), counting(&runs));
@@ -130,8 +135,7 @@ fn loom_busy_take_vs_fill() {
 #[test]
 fn loom_idle_exit_vs_claim() {
     loom::model(|| {
-        let pool = Arc::new(BlockingPool::new(Duration::from_secs(5)));
-        assert!(pool.prepare());
+        let pool = prepared_pool();
         pool.state.lock().workers = 1;
         let worker = {
             let pool = pool.clone();
@@ -139,10 +143,7 @@ fn loom_idle_exit_vs_claim() {
         };
         let runs = Arc::new(StdAtomicUsize::new(0));
         assert!(pool.hand_off(counting(&runs)).is_ok());
-        let dispatcher = {
-            let pool = pool.clone();
-            thread::spawn(move || pool.dispatch_loop())
-        };
+        let dispatcher = start_dispatcher(&pool);
         until_runs(&runs, 1);
         close(&pool);
         dispatcher.join().unwrap();
@@ -193,12 +194,8 @@ fn loom_stop_vs_cancel_hand_off() {
 #[test]
 fn loom_spawn_vs_a_look_at_the_queue() {
     loom::model(|| {
-        let pool = Arc::new(BlockingPool::new(Duration::from_secs(5)));
-        assert!(pool.prepare());
-        let dispatcher = {
-            let pool = pool.clone();
-            thread::spawn(move || pool.dispatch_loop())
-        };
+        let pool = prepared_pool();
+        let dispatcher = start_dispatcher(&pool);
         let runs = Arc::new(StdAtomicUsize::new(0));
         assert!(pool.hand_off(spawning(&runs)).is_ok());
         let listed = pool.queued_units().len();
