@@ -46,12 +46,16 @@ pub(crate) fn park_timeout(_timeout: std::time::Duration) {
 
 /// A value initialized at most once, on first use, then read without a lock.
 ///
-/// std's `OnceLock` normally. loom has no `OnceLock`, so under `--cfg loom` the value is built
-/// eagerly at construction (inside the model), which keeps every use of it visible to loom.
+/// `once_cell::race::OnceBox` normally: one pointer (std's `OnceLock<Box<T>>` is two words, and
+/// this sits in every context node). Two threads that initialize it at once may each build a
+/// value; one is kept and the other dropped, so `T::default()` must have no side effects (the
+/// tree initializes it under the node's lock anyway). loom has no such cell; under `--cfg loom`
+/// the value is built eagerly at construction (inside the model), which keeps every use of it
+/// visible to loom.
 #[derive(Debug)]
 pub(crate) struct OnceBox<T: Default> {
     #[cfg(not(loom))]
-    cell: std::sync::OnceLock<Box<T>>,
+    cell: once_cell::race::OnceBox<T>,
     #[cfg(loom)]
     cell: Box<T>,
 }
@@ -60,7 +64,7 @@ impl<T: Default> OnceBox<T> {
     pub(crate) fn new() -> Self {
         OnceBox {
             #[cfg(not(loom))]
-            cell: std::sync::OnceLock::new(),
+            cell: once_cell::race::OnceBox::new(),
             #[cfg(loom)]
             cell: Box::default(),
         }
@@ -70,7 +74,7 @@ impl<T: Default> OnceBox<T> {
     pub(crate) fn get(&self) -> Option<&T> {
         #[cfg(not(loom))]
         {
-            self.cell.get().map(|b| &**b)
+            self.cell.get()
         }
         #[cfg(loom)]
         {
