@@ -98,6 +98,9 @@ pub(crate) trait Expire: Send + Sync {
 const SHARDS: usize = if cfg!(loom) { 1 } else { 16 };
 /// A tick is 2^TICK_SHIFT nanoseconds (about 1.05 ms).
 const TICK_SHIFT: u32 = 20;
+/// The length of a tick in nanoseconds: the grid the limiter's slots are aligned to
+/// (`rate/sleepers.rs`, `BATCH`), so that a slot's end is a tick's start.
+pub(crate) const TICK_NANOS: u64 = 1 << TICK_SHIFT;
 /// The most references of the next occupied bucket the thread looks at to sleep to its
 /// earliest exact instant rather than to its tick's start (`Wheel::next_due`): a bound on the
 /// work done under a shard's lock before each sleep.

@@ -101,16 +101,17 @@ pub(crate) const DENSE: u64 = 1_000_000;
 /// timer-thread wake-ups that dense sleeps cost to about 950 a second, and the lateness they
 /// add to about a millisecond, as tokio's timer (which rounds up to 1 ms ticks).
 ///
-/// It is the timer's tick (`timer.rs`, `TICK_SHIFT`) on purpose: the timer thread wakes at the
-/// start of each tick whose bucket holds an entry, and again at the entry's exact instant if
-/// that is later; a slot's end on the tick's start costs one wake-up, not two. (With 1 ms slots,
-/// misaligned with the 1.05 ms ticks, the thread woke about twice per slot.) Measured at 20,000
+/// It is the timer's tick (`timer::TICK_NANOS`) on purpose, and defined as it: a bucket of the
+/// timer's wheel holds one tick, and the timer thread sleeps to the earliest instant due in the
+/// next occupied one, so the entries of slots aligned on the ticks cost it one wake-up per slot.
+/// (With 1 ms slots, misaligned with the 1.05 ms ticks, the thread woke about twice per slot,
+/// when it still slept to a tick's start before each entry's exact instant.) Measured at 20,000
 /// waits a second on 2 tokio workers, against tokio tasks sleeping to the same instants in the
 /// same run: 500 µs slots with a leader task that swept its slot and a backstop alarm per
 /// follower cost about 3.1 × tokio's CPU; one timer entry per slot that sweeps on the timer
 /// thread, 500 µs slots: about 3 ×, 1 ms: about 2 ×, 2^20 ns: about 1.6 ×, with a median
 /// lateness of about 600 µs (tokio's: about 1,080 µs).
-pub(crate) const BATCH: u64 = 1 << 20;
+pub(crate) const BATCH: u64 = crate::timer::TICK_NANOS;
 
 /// The end of the slot of a task due at `due`: `due` rounded up to a multiple of [`BATCH`].
 pub(crate) fn slot_of(due: u64) -> u64 {
