@@ -13,6 +13,7 @@ use crate::context::deferred::Deferred;
 use crate::context::tree::{self, Node, Registered};
 use crate::context::waiters::Waiter;
 use crate::spawn::{self, Origin};
+
 use crate::sync::Arc;
 
 /// A function registered with [`Context::after_func`](crate::Context::after_func), to run once
@@ -61,8 +62,9 @@ impl AfterFunc {
         )
     }
 
-    /// Registers `future` to be spawned, once the context of `node` is done, on the runtime
-    /// current now, as a task recorded by `spawn` (a unit with the tag current now).
+    /// Registers `future` to run, once the context of `node` is done, as a task on the
+    /// runtime current now: spawned now, dormant, behind a gate that the context's completion
+    /// opens (see "Async after-functions" in the module docs).
     ///
     /// # Panics
     ///
@@ -79,16 +81,22 @@ impl AfterFunc {
                  runtime's task, or inside the guard of `Handle::enter`"
             );
         };
-        // Generic, so the future travels unboxed into the task's cell.
-        let spawner: crate::blocking::Spawner = Box::new(move |origin| {
-            // Detached: its output is `()`, a panic is the hook's to report (as `tokio::spawn`).
-            drop(spawn::spawn_task(&runtime, origin, future));
-        });
-        AfterFunc::register_work(
-            node,
-            Work::Spawn(spawner),
-            Origin::here(crate::blocking::AFTER_FUNC_TASK),
-        )
+        let origin = Origin::here(crate::blocking::AFTER_FUNC_TASK);
+        let work = match node {
+            Some(_) => {
+                // Generic, so the future travels unboxed into the task's cell.
+                let trigger = spawn::spawn_gated_task(&runtime, origin, future);
+                let open: crate::blocking::Spawner = Box::new(move |_| trigger.open());
+                Work::Spawn(open)
+            }
+            // Never done: nothing to spawn, ever; the future is only held, for a stop (or
+            // the handle's drop) to drop.
+            None => {
+                let hold: crate::blocking::Spawner = Box::new(move |_| drop(future));
+                Work::Spawn(hold)
+            }
+        };
+        AfterFunc::register_work(node, work, origin)
     }
 
     fn register_work(node: Option<&Arc<Node>>, work: Work, origin: Origin) -> AfterFunc {
@@ -101,8 +109,8 @@ impl AfterFunc {
             crate::blocking::prepare();
             match tree::register(node, Waiter::AfterFunc(shared.clone()), true) {
                 Registered::Waiting(k) => key = Some(k),
-                // Already done: as Go, start it at once (on the pool; an async one is spawned
-                // here).
+                // Already done: as Go, start it at once (on the pool; an async one's gate is
+                // opened here).
                 Registered::Done(_) => shared.start_at_registration(),
             }
         }
