@@ -66,11 +66,21 @@
 //!    `select!` that took another branch) keeps the context as what the unit last waited on,
 //!    which is what a leak report wants to show for a unit that waits in a loop. Otherwise
 //!    `note_waiting` is one relaxed load.
+//! 5. A *gated* task ([`spawn_gated_task`]: an async after-function's, spawned at its
+//!    registration) is recorded as any task is, from its spawn, but is *dormant* while its
+//!    gate is not open: alive (never reclaimed) yet not reported by [`live_units`], only
+//!    counted by [`live_and_dormant`] (a leak check counts it among the tracked tasks of its
+//!    runtime, reported by nobody). Its gate's state moves once, from waiting to open or shut,
+//!    by its one [`Trigger`]; the store happens before the task is woken, so a task that runs
+//!    its future is reported from before it does. The record reads the state with one load:
+//!    the gate lives in the record.
 //!
 //! # Lock order
 //!
 //! One lock, the registry's, a leaf (invariant 3): it may be taken under any other lock (the
-//! timer starts its thread under its own lock).
+//! timer starts its thread under its own lock). A gate's waker lock is a leaf too, taken by
+//! its task's poll and by its trigger, under no other lock of this module; a waker is woken
+//! after it is released.
 
 use std::cell::Cell;
 use std::num::NonZeroU64;
@@ -339,6 +349,16 @@ struct TaskKnown {
     gate: Option<Gate>,
 }
 
+#[cfg(feature = "tokio")]
+impl TaskKnown {
+    /// Whether it is a gated task whose gate has not opened (invariant 5).
+    fn dormant(&self) -> bool {
+        self.gate
+            .as_ref()
+            .is_some_and(|gate| gate.state.load(Ordering::Acquire) != OPEN)
+    }
+}
+
 /// A gated task's gate (invariant 5): `state` moves once, from `WAITING` to `OPEN` or `SHUT`,
 /// by its one [`Trigger`]; `waker` is the task's, stored by its poll while `WAITING`.
 #[cfg(feature = "tokio")]
@@ -372,10 +392,7 @@ impl Record {
         match self {
             Record::Thread(_) => false,
             #[cfg(feature = "tokio")]
-            Record::Task(info, _, _) => info
-                .gate
-                .as_ref()
-                .is_some_and(|gate| gate.state.load(Ordering::Acquire) != OPEN),
+            Record::Task(info, _, _) => info.dormant(),
         }
     }
 
@@ -662,7 +679,7 @@ pub(crate) fn note_waiting(note: WaitNote) {
 }
 
 /// The units ctxkit has started that still run (invariant 1).
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 pub(crate) fn live_units() -> Vec<UnitInfo> {
     live_and_dormant().0
 }
@@ -985,6 +1002,21 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let tag = ScopeTag::current();
+    let (gated, trigger, info) = gated(origin, tag, task);
+    // Detached: its output is `()`, a panic is the hook's to report (as `tokio::spawn`).
+    let handle = runtime.spawn(Unit {
+        future: gated,
+        record: info.clone(),
+        tag,
+    });
+    // Invariant 1: recorded before this returns.
+    register(Record::Task(info, handle.id(), None));
+    trigger
+}
+
+/// A gated task's future, its trigger and its record (not registered yet).
+#[cfg(feature = "tokio")]
+fn gated<F>(origin: Origin, tag: Option<ScopeTag>, task: F) -> (Gated<F>, Trigger, Arc<TaskKnown>) {
     let info = Arc::new(TaskKnown {
         info: unit_info(Kind::Task, origin, tag),
         gate: Some(Gate {
@@ -998,15 +1030,7 @@ where
         open: false,
         future: task,
     };
-    // Detached: its output is `()`, a panic is the hook's to report (as `tokio::spawn`).
-    let handle = runtime.spawn(Unit {
-        future: gated,
-        record: info.clone(),
-        tag,
-    });
-    // Invariant 1: recorded before this returns.
-    register(Record::Task(info, handle.id(), None));
-    trigger
+    (gated, trigger, info)
 }
 
 /// The one right to settle a gated task's gate ([`spawn_gated_task`]): [`open`](Self::open)
@@ -1370,5 +1394,72 @@ mod tests {
         ));
         assert_eq!(rx.recv().unwrap(), None);
         until_gone(|u| u.name == "ctxkit-test-tag");
+    }
+}
+
+#[cfg(all(test, loom, feature = "tokio"))]
+mod loom_gate {
+    //! loom models of a gated task's gate (invariant 5): its trigger's opening, or its drop,
+    //! racing the task's poll. A lost wake-up shows as a model that never finishes (loom
+    //! reports the spin as a livelock); a run too many or too few, as a failed count.
+
+    use std::future::Future;
+    use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::{gated, Origin};
+    use crate::sync::{Arc, AtomicBool, Ordering};
+
+    /// A waker that raises a flag.
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Polls a gated task until it completes, racing its trigger opened (`open`) or dropped on
+    /// another thread; returns how many times its future ran.
+    fn race(open: bool) -> usize {
+        let runs = Arc::new(StdAtomicUsize::new(0));
+        let counted = runs.clone();
+        let (task, trigger, record) = gated(Origin::here("ctxkit-test-gated"), None, async move {
+            counted.fetch_add(1, StdOrdering::SeqCst);
+        });
+        let settler = loom::thread::spawn(move || {
+            if open {
+                trigger.open();
+            } else {
+                drop(trigger);
+            }
+        });
+        let flag = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut task = Box::pin(task);
+        loop {
+            flag.0.store(false, Ordering::SeqCst);
+            if task.as_mut().poll(&mut cx) == Poll::Ready(()) {
+                break;
+            }
+            // Pending: the trigger has not settled, so it will, and wake us.
+            while !flag.0.load(Ordering::SeqCst) {
+                loom::thread::yield_now();
+            }
+        }
+        settler.join().unwrap();
+        assert_eq!(!record.dormant(), open, "reported iff opened");
+        runs.load(StdOrdering::SeqCst)
+    }
+
+    #[test]
+    fn loom_a_gate_opened_racing_its_task_runs_the_future_once() {
+        loom::model(|| assert_eq!(race(true), 1));
+    }
+
+    #[test]
+    fn loom_a_gate_shut_racing_its_task_ends_it_unrun() {
+        loom::model(|| assert_eq!(race(false), 0));
     }
 }
