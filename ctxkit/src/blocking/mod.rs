@@ -24,17 +24,23 @@
 //! itself. An opening does not block, so no worker is used and the pool does not grow for
 //! them. The canceling thread does no more for them than for a blocking function (a push onto
 //! the intake). Measured in `ctx.after_func_10k` (10,000 async functions on a 2-worker runtime,
-//! a loaded 2-core machine), against the tokio-util peer run in the same pass:
+//! a loaded 2-core machine; medians of 3-round `compare` runs, alternating), against the
+//! tokio-util peer measured in the same run:
 //!
 //! * spawning each task here at the hand-off (the design before the gates: a spawn is about a
 //!   microsecond, tokio's allocation, queue and wake-up, and `spawn`'s record) made `all_ran`
-//!   1.1-2.9 times the peer's, as the dispatcher's 10,000 serial spawns were its critical
-//!   path; opening gates made it 0.85-1.3 times;
+//!   11.2-11.7 ms, 1.6 times the peer's, as the dispatcher's 10,000 serial spawns were its
+//!   critical path; opening gates makes it 6.2-7.7 ms, 0.76-0.98 times the peer's. The cancel
+//!   pays for it a little: `cancel_return` 1.3-1.5 ms instead of 1.0-1.1 ms (0.7-1.2 times the
+//!   peer's either way), though its own work is the same: the tasks it releases run sooner,
+//!   on the two cores it runs on;
 //! * spawning on the canceling thread itself made `cancel_return` 14-17 ms instead of
 //!   1.0-1.4 ms, as the cancel's walk then paid for 10,000 spawns;
 //! * opening the gates on the canceling thread itself (a wake per function there, no
-//!   hand-off) made `all_ran` about the peer's but `cancel_return` 1.8-2.4 ms instead of
-//!   1.4-1.6 ms: the wake's tokio queue and the task's cache lines, on the cancel's walk.
+//!   hand-off) made `all_ran` about the peer's (5.8-6.2 ms) but `cancel_return` 1.8-2.4 ms
+//!   (single passes): the wake's tokio queue and the task's cache lines, on the cancel's walk;
+//! * letting a burst of hand-offs settle before the dispatcher starts them (it waited while
+//!   the intake still grew) gained nothing clear on the async cancel and lost on `all_ran`.
 //!
 //! The task is detached: its panic is reported by the panic hook and caught by tokio. A
 //! runtime that has shut down has dropped the future already (with its task); its opening
