@@ -758,7 +758,7 @@ fn after_func(cfg: &Cfg) {
         cfg,
         "ctxkit/after_func_async",
         &figures,
-        "10,000 ctx.after_func_async(f) on one Context::background().with_cancel(), registered before timing inside a 2-worker runtime (its Handle entered; the peers' runtime shape), canceled from a plain thread (the cancel hands each future to the after-function pool's dispatcher, which spawns it as a task on that runtime)",
+        "10,000 ctx.after_func_async(f) on one Context::background().with_cancel(), registered before timing inside a 2-worker runtime (its Handle entered; the peers' runtime shape), canceled from a plain thread (each registration spawns a gated task on that runtime; the cancel hands each one to the after-function pool's dispatcher, which opens its gate)",
         "tokio::time::sleep(1 ms).await",
     );
 }

@@ -66,11 +66,21 @@
 //!    `select!` that took another branch) keeps the context as what the unit last waited on,
 //!    which is what a leak report wants to show for a unit that waits in a loop. Otherwise
 //!    `note_waiting` is one relaxed load.
+//! 5. A *gated* task ([`spawn_gated_task`]: an async after-function's, spawned at its
+//!    registration) is recorded as any task is, from its spawn, but is *dormant* while its
+//!    gate is not open: alive (never reclaimed) yet not reported by [`live_units`], only
+//!    counted by [`live_and_dormant`] (a leak check counts it among the tracked tasks of its
+//!    runtime, reported by nobody). Its gate's state moves once, from waiting to open or shut,
+//!    by its one [`Trigger`]; the store happens before the task is woken, so a task that runs
+//!    its future is reported from before it does. The record reads the state with one load:
+//!    the gate lives in the record.
 //!
 //! # Lock order
 //!
 //! One lock, the registry's, a leaf (invariant 3): it may be taken under any other lock (the
-//! timer starts its thread under its own lock).
+//! timer starts its thread under its own lock). A gate's waker lock is a leaf too, taken by
+//! its task's poll and by its trigger, under no other lock of this module; a waker is woken
+//! after it is released.
 
 use std::cell::Cell;
 use std::num::NonZeroU64;
@@ -78,6 +88,8 @@ use std::panic::Location;
 use std::time::Instant;
 
 use crate::sync::{self, Arc, Mutex};
+#[cfg(feature = "tokio")]
+use crate::sync::{AtomicU8, Ordering};
 
 /// Name of the one timer thread (`timer.rs`).
 pub(crate) const TIMER_THREAD: &str = "ctxkit-timer";
@@ -326,11 +338,48 @@ enum Record {
     /// keep the task's whole tokio cell, hundreds of bytes, allocated until the record is
     /// reclaimed, which after a group of a million tasks could be long after they ended.)
     #[cfg(feature = "tokio")]
-    Task(Arc<Known>, tokio::task::Id, Waiting),
+    Task(Arc<TaskKnown>, tokio::task::Id, Waiting),
 }
 
+/// What the registry keeps of a task: its [`Known`], and, for a gated task
+/// ([`spawn_gated_task`]), its gate.
+#[cfg(feature = "tokio")]
+struct TaskKnown {
+    info: Known,
+    gate: Option<Gate>,
+}
+
+#[cfg(feature = "tokio")]
+impl TaskKnown {
+    /// Whether it is a gated task whose gate has not opened (invariant 5).
+    fn dormant(&self) -> bool {
+        self.gate
+            .as_ref()
+            .is_some_and(|gate| gate.state.load(Ordering::Acquire) != OPEN)
+    }
+}
+
+/// A gated task's gate (invariant 5): `state` moves once, from `WAITING` to `OPEN` or `SHUT`,
+/// by its one [`Trigger`]; `waker` is the task's, stored by its poll while `WAITING`.
+#[cfg(feature = "tokio")]
+struct Gate {
+    state: AtomicU8,
+    waker: Mutex<Option<std::task::Waker>>,
+}
+
+/// The task waits.
+#[cfg(feature = "tokio")]
+const WAITING: u8 = 0;
+/// The task runs its future.
+#[cfg(feature = "tokio")]
+const OPEN: u8 = 1;
+/// The task ends, its future dropped unpolled.
+#[cfg(feature = "tokio")]
+const SHUT: u8 = 2;
+
 impl Record {
-    fn runs(&self) -> bool {
+    /// Whether the unit has not ended: its record may not be reclaimed (invariant 1).
+    fn alive(&self) -> bool {
         match self {
             Record::Thread(unit) => Arc::strong_count(unit) > 1,
             #[cfg(feature = "tokio")]
@@ -338,11 +387,20 @@ impl Record {
         }
     }
 
+    /// Whether it is a gated task whose gate has not opened (invariant 5).
+    fn dormant(&self) -> bool {
+        match self {
+            Record::Thread(_) => false,
+            #[cfg(feature = "tokio")]
+            Record::Task(info, _, _) => info.dormant(),
+        }
+    }
+
     fn info(&self) -> &Known {
         match self {
             Record::Thread(unit) => &unit.info,
             #[cfg(feature = "tokio")]
-            Record::Task(info, _, _) => info,
+            Record::Task(info, _, _) => &info.info,
         }
     }
 
@@ -402,7 +460,7 @@ impl Registry {
         let mut ended = Vec::new();
         if self.free.is_empty() && self.units.len() >= (2 * self.swept_at).max(64) {
             for (key, entry) in self.units.iter_mut().enumerate() {
-                if entry.as_ref().is_some_and(|record| !record.runs()) {
+                if entry.as_ref().is_some_and(|record| !record.alive()) {
                     #[cfg(feature = "tokio")]
                     if let Some(Record::Task(_, id, _)) = entry {
                         self.tasks.remove(id);
@@ -487,7 +545,7 @@ sync::lazy_static! {
 #[cfg(feature = "tokio")]
 fn task_tag(id: tokio::task::Id) -> Option<Option<ScopeTag>> {
     match REGISTRY.lock().task(id) {
-        Some(Record::Task(info, _, _)) => Some(info.tag),
+        Some(Record::Task(info, _, _)) => Some(info.info.tag),
         _ => None,
     }
 }
@@ -526,7 +584,7 @@ pin_project_lite::pin_project! {
     struct Unit<F> {
         #[pin]
         future: F,
-        record: Arc<Known>,
+        record: Arc<TaskKnown>,
         tag: Option<ScopeTag>,
     }
 }
@@ -621,14 +679,29 @@ pub(crate) fn note_waiting(note: WaitNote) {
 }
 
 /// The units ctxkit has started that still run (invariant 1).
+#[cfg(all(test, not(loom)))]
 pub(crate) fn live_units() -> Vec<UnitInfo> {
-    let units: Vec<(UnitInfo, Waiting)> = {
+    live_and_dormant().0
+}
+
+/// [`live_units`], and how many dormant tasks are alive (invariant 5), read at one instant: a
+/// leak check counts the latter as tracked tasks of the runtime, reported by nobody.
+pub(crate) fn live_and_dormant() -> (Vec<UnitInfo>, usize) {
+    let (units, dormant): (Vec<(UnitInfo, Waiting)>, usize) = {
         let registry = REGISTRY.lock();
-        registry
+        let mut dormant = 0;
+        let units = registry
             .units
             .iter()
             .flatten()
-            .filter(|record| record.runs())
+            .filter(|record| {
+                if !record.alive() {
+                    return false;
+                }
+                let asleep = record.dormant();
+                dormant += usize::from(asleep);
+                !asleep
+            })
             .flat_map(|record| {
                 let os_id = record.os_id();
                 let info = |known: &Known| UnitInfo {
@@ -649,17 +722,19 @@ pub(crate) fn live_units() -> Vec<UnitInfo> {
                 };
                 std::iter::once((info(record.info()), own_waiting)).chain(job)
             })
-            .collect()
+            .collect();
+        (units, dormant)
     };
     // Invariant 3: described after the registry's lock is released (a context takes its own).
-    units
+    let units = units
         .into_iter()
         .map(|(mut info, waiting)| {
             info.waiting = waiting
                 .and_then(|(target, now)| target.upgrade().map(|target| (target.describe(), now)));
             info
         })
-        .collect()
+        .collect();
+    (units, dormant)
 }
 
 // ===== threads =====
@@ -896,7 +971,10 @@ where
     F::Output: Send + 'static,
 {
     let tag = ScopeTag::current();
-    let info = Arc::new(unit_info(Kind::Task, origin, tag));
+    let info = Arc::new(TaskKnown {
+        info: unit_info(Kind::Task, origin, tag),
+        gate: None,
+    });
     let handle = runtime.spawn(Unit {
         future: task,
         record: info.clone(),
@@ -906,6 +984,144 @@ where
     // ended.
     register(Record::Task(info, handle.id(), None));
     handle
+}
+
+/// Spawns `task` on `runtime` as [`spawn_task`] does, behind a gate: the task waits until the
+/// returned [`Trigger`] opens it (then runs `task`), or is dropped unopened (then it ends,
+/// dropping `task` unpolled). Recorded at once, with the current tag, but reported by a leak
+/// check only once its gate has opened (invariant 5); until then it counts only in
+/// [`live_and_dormant`]'s second figure. For an async after-function, spawned at its
+/// registration: nobody's leak until its context is done.
+#[cfg(feature = "tokio")]
+pub(crate) fn spawn_gated_task<F>(
+    runtime: &tokio::runtime::Handle,
+    origin: Origin,
+    task: F,
+) -> Trigger
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let tag = ScopeTag::current();
+    let (gated, trigger, info) = gated(origin, tag, task);
+    // Detached: its output is `()`, a panic is the hook's to report (as `tokio::spawn`).
+    let handle = runtime.spawn(Unit {
+        future: gated,
+        record: info.clone(),
+        tag,
+    });
+    // Invariant 1: recorded before this returns.
+    register(Record::Task(info, handle.id(), None));
+    trigger
+}
+
+/// A gated task's future, its trigger and its record (not registered yet).
+#[cfg(feature = "tokio")]
+fn gated<F>(origin: Origin, tag: Option<ScopeTag>, task: F) -> (Gated<F>, Trigger, Arc<TaskKnown>) {
+    let info = Arc::new(TaskKnown {
+        info: unit_info(Kind::Task, origin, tag),
+        gate: Some(Gate {
+            state: AtomicU8::new(WAITING),
+            waker: Mutex::new(None),
+        }),
+    });
+    let trigger = Trigger(Arc::downgrade(&info));
+    let gated = Gated {
+        record: info.clone(),
+        open: false,
+        future: task,
+    };
+    (gated, trigger, info)
+}
+
+/// The one right to settle a gated task's gate ([`spawn_gated_task`]): [`open`](Self::open)
+/// lets the task run its future; dropped unopened, it tells the task to end. Weak, so a task
+/// that has ended (its runtime shut down) is reclaimed whether or not it is ever settled.
+#[cfg(feature = "tokio")]
+pub(crate) struct Trigger(std::sync::Weak<TaskKnown>);
+
+#[cfg(feature = "tokio")]
+impl Trigger {
+    /// Opens the gate: a leak check reports the task from now until it ends (invariant 5),
+    /// and the task is woken to run its future. Does not block; runs no user code.
+    pub(crate) fn open(mut self) {
+        self.settle(OPEN);
+    }
+
+    /// Settles the gate (once: it empties `self`) and wakes the task.
+    fn settle(&mut self, to: u8) {
+        let weak = std::mem::take(&mut self.0);
+        let Some(record) = weak.upgrade() else {
+            return; // the task has ended
+        };
+        let Some(gate) = &record.gate else {
+            return;
+        };
+        gate.state.store(to, Ordering::Release);
+        // Taken under the lock the task stores it under after reading `WAITING`: either the
+        // task read `WAITING` and stored its waker before this take, or its read, under the
+        // lock, comes after the store above.
+        let waker = gate.waker.lock().take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for Trigger {
+    fn drop(&mut self) {
+        // Unopened (`open` empties it): the task ends.
+        self.settle(SHUT);
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl std::fmt::Debug for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Trigger")
+    }
+}
+
+#[cfg(feature = "tokio")]
+pin_project_lite::pin_project! {
+    /// A gated task's future: its gate, then `future` (see [`spawn_gated_task`]).
+    struct Gated<F> {
+        record: Arc<TaskKnown>,
+        open: bool,
+        #[pin]
+        future: F,
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<F: std::future::Future<Output = ()>> std::future::Future for Gated<F> {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let this = self.project();
+        if !*this.open {
+            if let Some(gate) = &this.record.gate {
+                let mut waker = gate.waker.lock();
+                match gate.state.load(Ordering::Acquire) {
+                    WAITING => {
+                        match &mut *waker {
+                            Some(w) if w.will_wake(cx.waker()) => {}
+                            slot => *slot = Some(cx.waker().clone()),
+                        }
+                        return std::task::Poll::Pending;
+                    }
+                    // Shut: tokio drops the future, unpolled, as the task ends.
+                    SHUT => return std::task::Poll::Ready(()),
+                    _ => {}
+                }
+            }
+            *this.open = true;
+        }
+        this.future.poll(cx)
+    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -1178,5 +1394,72 @@ mod tests {
         ));
         assert_eq!(rx.recv().unwrap(), None);
         until_gone(|u| u.name == "ctxkit-test-tag");
+    }
+}
+
+#[cfg(all(test, loom, feature = "tokio"))]
+mod loom_gate {
+    //! loom models of a gated task's gate (invariant 5): its trigger's opening, or its drop,
+    //! racing the task's poll. A lost wake-up shows as a model that never finishes (loom
+    //! reports the spin as a livelock); a run too many or too few, as a failed count.
+
+    use std::future::Future;
+    use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::{gated, Origin};
+    use crate::sync::{Arc, AtomicBool, Ordering};
+
+    /// A waker that raises a flag.
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Polls a gated task until it completes, racing its trigger opened (`open`) or dropped on
+    /// another thread; returns how many times its future ran.
+    fn race(open: bool) -> usize {
+        let runs = Arc::new(StdAtomicUsize::new(0));
+        let counted = runs.clone();
+        let (task, trigger, record) = gated(Origin::here("ctxkit-test-gated"), None, async move {
+            counted.fetch_add(1, StdOrdering::SeqCst);
+        });
+        let settler = loom::thread::spawn(move || {
+            if open {
+                trigger.open();
+            } else {
+                drop(trigger);
+            }
+        });
+        let flag = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut task = Box::pin(task);
+        loop {
+            flag.0.store(false, Ordering::SeqCst);
+            if task.as_mut().poll(&mut cx) == Poll::Ready(()) {
+                break;
+            }
+            // Pending: the trigger has not settled, so it will, and wake us.
+            while !flag.0.load(Ordering::SeqCst) {
+                loom::thread::yield_now();
+            }
+        }
+        settler.join().unwrap();
+        assert_eq!(!record.dormant(), open, "reported iff opened");
+        runs.load(StdOrdering::SeqCst)
+    }
+
+    #[test]
+    fn loom_a_gate_opened_racing_its_task_runs_the_future_once() {
+        loom::model(|| assert_eq!(race(true), 1));
+    }
+
+    #[test]
+    fn loom_a_gate_shut_racing_its_task_ends_it_unrun() {
+        loom::model(|| assert_eq!(race(false), 0));
     }
 }

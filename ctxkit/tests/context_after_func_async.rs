@@ -366,3 +366,104 @@ fn a_cancel_hands_ten_thousand_off_and_every_one_runs_once() {
         "a function ran twice"
     );
 }
+
+/// Waits (bounded) until `rt` has no task alive.
+fn until_no_task_alive(rt: &tokio::runtime::Runtime) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while rt.metrics().num_alive_tasks() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a task stayed alive: {}",
+            rt.metrics().num_alive_tasks()
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_context_dropped_without_being_done_ends_the_waiting_task_and_drops_the_future() {
+    let _leaks = common::no_leaks();
+    let rt = runtime("after-async-drop");
+    // A context that no drop cancels: its node goes when the last handle goes, undone.
+    let ctx = Context::background().with_cancel().disarm();
+    let (tx, rx) = mpsc::channel();
+    let after = register_signaling(&rt, &ctx, tx);
+    drop(ctx);
+    // The handle still holds the context's node: the registration still waits.
+    assert!(
+        rx.recv_timeout(Duration::from_millis(20)).is_err(),
+        "ran or was dropped while its handle lived"
+    );
+    drop(after);
+    assert_eq!(
+        rx.recv_timeout(PATIENCE).unwrap(),
+        "dropped",
+        "the future is dropped once nothing can complete its context"
+    );
+    assert!(
+        rx.recv_timeout(Duration::from_millis(20)).is_err(),
+        "it ran"
+    );
+    until_no_task_alive(&rt);
+}
+
+#[test]
+fn stop_ends_the_waiting_task() {
+    let _leaks = common::no_leaks();
+    let rt = runtime("after-async-stop-task");
+    let ctx = Context::background().with_cancel();
+    let afters: Vec<_> = {
+        let _entered = rt.enter();
+        (0..50)
+            .map(|_| ctx.after_func_async(async { unreachable!("stopped before the cancel") }))
+            .collect()
+    };
+    assert!(afters.iter().all(ctxkit::AfterFunc::stop));
+    until_no_task_alive(&rt);
+    ctx.cancel();
+}
+
+#[test]
+fn a_pending_registration_is_no_leak_until_its_context_is_done() {
+    let rt = runtime("after-async-pending");
+    let (open_gate, gate) = tokio::sync::oneshot::channel::<()>();
+    let (started, has_started) = mpsc::channel();
+    let ctx = Context::background().with_cancel();
+    // The check is opened with the runtime current, so it also counts the runtime's tasks:
+    // a registration's waiting task must count as nobody's leak there either.
+    let _entered = rt.enter();
+    let guard = leak::Guard::with_options(Options::new().retry_for(Duration::from_millis(50)));
+    let line = line!() + 1;
+    let after = ctx.after_func_async(async move {
+        started.send(()).unwrap();
+        let _ = gate.await;
+    });
+    let pending: Vec<_> = (0..20).map(|_| ctx.after_func_async(async {})).collect();
+    thread::sleep(Duration::from_millis(20)); // every task has had its first poll
+    let report = guard.report();
+    assert!(
+        report.leaks().is_empty() && report.uncertain().is_empty(),
+        "pending registrations reported: {report}"
+    );
+    // Done: the first one runs, and is a leak until it ends.
+    ctx.cancel();
+    has_started
+        .recv_timeout(PATIENCE)
+        .expect("the function never started");
+    let report = guard.report();
+    let tracked: Vec<_> = report
+        .leaks()
+        .iter()
+        .filter_map(|leak| match leak {
+            Leak::Tracked {
+                name, spawned_at, ..
+            } => Some((*name, spawned_at.line())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tracked, [("ctxkit-after-func-async", line)], "{report}");
+    assert!(!after.stop(), "started");
+    open_gate.send(()).unwrap();
+    drop(pending);
+    guard.verify();
+}

@@ -15,23 +15,38 @@
 //!
 //! # Async after-functions
 //!
-//! An async after-function (`Context::after_func_async`) is handed off the same way, as a
-//! [`Work::Spawn`]: a future, and the handle of the tokio runtime current at its registration.
-//! The dispatcher takes it from the intake with the others but queues it on no shard: once it
-//! has released `state` (and woken the workers it claimed), it spawns each one itself, as a
-//! tokio task started through `spawn::spawn_task` (a tracked unit, named
-//! [`AFTER_FUNC_TASK`], with the registration's site and tag). A spawn does not block (tokio
-//! queues the task and wakes one of its workers at most), so no worker is used and the pool
-//! does not grow for them. The canceling thread does no more for them than for a blocking
-//! function (a push onto the intake): spawning on the canceling thread itself was measured,
-//! and made `ctx.after_func_10k_cancel_return` 14-17 ms instead of 1.0-1.4 ms, and
-//! `all_ran` slower too (17-19 ms against 13-14 ms), as the cancel's walk then paid for 10,000
-//! spawns (each about a microsecond on a loaded machine: tokio's queue and wake-up, and
-//! `spawn`'s record). A batch of spawns delays the dispatcher's next fill by as long. The task
-//! is detached: its panic is reported by the panic hook and caught by
-//! tokio. A runtime that has shut down makes tokio drop the future at the spawn, unpolled, on
-//! the dispatcher: the one case where the dispatcher runs user code (a future's `drop`),
-//! outside every lock; a panic there is caught.
+//! An async after-function (`Context::after_func_async`) has its task spawned at its
+//! registration, *gated* (`spawn::spawn_gated_task`: it waits, recorded but reported by no
+//! leak check, until its gate opens). What its completion hands off is a [`Work::Spawn`] whose
+//! start opens that gate (`spawn::Trigger::open`: one store, and a wake of the task on its
+//! runtime). The dispatcher takes it from the intake with the others but queues it on no
+//! shard: once it has released `state` (and woken the workers it claimed), it starts each one
+//! itself. An opening does not block, so no worker is used and the pool does not grow for
+//! them. The canceling thread does no more for them than for a blocking function (a push onto
+//! the intake). Measured in `ctx.after_func_10k` (10,000 async functions on a 2-worker runtime,
+//! a loaded 2-core machine; medians of 3-round `compare` runs, alternating), against the
+//! tokio-util peer measured in the same run:
+//!
+//! * spawning each task here at the hand-off (the design before the gates: a spawn is about a
+//!   microsecond, tokio's allocation, queue and wake-up, and `spawn`'s record) made `all_ran`
+//!   11.2-11.7 ms, 1.6 times the peer's, as the dispatcher's 10,000 serial spawns were its
+//!   critical path; opening gates makes it 6.2-7.7 ms, 0.76-0.98 times the peer's. The cancel
+//!   pays for it a little: `cancel_return` 1.3-1.5 ms instead of 1.0-1.1 ms (0.7-1.2 times the
+//!   peer's either way), though its own work is the same: the tasks it releases run sooner,
+//!   on the two cores it runs on;
+//! * spawning on the canceling thread itself made `cancel_return` 14-17 ms instead of
+//!   1.0-1.4 ms, as the cancel's walk then paid for 10,000 spawns;
+//! * opening the gates on the canceling thread itself (a wake per function there, no
+//!   hand-off) made `all_ran` about the peer's (5.8-6.2 ms) but `cancel_return` 1.8-2.4 ms
+//!   (single passes): the wake's tokio queue and the task's cache lines, on the cancel's walk;
+//! * letting a burst of hand-offs settle before the dispatcher starts them (it waited while
+//!   the intake still grew) gained nothing clear on the async cancel and lost on `all_ran`.
+//!
+//! The task is detached: its panic is reported by the panic hook and caught by tokio. A
+//! runtime that has shut down has dropped the future already (with its task); its opening
+//! does nothing. The dispatcher runs no user code for them: the closure that opens a gate
+//! holds no user data (a never-done context's registration holds its future in a closure
+//! that is never started, only dropped by its stop or its handle).
 //!
 //! # How many threads
 //!
@@ -108,12 +123,14 @@
 //! with its own start. Both carry the tag current where `after_func` was called (the
 //! registration's scope), so a check finds exactly the functions its test registered that have
 //! not returned, whoever canceled the context (a neighbour test, or the timer thread). An async
-//! one is listed by [`queued_units`] until its spawn has returned (a task,
-//! [`AFTER_FUNC_TASK`], "waiting on: the dispatcher"), then recorded by `spawn` as a task
-//! with the registration's site and tag until tokio drops its future (it completed, or its
-//! runtime shut down); the dispatcher enters that tag around the spawn, so the task inherits
-//! it, and what the task starts inherits it in turn.
-//!
+//! one's task is recorded by `spawn` from its registration, but as *dormant* (`spawn`'s
+//! invariant 5: counted as a tracked task of its runtime, reported by no check) until its gate
+//! opens: a registration whose context is not done is nobody's leak. Once handed off, it is
+//! listed by [`queued_units`] until its gate is open (a task, [`AFTER_FUNC_TASK`], "waiting
+//! on: the dispatcher"), then reported by `spawn`, with the registration's site and tag, until
+//! tokio drops its future (it completed, or its runtime shut down). The task was spawned with
+//! the registration's tag current, so it carries that tag, and what it starts inherits it.
+
 //! # Invariants
 //!
 //! 1. A handed-off function is in the intake, then in a shard, then recorded as a unit
@@ -122,9 +139,9 @@
 //!    the shard's lock it popped it under; [`queued_units`] reads the intake and every shard
 //!    under `state`, and a leak check reads it before the registry: a function is never
 //!    missed. An async one moves from the intake to `spawning` (a list of what is being
-//!    spawned) under `state`, and leaves it only after its spawn has returned, by which time
-//!    `spawn` has recorded its task; [`queued_units`] reads `spawning` too (a loom model:
-//!    `loom_spawn_vs_a_look_at_the_queue`).
+//!    started) under `state`, and leaves it only after its start (its gate's opening) has
+//!    returned, by which time `spawn` reports its task; [`queued_units`] reads `spawning` too
+//!    (a loom model: `loom_spawn_vs_a_look_at_the_queue`).
 //! 2. `workers = running + idle + claimed + starting`, under `state`: `idle` counts the
 //!    workers waiting and not claimed, `claimed` those waiting that the dispatcher has claimed
 //!    (and notified) for a queued function, `starting` those it started that have not taken
@@ -164,7 +181,7 @@
 //! leak checks are in use, it also reads its OS thread id, one file read per worker). Under
 //! `state`, the first registration starts the dispatcher (the registry's lock). No user code runs
 //! under any of them: functions run, and are dropped, after they are released; async ones are
-//! spawned (and, on a runtime that has shut down, dropped by tokio) with no lock of the pool held.
+//! started (their gates opened) with no lock of the pool held.
 //! A hand-off comes from under no lock of the tree (`tree.rs` notifies its waiters after releasing
 //! the node's lock).
 //!
@@ -207,19 +224,20 @@ const RETRY_START: Duration = Duration::from_millis(10);
 const QUEUED: &str = "a free ctxkit-after-func thread (handed off, not started yet)";
 
 /// What a leak report calls an async after-function (`Context::after_func_async`): queued
-/// here, then a tokio task started through `spawn::spawn_task`.
+/// here, then its tokio task, spawned gated through `spawn::spawn_gated_task` at its
+/// registration, once its gate is open.
 pub(crate) const AFTER_FUNC_TASK: &str = "ctxkit-after-func-async";
 
 /// What a queued async after-function waits on, in a leak report.
 const QUEUED_SPAWN: &str =
-    "the dispatcher, to be spawned on its tokio runtime (handed off, not spawned yet)";
+    "the dispatcher, to be started on its tokio runtime (handed off, not started yet)";
 
 /// A handed-off function.
 pub(crate) type Callback = Box<dyn FnOnce() + Send + 'static>;
 
-/// Starts a unit that never blocks (an async after-function's task, on the runtime it was
-/// registered on), as a unit recorded with the `Origin` it is given. Called by the dispatcher
-/// (never a worker), with the job's tag current.
+/// Starts a unit that never blocks (opens the gate of an async after-function's task, spawned
+/// at its registration), given the job's `Origin`. Called by the dispatcher (never a worker),
+/// with the job's tag current.
 pub(crate) type Spawner = Box<dyn FnOnce(Origin) + Send + 'static>;
 
 /// What a handed-off job does.
@@ -613,11 +631,11 @@ impl BlockingPool {
         (claim, spawns)
     }
 
-    /// Spawns the async functions [`fill`](Self::fill) took, each with its own tag current,
-    /// then unlists them (invariant 1: each is recorded by `spawn` once its spawn returns);
-    /// called by the dispatcher with no lock held. A spawn does not block; it runs user code
-    /// only when the function's runtime has shut down (tokio then drops the future, here). A
-    /// panic, from such a drop, is caught: the dispatcher never unwinds.
+    /// Starts the async functions [`fill`](Self::fill) took (opens their tasks' gates), each
+    /// with its own tag current, then unlists them (invariant 1: each is reported by `spawn`
+    /// once its start returns); called by the dispatcher with no lock held. A start does not
+    /// block and runs no user code; a panic would be caught all the same: the dispatcher never
+    /// unwinds.
     fn spawn_all(&self, spawns: Vec<Job<Spawner>>) {
         if spawns.is_empty() {
             return;

@@ -1,5 +1,5 @@
-//! [`Deferred`]: a function (or an async one's future) to hand to the after-function pool at
-//! most once, unless stopped first. What an after-function is, seen from the waiter list:
+//! [`Deferred`]: a function (or the opening of an async one's gated task) to hand to the
+//! after-function pool at most once, unless stopped first. What an after-function is, seen from the waiter list:
 //! `waiters.rs` holds one and starts it when the context completes; the public `AfterFunc`
 //! handle (`after_func.rs`) stops it. It knows nothing of the tree.
 //!
@@ -11,11 +11,13 @@
 //!    never on the thread that called `start` (the one completing the context): `start` only
 //!    hands it off. The one exception: the OS refused the pool's dispatcher thread, both when the
 //!    function was registered and at the hand-off; then it runs on that thread, late rather
-//!    than never, after a message on standard error. An async one (`Work::Spawn`) is spawned at
-//!    most once, as a task on the runtime it was registered on, by the pool's dispatcher; or
-//!    by `start_at_registration`, on the registering thread, when the context was already
-//!    done (as `tokio::spawn` would); or, with no dispatcher, on the thread that called
-//!    `start` (a spawn never blocks, so no message).
+//!    than never, after a message on standard error. An async one (`Work::Spawn`) has its task
+//!    spawned, gated, at its registration (`after_func.rs`); its work opens that gate, at most
+//!    once, on the pool's dispatcher; or in `start_at_registration`, on the registering
+//!    thread, when the context was already done; or, with no dispatcher, on the thread that
+//!    called `start` (an opening never blocks, so no message). Dropped unstarted (a stop, or
+//!    the last reference to this going), its work shuts the gate: the task ends, dropping the
+//!    future unpolled.
 //! 3. `origin` and `tag` are fixed at registration: the function's unit, queued or running,
 //!    carries the registration's site and scope tag, whoever completes the context (a leak
 //!    check blames the test that registered it).

@@ -93,7 +93,8 @@ impl Scope {
         // queue for the registry under the pool's lock (`blocking/`, invariant 1), so in this
         // order none is missed (one that moves meanwhile is seen twice, in a report only).
         let mut units = crate::blocking::queued_units();
-        units.extend(spawn::live_units());
+        let (live, dormant) = spawn::live_and_dormant();
+        units.extend(live);
         // Tracked units: by tag, certain. ctxkit's shared threads (the timer, the
         // after-function pool's workers and dispatcher) are nobody's work: never reported; what
         // a pool worker runs is a unit of its own.
@@ -163,7 +164,10 @@ impl Scope {
         }
         #[cfg(feature = "tokio")]
         if let Some((handle, before)) = &self.runtime {
-            let tracked_tasks = units.iter().filter(|unit| unit.kind == Kind::Task).count();
+            // A dormant task (`spawn`'s invariant 5: an async after-function whose context is
+            // not done) is alive in its runtime, tracked, and nobody's leak.
+            let tracked_tasks =
+                units.iter().filter(|unit| unit.kind == Kind::Task).count() + dormant;
             let alive = handle.metrics().num_alive_tasks();
             // The tracked tasks alive now (of any scope) are reported above or are not ours;
             // whatever else is beyond the opening's count is untracked.
@@ -177,6 +181,8 @@ impl Scope {
                 }
             }
         }
+        #[cfg(not(feature = "tokio"))]
+        let _ = dormant; // only tasks are dormant
         (certain, uncertain)
     }
 
