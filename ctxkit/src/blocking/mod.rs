@@ -197,6 +197,7 @@ use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use crate::context::deferred::Deferred;
 use crate::spawn::{self, Kind, Origin, PooledUnit, ScopeTag, UnitInfo};
 use crate::sync::{self, Arc, AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
 
@@ -290,11 +291,16 @@ impl Job {
 
     /// `work`, registered at `origin` under `tag`, handed off now.
     pub(crate) fn of(work: Work, origin: Origin, tag: Option<ScopeTag>) -> Job {
+        Job::of_at(work, origin, tag, Instant::now())
+    }
+
+    /// `work`, registered at `origin` under `tag`, handed off at `handed`.
+    pub(crate) fn of_at(work: Work, origin: Origin, tag: Option<ScopeTag>, handed: Instant) -> Job {
         Job {
             work,
             origin,
             tag,
-            handed: Instant::now(),
+            handed,
         }
     }
 
@@ -305,7 +311,7 @@ impl Job {
     }
 
     /// Whether the dispatcher spawns it (else a worker runs it).
-    fn spawns(&self) -> bool {
+    pub(crate) fn spawns(&self) -> bool {
         matches!(self.work, Work::Spawn(_))
     }
 }
@@ -337,20 +343,26 @@ impl<W> Job<W> {
     /// What a leak report says of it while it is queued; `spawns`: an async one, which the
     /// dispatcher spawns.
     fn queued_unit(&self, spawns: bool) -> UnitInfo {
-        let (kind, name, waiting) = if spawns {
-            (Kind::Task, AFTER_FUNC_TASK, QUEUED_SPAWN)
-        } else {
-            (Kind::Thread, spawn::AFTER_FUNC_THREAD, QUEUED)
-        };
-        UnitInfo {
-            kind,
-            name,
-            spawned_at: self.origin.site(),
-            started: self.handed,
-            tag: self.tag,
-            waiting: Some((waiting.to_owned(), true)),
-            os_id: None,
-        }
+        queued_unit(spawns, self.origin, self.tag, self.handed)
+    }
+}
+
+/// A queued function, as a unit for a leak report: registered at `origin` under `tag`,
+/// handed off at `handed`; an async one's (`spawns`) is a task.
+fn queued_unit(spawns: bool, origin: Origin, tag: Option<ScopeTag>, handed: Instant) -> UnitInfo {
+    let (kind, name, waiting) = if spawns {
+        (Kind::Task, AFTER_FUNC_TASK, QUEUED_SPAWN)
+    } else {
+        (Kind::Thread, spawn::AFTER_FUNC_THREAD, QUEUED)
+    };
+    UnitInfo {
+        kind,
+        name,
+        spawned_at: origin.site(),
+        started: handed,
+        tag,
+        waiting: Some((waiting.to_owned(), true)),
+        os_id: None,
     }
 }
 
@@ -409,12 +421,27 @@ struct State {
 }
 
 /// Under `BlockingPool.intake`.
-#[derive(Default)]
 struct Intake {
     /// Handed off, not yet taken by the dispatcher (invariant 1).
     jobs: Vec<Job>,
+    /// Handed off by a completion, their jobs not taken yet ([`hand_off_started`]); queued as
+    /// `jobs` are (invariant 1).
+    started: Vec<Arc<Deferred>>,
+    /// When the first of `started` was handed off.
+    started_at: Instant,
     /// Invariant 5.
     awake: bool,
+}
+
+impl Default for Intake {
+    fn default() -> Self {
+        Intake {
+            jobs: Vec::new(),
+            started: Vec::new(),
+            started_at: Instant::now(),
+            awake: false,
+        }
+    }
 }
 
 /// One part of the queue.
@@ -454,6 +481,20 @@ pub(crate) fn prepare() -> bool {
 /// some other way.
 pub(crate) fn hand_off(job: Job) -> Result<(), Job> {
     POOL.hand_off(job)
+}
+
+/// Hands the after-functions a completion started (`context/waiters.rs`) to the pool at once,
+/// in order, under one take of the intake's lock, without touching them: the dispatcher takes
+/// each one's job ([`Deferred::take_job`]) when it moves the intake. So a cancel that starts
+/// 10,000 of them copies 10,000 pointers, where taking each one's job itself would visit each
+/// registration's memory (cache misses), and pushing each would contend with the dispatcher
+/// for the lock 10,000 times.
+///
+/// # Errors
+///
+/// `started`, back, if no dispatcher runs and the OS refused to start one now.
+pub(crate) fn hand_off_started(started: Vec<Arc<Deferred>>) -> Result<(), Vec<Arc<Deferred>>> {
+    POOL.hand_off_started(started)
 }
 
 /// The functions handed off and not started yet, as units for a leak report (invariant 1:
@@ -522,18 +563,40 @@ impl BlockingPool {
             // Only after the OS refused the dispatcher at registration, and again now.
             return Err(job);
         }
+        self.push(|intake| intake.jobs.push(job));
+        Ok(())
+    }
+
+    /// See [`hand_off_started`].
+    fn hand_off_started(
+        self: &Arc<Self>,
+        mut started: Vec<Arc<Deferred>>,
+    ) -> Result<(), Vec<Arc<Deferred>>> {
+        if !self.dispatcher_up.load(Ordering::Acquire) && !self.prepare() {
+            return Err(started);
+        }
+        self.push(|intake| {
+            if intake.started.is_empty() {
+                intake.started_at = Instant::now();
+            }
+            intake.started.append(&mut started);
+        });
+        Ok(())
+    }
+
+    /// Adds to the intake with `add`, under its lock, and wakes the dispatcher if it may sleep.
+    fn push(&self, add: impl FnOnce(&mut Intake)) {
         let wake = {
             let mut intake = self.intake.lock();
-            intake.jobs.push(job);
+            add(&mut intake);
             !std::mem::replace(&mut intake.awake, true)
         };
         if wake {
             // Invariant 5: under `state`, so the dispatcher is either before its check of the
-            // intake (and will see the function) or waiting (and gets this notify).
+            // intake (and will see the functions) or waiting (and gets this notify).
             let _state = self.state.lock();
             self.dispatch.notify_one();
         }
-        Ok(())
     }
 
     /// See [`queued_units`].
@@ -541,13 +604,19 @@ impl BlockingPool {
         // Lock order: `state`, then one shard or `intake` at a time. Under `state` no function
         // moves from the intake to a shard (invariant 1).
         let _state = self.state.lock();
-        let mut units: Vec<UnitInfo> = self
-            .intake
-            .lock()
-            .jobs
-            .iter()
-            .map(|job| job.queued_unit(job.spawns()))
-            .collect();
+        let mut units: Vec<UnitInfo> = {
+            let intake = self.intake.lock();
+            let started = intake
+                .started
+                .iter()
+                .map(|d| queued_unit(d.spawns(), d.origin(), d.tag(), intake.started_at));
+            intake
+                .jobs
+                .iter()
+                .map(|job| job.queued_unit(job.spawns()))
+                .chain(started)
+                .collect()
+        };
         for shard in self.shards.iter() {
             units.extend(shard.lock().jobs.iter().map(|job| job.queued_unit(false)));
         }
@@ -589,7 +658,16 @@ impl BlockingPool {
     /// [`spawn_all`](Self::spawn_all) once `state` is released.
     #[must_use]
     fn fill(&self, state: &mut State) -> (usize, Vec<Job<Spawner>>) {
-        let taken = std::mem::take(&mut self.intake.lock().jobs);
+        let (mut taken, started, started_at) = {
+            let mut intake = self.intake.lock();
+            let started = std::mem::take(&mut intake.started);
+            (std::mem::take(&mut intake.jobs), started, intake.started_at)
+        };
+        // The jobs of what a completion started, taken here, with no lock but `state` held (a
+        // `Deferred`'s lock is a leaf). Its stop cannot have won: it lost when the completion
+        // took it from its context's list (`after_func.rs`).
+        taken.extend(started.iter().filter_map(|d| d.take_job_at(started_at)));
+        drop(started);
         let spawning = taken.iter().filter(|job| job.spawns()).count();
         let mut jobs: Vec<Job<Callback>> = Vec::with_capacity(taken.len() - spawning);
         let mut spawns = Vec::with_capacity(spawning);
@@ -714,7 +792,7 @@ impl BlockingPool {
             {
                 // Invariant 5: sleep only with the intake empty, both locks held.
                 let mut intake = self.intake.lock();
-                if !intake.jobs.is_empty() {
+                if !intake.jobs.is_empty() || !intake.started.is_empty() {
                     continue;
                 }
                 intake.awake = false;

@@ -153,13 +153,24 @@ impl AfterFunc {
     /// ctx.cancel();
     /// ```
     pub fn stop(&self) -> bool {
-        let stopped = self.shared.stop();
-        if stopped {
-            if let (Some(node), Some(key)) = (&self.node, self.key) {
-                tree::deregister(node, key);
-            }
+        match (&self.node, self.key) {
+            // Registered on the context's list: the stop wins iff it takes the registration off
+            // that list before a completion takes the whole list (both under the node's lock).
+            // A completion that took it has started it: the pool's dispatcher will take its
+            // work, and no stop may win from then on, even before the dispatcher gets to it.
+            (Some(node), Some(key)) => match tree::deregister(node, key) {
+                Some(waiter) => {
+                    let stopped = self.shared.stop();
+                    debug_assert!(stopped, "only a completion starts a listed registration");
+                    drop(waiter);
+                    stopped
+                }
+                None => false,
+            },
+            // A context that can never be done, or one done at the registration (started then):
+            // the `Deferred`'s state decides.
+            _ => self.shared.stop(),
         }
-        stopped
     }
 }
 

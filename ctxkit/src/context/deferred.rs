@@ -5,8 +5,12 @@
 //!
 //! # Invariants
 //!
-//! 1. `state` goes from `PENDING` to `STARTED` ([`Deferred::start`] won) or to `STOPPED`
-//!    ([`Deferred::stop`] won), once; whoever moves it decides whether the function runs.
+//! 1. `state` goes from `PENDING` to `STARTED` ([`Deferred::start`] or
+//!    [`Deferred::take_job`] won) or to `STOPPED` ([`Deferred::stop`] won), once; whoever
+//!    moves it decides whether the function runs. A completion that starts many takes their
+//!    jobs one by one and hands them off together after its walk ([`hand_off_all`]), so a
+//!    function started by it is listed as queued (for a leak check) only from that hand-off:
+//!    a check that runs during the walk sees the state from before the cancel.
 //! 2. The function runs at most once, on a worker of the after-function pool (`blocking/`),
 //!    never on the thread that called `start` (the one completing the context): `start` only
 //!    hands it off. The one exception: the OS refused the pool's dispatcher thread, both when the
@@ -24,7 +28,7 @@
 
 use crate::blocking::{self, Job, Work};
 use crate::spawn::{Origin, ScopeTag};
-use crate::sync::{AtomicU8, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU8, Mutex, Ordering};
 
 const PENDING: u8 = 0;
 const STARTED: u8 = 1;
@@ -41,12 +45,15 @@ pub(crate) struct Deferred {
     origin: Origin,
     /// The scope tag current at its registration (invariant 3).
     tag: Option<ScopeTag>,
+    /// Whether `work` is an async one's (`Work::Spawn`). Fixed.
+    spawns: bool,
 }
 
 impl Deferred {
     /// `work`, registered at `origin`, under the tag current now.
     pub(crate) fn new(work: Work, origin: Origin) -> Deferred {
         Deferred {
+            spawns: matches!(work, Work::Spawn(_)),
             state: AtomicU8::new(PENDING),
             work: Mutex::new(Some(work)),
             origin,
@@ -72,18 +79,33 @@ impl Deferred {
         }
     }
 
+    /// The job to run, unless `stop` got there first (invariant 1), handed off at `handed`:
+    /// for the pool's dispatcher, which takes the jobs of what a completion started
+    /// ([`hand_off_started`]).
+    pub(crate) fn take_job_at(&self, handed: std::time::Instant) -> Option<Job> {
+        self.take()
+            .map(|work| Job::of_at(work, self.origin, self.tag, handed))
+    }
+
+    /// Whether its work opens an async one's gate (else a worker runs it). Fixed.
+    pub(crate) fn spawns(&self) -> bool {
+        self.spawns
+    }
+
+    /// Where it was registered (invariant 3).
+    pub(crate) fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The scope tag current at its registration (invariant 3).
+    pub(crate) fn tag(&self) -> Option<ScopeTag> {
+        self.tag
+    }
+
     /// Hands `work` to the pool; runs it here if no dispatcher could be started (invariant 2).
     fn hand_off(&self, work: Work) {
-        let spawns = matches!(work, Work::Spawn(_));
         if let Err(job) = blocking::hand_off(Job::of(work, self.origin, self.tag)) {
-            if !spawns {
-                // Invariant 2's exception: running it late on this thread is the only way
-                // left to keep the promise that it runs; say so.
-                eprintln!(
-                    "ctxkit: no thread could be started for an after-function; running it inline"
-                );
-            }
-            job.run_here();
+            run_refused(job);
         }
     }
 
@@ -122,4 +144,27 @@ impl Deferred {
             _ => "stopped",
         }
     }
+}
+
+/// Hands what a completion started to the pool together, untouched: its dispatcher takes
+/// their jobs (`blocking::hand_off_started`). With no dispatcher (the OS refused it), each is
+/// run here (invariant 2).
+pub(crate) fn hand_off_started(started: Vec<Arc<Deferred>>) {
+    if let Err(started) = blocking::hand_off_started(started) {
+        for deferred in started {
+            if let Some(job) = deferred.take_job_at(std::time::Instant::now()) {
+                run_refused(job);
+            }
+        }
+    }
+}
+
+/// Runs on this thread a job the pool could not take (invariant 2's exception).
+fn run_refused(job: Job) {
+    if !job.spawns() {
+        // Running it late on this thread is the only way left to keep the promise that it
+        // runs; say so.
+        eprintln!("ctxkit: no thread could be started for an after-function; running it inline");
+    }
+    job.run_here();
 }

@@ -62,7 +62,7 @@
 mod after_func;
 mod cancel_context;
 mod children;
-mod deferred;
+pub(crate) mod deferred;
 mod error;
 mod futures;
 mod handle;

@@ -178,19 +178,32 @@ impl Taken {
         Taken(inline, self.1, self.2)
     }
 
-    /// Notifies every waiter (see [`Waiter::notify`]).
+    /// Notifies every waiter (see [`Waiter::notify`]); the after-functions are handed to the
+    /// pool together, after the walk, untouched, under one take of its intake's lock (10,000
+    /// of them on one context would otherwise take it 10,000 times, against its dispatcher,
+    /// and visit 10,000 registrations' memory on the canceling thread). They are started from
+    /// here on: their `stop` lost when the completion took this list (`after_func.rs`).
     pub(crate) fn notify_all(self) {
         let Taken(inline, first, rest) = self;
+        let mut started = Vec::new();
+        let mut notify = |waiter: Waiter| match waiter {
+            // Not touched here: the pool's dispatcher takes its job (`Deferred::take_job_at`).
+            Waiter::AfterFunc(shared) => started.push(shared),
+            waiter => waiter.notify(),
+        };
         if let Some(waiter) = inline {
-            waiter.notify();
+            notify(waiter);
         }
         if let Slot::Occupied(waiter) = first {
-            waiter.notify();
+            notify(waiter);
         }
         for slot in rest {
             if let Slot::Occupied(waiter) = slot {
-                waiter.notify();
+                notify(waiter);
             }
+        }
+        if !started.is_empty() {
+            crate::context::deferred::hand_off_started(started);
         }
     }
 }
