@@ -6,11 +6,15 @@
 //! # Invariants
 //!
 //! 1. `state` goes from `PENDING` to `STARTED` ([`Deferred::start`] or
-//!    [`Deferred::take_job`] won) or to `STOPPED` ([`Deferred::stop`] won), once; whoever
-//!    moves it decides whether the function runs. A completion that starts many takes their
-//!    jobs one by one and hands them off together after its walk ([`hand_off_all`]), so a
-//!    function started by it is listed as queued (for a leak check) only from that hand-off:
-//!    a check that runs during the walk sees the state from before the cancel.
+//!    [`Deferred::take_job_at`] won) or to `STOPPED` ([`Deferred::stop`] won), once; whoever
+//!    moves it decides whether the function runs. For a registration on a context's waiter
+//!    list the decision is made earlier, under the node's lock: a completion that takes the
+//!    list has started every registration in it (it hands them off untouched,
+//!    [`hand_off_started`], and the pool's dispatcher moves their state later, with
+//!    `take_job_at`), and `AfterFunc::stop` calls [`Deferred::stop`] only after taking its
+//!    registration off the list itself, so the two compare-and-swaps never race. A leak check
+//!    lists such a function as queued from that hand-off on (the pool lists the
+//!    registration); a check during the cancel's walk sees the state from before the cancel.
 //! 2. The function runs at most once, on a worker of the after-function pool (`blocking/`),
 //!    never on the thread that called `start` (the one completing the context): `start` only
 //!    hands it off. The one exception: the OS refused the pool's dispatcher thread, both when the
