@@ -975,6 +975,21 @@ where
         info: unit_info(Kind::Task, origin, tag),
         gate: None,
     });
+    spawn_recorded(runtime, info, tag, task)
+}
+
+/// Spawns `task` on `runtime` as the unit `info` under `tag`, and records it.
+#[cfg(feature = "tokio")]
+fn spawn_recorded<F>(
+    runtime: &tokio::runtime::Handle,
+    info: Arc<TaskKnown>,
+    tag: Option<ScopeTag>,
+    task: F,
+) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     let handle = runtime.spawn(Unit {
         future: task,
         record: info.clone(),
@@ -1004,13 +1019,7 @@ where
     let tag = ScopeTag::current();
     let (gated, trigger, info) = gated(origin, tag, task);
     // Detached: its output is `()`, a panic is the hook's to report (as `tokio::spawn`).
-    let handle = runtime.spawn(Unit {
-        future: gated,
-        record: info.clone(),
-        tag,
-    });
-    // Invariant 1: recorded before this returns.
-    register(Record::Task(info, handle.id(), None));
+    drop(spawn_recorded(runtime, info, tag, gated));
     trigger
 }
 

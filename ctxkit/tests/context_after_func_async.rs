@@ -16,7 +16,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
-use common::PATIENCE;
+use common::{tracked_leaks, PATIENCE};
 use ctxkit::leak::{self, Leak, Options};
 use ctxkit::Context;
 
@@ -451,17 +451,11 @@ fn a_pending_registration_is_no_leak_until_its_context_is_done() {
         .recv_timeout(PATIENCE)
         .expect("the function never started");
     let report = guard.report();
-    let tracked: Vec<_> = report
-        .leaks()
-        .iter()
-        .filter_map(|leak| match leak {
-            Leak::Tracked {
-                name, spawned_at, ..
-            } => Some((*name, spawned_at.line())),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(tracked, [("ctxkit-after-func-async", line)], "{report}");
+    assert_eq!(
+        tracked_leaks(&report),
+        [("ctxkit-after-func-async", line)],
+        "{report}"
+    );
     assert!(!after.stop(), "started");
     open_gate.send(()).unwrap();
     drop(pending);

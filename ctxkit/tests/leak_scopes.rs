@@ -10,26 +10,14 @@ mod common;
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::Duration;
 
+use common::tracked_leaks;
+
 use ctxkit::leak::{self, Guard, Leak, Options};
 use ctxkit::pool::Pool;
 use ctxkit::{group, tracked, Context, Error};
 
 fn quick() -> Options {
     Options::new().retry_for(Duration::from_millis(50))
-}
-
-/// The tracked leaks of `report`: (name, spawn line).
-fn tracked_leaks(report: &leak::Report) -> Vec<(&'static str, u32)> {
-    report
-        .leaks()
-        .iter()
-        .filter_map(|leak| match leak {
-            Leak::Tracked {
-                name, spawned_at, ..
-            } => Some((*name, spawned_at.line())),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! [`Deferred`]: a function (or the opening of an async one's gated task) to hand to the
 //! after-function pool at most once, unless stopped first. What an after-function is, seen from the waiter list:
-//! `waiters.rs` holds one and starts it when the context completes; the public `AfterFunc`
+//! `waiters.rs` holds one and hands it off when the context completes; the public `AfterFunc`
 //! handle (`after_func.rs`) stops it. It knows nothing of the tree.
 //!
 //! # Invariants
 //!
-//! 1. `state` goes from `PENDING` to `STARTED` ([`Deferred::start`] or
+//! 1. `state` goes from `PENDING` to `STARTED` ([`Deferred::start_at_registration`] or
 //!    [`Deferred::take_job_at`] won) or to `STOPPED` ([`Deferred::stop`] won), once; whoever
 //!    moves it decides whether the function runs. For a registration on a context's waiter
 //!    list the decision is made earlier, under the node's lock: a completion that takes the
@@ -16,14 +16,13 @@
 //!    lists such a function as queued from that hand-off on (the pool lists the
 //!    registration); a check during the cancel's walk sees the state from before the cancel.
 //! 2. The function runs at most once, on a worker of the after-function pool (`blocking/`),
-//!    never on the thread that called `start` (the one completing the context): `start` only
-//!    hands it off. The one exception: the OS refused the pool's dispatcher thread, both when the
+//!    never on the thread completing the context: the completion only hands it off. The one exception: the OS refused the pool's dispatcher thread, both when the
 //!    function was registered and at the hand-off; then it runs on that thread, late rather
 //!    than never, after a message on standard error. An async one (`Work::Spawn`) has its task
 //!    spawned, gated, at its registration (`after_func.rs`); its work opens that gate, at most
 //!    once, on the pool's dispatcher; or in `start_at_registration`, on the registering
 //!    thread, when the context was already done; or, with no dispatcher, on the thread that
-//!    called `start` (an opening never blocks, so no message). Dropped unstarted (a stop, or
+//!    handed it off (an opening never blocks, so no message). Dropped unstarted (a stop, or
 //!    the last reference to this going), its work shuts the gate: the task ends, dropping the
 //!    future unpolled.
 //! 3. `origin` and `tag` are fixed at registration: the function's unit, queued or running,
@@ -65,16 +64,9 @@ impl Deferred {
         }
     }
 
-    /// Hands the function to the pool, unless `stop` got there first (invariants 1, 2).
-    pub(crate) fn start(&self) {
-        if let Some(work) = self.take() {
-            self.hand_off(work);
-        }
-    }
-
-    /// [`start`](Self::start) for a function whose context was done when it was registered,
-    /// on the registering thread: an async one is spawned here and now (as `tokio::spawn`),
-    /// with no trip through the pool's dispatcher; a blocking one is handed off.
+    /// Starts a function whose context was done when it was registered, on the registering
+    /// thread, unless `stop` got there first (invariants 1, 2): an async one's gate is opened
+    /// here and now, with no trip through the pool's dispatcher; a blocking one is handed off.
     pub(crate) fn start_at_registration(&self) {
         match self.take() {
             Some(work @ Work::Spawn(_)) => work.run_here(self.origin, self.tag),
@@ -155,8 +147,9 @@ impl Deferred {
 /// run here (invariant 2).
 pub(crate) fn hand_off_started(started: Vec<Arc<Deferred>>) {
     if let Err(started) = blocking::hand_off_started(started) {
+        let now = std::time::Instant::now();
         for deferred in started {
-            if let Some(job) = deferred.take_job_at(std::time::Instant::now()) {
+            if let Some(job) = deferred.take_job_at(now) {
                 run_refused(job);
             }
         }

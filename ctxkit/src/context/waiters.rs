@@ -33,12 +33,15 @@ pub(crate) enum Waiter {
 }
 
 impl Waiter {
-    /// Tells the waiter its context is done. Runs no user code on this thread.
-    pub(crate) fn notify(self) {
+    /// Tells the waiter its context is done: wakes a task, unparks a thread, and adds an
+    /// after-function to `started`, the batch the completion hands to the pool untouched
+    /// ([`Taken::notify_all`]). Runs no user code on this thread.
+    fn notify(self, started: &mut Vec<Arc<Deferred>>) {
         match self {
             Waiter::Task(waker) => waker.wake(),
             Waiter::Thread(thread) => thread.unpark(),
-            Waiter::AfterFunc(shared) => shared.start(),
+            // Not touched here: the pool's dispatcher takes its job (`Deferred::take_job_at`).
+            Waiter::AfterFunc(shared) => started.push(shared),
         }
     }
 }
@@ -186,20 +189,15 @@ impl Taken {
     pub(crate) fn notify_all(self) {
         let Taken(inline, first, rest) = self;
         let mut started = Vec::new();
-        let mut notify = |waiter: Waiter| match waiter {
-            // Not touched here: the pool's dispatcher takes its job (`Deferred::take_job_at`).
-            Waiter::AfterFunc(shared) => started.push(shared),
-            waiter => waiter.notify(),
-        };
         if let Some(waiter) = inline {
-            notify(waiter);
+            waiter.notify(&mut started);
         }
         if let Slot::Occupied(waiter) = first {
-            notify(waiter);
+            waiter.notify(&mut started);
         }
         for slot in rest {
             if let Slot::Occupied(waiter) = slot {
-                notify(waiter);
+                waiter.notify(&mut started);
             }
         }
         if !started.is_empty() {

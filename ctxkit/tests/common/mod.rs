@@ -1,6 +1,7 @@
 //! Helpers the integration tests share: the time constants, bounded waits that name what they
 //! waited for (and the last state they saw) when they give up, one-shot polling with test
-//! wakers, a seeded random generator, and the text of a panic payload.
+//! wakers, a seeded random generator, the text of a panic payload, and the tracked leaks of a
+//! leak report.
 //!
 //! Each test file that needs them declares `mod common;` and uses a part of them.
 
@@ -180,4 +181,20 @@ pub(crate) fn no_leaks_async<F: std::future::Future>(
     body: F,
 ) -> impl std::future::Future<Output = F::Output> {
     ctxkit::leak::check_async_with(ctxkit::leak::Options::new().retry_for(PATIENCE), body)
+}
+
+// ===== leak reports =====
+
+/// The tracked leaks of `report`: (name, spawn line).
+pub(crate) fn tracked_leaks(report: &ctxkit::leak::Report) -> Vec<(&'static str, u32)> {
+    report
+        .leaks()
+        .iter()
+        .filter_map(|leak| match leak {
+            ctxkit::leak::Leak::Tracked {
+                name, spawned_at, ..
+            } => Some((*name, spawned_at.line())),
+            _ => None,
+        })
+        .collect()
 }
