@@ -24,12 +24,19 @@
 //!
 //! A shard is a *timing wheel*: a slab of entries (a [`Key`] is an index and a generation in
 //! it) and [`SLOTS`] buckets, one per tick of 2^20 ns (about 1.05 ms), in a ring; an entry due
-//! at tick `t` is referred to from bucket `t % SLOTS` (a tick before the shard's cursor goes to
-//! the cursor's bucket). A disarm frees the slab entry (the value is dropped at once, so a
-//! disarmed deadline pins nothing) and leaves its reference in the bucket, stale (its
-//! generation no longer matches); stale references are dropped when their bucket is visited,
-//! or all at once when they outnumber live entries (amortized O(1) per disarm). A bucket may
-//! hold entries of later turns of the ring; they stay until their turn.
+//! at tick `t` is referred to from bucket `t % SLOTS` by its index (a tick before the shard's
+//! cursor goes to the cursor's bucket). A disarm takes the target out of its entry (it is
+//! dropped at once, so a disarmed deadline pins nothing) and leaves the entry *dead*, its
+//! reference in the bucket stale; a dead entry is freed, and reused, when its reference is
+//! dropped: when its bucket is visited, or all at once when the dead outnumber the armed
+//! (amortized O(1) per disarm). Keeping the dead entry until then is what lets a reference be a
+//! bare index (no generation): it can never name a reused entry. A bucket may hold entries of
+//! later turns of the ring; they stay until their turn.
+//!
+//! Per armed deadline the wheel keeps a 16-byte slab entry (a [`Target`] is one pointer) and a
+//! 4-byte reference, in vectors grown by a quarter at a time: about 21 bytes, against 37 with a
+//! `dyn` entry, a generation in every reference and vectors that double
+//! (`scale.deadline_bytes`).
 //!
 //! The tick only chooses buckets: an entry fires when the clock has reached its exact instant,
 //! not at the end of its tick. The thread sleeps until the earliest of: the exact instant of
@@ -52,15 +59,16 @@
 //!
 //! 1. Every armed entry is in its shard's slab, under the [`Key`] [`arm`] returned, until its
 //!    owner disarms it or the thread takes it out as due (then expires it); a slab entry's
-//!    generation changes whenever its value is taken out, so a key is not valid again until
+//!    generation changes whenever its target is taken out, so a key is not valid again until
 //!    its entry has been reused 2^28 - 1 times (the generations a [`Key`] has room for; the
 //!    tree disarms a fired entry's key in the completion that its expiry runs, long before),
 //!    and a disarm after the entry fired removes nothing. (For the tree: every armed, not yet
 //!    completed deadline owner, `ARMED` in `tree.rs`.)
-//! 2. Every entry in a slab is referred to from the bucket of its tick (or of the cursor it was
-//!    armed at, if that was later), and that bucket's bit in `occupied` is set. A bucket holds
-//!    only references to entries due at or after the cursor's tick, or stale ones; `stale`
-//!    counts the stale ones.
+//! 2. Every armed or dead entry is referred to exactly once, from the bucket of its tick (or
+//!    of the cursor it was armed at, if that was later), and that bucket's bit in `occupied` is
+//!    set; a free entry is referred to from no bucket, and is on the free list once. A bucket
+//!    holds only references to armed entries due at or after the cursor's tick, or to dead
+//!    ones; `live` and `dead` count them.
 //! 3. `cursor` only grows; every entry with an instant before the start of the cursor's tick
 //!    has been taken out (the thread visits every bucket from the old cursor to the new one,
 //!    or all of them, with the clock's reading, before it moves the cursor).
@@ -79,6 +87,8 @@
 
 use std::task::{Poll, Waker};
 
+use crate::context::tree::Node;
+use crate::rate::sleepers::SlotAlarm;
 use crate::spawn::{self, Origin};
 use crate::sync::{self, Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 use crate::time;
@@ -156,14 +166,145 @@ fn next_generation(generation: u32) -> u32 {
     }
 }
 
-/// One slab entry of a wheel.
-struct Entry {
-    /// Changes whenever `value` is taken out (invariant 1), within 1 .. `GENERATIONS`.
-    generation: u32,
-    /// The armed value; it is due at `value.at()`.
-    value: Option<Arc<dyn Expire>>,
-    /// The next free entry while this one is free.
-    next_free: u32,
+/// What can be armed, and what the thread expires: one variant per kind of entry, each a
+/// single pointer. A `dyn Expire` would be two, and a slab entry (below) then 24 bytes instead
+/// of 16; those eight bytes are paid by every armed deadline (`scale.deadline_bytes`).
+pub(crate) enum Target {
+    /// A context node's deadline (`context/tree.rs`).
+    Context(Arc<Node>),
+    /// One task's precise sleep ([`Alarm`]).
+    Alarm(Arc<AlarmEntry>),
+    /// The end of a limiter's slot of sleepers (`rate/sleepers.rs`).
+    Slot(Arc<SlotAlarm>),
+    /// The wheel's tests.
+    #[cfg(all(test, not(loom)))]
+    Probe(Arc<tests::Probe>),
+}
+
+/// `$body` with `$value` bound to the `Arc` of any variant of `$target` (a `Target` or a
+/// reference to one).
+macro_rules! each_target {
+    ($target:expr, $value:ident => $body:expr) => {
+        match $target {
+            Target::Context($value) => $body,
+            Target::Alarm($value) => $body,
+            Target::Slot($value) => $body,
+            #[cfg(all(test, not(loom)))]
+            Target::Probe($value) => $body,
+        }
+    };
+}
+
+impl Target {
+    /// The instant it is armed for ([`Expire::at`]).
+    fn at(&self) -> u64 {
+        each_target!(self, value => value.at())
+    }
+
+    /// Expires it ([`Expire::expire`]).
+    fn expire(self) {
+        each_target!(self, value => value.expire())
+    }
+}
+
+impl From<Arc<Node>> for Target {
+    fn from(value: Arc<Node>) -> Target {
+        Target::Context(value)
+    }
+}
+
+impl From<Arc<AlarmEntry>> for Target {
+    fn from(value: Arc<AlarmEntry>) -> Target {
+        Target::Alarm(value)
+    }
+}
+
+impl From<Arc<SlotAlarm>> for Target {
+    fn from(value: Arc<SlotAlarm>) -> Target {
+        Target::Slot(value)
+    }
+}
+
+/// One slab entry of a wheel: 16 bytes (the tag, the generation, and a pointer or the next
+/// free index). Its `generation` changes whenever an armed target is taken out (invariant 1),
+/// within 1 .. `GENERATIONS`.
+enum Entry {
+    /// On the free list, with no bucket reference; `next` is the next free entry or `NONE`.
+    Free { generation: u32, next: u32 },
+    /// Disarmed: its target is gone but its bucket reference is still there (invariant 2); it
+    /// is freed when that reference is dropped.
+    Dead { generation: u32 },
+    /// Armed with a [`Target::Context`].
+    Context { generation: u32, value: Arc<Node> },
+    /// Armed with a [`Target::Alarm`].
+    Alarm {
+        generation: u32,
+        value: Arc<AlarmEntry>,
+    },
+    /// Armed with a [`Target::Slot`].
+    Slot {
+        generation: u32,
+        value: Arc<SlotAlarm>,
+    },
+    /// Armed with a [`Target::Probe`].
+    #[cfg(all(test, not(loom)))]
+    Probe {
+        generation: u32,
+        value: Arc<tests::Probe>,
+    },
+}
+
+impl Entry {
+    /// An entry armed with `target`.
+    fn armed(generation: u32, target: Target) -> Entry {
+        match target {
+            Target::Context(value) => Entry::Context { generation, value },
+            Target::Alarm(value) => Entry::Alarm { generation, value },
+            Target::Slot(value) => Entry::Slot { generation, value },
+            #[cfg(all(test, not(loom)))]
+            Target::Probe(value) => Entry::Probe { generation, value },
+        }
+    }
+
+    fn generation(&self) -> u32 {
+        match *self {
+            Entry::Free { generation, .. }
+            | Entry::Dead { generation }
+            | Entry::Context { generation, .. }
+            | Entry::Alarm { generation, .. }
+            | Entry::Slot { generation, .. } => generation,
+            #[cfg(all(test, not(loom)))]
+            Entry::Probe { generation, .. } => generation,
+        }
+    }
+
+    /// The instant of an armed entry; `None` for a free or dead one.
+    fn at(&self) -> Option<u64> {
+        match self {
+            Entry::Free { .. } | Entry::Dead { .. } => None,
+            Entry::Context { value, .. } => Some(value.at()),
+            Entry::Alarm { value, .. } => Some(value.at()),
+            Entry::Slot { value, .. } => Some(value.at()),
+            #[cfg(all(test, not(loom)))]
+            Entry::Probe { value, .. } => Some(value.at()),
+        }
+    }
+
+    fn is_armed(&self) -> bool {
+        !matches!(self, Entry::Free { .. } | Entry::Dead { .. })
+    }
+
+    /// Puts `then` in its place and returns the target it was armed with, if it was.
+    fn replace(&mut self, then: Entry) -> Option<Target> {
+        match std::mem::replace(self, then) {
+            Entry::Free { .. } | Entry::Dead { .. } => None,
+            Entry::Context { value, .. } => Some(Target::Context(value)),
+            Entry::Alarm { value, .. } => Some(Target::Alarm(value)),
+            Entry::Slot { value, .. } => Some(Target::Slot(value)),
+            #[cfg(all(test, not(loom)))]
+            Entry::Probe { value, .. } => Some(Target::Probe(value)),
+        }
+    }
 }
 
 /// One shard: a slab and a ring of buckets (see the module docs).
@@ -171,12 +312,12 @@ struct Wheel {
     entries: Vec<Entry>,
     /// Head of the free list of `entries`, or `NONE`.
     free: u32,
-    /// Entries holding a value.
+    /// Armed entries.
     live: usize,
-    /// Stale references in the buckets (invariant 2).
-    stale: usize,
-    /// `SLOTS` buckets of (index, generation), allocated on the first arming.
-    buckets: Vec<Vec<(u32, u32)>>,
+    /// Dead entries: each one's bucket reference is stale (invariant 2).
+    dead: usize,
+    /// `SLOTS` buckets of entry indices, allocated on the first arming.
+    buckets: Vec<Vec<u32>>,
     /// Bit `s` set iff bucket `s` may be non-empty (invariant 2).
     occupied: [u64; WORDS],
     /// The tick the thread has not finished with (invariant 3).
@@ -242,13 +383,24 @@ fn slot_of(tick: u64) -> usize {
     (tick % SLOTS as u64) as usize
 }
 
+/// Appends `item` to a slab or a bucket, growing it by a quarter when it is full rather than
+/// doubling it (still amortized O(1)): spare room is memory that the armed entries pay for
+/// (`scale.deadline_bytes`), at most a fifth of an entry or reference each after a growth,
+/// against up to a whole one for doubling.
+fn push_growing<T>(items: &mut Vec<T>, item: T) {
+    if items.len() == items.capacity() {
+        items.reserve_exact((items.len() / 4).max(8));
+    }
+    items.push(item);
+}
+
 impl Wheel {
     fn new() -> Wheel {
         Wheel {
             entries: Vec::new(),
             free: NONE,
             live: 0,
-            stale: 0,
+            dead: 0,
             buckets: Vec::new(),
             occupied: [0; WORDS],
             cursor: 0,
@@ -263,111 +415,142 @@ impl Wheel {
         self.cursor = now >> TICK_SHIFT;
     }
 
-    /// Whether (index, generation) names an entry holding a value.
-    fn is_live(&self, (index, generation): (u32, u32)) -> bool {
+    /// Whether `key` names an armed entry (what [`remove`](Wheel::remove) would take).
+    fn holds(&self, key: Key) -> bool {
         self.entries
-            .get(index as usize)
-            .is_some_and(|e| e.generation == generation && e.value.is_some())
+            .get(key.index as usize)
+            .is_some_and(|entry| entry.is_armed() && entry.generation() == key.generation())
     }
 
-    fn insert(&mut self, at: u64, value: Arc<dyn Expire>) -> (u32, u32) {
+    /// Arms an entry with `value`, due at `at` (which is `value.at()`); returns its index and
+    /// generation.
+    fn insert(&mut self, at: u64, value: Target) -> (u32, u32) {
         debug_assert_eq!(value.at(), at, "an entry is armed for its own instant");
         if self.buckets.is_empty() {
             self.start(time::now());
         }
-        let index = if self.free != NONE {
-            let index = self.free;
-            let entry = &mut self.entries[index as usize];
-            self.free = entry.next_free;
-            entry.value = Some(value);
-            index
-        } else {
-            let index = u32::try_from(self.entries.len())
-                .ok()
-                .filter(|&index| index != NONE)
-                .expect("ctxkit: more than 4 billion deadlines armed on one timer shard");
-            self.entries.push(Entry {
-                generation: 1,
-                value: Some(value),
-                next_free: NONE,
-            });
-            index
+        let reused = match self.entries.get(self.free as usize) {
+            Some(&Entry::Free { generation, next }) => Some((self.free, generation, next)),
+            _ => None,
         };
-        let generation = self.entries[index as usize].generation;
+        let (index, generation) = match reused {
+            Some((index, generation, next)) => {
+                self.free = next;
+                self.entries[index as usize] = Entry::armed(generation, value);
+                (index, generation)
+            }
+            None => {
+                debug_assert_eq!(self.free, NONE, "the free list names a free entry");
+                let index = u32::try_from(self.entries.len())
+                    .ok()
+                    .filter(|&index| index != NONE)
+                    .expect("ctxkit: more than 4 billion deadlines armed on one timer shard");
+                push_growing(&mut self.entries, Entry::armed(1, value));
+                (index, 1)
+            }
+        };
         // Invariant 2: an instant before the cursor's tick goes to the cursor's bucket.
         let slot = slot_of((at >> TICK_SHIFT).max(self.cursor));
-        self.buckets[slot].push((index, generation));
+        push_growing(&mut self.buckets[slot], index);
         self.occupied[slot / 64] |= 1 << (slot % 64);
         self.live += 1;
         self.armed_lately = true;
         (index, generation)
     }
 
-    /// The instant of the entry at `index`; `u64::MAX` if it holds nothing.
+    /// The instant of the entry at `index`; `u64::MAX` if it is not armed.
     fn due_at(&self, index: u32) -> u64 {
-        self.entries[index as usize]
-            .value
-            .as_ref()
-            .map_or(u64::MAX, |value| value.at())
+        self.entries[index as usize].at().unwrap_or(u64::MAX)
     }
 
-    /// Takes the value out of a live entry and frees it (invariant 1).
-    fn take(&mut self, index: u32) -> Option<Arc<dyn Expire>> {
+    /// Takes the target out of the armed entry at `index` (invariant 1: a new generation).
+    /// With `reference_kept` the entry turns dead, its bucket reference left behind; without,
+    /// the caller drops that reference and the entry is freed.
+    fn take(&mut self, index: u32, reference_kept: bool) -> Option<Target> {
         let entry = &mut self.entries[index as usize];
-        let value = entry.value.take()?;
-        entry.generation = next_generation(entry.generation);
-        entry.next_free = self.free;
-        self.free = index;
-        self.live -= 1;
-        Some(value)
-    }
-
-    /// Removes the entry `key` names, if it still holds a value; its bucket reference turns
-    /// stale (invariant 2).
-    fn remove(&mut self, key: Key) -> Option<Arc<dyn Expire>> {
-        if !self.is_live((key.index, key.generation())) {
+        if !entry.is_armed() {
             return None;
         }
-        let value = self.take(key.index);
-        self.stale += 1;
-        if self.stale > 2 * self.live + SLOTS {
-            self.compact();
-        }
-        value
+        let generation = next_generation(entry.generation());
+        let target = if reference_kept {
+            self.dead += 1;
+            entry.replace(Entry::Dead { generation })
+        } else {
+            let next = self.free;
+            self.free = index;
+            entry.replace(Entry::Free { generation, next })
+        };
+        self.live -= 1;
+        target
     }
 
-    /// Drops every stale reference (amortized over the disarms that made them).
+    /// Disarms the entry `key` names, if it is still armed; it turns dead until its bucket
+    /// reference is dropped (invariant 2).
+    fn remove(&mut self, key: Key) -> Option<Target> {
+        if !self.holds(key) {
+            return None;
+        }
+        let target = self.take(key.index, true);
+        if self.dead > 2 * self.live + SLOTS {
+            self.compact();
+        }
+        target
+    }
+
+    /// For a bucket reference to `index`: true if its entry is armed (the reference stays);
+    /// false if it is dead, which frees the entry (the caller drops the reference).
+    fn keep(&mut self, index: u32) -> bool {
+        let entry = &mut self.entries[index as usize];
+        match *entry {
+            Entry::Dead { generation } => {
+                *entry = Entry::Free {
+                    generation,
+                    next: self.free,
+                };
+                self.free = index;
+                self.dead -= 1;
+                false
+            }
+            Entry::Free { .. } => {
+                debug_assert!(false, "a bucket refers to a free entry");
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Frees every dead entry and drops its reference (amortized over the disarms that made
+    /// them).
     fn compact(&mut self) {
         for slot in 0..SLOTS {
             if self.occupied[slot / 64] & (1 << (slot % 64)) == 0 {
                 continue;
             }
             let mut bucket = std::mem::take(&mut self.buckets[slot]);
-            bucket.retain(|&reference| self.is_live(reference));
+            bucket.retain(|&index| self.keep(index));
             if bucket.is_empty() {
                 self.occupied[slot / 64] &= !(1 << (slot % 64));
             }
             self.buckets[slot] = bucket;
         }
-        self.stale = 0;
+        debug_assert_eq!(self.dead, 0, "every dead entry has a reference");
     }
 
-    /// Takes out of bucket `slot` every entry due by `now` into `due`, and drops its stale
-    /// references.
-    fn visit(&mut self, slot: usize, now: u64, due: &mut Vec<Arc<dyn Expire>>) {
+    /// Takes out of bucket `slot` every entry due by `now` into `due`, and frees its dead
+    /// entries.
+    fn visit(&mut self, slot: usize, now: u64, due: &mut Vec<Target>) {
         if self.occupied[slot / 64] & (1 << (slot % 64)) == 0 {
             return;
         }
         let mut bucket = std::mem::take(&mut self.buckets[slot]);
-        bucket.retain(|&(index, generation)| {
-            if !self.is_live((index, generation)) {
-                self.stale = self.stale.saturating_sub(1);
+        bucket.retain(|&index| {
+            if !self.keep(index) {
                 return false;
             }
             if self.due_at(index) > now {
                 return true;
             }
-            due.extend(self.take(index));
+            due.extend(self.take(index, false));
             false
         });
         if bucket.is_empty() {
@@ -377,12 +560,12 @@ impl Wheel {
     }
 
     /// Takes out every entry due by `now` and moves the cursor to `now`'s tick (invariant 3).
-    fn advance(&mut self, now: u64, due: &mut Vec<Arc<dyn Expire>>) {
+    fn advance(&mut self, now: u64, due: &mut Vec<Target>) {
         let now_tick = now >> TICK_SHIFT;
         if self.buckets.is_empty() {
             return;
         }
-        if self.live == 0 && self.stale == 0 {
+        if self.live == 0 && self.dead == 0 {
             self.cursor = self.cursor.max(now_tick);
             return;
         }
@@ -430,12 +613,11 @@ impl Wheel {
             .unwrap_or(start)
     }
 
-    /// The instants of the live entries bucket `slot` refers to (any turn).
+    /// The instants of the armed entries bucket `slot` refers to (any turn).
     fn live_instants(&self, slot: usize) -> impl Iterator<Item = u64> + '_ {
         self.buckets[slot]
             .iter()
-            .filter(|&&reference| self.is_live(reference))
-            .map(|&(index, _)| self.due_at(index))
+            .filter_map(|&index| self.entries[index as usize].at())
     }
 
     /// The distance (1 ..= SLOTS - 1) from bucket `from` to the next bucket whose bit is set.
@@ -491,13 +673,13 @@ fn ensure_started(timer: &Timer) -> bool {
 /// Expires `entry` at `deadline` (encoded by `time`), until [`disarm`]ed with the returned key.
 /// Returns `None`, watching nothing, if the timer thread could not be started (the OS refused a
 /// thread); the next arming tries again.
-pub(crate) fn arm<T: Expire + 'static>(deadline: u64, entry: Arc<T>) -> Option<Key> {
+pub(crate) fn arm(deadline: u64, entry: impl Into<Target>) -> Option<Key> {
     let timer = timer();
     if !ensure_started(timer) {
         return None;
     }
     let shard = my_shard();
-    let (index, generation) = timer.shards[shard].lock().insert(deadline, entry);
+    let (index, generation) = timer.shards[shard].lock().insert(deadline, entry.into());
     // Invariant 4: after the entry is in (the shard's lock released), wake the thread if it
     // would sleep past it.
     if deadline < timer.next_wake.load(Ordering::SeqCst) {
@@ -537,7 +719,7 @@ pub(crate) fn armed_count() -> usize {
 /// The thread's loop.
 fn run() {
     let timer = timer();
-    let mut due: Vec<Arc<dyn Expire>> = Vec::new();
+    let mut due: Vec<Target> = Vec::new();
     loop {
         let now = time::now();
         for shard in &timer.shards {
@@ -594,7 +776,7 @@ pub(crate) struct Alarm {
 }
 
 /// What the timer thread holds for an [`Alarm`].
-struct AlarmEntry {
+pub(crate) struct AlarmEntry {
     /// The alarm's instant (encoded by `time`).
     at: u64,
     /// Set by the timer thread when it fires, with the waker taken out, under this leaf lock
@@ -714,9 +896,15 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     /// An entry that counts its expiries and knows its instant.
-    struct Probe {
+    pub(crate) struct Probe {
         at: u64,
         fired: AtomicUsize,
+    }
+
+    impl From<Arc<Probe>> for Target {
+        fn from(value: Arc<Probe>) -> Target {
+            Target::Probe(value)
+        }
     }
 
     impl Expire for Probe {
@@ -777,7 +965,7 @@ mod tests {
                         at,
                         fired: AtomicUsize::new(0),
                     });
-                    let (index, generation) = wheel.insert(at, probe.clone());
+                    let (index, generation) = wheel.insert(at, probe.clone().into());
                     let key = Key::new(0, index, generation);
                     live.push((key, probe));
                 }
@@ -799,7 +987,7 @@ mod tests {
                         if probe.at <= now {
                             assert_eq!(fired, 1, "due at {} by {now}, fired {fired}", probe.at);
                             // Firing freed the entry: the key is no longer valid.
-                            assert!(!wheel.is_live((key.index, key.generation())));
+                            assert!(!wheel.holds(*key));
                             false
                         } else {
                             assert_eq!(fired, 0, "fired early: due at {}, now {now}", probe.at);
@@ -809,6 +997,7 @@ mod tests {
                 }
             }
             assert_eq!(wheel.live, live.len());
+            audit(&wheel);
             if let Some(earliest) = live.iter().map(|(_, p)| p.at).min() {
                 assert!(
                     wheel.next_due() <= earliest.max(now),
@@ -846,7 +1035,7 @@ mod tests {
             fired: AtomicUsize::new(0),
         });
         for _ in 0..10 * SLOTS {
-            let (index, generation) = wheel.insert(probe.at, probe.clone());
+            let (index, generation) = wheel.insert(probe.at, probe.clone().into());
             wheel.remove(Key::new(0, index, generation));
         }
         let references: usize = wheel.buckets.iter().map(Vec::len).sum();
@@ -854,8 +1043,69 @@ mod tests {
             references <= SLOTS + 1,
             "{references} stale references kept"
         );
-        assert!(wheel.stale <= SLOTS + 1);
-        assert_eq!(wheel.entries.len(), 1, "the slab entry is reused");
+        assert!(wheel.dead <= SLOTS + 1);
+        assert!(
+            wheel.entries.len() <= SLOTS + 2,
+            "dead entries are freed and reused: {} entries",
+            wheel.entries.len()
+        );
+        audit(&wheel);
+    }
+
+    /// Invariants 1 and 2 on the slab and the buckets: every armed or dead entry has exactly
+    /// one reference, in the bucket of its tick or later (an entry armed before the cursor),
+    /// a free entry none and is on the free list once; the counts and bits agree.
+    fn audit(wheel: &Wheel) {
+        let mut references = vec![0usize; wheel.entries.len()];
+        for (slot, bucket) in wheel.buckets.iter().enumerate() {
+            if !bucket.is_empty() {
+                assert_ne!(wheel.occupied[slot / 64] & (1 << (slot % 64)), 0);
+            }
+            for &index in bucket {
+                references[index as usize] += 1;
+                if let Some(at) = wheel.entries[index as usize].at() {
+                    let tick = (at >> TICK_SHIFT).max(wheel.cursor);
+                    assert!(
+                        slot_of(tick) == slot || at >> TICK_SHIFT < wheel.cursor,
+                        "an entry in the wrong bucket"
+                    );
+                }
+            }
+        }
+        let mut free = vec![false; wheel.entries.len()];
+        let mut next = wheel.free;
+        while next != NONE {
+            assert!(!free[next as usize], "the free list loops");
+            free[next as usize] = true;
+            match wheel.entries[next as usize] {
+                Entry::Free { next: after, .. } => next = after,
+                _ => panic!("the free list names an entry in use"),
+            }
+        }
+        let (mut live, mut dead) = (0, 0);
+        for (index, entry) in wheel.entries.iter().enumerate() {
+            match entry {
+                Entry::Free { .. } => {
+                    assert_eq!(references[index], 0, "a free entry has a reference");
+                    assert!(free[index], "a free entry is not on the free list");
+                }
+                Entry::Dead { .. } => {
+                    dead += 1;
+                    assert_eq!(references[index], 1, "a dead entry's references");
+                }
+                _ => {
+                    live += 1;
+                    assert_eq!(references[index], 1, "an armed entry's references");
+                }
+            }
+            assert!((1..GENERATIONS).contains(&entry.generation()));
+        }
+        assert_eq!((wheel.live, wheel.dead), (live, dead));
+    }
+
+    #[test]
+    fn a_slab_entry_is_sixteen_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
     }
 
     #[test]
@@ -876,21 +1126,21 @@ mod tests {
             probe(start + 1_000),
             probe(start + ((SLOTS as u64) << TICK_SHIFT)),
         );
-        wheel.insert(mid.at, mid.clone());
-        wheel.insert(later.at, later.clone());
+        wheel.insert(mid.at, mid.clone().into());
+        wheel.insert(later.at, later.clone().into());
         assert_eq!(wheel.next_due(), start + 1_000);
         // Only a later turn's entry there: the tick's start (an entry of a bucket beyond it
         // may be due before that one).
         let mut other = Wheel::new();
         other.start(T0);
-        other.insert(later.at, later.clone());
+        other.insert(later.at, later.clone().into());
         assert_eq!(other.next_due(), start);
         // A bucket too full to look at: the tick's start.
         let crowd: Vec<_> = (0..=LOOK_AHEAD as u64)
             .map(|i| probe(start + 2_000 + i))
             .collect();
         for entry in &crowd {
-            wheel.insert(entry.at, entry.clone());
+            wheel.insert(entry.at, entry.clone().into());
         }
         assert_eq!(wheel.next_due(), start);
     }
@@ -906,7 +1156,7 @@ mod tests {
                     at: T0 + (tick << TICK_SHIFT),
                     fired: AtomicUsize::new(0),
                 });
-                wheel.insert(probe.at, probe.clone());
+                wheel.insert(probe.at, probe.clone().into());
                 probe
             })
             .collect();

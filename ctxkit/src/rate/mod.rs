@@ -79,7 +79,7 @@ mod gcra;
 mod keyed;
 mod limiter;
 mod sleep;
-mod sleepers;
+pub(crate) mod sleepers;
 mod ticker;
 
 pub use error::{ConfigError, WaitError};

@@ -156,7 +156,7 @@ struct Members {
 }
 
 /// The timer entry of a slot: when it fires, it sweeps the registry.
-struct SlotAlarm {
+pub(crate) struct SlotAlarm {
     sleepers: &'static Sleepers,
     /// The slot's end: the sweep wakes at least every task due by then.
     slot: u64,
