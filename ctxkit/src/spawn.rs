@@ -8,7 +8,7 @@
 //! the crate calls `std::thread::spawn`, `thread::Builder` or `tokio::spawn`. Each unit is
 //! started with an [`Origin`]: its name (one of the constants below) and the `#[track_caller]`
 //! site that started it; its start time and kind are added here. A registry holds that record
-//! for as long as the unit runs ([`live_units`]): what a leak report can name.
+//! for as long as the unit runs ([`live_and_dormant`]): what a leak report can name.
 //!
 //! # Scope tags
 //!
@@ -66,14 +66,14 @@
 //!    `select!` that took another branch) keeps the context as what the unit last waited on,
 //!    which is what a leak report wants to show for a unit that waits in a loop. Otherwise
 //!    `note_waiting` is one relaxed load.
-//! 5. A *gated* task ([`spawn_gated_task`]: an async after-function's, spawned at its
-//!    registration) is recorded as any task is, from its spawn, but is *dormant* while its
-//!    gate is not open: alive (never reclaimed) yet not reported by [`live_units`], only
-//!    counted by [`live_and_dormant`] (a leak check counts it among the tracked tasks of its
-//!    runtime, reported by nobody). Its gate's state moves once, from waiting to open or shut,
-//!    by its one [`Trigger`]; the store happens before the task is woken, so a task that runs
-//!    its future is reported from before it does. The record reads the state with one load:
-//!    the gate lives in the record.
+//! 5. A *gated* task (`spawn_gated_task`, feature `tokio`: an async after-function's, spawned
+//!    at its registration) is recorded as any task is, from its spawn, but is *dormant* while
+//!    its gate is not open: alive (never reclaimed) yet not among the units
+//!    [`live_and_dormant`] reports, only counted by it (a leak check counts it among the
+//!    tracked tasks of its runtime, reported by nobody). Its gate's state moves once, from
+//!    waiting to open or shut, by its one `Trigger`; the store happens before the task is
+//!    woken, so a task that runs its future is reported from before it does. The record reads
+//!    the state with one load: the gate lives in the record.
 //!
 //! # Lock order
 //!
@@ -276,14 +276,15 @@ pub(crate) struct UnitInfo {
     pub(crate) tag: Option<ScopeTag>,
     /// What it waits on, described, and whether it waits now (else it is what it last waited
     /// on), if it said so (only while tags are in use: invariant 4); filled in by
-    /// [`live_units`].
+    /// [`live_and_dormant`].
     pub(crate) waiting: Option<(String, bool)>,
-    /// A thread's OS id, if it started while tags were in use; filled in by [`live_units`].
+    /// A thread's OS id, if it started while tags were in use; filled in by
+    /// [`live_and_dormant`].
     pub(crate) os_id: Option<u64>,
 }
 
 /// What the registry keeps of a unit: fixed when it starts (the rest of a [`UnitInfo`] is read
-/// when [`live_units`] asks). Small on purpose: one is allocated per unit.
+/// when [`live_and_dormant`] asks). Small on purpose: one is allocated per unit.
 #[derive(Clone, Debug)]
 struct Known {
     kind: Kind,
@@ -684,8 +685,9 @@ pub(crate) fn live_units() -> Vec<UnitInfo> {
     live_and_dormant().0
 }
 
-/// [`live_units`], and how many dormant tasks are alive (invariant 5), read at one instant: a
-/// leak check counts the latter as tracked tasks of the runtime, reported by nobody.
+/// The units ctxkit has started that still run (invariant 1; the tests' `live_units` returns
+/// just these), and how many dormant tasks are alive (invariant 5), read at one instant: a leak
+/// check counts the latter as tracked tasks of the runtime, reported by nobody.
 pub(crate) fn live_and_dormant() -> (Vec<UnitInfo>, usize) {
     let (units, dormant): (Vec<(UnitInfo, Waiting)>, usize) = {
         let registry = REGISTRY.lock();

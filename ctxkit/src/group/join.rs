@@ -12,8 +12,8 @@
 //! the rest.
 //!
 //! The blocking joins run on `std::thread::scope`: every closure but the last on a scoped thread
-//! (named `ctxkit-group`, as [`scope`](super::scope)'s), the last on the caller's thread, so
-//! `blocking_join2` starts one thread. They do not reuse [`scope`](super::scope): a scope skips
+//! (named `ctxkit-group`, as [`scope`](fn@super::scope)'s), the last on the caller's thread, so
+//! `blocking_join2` starts one thread. They do not reuse [`scope`](fn@super::scope): a scope skips
 //! tasks once its context is done and reports them as `E::from(ctxkit::Error)`, which a join
 //! cannot do (its `E` need not convert from [`Error`](crate::Error)), and a scope boxes each
 //! task and queues it behind a lock, which a fixed set of closures does not need.
@@ -128,7 +128,7 @@ async_join! {
     /// join returns, either way.
     ///
     /// Use a join for a fixed set of differently typed calls; a [`Group`] or
-    /// [`scope`](super::scope) for a number of same-typed tasks known only at run time. For
+    /// [`scope`](fn@super::scope) for a number of same-typed tasks known only at run time. For
     /// blocking calls on threads, [`blocking_join2`].
     ///
     /// # Coming from Go
@@ -538,7 +538,7 @@ blocking_join! {
     /// be stopped from outside. The join returns the first error once every call has ended.
     /// The context is canceled when the join returns, either way.
     ///
-    /// Use a join for a fixed set of differently typed calls; [`scope`](super::scope) for a
+    /// Use a join for a fixed set of differently typed calls; [`scope`](fn@super::scope) for a
     /// number of same-typed tasks known only at run time.
     ///
     /// # Coming from Go

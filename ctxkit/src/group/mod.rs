@@ -125,6 +125,7 @@
 //! assert_eq!(squares, Ok(vec![1, 4, 9, 16]));
 //! ```
 //!
+//! [`scope`]: fn@scope
 // Without the `tokio` feature there is no `Group`: its links go to this page.
 #![cfg_attr(not(feature = "tokio"), doc = "[`Group`]: self\n[Group::new]: self")]
 

@@ -21,7 +21,13 @@
 //! # Lock order
 //!
 //! `Shared::core`, a leaf: no user code runs under it (job futures are made, polled and dropped
-//! outside it; wakers are woken after it is released). `AsyncWorkers::handles` is taken alone.
+//! outside it; wakers are woken after it is released). `AsyncWorkers::handles` is taken alone,
+//! or to start a worker task (so that its number is unique): then before the spawn registry's
+//! lock and, if the runtime has shut down, before `Shared::core` (tokio drops the new task's
+//! future inside the spawn, and its guard's drop takes the core: invariant 1).
+//!
+//! [`WorkersCore`]: super::workers_core::WorkersCore
+//! [`WorkersCore::worker_abandoned`]: super::workers_core::WorkersCore::worker_abandoned
 
 use std::fmt;
 use std::future::{poll_fn, Future};

@@ -52,7 +52,7 @@ struct Shared<J, T> {
     ctx: Context,
 }
 
-/// Polls `future` as worker `id`'s job ([`worker_id`](super::worker_id) says `id` during each
+/// Polls `future` as worker `id`'s job ([`worker_id`](fn@super::worker_id) says `id` during each
 /// poll), catching a panic of its poll as the payload.
 pub(super) async fn catch_panic<F: Future>(
     id: usize,
