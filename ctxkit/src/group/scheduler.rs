@@ -1,5 +1,5 @@
 //! The reusable-worker scheduler of a group: one core that both forms drive (the async
-//! [`Group`](super::Group)'s worker tasks, [`scope`](fn@super::scope)'s worker threads), and that
+//! `Group`'s (feature `tokio`) worker tasks, [`scope`](fn@super::scope)'s worker threads), and that
 //! the coming worker pool will drive too.
 //!
 //! # How it schedules

@@ -1,5 +1,5 @@
 //! What a group's tasks leave behind: their results in spawn order, which error came first, the
-//! first panic. Shared by the async [`Group`](super::Group) and the thread
+//! first panic. Shared by the async `Group` (feature `tokio`) and the thread
 //! [`scope`](fn@super::scope).
 //!
 //! Pure bookkeeping: no locks here. The scheduler (`scheduler.rs`) keeps a `Slots` beside its

@@ -76,9 +76,10 @@ impl TaskFailed {
         }
     }
 
-    /// A task of an async [`Group`](crate::Group) whose future was dropped before it finished: only the
-    /// shutdown of its tokio runtime does that while the group is alive (dropping the group
-    /// drops its tasks too, but cancels the context first, so this cause is never seen then).
+    /// A task of an async `Group` (feature `tokio`) whose future was dropped before it
+    /// finished: only the shutdown of its tokio runtime does that while the group is alive
+    /// (dropping the group drops its tasks too, but cancels the context first, so this cause
+    /// is never seen then).
     pub(crate) fn aborted() -> Self {
         TaskFailed {
             message: ABORTED.to_owned(),

@@ -1,5 +1,5 @@
 //! The bookkeeping of a long-lived pool ([`Workers`](super::Workers) and
-//! [`AsyncWorkers`](super::AsyncWorkers)): a pure core, no locks, no atomics, no user code,
+//! `AsyncWorkers` (feature `tokio`)): a pure core, no locks, no atomics, no user code,
 //! driven under each form's one lock.
 //!
 //! # How it schedules
