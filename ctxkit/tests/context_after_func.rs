@@ -116,6 +116,27 @@ fn stop_before_done_prevents_the_run() {
     assert_eq!(runs.load(Ordering::SeqCst), 0, "ran after stop()");
 }
 
+/// `Debug` says what `stop()` would do: "pending" while a stop would win, "started" from the
+/// cancel on (even before the pool has taken the function), "stopped" after a winning stop.
+#[test]
+fn debug_tells_pending_started_and_stopped_as_stop_would() {
+    let _leaks = common::no_leaks();
+    let ctx = Context::background().with_cancel();
+    let (ran_tx, ran_rx) = mpsc::channel();
+    let after = ctx.after_func(move || ran_tx.send(()).unwrap());
+    let stopped = ctx.after_func(|| unreachable!("stopped before the cancel"));
+    assert_eq!(format!("{after:?}"), r#"AfterFunc { state: "pending" }"#);
+    assert!(stopped.stop());
+    assert_eq!(format!("{stopped:?}"), r#"AfterFunc { state: "stopped" }"#);
+    ctx.cancel();
+    // Right after the cancel, whether or not the pool has taken it yet.
+    assert_eq!(format!("{after:?}"), r#"AfterFunc { state: "started" }"#);
+    assert!(!after.stop());
+    ran_rx.recv_timeout(PATIENCE).expect("never ran");
+    assert_eq!(format!("{after:?}"), r#"AfterFunc { state: "started" }"#);
+    assert_eq!(format!("{stopped:?}"), r#"AfterFunc { state: "stopped" }"#);
+}
+
 #[test]
 fn neither_cancel_nor_stop_waits_for_a_running_function() {
     let _leaks = common::no_leaks();

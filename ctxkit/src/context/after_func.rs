@@ -176,8 +176,14 @@ impl AfterFunc {
 
 impl fmt::Debug for AfterFunc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AfterFunc")
-            .field("state", &self.shared.state_name())
-            .finish()
+        let mut state = self.shared.state_name();
+        // Once the context is done, the completion has taken (or, while a concurrent cancel
+        // is still walking down to this context, is about to take) the registration, and the
+        // pool's dispatcher will start it: said as "started" from then on, as `stop()` (false)
+        // would, not "pending" until the dispatcher gets to it.
+        if state == "pending" && self.node.as_deref().is_some_and(tree::is_done) {
+            state = "started";
+        }
+        f.debug_struct("AfterFunc").field("state", &state).finish()
     }
 }
