@@ -1103,6 +1103,62 @@ mod tests {
         assert_eq!((wheel.live, wheel.dead), (live, dead));
     }
 
+    /// Many disarms among many armed entries, past the compaction's threshold more than once:
+    /// the slab and buckets stay consistent, dead entries are reused, and exactly the armed
+    /// entries fire, once each.
+    #[test]
+    fn compaction_among_armed_entries_keeps_them_and_frees_the_dead() {
+        let mut wheel = Wheel::new();
+        wheel.start(T0);
+        let mut armed: Vec<(Key, Arc<Probe>)> = Vec::new();
+        let mut disarmed = Vec::new();
+        for round in 0..6 * SLOTS as u64 {
+            let probe = Arc::new(Probe {
+                at: T0 + ((round % (2 * SLOTS as u64)) << TICK_SHIFT) + round % 977,
+                fired: AtomicUsize::new(0),
+            });
+            let (index, generation) = wheel.insert(probe.at, probe.clone().into());
+            armed.push((Key::new(0, index, generation), probe));
+            // Five of every six are disarmed, oldest and newest alike: the dead soon outnumber
+            // twice the armed by a turn of buckets, so compaction runs, more than once.
+            if round % 6 != 0 {
+                let (key, probe) = armed.swap_remove((round as usize * 7919) % armed.len());
+                assert!(wheel.remove(key).is_some());
+                disarmed.push(probe);
+            }
+        }
+        audit(&wheel);
+        assert!(
+            wheel.dead <= 2 * wheel.live + SLOTS,
+            "compacted: {}",
+            wheel.dead
+        );
+        assert!(
+            wheel.entries.len() <= 3 * armed.len() + SLOTS + 1,
+            "dead entries are reused: {} entries for {} armed",
+            wheel.entries.len(),
+            armed.len()
+        );
+        let mut due = Vec::new();
+        wheel.advance(T0 + ((3 * SLOTS as u64) << TICK_SHIFT), &mut due);
+        for target in due.drain(..) {
+            target.expire();
+        }
+        audit(&wheel);
+        for (_, probe) in &armed {
+            assert_eq!(probe.fired.load(std::sync::atomic::Ordering::SeqCst), 1);
+        }
+        for probe in &disarmed {
+            assert_eq!(probe.fired.load(std::sync::atomic::Ordering::SeqCst), 0);
+            assert_eq!(
+                Arc::strong_count(probe),
+                1,
+                "a disarmed entry is still held"
+            );
+        }
+        assert_eq!((wheel.live, wheel.dead), (0, 0));
+    }
+
     #[test]
     fn a_slab_entry_is_sixteen_bytes() {
         assert_eq!(std::mem::size_of::<Entry>(), 16);
