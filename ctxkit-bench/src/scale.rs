@@ -36,7 +36,7 @@ use crate::group::{async_go_wait, on_worker, thread_go_wait, Spawn};
 use crate::harness::{
     after_warm_up, batches, contended, emit_n, progress, runtime, stats, Cfg, HeapCount, OthersLoad,
 };
-use crate::peers::ctx::tokio_request;
+use crate::peers::ctx::{stitched_request, tokio_request};
 use crate::peers::scale::join_set_bytes;
 use crate::pool::{async_map_on, pool_batches, thread_map};
 use crate::rate::big_limiter;
@@ -155,6 +155,8 @@ pub(crate) const BYTES_JOIN_SET: &str = "joinset";
 const DEADLINE_CTXKIT: &str = "deadline/ctxkit";
 /// The `deadline_bytes` form of tokio (`tokio::time::timeout`).
 pub(crate) const DEADLINE_TOKIO: &str = "deadline/tokio";
+/// The `deadline_bytes` form stitched from tokio-util and tokio (a child token, `timeout`).
+pub(crate) const DEADLINE_STITCHED: &str = "deadline/stitched";
 /// The bare request (the oneshot alone) every `deadline_bytes` form is measured against.
 const DEADLINE_BARE: &str = "deadline/bare";
 /// Tasks of the warm-up group of a `group_bytes` run.
@@ -186,6 +188,13 @@ fn bytes_run(form: &str, n: usize) {
             }
             DEADLINE_TOKIO => {
                 let request = |rx| tokio_request(awaited_timeout(n), rx);
+                awaited_bytes(&counting, BYTES_WARM_UP, request).await;
+                awaited_bytes(&counting, n, request).await
+            }
+            DEADLINE_STITCHED => {
+                let root = tokio_util::sync::CancellationToken::new();
+                let timeout = awaited_timeout(n);
+                let request = |rx| stitched_request(root.clone(), timeout, rx);
                 awaited_bytes(&counting, BYTES_WARM_UP, request).await;
                 awaited_bytes(&counting, n, request).await
             }

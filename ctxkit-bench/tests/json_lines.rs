@@ -399,6 +399,26 @@ fn after_func_prints_two_workloads_per_implementation() {
     assert_eq!(lines.len(), 8, "no other lines");
 }
 
+/// `ctx.timeout_awaited_100k` has ctxkit's line and, with `--peers`, tokio's `timeout` and the
+/// same request stitched from a tokio-util child token and tokio's `timeout` (each form's
+/// request must win its race: the runner fails if one timed out or was cancelled).
+#[test]
+fn timeout_awaited_prints_ctxkit_tokio_and_the_stitched_request() {
+    let lines = run(&["--quick", "--peers", "--only", "ctx.timeout_awaited"]);
+    for line in &lines {
+        check_line(line);
+    }
+    let names = impls(&lines, "ctx.timeout_awaited_100k");
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names[0], "ctxkit", "{names:?}");
+    assert!(names[1].starts_with("tokio-1."), "{names:?}");
+    assert!(
+        names[2].starts_with("tokio-util-0.") && names[2].ends_with("+tokio-timeout"),
+        "{names:?}"
+    );
+    assert_eq!(lines.len(), 3, "no other lines");
+}
+
 /// A `--scale-bytes-run` child (what `scale.group_bytes` and `scale.deadline_bytes` start)
 /// prints its two figures and exits 0, though it prints no JSON line.
 #[test]
@@ -407,6 +427,7 @@ fn a_bytes_run_child_prints_its_figures_and_succeeds() {
         "deadline/bare",
         "deadline/ctxkit",
         "deadline/tokio",
+        "deadline/stitched",
         "joinset",
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_ctxkit-bench"))

@@ -285,6 +285,27 @@ pub(crate) async fn tokio_request(
 /// How tokio's request is written, for the notes.
 pub(crate) const TOKIO_REQUEST: &str = "tokio::time::timeout(10 s, oneshot).await (the deadline an entry of the runtime's timer wheel, inside the task's future; no context, nothing to cancel)";
 
+/// The awaited request stitched from tokio-util and tokio, what a Rust team writes without
+/// ctxkit: a child token of one long-lived root token (the cancel tree), the oneshot raced
+/// against the child's cancellation (`run_until_cancelled`) inside `tokio::time::timeout` (the
+/// deadline), then the child canceled.
+pub(crate) async fn stitched_request(
+    root: CancellationToken,
+    timeout: Duration,
+    rx: tokio::sync::oneshot::Receiver<()>,
+) -> bool {
+    let child = root.child_token();
+    let won = matches!(
+        tokio::time::timeout(timeout, child.run_until_cancelled(rx)).await,
+        Ok(Some(Ok(())))
+    );
+    child.cancel();
+    won
+}
+
+/// How the stitched request is written, for the notes.
+pub(crate) const STITCHED_REQUEST: &str = "let child = root.child_token() (root one long-lived CancellationToken); tokio::time::timeout(10 s, child.run_until_cancelled(oneshot)).await; child.cancel() (the work ctxkit's request does, from tokio-util's cancel tree and tokio's timer)";
+
 /// The `impl` of tokio's lines.
 pub(crate) const TOKIO: &str = peer!("tokio", "PEER_VERSION_TOKIO");
 
@@ -303,6 +324,20 @@ fn timeout_awaited(cfg: &Cfg) {
         "ns_per_op",
         Some(stats(&figures.diff)),
         &awaited_note(TOKIO_REQUEST, AWAITED, &figures),
+    );
+    let stitched = format!("{TOKEN}+tokio-timeout");
+    progress(&format!("ctx.timeout_awaited_100k ({stitched})"));
+    let root = CancellationToken::new();
+    let figures = awaited_batches(&rt, cfg.pick(7, 3), AWAITED, move |n| {
+        let root = root.clone();
+        async move { awaited_run(n, |rx| stitched_request(root.clone(), AWAITED_TIMEOUT, rx)).await }
+    });
+    emit(
+        "ctx.timeout_awaited_100k",
+        &stitched,
+        "ns_per_op",
+        Some(stats(&figures.diff)),
+        &awaited_note(STITCHED_REQUEST, AWAITED, &figures),
     );
 }
 

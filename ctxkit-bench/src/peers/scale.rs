@@ -2,7 +2,8 @@
 //! `CancellationToken` (`cancel_fanout`), the crossbeam-channel pool (`pool_workers`), tokio's
 //! `JoinSet` (`group_tasks`; `group_bytes` with the tasks parked on a `CancellationToken`),
 //! governor with its default clock and with std's `Instant` (`limiter_threads`), tokio's
-//! `time::timeout` (`timeout_awaited`, `deadline_bytes`).
+//! `time::timeout` (`timeout_awaited`, `deadline_bytes`), and the same request stitched from a
+//! tokio-util child token and tokio's `timeout`.
 //! `value_depth` has no Rust peer (tokio's task-locals are one slot per key, not a chain): no
 //! line.
 
@@ -13,7 +14,10 @@ use governor::clock::{Clock, DefaultClock, MonotonicClock, ReasonablyRealtime};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::ctx::{cancel_flat, tokio_request, CANCEL_FLAT_NOTE, TOKEN, TOKIO, TOKIO_REQUEST};
+use super::ctx::{
+    cancel_flat, stitched_request, tokio_request, CANCEL_FLAT_NOTE, STITCHED_REQUEST, TOKEN, TOKIO,
+    TOKIO_REQUEST,
+};
 use super::group::join_set;
 use super::peer;
 use super::pool::crossbeam_pool;
@@ -26,7 +30,7 @@ use crate::scale::{
     cancel_fanout_series, deadline_bytes_series, group_bytes_series, heap_settled,
     limiter_threads_series, per_task, poll_once, pool_jobs, pool_runs, sizes,
     timeout_awaited_series, until_released, until_started, BYTES_JOIN_SET, BYTES_NOTE,
-    DEADLINE_TOKIO, GROUP_TASKS, POOL_WORKERS, WORKERS,
+    DEADLINE_STITCHED, DEADLINE_TOKIO, GROUP_TASKS, POOL_WORKERS, WORKERS,
 };
 
 const JOIN_SET: &str = concat!(peer!("tokio", "PEER_VERSION_TOKIO"), "/JoinSet");
@@ -51,6 +55,18 @@ pub(crate) fn run(cfg: &Cfg) {
         awaited_run(n, move |rx| tokio_request(awaited_timeout(n), rx))
     });
     deadline_bytes_series(cfg, DEADLINE_TOKIO, TOKIO, TOKIO_REQUEST);
+    let stitched = format!("{TOKEN}+tokio-timeout");
+    let root = CancellationToken::new();
+    timeout_awaited_series(cfg, &stitched, STITCHED_REQUEST, move |n| {
+        let root = root.clone();
+        async move {
+            awaited_run(n, move |rx| {
+                stitched_request(root.clone(), awaited_timeout(n), rx)
+            })
+            .await
+        }
+    });
+    deadline_bytes_series(cfg, DEADLINE_STITCHED, &stitched, STITCHED_REQUEST);
 }
 
 fn cancel_fanout(cfg: &Cfg) {
