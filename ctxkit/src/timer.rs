@@ -225,6 +225,22 @@ impl From<Arc<SlotAlarm>> for Target {
     }
 }
 
+/// `$armed` with `$value` bound to the `Arc` of an armed variant of `$entry` (an `Entry` or a
+/// reference to one), else `$otherwise`: the one list of `Entry`'s armed variants, beside
+/// [`each_target`]'s of `Target`'s.
+macro_rules! each_armed {
+    ($entry:expr, $value:ident => $armed:expr, $otherwise:expr) => {
+        match $entry {
+            Entry::Free { .. } | Entry::Dead { .. } => $otherwise,
+            Entry::Context { value: $value, .. } => $armed,
+            Entry::Alarm { value: $value, .. } => $armed,
+            Entry::Slot { value: $value, .. } => $armed,
+            #[cfg(all(test, not(loom)))]
+            Entry::Probe { value: $value, .. } => $armed,
+        }
+    };
+}
+
 /// One slab entry of a wheel: 16 bytes (the tag, the generation, and a pointer or the next
 /// free index). Its `generation` changes whenever an armed target is taken out (invariant 1),
 /// within 1 .. `GENERATIONS`.
@@ -280,14 +296,7 @@ impl Entry {
 
     /// The instant of an armed entry; `None` for a free or dead one.
     fn at(&self) -> Option<u64> {
-        match self {
-            Entry::Free { .. } | Entry::Dead { .. } => None,
-            Entry::Context { value, .. } => Some(value.at()),
-            Entry::Alarm { value, .. } => Some(value.at()),
-            Entry::Slot { value, .. } => Some(value.at()),
-            #[cfg(all(test, not(loom)))]
-            Entry::Probe { value, .. } => Some(value.at()),
-        }
+        each_armed!(self, value => Some(value.at()), None)
     }
 
     fn is_armed(&self) -> bool {
@@ -296,14 +305,7 @@ impl Entry {
 
     /// Puts `then` in its place and returns the target it was armed with, if it was.
     fn replace(&mut self, then: Entry) -> Option<Target> {
-        match std::mem::replace(self, then) {
-            Entry::Free { .. } | Entry::Dead { .. } => None,
-            Entry::Context { value, .. } => Some(Target::Context(value)),
-            Entry::Alarm { value, .. } => Some(Target::Alarm(value)),
-            Entry::Slot { value, .. } => Some(Target::Slot(value)),
-            #[cfg(all(test, not(loom)))]
-            Entry::Probe { value, .. } => Some(Target::Probe(value)),
-        }
+        each_armed!(std::mem::replace(self, then), value => Some(value.into()), None)
     }
 }
 

@@ -306,6 +306,12 @@ pub(crate) async fn stitched_request(
 /// How the stitched request is written, for the notes.
 pub(crate) const STITCHED_REQUEST: &str = "let child = root.child_token() (root one long-lived CancellationToken); tokio::time::timeout(10 s, child.run_until_cancelled(oneshot)).await; child.cancel() (the work ctxkit's request does, from tokio-util's cancel tree and tokio's timer)";
 
+/// The `impl` of the stitched request's lines (`stitched_request`).
+pub(crate) const STITCHED: &str = concat!(
+    peer!("tokio-util", "PEER_VERSION_TOKIO_UTIL"),
+    "+tokio-timeout"
+);
+
 /// The `impl` of tokio's lines.
 pub(crate) const TOKIO: &str = peer!("tokio", "PEER_VERSION_TOKIO");
 
@@ -325,8 +331,7 @@ fn timeout_awaited(cfg: &Cfg) {
         Some(stats(&figures.diff)),
         &awaited_note(TOKIO_REQUEST, AWAITED, &figures),
     );
-    let stitched = format!("{TOKEN}+tokio-timeout");
-    progress(&format!("ctx.timeout_awaited_100k ({stitched})"));
+    progress(&format!("ctx.timeout_awaited_100k ({STITCHED})"));
     let root = CancellationToken::new();
     let figures = awaited_batches(&rt, cfg.pick(7, 3), AWAITED, move |n| {
         let root = root.clone();
@@ -334,7 +339,7 @@ fn timeout_awaited(cfg: &Cfg) {
     });
     emit(
         "ctx.timeout_awaited_100k",
-        &stitched,
+        STITCHED,
         "ns_per_op",
         Some(stats(&figures.diff)),
         &awaited_note(STITCHED_REQUEST, AWAITED, &figures),

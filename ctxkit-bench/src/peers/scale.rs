@@ -15,8 +15,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::ctx::{
-    cancel_flat, stitched_request, tokio_request, CANCEL_FLAT_NOTE, STITCHED_REQUEST, TOKEN, TOKIO,
-    TOKIO_REQUEST,
+    cancel_flat, stitched_request, tokio_request, CANCEL_FLAT_NOTE, STITCHED, STITCHED_REQUEST,
+    TOKEN, TOKIO, TOKIO_REQUEST,
 };
 use super::group::join_set;
 use super::peer;
@@ -55,9 +55,8 @@ pub(crate) fn run(cfg: &Cfg) {
         awaited_run(n, move |rx| tokio_request(awaited_timeout(n), rx))
     });
     deadline_bytes_series(cfg, DEADLINE_TOKIO, TOKIO, TOKIO_REQUEST);
-    let stitched = format!("{TOKEN}+tokio-timeout");
     let root = CancellationToken::new();
-    timeout_awaited_series(cfg, &stitched, STITCHED_REQUEST, move |n| {
+    timeout_awaited_series(cfg, STITCHED, STITCHED_REQUEST, move |n| {
         let root = root.clone();
         async move {
             awaited_run(n, move |rx| {
@@ -66,7 +65,7 @@ pub(crate) fn run(cfg: &Cfg) {
             .await
         }
     });
-    deadline_bytes_series(cfg, DEADLINE_STITCHED, &stitched, STITCHED_REQUEST);
+    deadline_bytes_series(cfg, DEADLINE_STITCHED, STITCHED, STITCHED_REQUEST);
 }
 
 fn cancel_fanout(cfg: &Cfg) {
