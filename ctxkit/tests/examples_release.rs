@@ -32,7 +32,7 @@ fn the_trap_holds_every_request_and_the_habit_none() {
     release_on_drop::run(&mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 6, "{out}");
+    assert_eq!(lines.len(), 7, "{out}");
     assert_eq!(lines[0], "12.2 trap: call cancel right away");
 
     assert!(
@@ -50,14 +50,28 @@ fn the_trap_holds_every_request_and_the_habit_none() {
         "{out}"
     );
 
-    assert_eq!(lines[2], "after the kept handles are dropped: held: 0 KiB");
+    // No request's context is left: only the root's room for its peak of children (a slot
+    // each, at most 24 bytes with the vectors' doubling), which the next phase reuses.
+    assert!(
+        lines[2].starts_with("after the kept handles are dropped: held: ")
+            && lines[2].ends_with(" B each, reused)"),
+        "{out}"
+    );
+    let room_per_child = number_after(lines[2], "children, about ");
+    assert!(room_per_child <= 24, "{out}");
+    assert!(
+        number_after(lines[2], "held: ") * 1024 <= 24 * 10_000,
+        "{out}"
+    );
     assert_eq!(
         lines[3],
         "ctxkit's habit, one value dropped with the request: 10000 requests served, held: 0 KiB"
     );
-    assert_eq!(lines[4], "12.9 tip: time.Tick");
+    // The root's room goes with the root.
+    assert_eq!(lines[4], "after the server context is dropped: held: 0 KiB");
+    assert_eq!(lines[5], "12.9 tip: time.Tick");
     assert_eq!(
-        lines[5],
+        lines[6],
         format!(
             "100000 tickers made and dropped in a loop: heap allocated: 0 B (a Ticker is {} bytes of plain data)",
             std::mem::size_of::<ctxkit::rate::Ticker>()

@@ -11,6 +11,17 @@
 //!
 //! 1. A `Shard`'s `entries[i]` is a live child's `Weak` iff `i` is not on `free`; `live`
 //!    counts those entries. Indices are below `1 << INDEX_BITS`.
+//!
+//! # Memory
+//!
+//! A slab that empties out forgets its entries but keeps its room (the capacity of `entries`
+//! and `free`: at most 24 bytes per child of its peak, usually 12 to 18), until the parent is
+//! completed or dropped, when the shards are emptied for good. A parent whose children come and
+//! go in waves (a server's root context and its requests) then links and unlinks without
+//! allocating once it has seen its peak, as Go's `children` map keeps its buckets. Giving the
+//! room back at each emptying made every wave grow the vectors again, one reallocation per
+//! doubling, and a large free or reallocation also makes the system's allocator consolidate its
+//! small free chunks (BENCHMARKS.md, "The emptied child slab keeps its room").
 //! 2. `Shards::used` bit `i` set means shard `i` may hold children; bits are only set (by the
 //!    tree, under the parent's lock) and read, never cleared here.
 //!
@@ -23,10 +34,6 @@ use crate::sync::{AtomicU8, Mutex, MutexGuard, Ordering, Weak};
 
 /// Number of child shards per parent.
 pub(crate) const SHARDS: usize = 4;
-
-/// Slabs up to this many entries keep their storage when they empty out, so a parent whose
-/// children come and go one at a time does not allocate for each.
-const KEEP_SLAB: usize = 64;
 
 /// Bits of a slot that hold the index; the shard is above them.
 const INDEX_BITS: u32 = 29;
@@ -195,8 +202,8 @@ impl<T> Shard<T> {
     }
 
     /// Forgets the child at `index` if it is the one at address `me` (invariant 1). An emptied
-    /// slab forgets its entries, and a large one gives its memory back: nothing grows without
-    /// bound.
+    /// slab forgets its entries and keeps its room (see "Memory" above): it grows only to the
+    /// peak of children linked at once.
     pub(crate) fn remove(&mut self, index: u32, me: *const T) {
         let Some(entry) = self.entries.get_mut(index as usize) else {
             return;
@@ -212,12 +219,8 @@ impl<T> Shard<T> {
         self.free.push(index);
         self.live -= 1;
         if self.live == 0 {
-            if self.entries.capacity() > KEEP_SLAB {
-                *self = Shard::default();
-            } else {
-                self.entries.clear();
-                self.free.clear();
-            }
+            self.entries.clear();
+            self.free.clear();
         }
     }
 }
@@ -259,6 +262,39 @@ mod tests {
         }
         assert_eq!(slab.live, 0);
         assert!(slab.entries.is_empty() && slab.free.is_empty());
+    }
+
+    #[test]
+    fn an_emptied_slab_keeps_its_room_for_the_next_wave() {
+        let children: Vec<Arc<u32>> = (0..1000).map(Arc::new).collect();
+        let mut slab = Shard::default();
+        let mut room = None;
+        for wave in 0..3 {
+            let indices: Vec<u32> = children
+                .iter()
+                .map(|c| slab.insert(Arc::downgrade(c)))
+                .collect();
+            assert_eq!(indices, (0..1000).collect::<Vec<u32>>(), "wave {wave}");
+            let storage = (slab.entries.as_ptr(), slab.entries.capacity());
+            // Unlinked in another order than linked, as requests end.
+            for (i, child) in children.iter().enumerate().rev() {
+                slab.remove(i as u32, Arc::as_ptr(child));
+            }
+            assert_eq!(slab.live, 0);
+            assert!(slab.entries.is_empty() && slab.free.is_empty());
+            assert!(
+                slab.entries.capacity() >= 1000,
+                "wave {wave} gave the room back"
+            );
+            assert!(
+                slab.free.capacity() >= 1000,
+                "the free list keeps its room too"
+            );
+            match room {
+                None => room = Some(storage),
+                Some(first) => assert_eq!(storage, first, "wave {wave} grew the slab again"),
+            }
+        }
     }
 
     #[test]

@@ -45,9 +45,9 @@
 //! Children in shards are linked into one of four slabs (`children.rs`), each behind its own
 //! lock on its own cache line, chosen per thread. Two threads that create and cancel children of one shared
 //! parent (the common request-scoped pattern) then take different locks; only the first link
-//! into a shard takes the parent's own lock. A slab keeps its peak size while any child is
-//! linked (its indices are the children's addresses) and is released or cleared when the last
-//! one leaves.
+//! into a shard takes the parent's own lock. A slab keeps its room when its last child
+//! leaves (its peak, until the parent is completed or dropped: "Memory" in `children.rs`), so
+//! a parent whose children come and go in waves links without allocating.
 //!
 //! # Layout
 //!
