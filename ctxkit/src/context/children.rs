@@ -11,22 +11,23 @@
 //!
 //! 1. A `Shard`'s `entries[i]` is a live child's `Weak` iff `i` is not on `free`; `live`
 //!    counts those entries. Indices are below `1 << INDEX_BITS`.
+//! 2. `Shards::used` bit `i` set means shard `i` may hold children; bits are only set (by the
+//!    tree, under the parent's lock) and read, never cleared here.
 //!
 //! # Memory
 //!
 //! A slab that empties out forgets its entries but keeps its room (the capacity of `entries`
 //! and `free`: at most 24 bytes per child of its peak, usually 12 to 18), until the parent is
-//! completed or dropped, when the shards are emptied for good. A parent keeps the sum of its
-//! four slabs' peaks: its largest number of children at once when the same threads link them
-//! from wave to wave, and at most four times that when the linking threads change (each new
-//! thread takes the next shard). A parent whose children come and
+//! completed or dropped, when the shards are emptied for good. A parent whose children come and
 //! go in waves (a server's root context and its requests) then links and unlinks without
 //! allocating once it has seen its peak, as Go's `children` map keeps its buckets. Giving the
 //! room back at each emptying made every wave grow the vectors again, one reallocation per
 //! doubling, and a large free or reallocation also makes the system's allocator consolidate its
 //! small free chunks (BENCHMARKS.md, "The emptied child slab keeps its room").
-//! 2. `Shards::used` bit `i` set means shard `i` may hold children; bits are only set (by the
-//!    tree, under the parent's lock) and read, never cleared here.
+//!
+//! A parent keeps the sum of its four slabs' peaks: its largest number of children at once when
+//! the same threads link them from wave to wave, and at most four times that when the linking
+//! threads change (each new thread takes the next shard).
 //!
 //! # Lock order
 //!
